@@ -1,0 +1,3 @@
+from paircustom.cli import main
+
+main()

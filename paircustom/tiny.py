@@ -1,0 +1,153 @@
+"""Tiny, randomly initialised SD 1.x and SDXL pipelines built entirely in code.
+
+They run the same diffusers code paths as the real models, in seconds on a CPU,
+with no network: the tests, the performance benchmark and the embedded shapes
+model all start from here.  The tokenizer is a genuine ``CLIPTokenizer`` whose
+byte-pair vocabulary is written from a word list (see ``write_clip_tokenizer``).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+# Words every tiny tokenizer knows as single tokens; anything else falls back to letters.
+BASE_WORDS = (
+    "a photo of an the in on with style sbu dog cat man woman painting digital art "
+    "sketch watercolor oil drawing portrait red green blue yellow background"
+).split()
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def write_clip_tokenizer(directory: str | Path, words=BASE_WORDS, max_length: int = 77) -> CLIPTokenizer:
+    """Write vocab.json/merges.txt so that each word in ``words`` is one token, and load them.
+
+    CLIP's byte-pair encoder splits a word into letters (the last one carrying
+    ``</w>``) and then applies merges in rank order.  We add, for each word, the
+    chain of left-to-right merges that rebuilds it, and every single letter with
+    and without ``</w>``, so unknown words still encode (letter by letter).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = string.ascii_lowercase + string.digits + ".,'-!?<>*"
+    vocab: dict[str, int] = {}
+    for token in [*letters, *(c + "</w>" for c in letters)]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[str] = []
+    for word in dict.fromkeys(w.lower() for w in words):
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        merged = pieces[0]
+        for piece in pieces[1:]:
+            rule = f"{merged} {piece}"
+            merged += piece
+            if rule not in merges:
+                merges.append(rule)
+            vocab.setdefault(merged, len(vocab))
+    vocab.setdefault(BOS, len(vocab))
+    vocab.setdefault(EOS, len(vocab))
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return CLIPTokenizer(
+        vocab=str(directory / "vocab.json"), merges=str(directory / "merges.txt"), model_max_length=max_length
+    )
+
+
+def tiny_text_encoder(vocab_size: int, hidden: int, projection: int | None = None, seed: int = 0):
+    """A 2-layer CLIP text encoder; with ``projection`` it also returns pooled text embeddings (SDXL's second)."""
+    torch.manual_seed(seed)
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=projection or hidden,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+    return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
+
+
+def tiny_vae(seed: int = 0, channels=(16, 32)) -> AutoencoderKL:
+    """An AutoencoderKL that downsamples by 2 ** (len(channels) - 1)."""
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        block_out_channels=channels,
+        down_block_types=("DownEncoderBlock2D",) * len(channels),
+        up_block_types=("UpDecoderBlock2D",) * len(channels),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=32,
+    )
+
+
+def tiny_unet(cross_attention_dim: int, sdxl: bool = False, seed: int = 0, channels=(32, 64)) -> UNet2DConditionModel:
+    """A two-level UNet with cross-attention; ``sdxl`` adds SDXL's text-and-time micro-conditioning."""
+    torch.manual_seed(seed)
+    extra = {}
+    if sdxl:
+        # SDXL: pooled text embeds (cross_attention_dim wide here) + 6 time ids embedded with 8 channels each.
+        extra = dict(
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=6 * 8 + cross_attention_dim,
+        )
+    return UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=channels,
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+        **extra,
+    )
+
+
+def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None, seed: int = 0,
+                        prediction_type: str = "epsilon"):
+    """Return a random tiny ``StableDiffusionPipeline`` (family "sd") or ``StableDiffusionXLPipeline`` ("sdxl").
+
+    ``directory`` holds the tokenizer files (a temporary folder is fine); the
+    pipeline itself lives in memory until you call ``save_pretrained``.
+    """
+    import tempfile
+
+    directory = Path(directory or tempfile.mkdtemp(prefix="paircustom-tiny-"))
+    tokenizer = write_clip_tokenizer(directory / "tokenizer")
+    vocab = len(tokenizer)
+    scheduler = DDIMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+        set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type,
+    )
+    if family == "sd":
+        return StableDiffusionPipeline(
+            vae=tiny_vae(seed), text_encoder=tiny_text_encoder(vocab, 32, seed=seed), tokenizer=tokenizer,
+            unet=tiny_unet(32, seed=seed), scheduler=scheduler, safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False,
+        )
+    if family == "sdxl":
+        # SDXL concatenates the hidden states of both encoders (16 + 16 = 32) and pools the second.
+        return StableDiffusionXLPipeline(
+            vae=tiny_vae(seed), text_encoder=tiny_text_encoder(vocab, 16, seed=seed), tokenizer=tokenizer,
+            text_encoder_2=tiny_text_encoder(vocab, 16, projection=32, seed=seed + 1), tokenizer_2=tokenizer,
+            unet=tiny_unet(32, sdxl=True, seed=seed), scheduler=scheduler,
+        )
+    raise ValueError(f"unknown tiny family {family!r}; use 'sd' or 'sdxl'")
