@@ -1,0 +1,146 @@
+"""The content and style LoRA adapters, and per-sample adapter selection.
+
+Training (paper Eqs. 6-8) needs, in ONE batched forward pass,
+
+    content sample:  W0 + Δc            (Δc trainable)
+    style sample:    W0 + sg(Δc) + Δs   (Δc constant, Δs trainable)
+
+with Δc = B_c A_c and Δs = B_s A_s.  peft cannot express "this adapter, but
+without gradient, for these rows", so ``PairLoRALinear`` is our own small
+layer: a frozen base ``nn.Linear``, frozen A's from ``basis.split_rows`` and
+zero-initialised trainable B's.  A ``Route`` says which batch rows get which
+adapter; it is set on every layer for the duration of one forward pass.
+
+Generation uses peft (diffusers' ``load_lora_weights``) and its
+``adapter_names`` mixed-batch forward, reached through ``peft_routing``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .basis import split_rows
+
+DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which batch rows use which adapter (index tensors, computed once per step)."""
+
+    content: torch.Tensor          # rows with Δc, gradient flowing into B_c
+    content_frozen: torch.Tensor   # rows with sg(Δc): B_c used as a constant
+    style: torch.Tensor            # rows with Δs
+
+    @staticmethod
+    def of(rows: list[str], device) -> "Route":
+        """``rows`` has one entry per sample: "base", "content", "content+style" (Δc frozen) or "style"."""
+        def pick(*kinds):
+            return torch.tensor([i for i, r in enumerate(rows) if r in kinds], dtype=torch.long, device=device)
+        return Route(pick("content"), pick("content+style"), pick("content+style", "style"))
+
+
+class PairLoRALinear(nn.Module):
+    """y = W0 x + scale_c·B_c A_c x (routed rows) + scale_s·B_s A_s x (routed rows)."""
+
+    def __init__(self, base: nn.Linear, content_A: torch.Tensor, style_A: torch.Tensor, content_scale: float,
+                 style_scale: float):
+        super().__init__()
+        self.base = base
+        # Adapters stay in float32 even when the base weights are half precision (they are what trains).
+        device = base.weight.device
+        self.register_buffer("content_A", content_A.to(device, torch.float32))   # (r_c, in), frozen
+        self.register_buffer("style_A", style_A.to(device, torch.float32))       # (r_s, in), frozen
+        self.content_B = nn.Parameter(torch.zeros(base.out_features, content_A.shape[0], device=device))
+        self.style_B = nn.Parameter(torch.zeros(base.out_features, style_A.shape[0], device=device))
+        self.content_scale, self.style_scale = content_scale, style_scale
+        self.route: Route | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:          # x (B, N, in)
+        y = self.base(x)                                          # (B, N, out)
+        if self.route is None:
+            return y
+        y = self._add(y, x, self.route.content, self.content_A, self.content_B, self.content_scale)
+        y = self._add(y, x, self.route.content_frozen, self.content_A, self.content_B.detach(), self.content_scale)
+        return self._add(y, x, self.route.style, self.style_A, self.style_B, self.style_scale)
+
+    @staticmethod
+    def _add(y, x, rows, A, B, scale):
+        """Add scale·B A x to the given batch rows only."""
+        if rows.numel() == 0:
+            return y
+        delta = F.linear(F.linear(x[rows].to(A.dtype), A), B) * scale   # (rows, N, out)
+        return y.index_add(0, rows, delta.to(y.dtype))
+
+
+def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Set the submodule at dotted path ``name`` (``setattr`` also works for the "0" of ``to_out.0``)."""
+    parent_name, _, attribute = name.rpartition(".")
+    setattr(root.get_submodule(parent_name), attribute, module)
+
+
+def target_names(unet: nn.Module, targets=DEFAULT_TARGETS) -> list[str]:
+    """Paths of the Linear modules whose name ends with one of ``targets``."""
+    return [name for name, module in unet.named_modules()
+            if isinstance(module, nn.Linear) and any(name.endswith("." + t) for t in targets)]
+
+
+def add_pair_lora(unet: nn.Module, content_rank: int, style_rank: int, alpha_content: float, alpha_style: float,
+                  seed: int, targets=DEFAULT_TARGETS) -> dict[str, PairLoRALinear]:
+    """Wrap every target projection of ``unet`` in a ``PairLoRALinear``; return them by module path.
+
+    The returned paths are the original ones (``...attn1.to_q``), which are also the saved file's keys.
+    """
+    layers = {}
+    for name in target_names(unet, targets):
+        base = unet.get_submodule(name).requires_grad_(False)
+        content_A, style_A = split_rows(base.in_features, content_rank, style_rank, seed)
+        layers[name] = PairLoRALinear(base, content_A, style_A, alpha_content / content_rank, alpha_style / style_rank)
+        _replace(unet, name, layers[name])
+    return layers
+
+
+def remove_pair_lora(unet: nn.Module, layers: dict[str, PairLoRALinear]) -> None:
+    """Put the original Linear modules back (the adapters are dropped)."""
+    for name, layer in layers.items():
+        _replace(unet, name, layer.base)
+
+
+@contextmanager
+def pair_routing(layers: dict[str, PairLoRALinear], rows: list[str], device):
+    """Route batch rows to adapters on every layer for one forward (and its backward) pass."""
+    route = Route.of(rows, device)
+    for layer in layers.values():
+        layer.route = route
+    try:
+        yield
+    finally:
+        for layer in layers.values():
+            layer.route = None
+
+
+@contextmanager
+def peft_routing(unet: nn.Module, adapter_names: list[str | None]):
+    """One peft adapter per batch row (None = base weights) via peft's mixed-batch ``adapter_names``.
+
+    diffusers does not pass ``adapter_names`` through the UNet, so we hand it to
+    every peft LoRA layer with a forward pre-hook for the duration of the call.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    names = [name or "__base__" for name in adapter_names]
+    hooks = [
+        module.register_forward_pre_hook(lambda _m, args, kwargs: (args, {**kwargs, "adapter_names": names}),
+                                         with_kwargs=True)
+        for module in unet.modules() if isinstance(module, LoraLayer)
+    ]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()

@@ -1,0 +1,9 @@
+"""The one exception type for mistakes a user can fix (bad files, impossible settings).
+
+The command line prints its message as one sentence and exits with code 2;
+everything else is a bug and keeps its traceback.
+"""
+
+
+class UserError(ValueError):
+    """Bad input: the message says what is wrong and how to fix it."""

@@ -1,0 +1,158 @@
+"""What differs between model families, behind one small interface.
+
+A *family* knows how to turn prompts into the denoiser's conditioning and
+which extra inputs its UNet takes.  Everything else (training, guidance,
+file formats) is written once against ``Conditioning`` and ``Family``.
+
+- ``sd``:   Stable Diffusion 1.x / 2.x (one CLIP text encoder; 2.x may predict v).
+- ``sdxl``: Stable Diffusion XL (two text encoders, pooled text embeddings and
+            the "micro-conditioning" time ids: original size, crop, target size).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
+from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
+
+from .errors import UserError
+
+
+@dataclass
+class Conditioning:
+    """Text conditioning of a batch: one row per sample."""
+
+    hidden: torch.Tensor                                   # (B, T, D) encoder_hidden_states
+    added: dict[str, torch.Tensor] = field(default_factory=dict)  # SDXL: text_embeds (B, P), time_ids (B, 6)
+
+    def __len__(self) -> int:
+        return self.hidden.shape[0]
+
+    def unet_kwargs(self) -> dict:
+        return {"encoder_hidden_states": self.hidden, "added_cond_kwargs": self.added or None}
+
+    def repeat(self, times: int) -> "Conditioning":
+        """Repeat every row ``times`` times in place: (a, b) -> (a, a, b, b)."""
+        return Conditioning(self.hidden.repeat_interleave(times, 0),
+                            {k: v.repeat_interleave(times, 0) for k, v in self.added.items()})
+
+    def to(self, *args, **kwargs) -> "Conditioning":
+        return Conditioning(self.hidden.to(*args, **kwargs), {k: v.to(*args, **kwargs) for k, v in self.added.items()})
+
+    @staticmethod
+    def cat(parts: list["Conditioning"]) -> "Conditioning":
+        return Conditioning(torch.cat([p.hidden for p in parts]),
+                            {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added})
+
+
+@dataclass(frozen=True)
+class Size:
+    """SDXL micro-conditioning of one image; SD ignores it."""
+
+    original: tuple[int, int]           # (height, width) before resizing
+    crop_top_left: tuple[int, int]      # (top, left)
+    target: tuple[int, int]             # (height, width) generated / trained
+
+
+class Family:
+    """The interface; one subclass per family."""
+
+    name: str
+    pipeline_class: type
+
+    def encode(self, pipe, prompts: list[str], device, negative_prompt=None, with_negative=False):
+        """Return (cond, uncond-or-None) for ``prompts``; uncond follows the pipeline's own rules."""
+        raise NotImplementedError
+
+    def add_size(self, pipe, cond: Conditioning, sizes: list[Size]) -> Conditioning:
+        """Attach per-sample size conditioning (SDXL); identity for SD."""
+        return cond
+
+    def output(self, images):
+        """Wrap images (or latents) in the family's own pipeline output class."""
+        raise NotImplementedError
+
+
+class StableDiffusion(Family):
+    name, pipeline_class = "sd", StableDiffusionPipeline
+
+    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False):
+        negative = None if negative_prompt is None else [negative_prompt] * len(prompts)
+        embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, with_negative, negative)
+        return Conditioning(embeds), (Conditioning(negative_embeds) if with_negative else None)
+
+    def output(self, images):
+        return StableDiffusionPipelineOutput(images=images, nsfw_content_detected=None)
+
+
+class StableDiffusionXL(Family):
+    name, pipeline_class = "sdxl", StableDiffusionXLPipeline
+
+    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False):
+        negative = None if negative_prompt is None else [negative_prompt] * len(prompts)
+        embeds, negative_embeds, pooled, negative_pooled = pipe.encode_prompt(
+            prompts, device=device, do_classifier_free_guidance=with_negative, negative_prompt=negative)
+        cond = Conditioning(embeds, {"text_embeds": pooled})
+        return cond, (Conditioning(negative_embeds, {"text_embeds": negative_pooled}) if with_negative else None)
+
+    def add_size(self, pipe, cond, sizes):
+        projection = int(cond.added["text_embeds"].shape[-1])
+        time_ids = torch.cat([
+            pipe._get_add_time_ids(s.original, s.crop_top_left, s.target, cond.hidden.dtype, projection)
+            for s in sizes
+        ]).to(cond.hidden.device)                                           # (B, 6)
+        return Conditioning(cond.hidden, {**cond.added, "time_ids": time_ids})
+
+    def output(self, images):
+        return StableDiffusionXLPipelineOutput(images=images)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (StableDiffusion(), StableDiffusionXL())}
+
+
+def family_of(pipe) -> Family:
+    """The family of a loaded diffusers pipeline (XL is checked first: it is not a subclass of SD)."""
+    for family in (FAMILIES["sdxl"], FAMILIES["sd"]):
+        if isinstance(pipe, family.pipeline_class):
+            return family
+    raise UserError(
+        f"{type(pipe).__name__} is not supported; paircustom works with StableDiffusionPipeline (SD 1.x/2.x) "
+        "and StableDiffusionXLPipeline (SDXL)."
+    )
+
+
+def resolve_model(model: str) -> tuple[str, dict]:
+    """Map a model name to (path or hub id, its paircustom.json settings or {}).
+
+    "shapes" names the small model shipped inside the package; a local folder
+    saved with ``save_pretrained`` or a hub id are passed through.
+    """
+    if model == "shapes":
+        from .shapes import MODEL_DIR
+
+        model = str(MODEL_DIR)
+        if not (MODEL_DIR / "model_index.json").is_file():
+            raise UserError(f"the embedded shapes model is missing from {MODEL_DIR}; reinstall paircustom.")
+    settings_file = Path(model) / "paircustom.json"
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    return model, settings
+
+
+def load_pipeline(model: str, dtype=torch.float32) -> tuple[DiffusionPipeline, dict]:
+    """Load an SD or SDXL pipeline by name, folder or hub id; return it with its paircustom settings."""
+    path, settings = resolve_model(model)
+    if Path(path).exists() and not (Path(path) / "model_index.json").is_file():
+        raise UserError(f"'{path}' is not a diffusers pipeline folder (no model_index.json); "
+                        "give a folder written by save_pretrained or a hub id.")
+    try:
+        pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype, safety_checker=None)
+    except OSError as error:
+        raise UserError(f"could not load the model '{model}': {error}".rstrip(".") + "; check the name or path.") from None
+    family_of(pipe)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, settings

@@ -1,0 +1,195 @@
+"""Style guidance (paper Eqs. 9-11) as a wrapper around a loaded SD / SDXL diffusers pipeline.
+
+    eps = e0(x_t, ∅) + λ_cfg·(e0(x_t, c) − e0(x_t, ∅)) + Σ_i λ_i·(e_i(x_t, c_i) − e0(x_t, c))
+
+    e0        base model (no adapter)                    rows "uncond" and "cond"
+    e_i       base model + style LoRA i (content dropped) one row block per style
+    c_i       prompt + style i's suffix ("... in digital art style")
+    λ_cfg     guidance_scale;  λ_i  that style's scale (0 drops the term)
+
+All predictions of one denoising step come from ONE batched UNet call in which
+each row picks its adapter (peft's mixed-batch ``adapter_names``).  The first
+``style_start`` fraction of the steps runs plain CFG, as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+
+from .adapters import peft_routing
+from .errors import UserError
+from .families import Conditioning, Size, family_of, load_pipeline
+from .formats import check_fits, read_adapter
+
+
+class StyleGuidedPipeline:
+    """Generate with one or more learned styles by style guidance; wraps (and shares) a diffusers pipeline."""
+
+    def __init__(self, pipe, routing=None):
+        self.pipe = pipe
+        self.family = family_of(pipe)
+        self.suffixes: dict[str, str] = {}     # style name -> prompt suffix
+        # routing(adapter_names) -> context in which UNet row i uses adapter_names[i] (None: base weights)
+        self.routing = routing or (lambda names: peft_routing(pipe.unet, names))
+
+    @classmethod
+    def from_pretrained(cls, model: str, torch_dtype=torch.float32, device: str | None = None) -> "StyleGuidedPipeline":
+        """Load a hub id, a local folder or "shapes" (the embedded model)."""
+        pipe, _ = load_pipeline(model, torch_dtype)
+        return cls(pipe.to(device) if device else pipe)
+
+    def load_style(self, path: str | Path, name: str | None = None, suffix: str | None = None) -> str:
+        """Load a style file as peft adapter ``name`` (default: the file's stem); return the name.
+
+        ``suffix`` (e.g. " in digital art style") replaces the file's own; it is
+        required for files without paircustom metadata.
+        """
+        tensors, metadata = read_adapter(path)
+        check_fits(path, tensors, metadata, self.family.name, self.pipe.unet)
+        if suffix is None and metadata is None:
+            raise UserError(f"'{path}' has no paircustom metadata, so its style prompt is unknown; pass "
+                            "suffix=' in <style> style' (--suffix on the command line).")
+        name = name or Path(path).stem
+        if name in self.suffixes:
+            raise UserError(f"a style named '{name}' is already loaded; give this one another name.")
+        # The UNet part of diffusers' load_lora_weights (our files hold no text-encoder weights).
+        self.pipe.unet.load_lora_adapter(tensors, prefix="unet", adapter_name=name)
+        self.suffixes[name] = suffix if suffix is not None else metadata.style_suffix
+        self._set_weights({})
+        return name
+
+    def _scales(self, styles, style_scale: float) -> dict[str, float]:
+        if styles is None:
+            styles = list(self.suffixes)
+        if not isinstance(styles, dict):
+            styles = {name: style_scale for name in styles}
+        for name, scale in styles.items():
+            if name not in self.suffixes:
+                raise UserError(f"no style named '{name}' is loaded (loaded: {', '.join(self.suffixes) or 'none'}); "
+                                "call load_style first.")
+            if not math.isfinite(scale):
+                raise UserError(f"the scale of style '{name}' is {scale}; give a finite number such as 3.")
+        return {name: float(scale) for name, scale in styles.items() if scale != 0}
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | list[str], styles=None, style_scale: float = 3.0, guidance_scale: float = 5.0,
+                 style_start: float = 0.2, num_inference_steps: int = 50, negative_prompt: str | None = None,
+                 height: int | None = None, width: int | None = None, seed: int | None = None, generator=None,
+                 latents: torch.Tensor | None = None, output_type: str = "pil", num_images_per_prompt: int = 1,
+                 eta: float = 0.0, batched: bool = True, base_adapter: str | None = None):
+        """Generate; returns the wrapped pipeline's own output type (``.images``).
+
+        ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
+        ``batched=False`` makes one UNet call per term instead of one per step (same result, for comparison).
+        ``base_adapter``: the adapter behind e0 (None: base weights; ``lora_scale`` sets it).
+        """
+        pipe, family = self.pipe, self.family
+        # 1. check inputs
+        scales = self._scales(styles, style_scale)
+        if not (0.0 <= style_start <= 1.0) or num_inference_steps < 1 or not math.isfinite(guidance_scale):
+            raise UserError("style_start must lie in [0, 1], num_inference_steps be at least 1 and guidance_scale "
+                            "be finite; check these arguments.")
+        factor = pipe.vae_scale_factor
+        height = height or pipe.unet.config.sample_size * factor
+        width = width or pipe.unet.config.sample_size * factor
+        if height % factor or width % factor:
+            raise UserError(f"height and width must be multiples of {factor}; got {height}x{width}.")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        device = pipe._execution_device
+        if generator is None and seed is not None:
+            generator = torch.Generator("cpu").manual_seed(seed)
+
+        # 2. encode prompts: ∅, c, and c + suffix_i for each style; one row block each
+        size = [Size((height, width), (0, 0), (height, width))]
+        cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=True)
+        blocks = [uncond, cond] + [family.encode(pipe, [p + self.suffixes[n] for p in prompts], device)[0]
+                                   for n in scales]
+        blocks = [family.add_size(pipe, b, size * len(prompts)).repeat(num_images_per_prompt) for b in blocks]
+        names = [base_adapter, base_adapter, *scales]                    # adapter of each block
+
+        # 3. timesteps, 4. initial latents, 5. scheduler extras (all from the wrapped pipeline itself)
+        pipe.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = pipe.scheduler.timesteps
+        latents = pipe.prepare_latents(len(prompts) * num_images_per_prompt, pipe.unet.config.in_channels, height,
+                                       width, cond.hidden.dtype, device, generator, latents)   # (B, C, h, w)
+        extra = pipe.prepare_extra_step_kwargs(generator, eta)
+        first_styled = round(style_start * len(timesteps))
+
+        # 6. denoising loop
+        for i, t in enumerate(pipe.progress_bar(timesteps)):
+            active = len(blocks) if i >= first_styled else 2             # style terms only after style_start
+            model_input = pipe.scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
+            eps = self._predict(model_input, t, blocks[:active], names[:active], batched).chunk(active)
+            e_uncond, e_cond = eps[0], eps[1]
+            guided = e_uncond + guidance_scale * (e_cond - e_uncond)
+            for e_style, name in zip(eps[2:], names[2:]):
+                guided = guided + scales[name] * (e_style - e_cond)
+            latents = pipe.scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
+
+        # 7. decode
+        return self._decode(latents, output_type, generator)
+
+    def _predict(self, model_input, t, blocks: list[Conditioning], names: list[str | None], batched: bool):
+        """UNet predictions for all row blocks: one call (batched) or one call per term."""
+        rows = len(model_input) // len(blocks)
+        per_row = [name for name in names for _ in range(rows)]
+        if batched:
+            calls = [(0, len(blocks))]
+        else:  # the reference algorithm: unconditional + conditional together, then each style alone
+            calls = [(0, 2)] + [(k, k + 1) for k in range(2, len(blocks))]
+        out = []
+        for start, stop in calls:
+            cond = Conditioning.cat(blocks[start:stop])
+            with self.routing(per_row[start * rows:stop * rows]):
+                out.append(self.pipe.unet(model_input[start * rows:stop * rows], t, **cond.unet_kwargs(),
+                                          return_dict=False)[0])
+        return torch.cat(out)
+
+    def _decode(self, latents, output_type: str, generator):
+        pipe = self.pipe
+        if output_type == "latent":
+            return self.family.output(latents)
+        vae = pipe.vae
+        upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        context = nullcontext() if not upcast else _float32(vae)
+        with context:
+            latents = latents.to(vae.dtype)
+            mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+            if mean is not None and std is not None:
+                shape = (1, -1, 1, 1)
+                latents = latents * torch.tensor(std).view(shape).to(latents) / vae.config.scaling_factor \
+                    + torch.tensor(mean).view(shape).to(latents)
+            else:
+                latents = latents / vae.config.scaling_factor
+            images = vae.decode(latents, return_dict=False, generator=generator)[0]
+        images = pipe.image_processor.postprocess(images, output_type=output_type)
+        return self.family.output(images)
+
+    def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):
+        """Baseline: base weights + scale·(style LoRA) with plain CFG, prompting with the style suffix."""
+        self._scales([style], 1.0)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        self._set_weights({style: scale})
+        try:
+            return self([p + self.suffixes[style] for p in prompts], styles={}, base_adapter=style, **kwargs)
+        finally:
+            self._set_weights({})
+
+    def _set_weights(self, weights: dict[str, float]) -> None:
+        """LoRA strength of each loaded style: 1 (as trained) unless given; guidance scales do the weighting."""
+        names = list(self.suffixes)
+        self.pipe.unet.set_adapters(names, [weights.get(n, 1.0) for n in names])
+
+
+@contextmanager
+def _float32(vae):
+    """Run a half-precision VAE in float32 for decoding (SDXL's VAE overflows in fp16)."""
+    vae.to(torch.float32)
+    try:
+        yield
+    finally:
+        vae.to(torch.float16)

@@ -1,0 +1,107 @@
+"""Reading the content/style pair and writing images safely."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import UserError
+
+# Two images of one picture may differ in size, not in shape: aspect ratios within 2% count as equal.
+ASPECT_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A training image brought to (resolution, resolution), with SDXL's micro-conditioning."""
+
+    pixels: torch.Tensor                 # (3, H, W) in [-1, 1]
+    original_size: tuple[int, int]       # (height, width) of the file
+    crop_top_left: tuple[int, int]       # (top, left) of the crop, in resized pixels
+
+
+def open_rgb(path: str | Path, role: str) -> Image.Image:
+    """Open ``path`` as RGB or raise a UserError naming the ``role`` ("content image", ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"the {role} '{path}' does not exist; give the path of a PNG or JPEG file.")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise UserError(f"the {role} '{path}' is not a readable image ({error}); give a PNG or JPEG file.") from None
+
+
+def prepare(image: Image.Image, resolution: int) -> PreparedImage:
+    """Resize the shorter side to ``resolution`` and take the centre square (as SD training scripts do)."""
+    width, height = image.size
+    scale = resolution / min(width, height)
+    new_w, new_h = max(resolution, round(width * scale)), max(resolution, round(height * scale))
+    resized = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
+    cropped = resized.crop((left, top, left + resolution, top + resolution))
+    array = np.asarray(cropped, dtype=np.float32) / 127.5 - 1.0           # (H, W, 3)
+    return PreparedImage(torch.from_numpy(array).permute(2, 0, 1).contiguous(), (height, width), (top, left))
+
+
+def load_pair(content: str | Path, style: str | Path, resolution: int) -> tuple[PreparedImage, PreparedImage]:
+    """Load both images of the pair with the same relative crop; refuse pairs of different shapes."""
+    content_image, style_image = open_rgb(content, "content image"), open_rgb(style, "style image")
+    (cw, ch), (sw, sh) = content_image.size, style_image.size
+    if abs(cw / ch - sw / sh) > ASPECT_TOLERANCE * (cw / ch):
+        raise UserError(
+            f"the content image is {cw}x{ch} but the style image is {sw}x{sh}: the two must show the same "
+            "picture at the same aspect ratio; crop them to match."
+        )
+    return prepare(content_image, resolution), prepare(style_image, resolution)
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [-1, 1] to PIL images."""
+    array = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in array]
+
+
+def grid(rows: list[list[Image.Image]]) -> Image.Image:
+    """Paste equally sized images into a rows x columns grid."""
+    width, height = rows[0][0].size
+    sheet = Image.new("RGB", (width * max(map(len, rows)), height * len(rows)), "white")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            sheet.paste(image, (c * width, r * height))
+    return sheet
+
+
+def check_writable(path: str | Path, overwrite: bool) -> Path:
+    """Refuse to replace an existing file unless ``overwrite``; make the parent folder."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"'{path}' already exists; pass --overwrite (overwrite=True) or choose another output path.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write(path: str | Path, write) -> Path:
+    """Call ``write(temp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
+    path = Path(path)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
+
+
+def save_image(image: Image.Image, path: str | Path, overwrite: bool) -> Path:
+    """Write a PNG/JPEG atomically, refusing to overwrite unless asked."""
+    path = check_writable(path, overwrite)
+    return atomic_write(path, lambda temp: image.save(temp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG")))

@@ -1,0 +1,296 @@
+"""Pair training (paper Sec. 3): learn a content LoRA and an orthogonal style LoRA from one image pair.
+
+One optimisation step = ``gradient_accumulation`` draws of (eps, t), each a
+single batched UNet call on [content row, style row] (see ``objective``), and
+ONE AdamW step on all B's.  The research code instead runs a content
+forward/backward/step, then a style forward/backward/step.  Because Δc is
+detached in the style loss and Δs is absent from the content loss, the fused
+gradient is exactly (∇_Bc L_content, ∇_Bs L_style); the only difference is that
+the style loss sees Δc *before* this step's content update rather than after
+it — a lag of one step of a slowly changing adapter, for half the UNet calls
+and no second optimizer step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .adapters import DEFAULT_TARGETS, add_pair_lora, pair_routing, remove_pair_lora
+from .errors import UserError
+from .families import Size, family_of, load_pipeline
+from .formats import StyleMetadata, lora_state_dict, save_adapter
+from .images import atomic_write, check_writable, grid, load_pair
+from .objective import EncodedPair, pair_losses
+
+# The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
+PAPER_DEFAULTS = dict(learning_rate=1e-5, max_steps=750, style_start=250, rank=64, resolution=512,
+                      gradient_accumulation=4)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. ``None`` means "the model's default, else the paper's"."""
+
+    content_image: str                       # photo of the subject
+    style_image: str                         # the same picture in the target style
+    subject: str = "object"                  # the subject word: "dog"
+    style: str = "custom"                    # the style description: "digital art"
+    model: str = "shapes"                    # hub id, diffusers folder, or "shapes" (embedded model)
+    output: str = "style.safetensors"        # the style LoRA file written at the end
+    token: str = "sbu"                       # rare token V* bound to the content
+    content_prompt: str | None = None        # default "a photo of a {token} {subject}"
+    style_prompt: str | None = None          # default content_prompt + " in {style} style"
+    rank: int | None = None                  # content and style rank (paper 64) ...
+    content_rank: int | None = None          # ... or each separately
+    style_rank: int | None = None
+    alpha: float | None = None               # LoRA alpha; None = rank (scale 1)
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    basis_seed: int = 0                      # seed of the orthonormal bases (saved in the file)
+    learning_rate: float | None = None       # paper 1e-5
+    weight_decay: float = 1e-4
+    max_steps: int | None = None             # optimizer steps (paper 750)
+    style_start: int | None = None           # first step with the style loss (paper 250)
+    gradient_accumulation: int | None = None  # draws of (eps, t) per step (paper 4)
+    resolution: int | None = None            # square training size in pixels (paper 512)
+    seed: int = 0                            # noise/timestep seed
+    mixed_precision: str = "no"              # "no", "fp16" or "bf16" (GPU only)
+    gradient_checkpointing: bool = False     # trade compute for memory
+    use_8bit_adam: bool = False              # bitsandbytes AdamW8bit (GPU only)
+    preview_every: int = 0                   # write a base-vs-styled preview every N steps (0: never)
+    checkpoint_every: int = 0                # save a resumable checkpoint every N steps (0: never)
+    resume: bool = False                     # continue from the checkpoint beside the output
+    save_content: bool = False               # also write the content LoRA (<output>-content.safetensors)
+    overwrite: bool = False                  # replace an existing output file
+    progress: bool = True                    # show a progress bar
+
+    def resolved(self, model_defaults: dict) -> "TrainConfig":
+        """Fill every ``None`` from the model's defaults, then the paper's; validate the result."""
+        pick = lambda key, value: value if value is not None else model_defaults.get(key, PAPER_DEFAULTS[key])  # noqa: E731
+        rank = pick("rank", self.rank)
+        config = replace(
+            self, content_rank=self.content_rank or rank, style_rank=self.style_rank or rank,
+            learning_rate=pick("learning_rate", self.learning_rate), max_steps=pick("max_steps", self.max_steps),
+            style_start=pick("style_start", self.style_start), resolution=pick("resolution", self.resolution),
+            gradient_accumulation=pick("gradient_accumulation", self.gradient_accumulation),
+            content_prompt=self.content_prompt or f"a photo of a {self.token} {self.subject}",
+        )
+        config = replace(config, style_prompt=config.style_prompt or f"{config.content_prompt} in {self.style} style")
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        checks = [
+            (self.content_rank >= 1 and self.style_rank >= 1, f"ranks must be at least 1 (got content "
+             f"{self.content_rank}, style {self.style_rank}); use e.g. --rank 64"),
+            (self.alpha is None or self.alpha > 0, f"alpha must be positive (got {self.alpha}); omit it to use the rank"),
+            (self.learning_rate > 0 and math.isfinite(self.learning_rate),
+             f"the learning rate must be a positive number (got {self.learning_rate})"),
+            (self.max_steps >= 1, f"max_steps must be at least 1 (got {self.max_steps})"),
+            (0 <= self.style_start < self.max_steps, f"style_start ({self.style_start}) must be at least 0 and below "
+             f"max_steps ({self.max_steps}), or the style is never trained"),
+            (self.gradient_accumulation >= 1, f"gradient_accumulation must be at least 1 (got {self.gradient_accumulation})"),
+            (self.resolution >= 8 and self.resolution % 8 == 0, f"the resolution must be a multiple of 8 (got {self.resolution})"),
+            (self.mixed_precision in ("no", "fp16", "bf16"), f"mixed_precision must be no, fp16 or bf16 (got {self.mixed_precision!r})"),
+            (self.style_prompt.startswith(self.content_prompt), "the style prompt must extend the content prompt "
+             f"(got {self.style_prompt!r} for {self.content_prompt!r}) so its suffix can be reused at generation"),
+            (str(self.output).endswith(".safetensors"), f"the output must be a .safetensors file (got {self.output})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message + ".")
+
+    @property
+    def style_suffix(self) -> str:
+        return self.style_prompt[len(self.content_prompt):]
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.output).with_suffix(".checkpoint.pt")
+
+
+class PairTrainer:
+    """Holds the model with both adapters, the encoded pair and the optimizer; ``fit`` runs the loop."""
+
+    def __init__(self, config: TrainConfig, pipe=None):
+        from accelerate import Accelerator
+
+        # 1. model and settings
+        model_defaults = {}
+        if pipe is None:
+            pipe, settings = load_pipeline(config.model)
+            model_defaults = settings.get("train_defaults", {})
+        self.config = config = config.resolved(model_defaults)
+        if not config.resume:
+            check_writable(config.output, config.overwrite)
+        self.pipe, self.family = pipe, family_of(pipe)
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
+                                       gradient_accumulation_steps=config.gradient_accumulation, cpu=not torch.cuda.is_available())
+        device = self.device = self.accelerator.device
+        # 2. encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
+        pipe.to(device)
+        self.pair = self._encode_pair()
+        if not config.preview_every:
+            for module in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)):
+                if module is not None:
+                    module.to("cpu")
+        # 3. adapters: frozen UNet, frozen A's, trainable zero B's
+        unet = pipe.unet.requires_grad_(False)
+        alpha_c = config.alpha or config.content_rank
+        alpha_s = config.alpha or config.style_rank
+        self.layers = add_pair_lora(unet, config.content_rank, config.style_rank, alpha_c, alpha_s,
+                                    config.basis_seed, config.target_modules)
+        if not self.layers:
+            raise UserError(f"no layer of this UNet matches the target modules {list(config.target_modules)}; "
+                            "use names such as to_q, to_k, to_v, to_out.0.")
+        if config.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        self.content_params = [layer.content_B for layer in self.layers.values()]
+        self.style_params = [layer.style_B for layer in self.layers.values()]
+        optimizer_class = torch.optim.AdamW
+        if config.use_8bit_adam:
+            import bitsandbytes  # noqa: PLC0415  (optional dependency)
+            optimizer_class = bitsandbytes.optim.AdamW8bit
+        optimizer = optimizer_class(self.content_params + self.style_params, lr=config.learning_rate,
+                                    weight_decay=config.weight_decay)
+        self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
+        self.generator = torch.Generator().manual_seed(config.seed + self.accelerator.process_index)
+        self.step = 0
+        self.history: list[tuple[int, float, float | None]] = []   # (step, content loss, style loss)
+        if config.resume and config.checkpoint_path.is_file():
+            self._load_checkpoint()
+
+    @torch.no_grad()
+    def _encode_pair(self) -> EncodedPair:
+        config, pipe, device = self.config, self.pipe, self.device
+        content, style = load_pair(config.content_image, config.style_image, config.resolution)
+        pixels = torch.stack([content.pixels, style.pixels]).to(device, pipe.vae.dtype)    # (2, 3, H, W)
+        latent_dist = pipe.vae.encode(pixels).latent_dist
+        scale = pipe.vae.config.scaling_factor
+        cond, _ = self.family.encode(pipe, [config.content_prompt, config.style_prompt], device)
+        sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in (content, style)]
+        cond = self.family.add_size(pipe, cond, sizes)
+        return EncodedPair(latent_dist.mean * scale, latent_dist.std * scale, cond)
+
+    def train_step(self) -> tuple[float, float | None]:
+        """One optimizer step (with accumulation); returns the mean (content, style) losses."""
+        config = self.config
+        with_style = self.step >= config.style_start
+        totals = [0.0, 0.0]
+        for _ in range(config.gradient_accumulation):
+            with self.accelerator.accumulate(self.unet), self.accelerator.autocast():
+                content_loss, style_loss = pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair,
+                                                       with_style, self.generator)
+                loss = content_loss + (style_loss if with_style else 0.0)
+                self.accelerator.backward(loss)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            totals[0] += content_loss.item() / config.gradient_accumulation
+            totals[1] += style_loss.item() / config.gradient_accumulation if with_style else 0.0
+        self.step += 1
+        result = (totals[0], totals[1] if with_style else None)
+        self.history.append((self.step, *result))
+        return result
+
+    @torch.no_grad()
+    def evaluate(self, draws: int = 8, seed: int = 1234) -> tuple[float, float]:
+        """Mean (content, style) loss over a fixed set of (eps, t) draws: comparable across steps."""
+        generator = torch.Generator().manual_seed(seed)
+        losses = [pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair, True, generator)
+                  for _ in range(draws)]
+        return (sum(c.item() for c, _ in losses) / draws, sum(s.item() for _, s in losses) / draws)
+
+    def fit(self) -> None:
+        config = self.config
+        bar = tqdm(range(self.step, config.max_steps), desc="pair training", disable=not config.progress,
+                   initial=self.step, total=config.max_steps)
+        for _ in bar:
+            content_loss, style_loss = self.train_step()
+            bar.set_postfix(content=f"{content_loss:.4f}", style="warm-up" if style_loss is None else f"{style_loss:.4f}")
+            if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                self._save_checkpoint()
+            if config.preview_every and self.step % config.preview_every == 0:
+                self.preview()
+
+    def preview(self, steps: int = 20) -> Path:
+        """Write <output>-preview-<step>.png: base and styled images for the content prompt, same seed."""
+        from .guidance import StyleGuidedPipeline
+
+        routing = lambda names: pair_routing(self.layers, ["style" if n else "base" for n in names], self.device)  # noqa: E731
+        guided = StyleGuidedPipeline(self.pipe, routing=routing)
+        guided.suffixes["style"] = self.config.style_suffix
+        size = dict(height=self.config.resolution, width=self.config.resolution, num_inference_steps=steps, seed=0)
+        base = guided(self.config.content_prompt, styles={}, **size).images[0]
+        styled = guided(self.config.content_prompt, styles={"style": 3.0}, **size).images[0]
+        path = Path(self.config.output).with_name(f"{Path(self.config.output).stem}-preview-{self.step:05d}.png")
+        return atomic_write(path, lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
+
+    def _save_checkpoint(self) -> None:
+        state = {"step": self.step, "config": asdict(self.config), "generator": self.generator.get_state(),
+                 "content_B": [p.detach().cpu() for p in self.content_params],
+                 "style_B": [p.detach().cpu() for p in self.style_params],
+                 "optimizer": self.optimizer.state_dict(), "history": self.history}
+        atomic_write(self.config.checkpoint_path, lambda temp: torch.save(state, temp))
+
+    def _load_checkpoint(self) -> None:
+        path = self.config.checkpoint_path
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            with torch.no_grad():
+                for param, value in zip(self.content_params + self.style_params, state["content_B"] + state["style_B"],
+                                        strict=True):
+                    param.copy_(value)
+            self.optimizer.load_state_dict(state["optimizer"])
+        except Exception as error:  # a damaged or mismatched checkpoint
+            raise UserError(f"cannot resume from '{path}' ({error}); delete it to start over, or use the same "
+                            "model and ranks as the run that wrote it.") from None
+        self.step, self.history = state["step"], state["history"]
+        self.generator.set_state(state["generator"])
+
+    def metadata(self, adapter: str) -> StyleMetadata:
+        c = self.config
+        training = {k: getattr(c, k) for k in ("learning_rate", "weight_decay", "max_steps", "style_start",
+                                               "gradient_accumulation", "resolution", "seed", "mixed_precision")}
+        if self.history:
+            training["final_losses"] = list(self.history[-1][1:])
+        alpha = c.alpha or (c.style_rank if adapter == "style" else c.content_rank)
+        return StyleMetadata(
+            base_model=c.model, family=self.family.name, adapter=adapter, content_rank=c.content_rank,
+            style_rank=c.style_rank, alpha=alpha, target_modules=list(c.target_modules), basis_seed=c.basis_seed,
+            subject=c.subject, style=c.style, style_suffix=c.style_suffix, content_prompt=c.content_prompt,
+            style_prompt=c.style_prompt, training=training,
+        )
+
+    def save(self) -> Path:
+        """Write the style LoRA (and with ``save_content`` the content LoRA); return the style file's path."""
+        layers = self.layers
+        style = lora_state_dict({n: l.style_A for n, l in layers.items()}, {n: l.style_B for n, l in layers.items()},
+                                next(iter(layers.values())).style_scale)
+        path = save_adapter(self.config.output, style, self.metadata("style"), overwrite=True)
+        if self.config.save_content:
+            content = lora_state_dict({n: l.content_A for n, l in layers.items()},
+                                      {n: l.content_B for n, l in layers.items()}, next(iter(layers.values())).content_scale)
+            save_adapter(path.with_name(path.stem + "-content.safetensors"), content, self.metadata("content"),
+                         overwrite=True)
+        return path
+
+    def close(self) -> None:
+        """Give the pipeline its plain UNet back."""
+        remove_pair_lora(self.accelerator.unwrap_model(self.unet), self.layers)
+
+
+def train_pair(config: TrainConfig, pipe=None) -> Path:
+    """Train a style from a content/style pair and write the style LoRA; return its path."""
+    trainer = PairTrainer(config, pipe)
+    try:
+        trainer.fit()
+        path = trainer.save()
+    finally:
+        trainer.close()
+    if trainer.config.checkpoint_path.is_file():
+        trainer.config.checkpoint_path.unlink()
+    return path
