@@ -1,0 +1,191 @@
+"""Command line: a thin layer over ``train_pair`` and ``StyleGuidedPipeline``.
+
+    paircustom train CONTENT STYLE_IMAGE --subject dog --style "digital art"
+    paircustom generate "a photo of a cat" --style-file dog-digital-art.safetensors --compare
+    paircustom info dog-digital-art.safetensors
+    paircustom demo
+
+Mistakes in the input print one sentence and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from .errors import UserError
+
+PAPER = "paper: {}"
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="learn a style from a content/style image pair",
+                       description="Train a content LoRA and an orthogonal style LoRA on one image pair and write "
+                                   "the style LoRA as a .safetensors file (paper Sec. 3). Options left out take the "
+                                   "model's own defaults (the embedded 'shapes' model has small, fast ones), else "
+                                   "the paper's.")
+    p.add_argument("content_image", help="photo of the subject (PNG/JPEG)")
+    p.add_argument("style_image", help="the same picture in the target style, same aspect ratio")
+    p.add_argument("--subject", required=True, help='the subject word, e.g. "dog"')
+    p.add_argument("--style", required=True, help='the style description, e.g. "digital art"')
+    p.add_argument("--model", default="shapes", help="hub id, diffusers folder, or 'shapes' (embedded; default)")
+    p.add_argument("--output", "-o", default="style.safetensors", help="style LoRA file to write (default: %(default)s)")
+    p.add_argument("--token", default="sbu", help="rare token bound to the content (default: %(default)s)")
+    p.add_argument("--content-prompt", help='default: "a photo of a <token> <subject>"')
+    p.add_argument("--style-prompt", help='default: content prompt + " in <style> style"')
+    p.add_argument("--rank", type=int, help="rank of both adapters (" + PAPER.format(64) + ")")
+    p.add_argument("--content-rank", type=int, help="content rank, overrides --rank")
+    p.add_argument("--style-rank", type=int, help="style rank, overrides --rank")
+    p.add_argument("--alpha", type=float, help="LoRA alpha (default: the rank, i.e. scale 1)")
+    p.add_argument("--targets", default="to_q,to_k,to_v,to_out.0", help="attention projections to adapt (default: %(default)s)")
+    p.add_argument("--basis-seed", type=int, default=0, help="seed of the orthonormal bases (default: %(default)s)")
+    p.add_argument("--lr", type=float, help="AdamW learning rate (" + PAPER.format("1e-5") + ")")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: %(default)s)")
+    p.add_argument("--steps", type=int, help="optimizer steps (" + PAPER.format(750) + ")")
+    p.add_argument("--style-start", type=int, help="first step with the style loss (" + PAPER.format(250) + ")")
+    p.add_argument("--accumulation", type=int, help="gradient accumulation (" + PAPER.format(4) + ")")
+    p.add_argument("--resolution", type=int, help="square training size in pixels (" + PAPER.format(512) + ")")
+    p.add_argument("--seed", type=int, default=0, help="noise/timestep seed (default: %(default)s)")
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="GPU mixed precision")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="save memory at the cost of compute")
+    p.add_argument("--use-8bit-adam", action="store_true", help="bitsandbytes AdamW8bit (GPU)")
+    p.add_argument("--preview-every", type=int, default=0, help="write a base-vs-styled preview PNG every N steps")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
+    p.add_argument("--save-content", action="store_true", help="also write the content LoRA (<output>-content.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _generate_parser(sub) -> None:
+    p = sub.add_parser("generate", help="generate images with style guidance",
+                       description="Generate with style guidance (paper Eq. 10-11): base CFG plus, for each style, "
+                                   "scale x (styled prediction - base prediction).")
+    p.add_argument("prompt", help='e.g. "a photo of a cat"')
+    p.add_argument("--style-file", "-s", action="append", default=[], metavar="FILE[=SCALE]",
+                   help="style file, optionally with its own scale; repeat to combine styles")
+    p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
+    p.add_argument("--model", help="base model (default: the first style file's base model, else 'shapes')")
+    p.add_argument("--guidance-scale", type=float, default=5.0, help="CFG scale (default: %(default)s)")
+    p.add_argument("--style-scale", type=float, default=3.0, help="style guidance scale (default: %(default)s)")
+    p.add_argument("--style-start", type=float, default=0.2, help="fraction of steps before style guidance starts "
+                                                                  "(default: %(default)s)")
+    p.add_argument("--lora-scale", type=float, help="instead of style guidance, the baseline: style LoRA at this "
+                                                    "scale with plain CFG")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (default: %(default)s)")
+    p.add_argument("--negative-prompt", help="negative prompt")
+    p.add_argument("--height", type=int, help="default: the model's size")
+    p.add_argument("--width", type=int, help="default: the model's size")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--num-images", type=int, default=1, help="images per prompt (default: %(default)s)")
+    p.add_argument("--output", "-o", default="styled.png", help="image file; several get -0, -1, ... (default: %(default)s)")
+    p.add_argument("--compare", action="store_true", help="also write <output>-compare.png: base | styled, same seed")
+    p.add_argument("--overwrite", action="store_true", help="replace existing images")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paircustom", description="Pair Customization: learn a style from one "
+                                     "content/style image pair and apply it with style guidance.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _generate_parser(sub)
+    info = sub.add_parser("info", help="print a style file's metadata")
+    info.add_argument("file", help="a .safetensors style file")
+    demo = sub.add_parser("demo", help="train a style on the embedded model and write a comparison grid")
+    demo.add_argument("--output-dir", default="paircustom-demo", help="folder for the style file and grid "
+                                                                      "(default: %(default)s)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def run_train(args) -> None:
+    from .training import TrainConfig, train_pair
+
+    config = TrainConfig(
+        content_image=args.content_image, style_image=args.style_image, subject=args.subject, style=args.style,
+        model=args.model, output=args.output, token=args.token, content_prompt=args.content_prompt,
+        style_prompt=args.style_prompt, rank=args.rank, content_rank=args.content_rank, style_rank=args.style_rank,
+        alpha=args.alpha, target_modules=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
+        basis_seed=args.basis_seed, learning_rate=args.lr, weight_decay=args.weight_decay, max_steps=args.steps,
+        style_start=args.style_start, gradient_accumulation=args.accumulation, resolution=args.resolution,
+        seed=args.seed, mixed_precision=args.mixed_precision, gradient_checkpointing=args.gradient_checkpointing,
+        use_8bit_adam=args.use_8bit_adam, preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
+        resume=args.resume, save_content=args.save_content, overwrite=args.overwrite, progress=not args.quiet,
+    )
+    print(f"wrote {train_pair(config)}")
+
+
+def _parse_style(text: str, default: float) -> tuple[str, float]:
+    path, _, scale = text.partition("=")
+    try:
+        return path, float(scale) if scale else default
+    except ValueError:
+        raise UserError(f"'{text}' is not FILE or FILE=SCALE with a number as scale; e.g. art.safetensors=3.") from None
+
+
+def run_generate(args) -> None:
+    from .formats import read_adapter
+    from .guidance import StyleGuidedPipeline
+    from .images import check_writable, grid, save_image
+
+    styles = [_parse_style(s, args.style_scale) for s in args.style_file]
+    if not styles:
+        raise UserError("give at least one style with --style-file FILE (written by 'paircustom train').")
+    if args.lora_scale is not None and len(styles) != 1:
+        raise UserError("--lora-scale applies one style; give exactly one --style-file.")
+    model = args.model
+    if model is None:
+        _, metadata = read_adapter(styles[0][0])
+        model = metadata.base_model if metadata else "shapes"
+    output = Path(args.output)
+    paths = [output] if args.num_images == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix}")
+                                                   for i in range(args.num_images)]
+    compare = output.with_name(f"{output.stem}-compare{output.suffix}")
+    for path in paths + ([compare] if args.compare else []):
+        check_writable(path, args.overwrite)     # refuse before any work is done
+
+    pipe = StyleGuidedPipeline.from_pretrained(model)
+    names = {pipe.load_style(path, suffix=args.suffix): scale for path, scale in styles}
+    common = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, negative_prompt=args.negative_prompt,
+                  height=args.height, width=args.width, seed=args.seed, num_images_per_prompt=args.num_images)
+    if args.lora_scale is not None:
+        styled = pipe.lora_scale(args.prompt, next(iter(names)), args.lora_scale, **common).images
+    else:
+        styled = pipe(args.prompt, styles=names, style_start=args.style_start, **common).images
+    for image, path in zip(styled, paths):
+        print(f"wrote {save_image(image, path, args.overwrite)}")
+    if args.compare:
+        base = pipe(args.prompt, styles={}, **common).images
+        print(f"wrote {save_image(grid([[b, s] for b, s in zip(base, styled)]), compare, args.overwrite)}")
+
+
+def run_info(args) -> None:
+    from .formats import read_adapter
+
+    tensors, metadata = read_adapter(args.file)
+    layers = sum(key.endswith("lora_A.weight") for key in tensors)
+    print(f"{args.file}: {layers} LoRA layers")
+    if metadata is None:
+        print("no paircustom metadata (made by another tool); pass --suffix when generating")
+    else:
+        print(json.dumps(asdict(metadata), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {"train": run_train, "generate": run_generate, "info": run_info}
+    if args.command == "demo":
+        from .demo import run_demo as command
+    else:
+        command = commands[args.command]
+    try:
+        command(args)
+    except UserError as error:
+        print(f"paircustom: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    return 0

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny random pipelines, a synthetic image pair and trained style files (all offline)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from paircustom.tiny import build_tiny_pipeline
+from paircustom.training import TrainConfig, train_pair
+
+RESOLUTION = 32          # pixels; the tiny VAE halves it to 16x16 latents
+SHARED_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "pairs"
+
+
+def write_pair(folder: Path, size=(48, 48), style_size=None) -> tuple[Path, Path]:
+    """A random content image and its colour-inverted 'style' counterpart."""
+    rng = np.random.default_rng(0)
+    content = (rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)
+    style = Image.fromarray(255 - content).resize(style_size or size)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(content).save(folder / "content.png")
+    style.save(folder / "style.png")
+    return folder / "content.png", folder / "style.png"
+
+
+def quick_config(content, style, output, **overrides) -> TrainConfig:
+    """A few fast steps with a large learning rate so the adapters move visibly."""
+    settings = dict(subject="dog", style="digital art", output=str(output), rank=4, learning_rate=1e-2,
+                    max_steps=6, style_start=2, gradient_accumulation=1, resolution=RESOLUTION, progress=False)
+    settings.update(overrides)
+    return TrainConfig(str(content), str(style), **settings)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return write_pair(tmp_path / "pair")
+
+
+@pytest.fixture(scope="session")
+def style_files(tmp_path_factory):
+    """One trained style file per family: {"sd": path, "sdxl": path}."""
+    folder = tmp_path_factory.mktemp("styles")
+    content, style = write_pair(folder)
+    return {family: train_pair(quick_config(content, style, folder / f"{family}.safetensors"),
+                               build_tiny_pipeline(family))
+            for family in ("sd", "sdxl")}

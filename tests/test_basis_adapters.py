@@ -1,0 +1,87 @@
+"""The orthogonal frozen bases and the per-row adapter layer (paper Sec. 3.2)."""
+
+import pytest
+import torch
+from torch import nn
+
+from paircustom.adapters import PairLoRALinear, add_pair_lora, pair_routing, remove_pair_lora
+from paircustom.basis import split_rows
+from paircustom.errors import UserError
+from paircustom.tiny import build_tiny_pipeline
+
+TOLERANCE = 1e-5
+
+
+@pytest.mark.parametrize("width, content_rank, style_rank", [(32, 4, 4), (64, 16, 48), (320, 64, 64), (7, 3, 4)])
+def test_rows_are_orthonormal_and_spaces_orthogonal(width, content_rank, style_rank):
+    content_A, style_A = split_rows(width, content_rank, style_rank, seed=0)
+    assert content_A.shape == (content_rank, width) and style_A.shape == (style_rank, width)
+    both = torch.cat([content_A, style_A]).double()
+    gram = both @ both.T
+    error = (gram - torch.eye(content_rank + style_rank, dtype=torch.double)).abs().max().item()
+    assert error < TOLERANCE, f"A rows not orthonormal: max |AA^T - I| = {error} >= {TOLERANCE}"
+    cross = (content_A.double() @ style_A.double().T).abs().max().item()
+    assert cross < TOLERANCE, f"content/style row spaces not orthogonal: max |A_c A_s^T| = {cross}"
+
+
+def test_basis_is_reproducible_and_seeded():
+    a, _ = split_rows(32, 4, 4, seed=0)
+    b, _ = split_rows(32, 4, 4, seed=0)
+    c, _ = split_rows(32, 4, 4, seed=1)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 0.1
+
+
+def test_ranks_larger_than_width_are_refused():
+    with pytest.raises(UserError, match="exceeds a layer's input width 32"):
+        split_rows(32, 20, 20, seed=0)
+
+
+def _layer(rows=3, width=8, out=6, rank=2):
+    torch.manual_seed(0)
+    content_A, style_A = split_rows(width, rank, rank, seed=0)
+    layer = PairLoRALinear(nn.Linear(width, out), content_A, style_A, 1.0, 1.0)
+    with torch.no_grad():
+        layer.content_B.normal_()
+        layer.style_B.normal_()
+    return layer, torch.randn(rows, 5, width)
+
+
+@pytest.mark.parametrize("rows, uses_content, uses_style", [
+    (["base"], False, False), (["content"], True, False), (["style"], False, True), (["content+style"], True, True),
+])
+def test_each_route_adds_exactly_its_adapters(rows, uses_content, uses_style):
+    layer, x = _layer(rows=1)
+    expected = layer.base(x)
+    if uses_content:
+        expected = expected + x @ layer.content_A.T @ layer.content_B.T
+    if uses_style:
+        expected = expected + x @ layer.style_A.T @ layer.style_B.T
+    with pair_routing({"l": layer}, rows, "cpu"):
+        got = layer(x)
+    assert torch.allclose(got, expected, atol=TOLERANCE)
+
+
+def test_frozen_content_rows_send_no_gradient_to_content_B_but_do_to_the_input():
+    layer, x = _layer(rows=2)
+    x.requires_grad_(True)
+    with pair_routing({"l": layer}, ["base", "content+style"], "cpu"):
+        layer(x).square().sum().backward()
+    assert layer.content_B.grad is None or layer.content_B.grad.abs().max() == 0
+    assert layer.style_B.grad.abs().max() > 0
+    # sg(Δc) is a constant weight, not a cut: the input still sees W0 + Δc + Δs.
+    full = layer.base.weight + layer.content_B @ layer.content_A + layer.style_B @ layer.style_A
+    expected = 2 * (x[1] @ full.T + layer.base.bias) @ full
+    assert torch.allclose(x.grad[1], expected.detach(), atol=1e-4)
+
+
+def test_wrapping_and_unwrapping_a_unet_keeps_its_output():
+    pipe = build_tiny_pipeline("sd")
+    unet = pipe.unet
+    sample, t, text = torch.randn(1, 4, 16, 16), torch.tensor([10]), torch.randn(1, 77, 32)
+    before = unet(sample, t, text).sample
+    layers = add_pair_lora(unet, 4, 4, 4, 4, seed=0)
+    assert len(layers) == 4 * 2 * 4, "expected to_q/k/v/out of attn1 and attn2 in 4 transformer blocks (down, mid, 2 up)"
+    assert torch.allclose(unet(sample, t, text).sample, before, atol=TOLERANCE)   # B = 0 and no route
+    remove_pair_lora(unet, layers)
+    assert not any(isinstance(m, PairLoRALinear) for m in unet.modules())

@@ -1,0 +1,110 @@
+"""Pair training (paper Eqs. 6-8): what trains, what stays frozen, and that losses fall."""
+
+import pytest
+import torch
+from diffusers import DDIMScheduler
+
+from paircustom.objective import prediction_target
+from paircustom.tiny import build_tiny_pipeline
+from paircustom.training import PairTrainer
+from tests.conftest import SHARED_PAIRS, quick_config
+
+
+def _snapshot(trainer):
+    layers = trainer.layers.values()
+    return {kind: [getattr(l, kind).detach().clone() for l in layers]
+            for kind in ("content_A", "style_A", "content_B", "style_B")}
+
+
+def _changed(before, after):
+    return max((a - b).abs().max().item() for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_A_frozen_style_waits_for_style_start_then_both_train(family, pair, tmp_path):
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=4, style_start=2),
+                          build_tiny_pipeline(family))
+    start = _snapshot(trainer)
+    trainer.train_step(), trainer.train_step()            # steps 0 and 1: warm-up, content only
+    warm = _snapshot(trainer)
+    assert _changed(start["content_B"], warm["content_B"]) > 0, "content B did not train during warm-up"
+    assert _changed(start["style_B"], warm["style_B"]) == 0, "style B changed before style_start"
+    trainer.train_step(), trainer.train_step()
+    end = _snapshot(trainer)
+    assert _changed(warm["style_B"], end["style_B"]) > 0, "style B did not train after style_start"
+    for kind in ("content_A", "style_A"):
+        assert _changed(start[kind], end[kind]) == 0, f"{kind} changed during training"
+    assert all(not l.content_A.requires_grad and not l.style_A.requires_grad for l in trainer.layers.values())
+    trainer.close()
+
+
+def test_style_loss_never_reaches_content_weights(pair, tmp_path):
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors"), build_tiny_pipeline("sd"))
+    with torch.no_grad():                                   # non-zero B's so every path carries gradient
+        for layer in trainer.layers.values():
+            layer.content_B.normal_(std=0.1)
+            layer.style_B.normal_(std=0.1)
+    from paircustom.objective import pair_losses
+    _, style_loss = pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, True,
+                                torch.Generator().manual_seed(0))
+    style_loss.backward()
+    content_grad = max((p.grad.abs().max().item() if p.grad is not None else 0.0) for p in trainer.content_params)
+    style_grad = max(p.grad.abs().max().item() for p in trainer.style_params)
+    assert content_grad == 0, f"style loss sent gradient {content_grad} to content B"
+    assert style_grad > 0
+    trainer.close()
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_short_training_lowers_both_losses(family, pair, tmp_path):
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", learning_rate=3e-3, max_steps=40,
+                                       style_start=10), build_tiny_pipeline(family))
+    content_before, style_before = trainer.evaluate()
+    trainer.fit()
+    content_after, style_after = trainer.evaluate()
+    assert content_after < 0.97 * content_before, f"content loss {content_before:.4f} -> {content_after:.4f}"
+    assert style_after < 0.97 * style_before, f"style loss {style_before:.4f} -> {style_after:.4f}"
+    trainer.close()
+
+
+def test_training_is_reproducible(pair, tmp_path):
+    losses = []
+    for run in range(2):
+        trainer = PairTrainer(quick_config(*pair, tmp_path / f"{run}.safetensors"), build_tiny_pipeline("sd"))
+        trainer.fit()
+        losses.append(trainer.history)
+        trainer.close()
+    assert losses[0] == losses[1]
+
+
+def test_v_prediction_target_is_the_velocity():
+    scheduler = DDIMScheduler(prediction_type="v_prediction")
+    x0, noise, t = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([10, 900])
+    alpha = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    expected = alpha.sqrt() * noise - (1 - alpha).sqrt() * x0
+    assert torch.allclose(prediction_target(scheduler, x0, noise, t), expected, atol=1e-5)
+
+
+def test_sdxl_micro_conditioning_uses_each_images_real_size(tmp_path):
+    from tests.conftest import write_pair
+    content, style = write_pair(tmp_path, size=(64, 48), style_size=(128, 96))
+    trainer = PairTrainer(quick_config(content, style, tmp_path / "s.safetensors"), build_tiny_pipeline("sdxl"))
+    time_ids = trainer.pair.cond.added["time_ids"]
+    # (original h, w, crop top, left, target h, w): 64x48 -> 43x32 (crop left 5); 128x96 -> 43x32 as well.
+    assert time_ids[0].tolist() == [48, 64, 0, 5, 32, 32]
+    assert time_ids[1].tolist() == [96, 128, 0, 5, 32, 32]
+    trainer.close()
+
+
+@pytest.mark.skipif(not SHARED_PAIRS.is_dir(), reason=f"real image pairs not found at {SHARED_PAIRS}")
+@pytest.mark.parametrize("name", ["dog_digital_art_style", "man_painting_style"])
+def test_trains_on_the_real_pairs(name, tmp_path):
+    folder = SHARED_PAIRS / name
+    trainer = PairTrainer(quick_config(folder / "content.png", folder / "style.png", tmp_path / "s.safetensors",
+                                       max_steps=2, style_start=1), build_tiny_pipeline("sdxl"))
+    assert trainer.pair.latent_mean.shape == (2, 4, 16, 16)
+    trainer.fit()
+    assert trainer.history[-1][2] is not None
+    path = trainer.save()
+    assert path.is_file()
+    trainer.close()
