@@ -138,6 +138,9 @@ def resolve_model(model: str) -> tuple[str, dict]:
         model = str(MODEL_DIR)
         if not (MODEL_DIR / "model_index.json").is_file():
             raise UserError(f"the embedded shapes model is missing from {MODEL_DIR}; reinstall paircustom.")
+    if Path(model).exists() and not (Path(model) / "model_index.json").is_file():
+        raise UserError(f"'{model}' is not a diffusers pipeline folder (no model_index.json); "
+                        "give a folder written by save_pretrained or a hub id.")
     settings_file = Path(model) / "paircustom.json"
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     return model, settings
@@ -146,9 +149,6 @@ def resolve_model(model: str) -> tuple[str, dict]:
 def load_pipeline(model: str, dtype=torch.float32) -> tuple[DiffusionPipeline, dict]:
     """Load an SD or SDXL pipeline by name, folder or hub id; return it with its paircustom settings."""
     path, settings = resolve_model(model)
-    if Path(path).exists() and not (Path(path) / "model_index.json").is_file():
-        raise UserError(f"'{path}' is not a diffusers pipeline folder (no model_index.json); "
-                        "give a folder written by save_pretrained or a hub id.")
     try:
         pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype, safety_checker=None)
     except OSError as error:

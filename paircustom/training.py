@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 
 from .adapters import DEFAULT_TARGETS, add_pair_lora, pair_routing, remove_pair_lora
 from .errors import UserError
-from .families import Size, family_of, load_pipeline
+from .families import Size, family_of, load_pipeline, resolve_model
 from .formats import StyleMetadata, lora_state_dict, save_adapter
-from .images import atomic_write, check_writable, grid, load_pair
+from .images import PreparedImage, atomic_write, check_writable, grid, load_pair
 from .objective import EncodedPair, pair_losses
 
 # The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
@@ -119,21 +119,22 @@ class PairTrainer:
     def __init__(self, config: TrainConfig, pipe=None):
         from accelerate import Accelerator
 
-        # 1. model and settings
-        model_defaults = {}
-        if pipe is None:
-            pipe, settings = load_pipeline(config.model)
-            model_defaults = settings.get("train_defaults", {})
+        # 1. settings and inputs first, so mistakes are reported before a large model loads
+        model_defaults = {} if pipe is not None else resolve_model(config.model)[1].get("train_defaults", {})
         self.config = config = config.resolved(model_defaults)
         if not config.resume:
             check_writable(config.output, config.overwrite)
+        images = load_pair(config.content_image, config.style_image, config.resolution)
+        # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
+        if pipe is None:
+            pipe, _ = load_pipeline(config.model)
         self.pipe, self.family = pipe, family_of(pipe)
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
-                                       gradient_accumulation_steps=config.gradient_accumulation, cpu=not torch.cuda.is_available())
+                                       gradient_accumulation_steps=config.gradient_accumulation,
+                                       cpu=not torch.cuda.is_available())
         device = self.device = self.accelerator.device
-        # 2. encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
         pipe.to(device)
-        self.pair = self._encode_pair()
+        self.pair = self._encode_pair(*images)
         if not config.preview_every:
             for module in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)):
                 if module is not None:
@@ -165,9 +166,8 @@ class PairTrainer:
             self._load_checkpoint()
 
     @torch.no_grad()
-    def _encode_pair(self) -> EncodedPair:
+    def _encode_pair(self, content: PreparedImage, style: PreparedImage) -> EncodedPair:
         config, pipe, device = self.config, self.pipe, self.device
-        content, style = load_pair(config.content_image, config.style_image, config.resolution)
         pixels = torch.stack([content.pixels, style.pixels]).to(device, pipe.vae.dtype)    # (2, 3, H, W)
         latent_dist = pipe.vae.encode(pixels).latent_dist
         scale = pipe.vae.config.scaling_factor

@@ -1,0 +1,174 @@
+"""The command line end to end on a tiny model saved to disk, and every bad input's one-sentence refusal."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from paircustom.cli import main
+from paircustom.tiny import build_tiny_pipeline
+from tests.conftest import RESOLUTION, write_pair
+
+FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start", "1", "--accumulation", "1",
+        "--resolution", str(RESOLUTION), "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    for family in ("sd", "sdxl"):
+        build_tiny_pipeline(family).save_pretrained(root / family)
+    return {family: str(root / family) for family in ("sd", "sdxl")}
+
+
+@pytest.fixture(scope="module")
+def trained(model_dirs, tmp_path_factory):
+    """A style file trained through the CLI on the saved tiny SD model."""
+    folder = tmp_path_factory.mktemp("cli")
+    content, style = write_pair(folder)
+    output = folder / "art.safetensors"
+    assert main(["train", str(content), str(style), "--subject", "dog", "--style", "digital art",
+                 "--model", model_dirs["sd"], "--output", str(output), "--save-content", *FAST]) == 0
+    return folder, output
+
+
+def test_train_writes_style_and_content_files_with_metadata(trained, model_dirs, capsys):
+    folder, output = trained
+    assert output.is_file() and (folder / "art-content.safetensors").is_file()
+    main(["info", str(output)])
+    text = capsys.readouterr().out
+    metadata = json.loads(text[text.index("{"):])
+    assert metadata["family"] == "sd" and metadata["base_model"] == model_dirs["sd"]
+    assert metadata["style_suffix"] == " in digital art style" and metadata["content_rank"] == 4
+    assert metadata["training"]["max_steps"] == 3 and len(metadata["training"]["final_losses"]) == 2
+
+
+def test_generate_writes_image_and_comparison(trained, tmp_path):
+    _, style = trained
+    out = tmp_path / "cat.png"
+    assert main(["generate", "a photo of a cat", "--style-file", f"{style}=2.5", "--steps", "3",
+                 "--height", "32", "--width", "32", "--output", str(out), "--compare"]) == 0
+    assert Image.open(out).size == (32, 32)
+    assert Image.open(tmp_path / "cat-compare.png").size == (64, 32)
+
+
+def test_generate_lora_scale_baseline_and_several_images(trained, tmp_path):
+    _, style = trained
+    out = tmp_path / "cat.png"
+    main(["generate", "a cat", "-s", str(style), "--lora-scale", "0.8", "--num-images", "2", "--steps", "2",
+          "--height", "32", "--width", "32", "-o", str(out)])
+    assert (tmp_path / "cat-0.png").is_file() and (tmp_path / "cat-1.png").is_file()
+
+
+def test_python_dash_m_shows_help():
+    result = subprocess.run([sys.executable, "-m", "paircustom", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--style-start" in result.stdout and "paper: 250" in result.stdout
+
+
+def _refusal(argv, capsys, match):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2, err
+    last = err.splitlines()[-1]           # loading progress bars may come before it
+    assert "Traceback" not in err and last.startswith("paircustom: error: "), err
+    assert match in last, err
+    return err
+
+
+def _train_args(content, style, model, output, *extra):
+    return ["train", str(content), str(style), "--subject", "dog", "--style", "art", "--model", model,
+            "--output", str(output), *FAST, *extra]
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing content", "does not exist"),
+    ("not an image", "is not a readable image"),
+    ("mismatched sizes", "same aspect ratio"),
+    ("ranks too large", "exceeds a layer's input width"),
+    ("zero rank", "ranks must be at least 1"),
+    ("style start after end", "style_start"),
+    ("output exists", "--overwrite"),
+    ("bad model folder", "not a diffusers pipeline folder"),
+])
+def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, tmp_path, capsys):
+    content, style = write_pair(tmp_path)
+    output = tmp_path / "out.safetensors"
+    model, extra = model_dirs["sd"], []
+    if case == "missing content":
+        content = tmp_path / "nope.png"
+    elif case == "not an image":
+        content.write_text("hello")
+    elif case == "mismatched sizes":
+        Image.new("RGB", (64, 32)).save(style)
+    elif case == "ranks too large":
+        extra = ["--rank", "20"]                # 20 + 20 > the tiny UNet's width 32
+    elif case == "zero rank":
+        extra = ["--rank", "0"]
+    elif case == "style start after end":
+        extra = ["--style-start", "10"]
+    elif case == "output exists":
+        output.write_bytes(b"precious")
+    elif case == "bad model folder":
+        model = str(tmp_path)
+    _refusal(_train_args(content, style, model, output, *extra), capsys, match)
+    if case == "output exists":
+        assert output.read_bytes() == b"precious", "an existing file was touched"
+
+
+@pytest.mark.parametrize("case, match", [
+    ("wrong family", "was trained on a sd model"),
+    ("corrupt file", "is not a readable .safetensors file"),
+    ("no metadata", "pass suffix="),
+    ("nan scale", "give a finite number"),
+    ("bad style start", "style_start must lie in [0, 1]"),
+    ("bad size", "multiples of 2"),
+])
+def test_bad_generation_input_is_refused_in_one_sentence(case, match, trained, model_dirs, tmp_path, capsys):
+    _, style = trained
+    model, extra, spec = model_dirs["sd"], [], str(style)
+    if case == "wrong family":
+        model = model_dirs["sdxl"]
+    elif case == "corrupt file":
+        spec = str(tmp_path / "bad.safetensors")
+        (tmp_path / "bad.safetensors").write_bytes(style.read_bytes()[:100])
+    elif case == "no metadata":
+        from safetensors.torch import load_file, save_file
+        spec = str(tmp_path / "other.safetensors")
+        save_file(load_file(str(style)), spec)
+    elif case == "nan scale":
+        spec = f"{style}=nan"
+    elif case == "bad style start":
+        extra = ["--style-start", "1.5"]
+    elif case == "bad size":
+        extra = ["--height", "33"]
+    _refusal(["generate", "a cat", "-s", spec, "--model", model, "--steps", "2", "-o", str(tmp_path / "x.png"),
+              *extra], capsys, match)
+
+
+def test_corrupt_checkpoint_is_refused_on_resume(model_dirs, tmp_path, capsys):
+    content, style = write_pair(tmp_path)
+    output = tmp_path / "out.safetensors"
+    output.with_suffix(".checkpoint.pt").write_bytes(b"garbage")
+    _refusal(_train_args(content, style, model_dirs["sd"], output, "--resume"), capsys, "cannot resume")
+
+
+def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
+    from paircustom.training import PairTrainer, TrainConfig
+    content, style = write_pair(tmp_path)
+    settings = dict(subject="dog", style="art", model=model_dirs["sd"], rank=4, learning_rate=1e-2, max_steps=4,
+                    style_start=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
+    straight = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "a.safetensors"), **settings))
+    straight.fit()
+    first = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "b.safetensors"),
+                                    **{**settings, "max_steps": 2}))
+    first.fit()                                                  # writes b.checkpoint.pt at step 2
+    resumed = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "b.safetensors"), resume=True,
+                                      **settings))
+    assert resumed.step == 2
+    resumed.fit()
+    for a, b in zip(straight.style_params, resumed.style_params):
+        assert torch.allclose(a, b, atol=1e-6)

@@ -1,0 +1,122 @@
+"""Style guidance (paper Eqs. 9-11): identities, batching, composition, and loading style files."""
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from safetensors.torch import load_file
+
+from paircustom.adapters import peft_routing
+from paircustom.guidance import StyleGuidedPipeline
+from paircustom.tiny import build_tiny_pipeline
+
+STEPS = 4
+SIZE = dict(height=32, width=32)
+TOLERANCE = 1e-4
+
+
+def _guided(family, style_files, names=("art",)):
+    pipe = StyleGuidedPipeline(build_tiny_pipeline(family))
+    for name in names:
+        pipe.load_style(style_files[family], name=name)
+    return pipe
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_style_scale_zero_reproduces_the_base_pipeline(family, style_files):
+    base = build_tiny_pipeline(family)
+    expected = base("a photo of a cat", num_inference_steps=STEPS, guidance_scale=5.0, output_type="np",
+                    generator=torch.Generator().manual_seed(0), **SIZE).images
+    guided = StyleGuidedPipeline(base)
+    guided.load_style(style_files[family], name="art")
+    got = guided("a photo of a cat", styles={"art": 0.0}, num_inference_steps=STEPS, output_type="np", seed=0,
+                 **SIZE).images
+    assert abs(got - expected).max() < TOLERANCE, f"max pixel difference {abs(got - expected).max()}"
+
+
+def _reference_cfg(pipe, prompt, uncond_adapter, cond_adapter, cond_prompt, scale, seed=0):
+    """Plain CFG written out: e_u(∅) on one adapter, e_c(cond_prompt) on another (SD only)."""
+    pipe.scheduler.set_timesteps(STEPS)
+    latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
+    uncond = pipe.encode_prompt([""], "cpu", 1, False)[0]
+    cond = pipe.encode_prompt([cond_prompt], "cpu", 1, False)[0]
+    for t in pipe.scheduler.timesteps:
+        with peft_routing(pipe.unet, [uncond_adapter]):
+            e_u = pipe.unet(latents, t, uncond).sample
+        with peft_routing(pipe.unet, [cond_adapter]):
+            e_c = pipe.unet(latents, t, cond).sample
+        latents = pipe.scheduler.step(e_u + scale * (e_c - e_u), t, latents).prev_sample
+    return latents
+
+
+def test_style_scale_equal_to_cfg_is_cfg_towards_the_styled_prediction(style_files):
+    """Appendix identity: with λ_s = λ_cfg, eps = e0(∅) + λ (e_s(c_s) − e0(∅))."""
+    guided = _guided("sd", style_files)
+    scale = 4.0
+    got = guided("a photo of a cat", styles={"art": scale}, guidance_scale=scale, style_start=0.0,
+                 num_inference_steps=STEPS, output_type="latent", seed=0, **SIZE).images
+    expected = _reference_cfg(guided.pipe, "a photo of a cat", None, "art",
+                              "a photo of a cat" + guided.suffixes["art"], scale)
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_batched_equals_one_call_per_term(family, style_files):
+    guided = _guided(family, style_files, names=("a", "b"))
+    args = dict(styles={"a": 3.0, "b": -1.5}, num_inference_steps=STEPS, output_type="latent", seed=0,
+                num_images_per_prompt=2, **SIZE)
+    batched = guided(["a photo of a cat", "a dog"], **args).images
+    separate = guided(["a photo of a cat", "a dog"], batched=False, **args).images
+    assert batched.shape == (4, 4, 16, 16)
+    assert (batched - separate).abs().max() < TOLERANCE
+
+
+def test_several_styles_compose_as_a_sum(style_files):
+    """One DDIM step is linear in eps, so the style terms' effects on it add up (Eq. 11)."""
+    guided = _guided("sd", style_files, names=("a", "b"))
+    one_step = lambda styles: guided("a photo of a cat", styles=styles, style_start=0.0, num_inference_steps=1,  # noqa: E731
+                                     output_type="latent", seed=0, **SIZE).images
+    none, a, b, both = one_step({}), one_step({"a": 2.0}), one_step({"b": -1.0}), one_step({"a": 2.0, "b": -1.0})
+    assert (a - none).abs().max() > 1e-3, "the style term had no effect"
+    assert ((both - none) - ((a - none) + (b - none))).abs().max() < TOLERANCE
+
+
+def test_style_start_delays_the_style_term(style_files):
+    guided = _guided("sd", style_files)
+    args = dict(num_inference_steps=STEPS, output_type="latent", seed=0, **SIZE)
+    base = guided("a photo of a cat", styles={}, **args).images
+    never = guided("a photo of a cat", styles={"art": 3.0}, style_start=1.0, **args).images
+    early = guided("a photo of a cat", styles={"art": 3.0}, style_start=0.0, **args).images
+    assert (never - base).abs().max() < TOLERANCE
+    assert (early - base).abs().max() > 1e-3
+
+
+def test_style_file_loads_with_plain_diffusers(style_files):
+    pipe = build_tiny_pipeline("sd")
+    before = pipe("a cat", num_inference_steps=2, output_type="latent", generator=torch.Generator().manual_seed(0),
+                  **SIZE).images
+    pipe.load_lora_weights(str(style_files["sd"]), adapter_name="art")
+    after = pipe("a cat", num_inference_steps=2, output_type="latent", generator=torch.Generator().manual_seed(0),
+                 **SIZE).images
+    assert (after - before).abs().max() > 1e-4, "loading the LoRA changed nothing"
+    tensors = load_file(str(style_files["sd"]))
+    key = next(k for k in tensors if k.endswith("attn2.to_k.lora_B.weight"))
+    layer = pipe.unet.get_submodule(key[len("unet."):-len(".lora_B.weight")])
+    assert torch.allclose(layer.lora_B["art"].weight, tensors[key])
+    assert layer.scaling["art"] == 1.0
+
+
+def test_lora_scale_baseline_zero_is_base_model_with_style_prompt(style_files):
+    guided = _guided("sd", style_files)
+    args = dict(num_inference_steps=STEPS, output_type="latent", seed=0, **SIZE)
+    baseline = guided.lora_scale("a photo of a cat", "art", 0.0, **args).images
+    plain = guided("a photo of a cat" + guided.suffixes["art"], styles={}, **args).images
+    assert (baseline - plain).abs().max() < TOLERANCE
+    full = guided.lora_scale("a photo of a cat", "art", 1.0, **args).images
+    assert (full - plain).abs().max() > 1e-3
+
+
+def test_output_types_match_the_wrapped_pipeline(style_files):
+    guided = _guided("sd", style_files)
+    out = guided("a cat", num_inference_steps=2, seed=0, **SIZE)
+    assert type(out).__name__ == "StableDiffusionPipelineOutput" and out.images[0].size == (32, 32)
+    assert isinstance(guided.pipe, StableDiffusionPipeline)
