@@ -1,8 +1,19 @@
-"""Pair Customization (Jones et al., arXiv 2405.01536): learn a style from one content/style image pair."""
+"""Pair Customization (Jones et al., arXiv 2405.01536): learn a style from one content/style image pair.
 
-from .errors import UserError
-from .guidance import StyleGuidedPipeline
-from .training import TrainConfig, train_pair
+    from paircustom import TrainConfig, train_pair, StyleGuidedPipeline
 
-__all__ = ["StyleGuidedPipeline", "TrainConfig", "UserError", "train_pair"]
+Names are imported on first use, so ``paircustom --help`` does not wait for torch and diffusers.
+"""
+
+from importlib import import_module
+
 __version__ = "0.1.0"
+_EXPORTS = {"TrainConfig": "training", "train_pair": "training", "StyleGuidedPipeline": "guidance",
+            "UserError": "errors"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'paircustom' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from .errors import UserError
+
+# Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 PAPER = "paper: {}"
 
