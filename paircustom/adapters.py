@@ -111,17 +111,25 @@ def remove_pair_lora(unet: nn.Module, layers: dict[str, PairLoRALinear]) -> None
         _replace(unet, name, layer.base)
 
 
-@contextmanager
-def pair_routing(layers: dict[str, PairLoRALinear], rows: list[str], device):
-    """Route batch rows to adapters on every layer for one forward (and its backward) pass."""
-    route = Route.of(rows, device)
+def set_route(layers: dict[str, PairLoRALinear], rows: list[str] | None, device) -> None:
+    """Route batch rows to adapters on every layer until the next call (None: no adapters).
+
+    Training leaves the route set through the backward pass, because gradient
+    checkpointing runs the forward pass again there.
+    """
+    route = None if rows is None else Route.of(rows, device)
     for layer in layers.values():
         layer.route = route
+
+
+@contextmanager
+def pair_routing(layers: dict[str, PairLoRALinear], rows: list[str], device):
+    """Route batch rows to adapters for the duration of a (no-grad) call."""
+    set_route(layers, rows, device)
     try:
         yield
     finally:
-        for layer in layers.values():
-            layer.route = None
+        set_route(layers, None, device)
 
 
 @contextmanager

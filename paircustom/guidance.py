@@ -15,6 +15,7 @@ each row picks its adapter (peft's mixed-batch ``adapter_names``).  The first
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -57,7 +58,9 @@ class StyleGuidedPipeline:
         if name in self.suffixes:
             raise UserError(f"a style named '{name}' is already loaded; give this one another name.")
         # The UNet part of diffusers' load_lora_weights (our files hold no text-encoder weights).
-        self.pipe.unet.load_lora_adapter(tensors, prefix="unet", adapter_name=name)
+        with warnings.catch_warnings():   # peft warns that the UNet already holds adapters: that is the point
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            self.pipe.unet.load_lora_adapter(tensors, prefix="unet", adapter_name=name)
         self.suffixes[name] = suffix if suffix is not None else metadata.style_suffix
         self._set_weights({})
         return name

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .adapters import pair_routing
+from .adapters import set_route
 from .errors import UserError
 from .families import Conditioning
 
@@ -63,8 +63,8 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, with_style: bool, ge
     noisy = scheduler.add_noise(x0, noise, timesteps)
     # 3. one UNet call: row 0 through θ0+Δc, row 1 through θ0+sg(Δc)+Δs
     cond = Conditioning(pair.cond.hidden[:rows], {k: v[:rows] for k, v in pair.cond.added.items()})
-    with pair_routing(layers, ["content", "content+style"][:rows], device):
-        prediction = unet(noisy, timesteps, **cond.unet_kwargs()).sample       # (rows, C, h, w)
+    set_route(layers, ["content", "content+style"][:rows], device)            # stays set for backward
+    prediction = unet(noisy, timesteps, **cond.unet_kwargs()).sample           # (rows, C, h, w)
     # 4. per-image mean squared error
     target = prediction_target(scheduler, x0, noise, timesteps)
     losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))   # (rows,)

@@ -14,6 +14,7 @@ and no second optimizer step.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -129,6 +130,9 @@ class PairTrainer:
         if pipe is None:
             pipe, _ = load_pipeline(config.model)
         self.pipe, self.family = pipe, family_of(pipe)
+        if config.mixed_precision != "no" and not torch.cuda.is_available():
+            warnings.warn("mixed precision needs a GPU; training in float32 on the CPU.", stacklevel=2)
+            config = self.config = replace(config, mixed_precision="no")
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
                                        gradient_accumulation_steps=config.gradient_accumulation,
                                        cpu=not torch.cuda.is_available())
@@ -154,7 +158,11 @@ class PairTrainer:
         self.style_params = [layer.style_B for layer in self.layers.values()]
         optimizer_class = torch.optim.AdamW
         if config.use_8bit_adam:
-            import bitsandbytes  # noqa: PLC0415  (optional dependency)
+            try:
+                import bitsandbytes
+            except ImportError:
+                raise UserError("--use-8bit-adam needs bitsandbytes; run 'pip install bitsandbytes' or drop "
+                                "the option.") from None
             optimizer_class = bitsandbytes.optim.AdamW8bit
         optimizer = optimizer_class(self.content_params + self.style_params, lr=config.learning_rate,
                                     weight_decay=config.weight_decay)
@@ -211,6 +219,8 @@ class PairTrainer:
         for _ in bar:
             content_loss, style_loss = self.train_step()
             bar.set_postfix(content=f"{content_loss:.4f}", style="warm-up" if style_loss is None else f"{style_loss:.4f}")
+            if not self.accelerator.is_main_process:
+                continue
             if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                 self._save_checkpoint()
             if config.preview_every and self.step % config.preview_every == 0:
@@ -288,7 +298,10 @@ def train_pair(config: TrainConfig, pipe=None) -> Path:
     trainer = PairTrainer(config, pipe)
     try:
         trainer.fit()
-        path = trainer.save()
+        trainer.accelerator.wait_for_everyone()
+        path = Path(trainer.config.output)
+        if trainer.accelerator.is_main_process:
+            trainer.save()
     finally:
         trainer.close()
     if trainer.config.checkpoint_path.is_file():

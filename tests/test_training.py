@@ -108,3 +108,25 @@ def test_trains_on_the_real_pairs(name, tmp_path):
     path = trainer.save()
     assert path.is_file()
     trainer.close()
+
+
+def test_gradient_checkpointing_gives_the_same_training(pair, tmp_path):
+    histories = []
+    for checkpointing in (False, True):
+        trainer = PairTrainer(quick_config(*pair, tmp_path / f"{checkpointing}.safetensors", max_steps=3,
+                                           style_start=1, gradient_checkpointing=checkpointing),
+                              build_tiny_pipeline("sd"))
+        trainer.fit()
+        histories.append([loss for _, c, s in trainer.history for loss in (c, s) if loss is not None])
+        trainer.close()
+    assert histories[0] == pytest.approx(histories[1], rel=1e-4)
+
+
+def test_preview_writes_base_and_styled_side_by_side(pair, tmp_path):
+    from PIL import Image
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=2, style_start=0,
+                                       preview_every=2), build_tiny_pipeline("sd"))
+    trainer.fit()
+    preview = tmp_path / "s-preview-00002.png"
+    assert Image.open(preview).size == (64, 32)
+    trainer.close()
