@@ -17,6 +17,7 @@ Generation uses peft (diffusers' ``load_lora_weights``) and its
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -49,13 +50,17 @@ class PairLoRALinear(nn.Module):
     """y = W0 x + scale_c·B_c A_c x (routed rows) + scale_s·B_s A_s x (routed rows)."""
 
     def __init__(self, base: nn.Linear, content_A: torch.Tensor, style_A: torch.Tensor, content_scale: float,
-                 style_scale: float):
+                 style_scale: float, trainable_A: bool = False):
         super().__init__()
         self.base = base
         # Adapters stay in float32 even when the base weights are half precision (they are what trains).
         device = base.weight.device
-        self.register_buffer("content_A", content_A.to(device, torch.float32))   # (r_c, in), frozen
-        self.register_buffer("style_A", style_A.to(device, torch.float32))       # (r_s, in), frozen
+        for name, A in (("content_A", content_A), ("style_A", style_A)):   # (r, in) each
+            A = A.to(device, torch.float32)
+            if trainable_A:
+                setattr(self, name, nn.Parameter(A))
+            else:
+                self.register_buffer(name, A)                                # frozen
         self.content_B = nn.Parameter(torch.zeros(base.out_features, content_A.shape[0], device=device))
         self.style_B = nn.Parameter(torch.zeros(base.out_features, style_A.shape[0], device=device))
         self.content_scale, self.style_scale = content_scale, style_scale
@@ -90,17 +95,29 @@ def target_names(unet: nn.Module, targets=DEFAULT_TARGETS) -> list[str]:
             if isinstance(module, nn.Linear) and any(name.endswith("." + t) for t in targets)]
 
 
+def random_rows(width: int, rank: int, generator: torch.Generator) -> torch.Tensor:
+    """An ordinary LoRA down-projection: nn.Linear's default (Kaiming-uniform) initialisation, (rank, width)."""
+    bound = 1 / math.sqrt(width)
+    return (torch.rand(rank, width, generator=generator) * 2 - 1) * bound
+
+
 def add_pair_lora(unet: nn.Module, content_rank: int, style_rank: int, alpha_content: float, alpha_style: float,
-                  seed: int, targets=DEFAULT_TARGETS) -> dict[str, PairLoRALinear]:
+                  seed: int, targets=DEFAULT_TARGETS, orthogonal: bool = True) -> dict[str, PairLoRALinear]:
     """Wrap every target projection of ``unet`` in a ``PairLoRALinear``; return them by module path.
 
     The returned paths are the original ones (``...attn1.to_q``), which are also the saved file's keys.
+    ``orthogonal=False`` is the ablation: independent random A's that train like ordinary LoRA.
     """
-    layers = {}
+    layers, generator = {}, torch.Generator().manual_seed(seed)
     for name in target_names(unet, targets):
         base = unet.get_submodule(name).requires_grad_(False)
-        content_A, style_A = split_rows(base.in_features, content_rank, style_rank, seed)
-        layers[name] = PairLoRALinear(base, content_A, style_A, alpha_content / content_rank, alpha_style / style_rank)
+        if orthogonal:
+            content_A, style_A = split_rows(base.in_features, content_rank, style_rank, seed)
+        else:
+            content_A = random_rows(base.in_features, content_rank, generator)
+            style_A = random_rows(base.in_features, style_rank, generator)
+        layers[name] = PairLoRALinear(base, content_A, style_A, alpha_content / content_rank, alpha_style / style_rank,
+                                      trainable_A=not orthogonal)
         _replace(unet, name, layers[name])
     return layers
 

@@ -36,6 +36,10 @@ class Conditioning:
     def unet_kwargs(self) -> dict:
         return {"encoder_hidden_states": self.hidden, "added_cond_kwargs": self.added or None}
 
+    def select(self, rows: list[int]) -> "Conditioning":
+        """The given rows, in that order."""
+        return Conditioning(self.hidden[rows], {k: v[rows] for k, v in self.added.items()})
+
     def repeat(self, times: int) -> "Conditioning":
         """Repeat every row ``times`` times in place: (a, b) -> (a, a, b, b)."""
         return Conditioning(self.hidden.repeat_interleave(times, 0),

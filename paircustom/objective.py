@@ -5,7 +5,7 @@ Symbols, as in the paper:
     x0_c, x0_s    latents of the content / style image         latents[0], latents[1]
     eps, t        ONE noise sample and ONE timestep, shared     noise, timesteps
     x_t           noisy latents  sqrt(a_t) x0 + sqrt(1-a_t) eps noisy
-    c_c, c_s      content / style prompt embeddings            cond rows 0 / 1
+    c_c, c_s      content / style prompt embeddings            pair.cond rows 0 / 1
     L_content  = || eps - eps[θ0 + Δc](x_t(x0_c), c_c, t) ||²
     L_style    = || eps - eps[θ0 + sg(Δc) + Δs](x_t(x0_s), c_s, t) ||²
 
@@ -44,16 +44,24 @@ def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, timestep
                     "v_prediction model.")
 
 
-def pair_losses(unet, layers, scheduler, pair: EncodedPair, with_style: bool, generator: torch.Generator,
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(L_content, L_style or None) for one draw of eps and t, in one batched UNet call.
+# Which image a row denoises, and through which adapters (see adapters.Route).
+ROW_KINDS = {
+    "content": (0, "content"),               # L_content: content image through θ0 + Δc
+    "style": (1, "content+style"),           # L_style: style image through θ0 + sg(Δc) + Δs
+    "style-only": (1, "style"),              # DreamBooth-LoRA baseline: style image through θ0 + Δs
+}
 
-    Before the style warm-up ends (``with_style`` False) only the content row is run.
+
+def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ...], generator: torch.Generator,
+                ) -> dict[str, torch.Tensor]:
+    """The loss of each row kind in ``kinds`` for one draw of eps and t, all in one batched UNet call.
+
+    Pair training runs ("content",) during the style warm-up and ("content", "style") after it.
     """
-    rows = 2 if with_style else 1
-    mean, std = pair.latent_mean[:rows], pair.latent_std[:rows]
-    device = mean.device
-    # 1. x0 ~ N(mean, std) from each image's latent distribution; one eps and one t shared by both images.
+    images = [ROW_KINDS[kind][0] for kind in kinds]
+    mean, std = pair.latent_mean[images], pair.latent_std[images]
+    rows, device = len(kinds), mean.device
+    # 1. x0 ~ N(mean, std) from each image's latent distribution; one eps and one t shared by all rows.
     draw = lambda *shape: torch.randn(*shape, generator=generator).to(device, mean.dtype)  # noqa: E731
     x0 = mean + std * draw(*mean.shape)                                          # (rows, C, h, w)
     noise = draw(1, *mean.shape[1:]).expand_as(x0)                               # (rows, C, h, w), same eps
@@ -61,11 +69,10 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, with_style: bool, ge
     timesteps = timestep.to(device).expand(rows)                                 # (rows,), same t
     # 2. forward diffusion
     noisy = scheduler.add_noise(x0, noise, timesteps)
-    # 3. one UNet call: row 0 through θ0+Δc, row 1 through θ0+sg(Δc)+Δs
-    cond = Conditioning(pair.cond.hidden[:rows], {k: v[:rows] for k, v in pair.cond.added.items()})
-    set_route(layers, ["content", "content+style"][:rows], device)            # stays set for backward
-    prediction = unet(noisy, timesteps, **cond.unet_kwargs()).sample           # (rows, C, h, w)
+    # 3. one UNet call, each row through its own adapters
+    set_route(layers, [ROW_KINDS[kind][1] for kind in kinds], device)            # stays set for backward
+    prediction = unet(noisy, timesteps, **pair.cond.select(images).unet_kwargs()).sample   # (rows, C, h, w)
     # 4. per-image mean squared error
     target = prediction_target(scheduler, x0, noise, timesteps)
     losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))   # (rows,)
-    return losses[0], (losses[1] if with_style else None)
+    return dict(zip(kinds, losses))

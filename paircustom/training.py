@@ -62,6 +62,9 @@ class TrainConfig:
     mixed_precision: str = "no"              # "no", "fp16" or "bf16" (GPU only)
     gradient_checkpointing: bool = False     # trade compute for memory
     use_8bit_adam: bool = False              # bitsandbytes AdamW8bit (GPU only)
+    method: str = "pair"                     # "pair" (the paper) or "style-only" (DreamBooth-LoRA baseline:
+                                             #   one LoRA trained on the style image alone, from step 0)
+    orthogonal: bool = True                  # False: ordinary trainable random A's (ablation of Sec. 3.2)
     preview_every: int = 0                   # write a base-vs-styled preview every N steps (0: never)
     checkpoint_every: int = 0                # save a resumable checkpoint every N steps (0: never)
     resume: bool = False                     # continue from the checkpoint beside the output
@@ -96,6 +99,7 @@ class TrainConfig:
              f"max_steps ({self.max_steps}), or the style is never trained"),
             (self.gradient_accumulation >= 1, f"gradient_accumulation must be at least 1 (got {self.gradient_accumulation})"),
             (self.resolution >= 8 and self.resolution % 8 == 0, f"the resolution must be a multiple of 8 (got {self.resolution})"),
+            (self.method in ("pair", "style-only"), f"method must be pair or style-only (got {self.method!r})"),
             (self.mixed_precision in ("no", "fp16", "bf16"), f"mixed_precision must be no, fp16 or bf16 (got {self.mixed_precision!r})"),
             (self.style_prompt.startswith(self.content_prompt), "the style prompt must extend the content prompt "
              f"(got {self.style_prompt!r} for {self.content_prompt!r}) so its suffix can be reused at generation"),
@@ -148,14 +152,14 @@ class PairTrainer:
         alpha_c = config.alpha or config.content_rank
         alpha_s = config.alpha or config.style_rank
         self.layers = add_pair_lora(unet, config.content_rank, config.style_rank, alpha_c, alpha_s,
-                                    config.basis_seed, config.target_modules)
+                                    config.basis_seed, config.target_modules, orthogonal=config.orthogonal)
         if not self.layers:
             raise UserError(f"no layer of this UNet matches the target modules {list(config.target_modules)}; "
                             "use names such as to_q, to_k, to_v, to_out.0.")
         if config.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
-        self.content_params = [layer.content_B for layer in self.layers.values()]
-        self.style_params = [layer.style_B for layer in self.layers.values()]
+        self.content_params = [p for l in self.layers.values() for p in (l.content_A, l.content_B) if p.requires_grad]
+        self.style_params = [p for l in self.layers.values() for p in (l.style_A, l.style_B) if p.requires_grad]
         optimizer_class = torch.optim.AdamW
         if config.use_8bit_adam:
             try:
@@ -184,33 +188,45 @@ class PairTrainer:
         cond = self.family.add_size(pipe, cond, sizes)
         return EncodedPair(latent_dist.mean * scale, latent_dist.std * scale, cond)
 
-    def train_step(self) -> tuple[float, float | None]:
+    def kinds(self, step: int) -> tuple[str, ...]:
+        """The loss terms of a step: content only during the style warm-up, then content and style."""
+        if self.config.method == "style-only":
+            return ("style-only",)
+        return ("content",) if step < self.config.style_start else ("content", "style")
+
+    @staticmethod
+    def _as_pair(losses: dict) -> tuple:
+        """(content loss, style loss) with None for a term that was not computed."""
+        return losses.get("content"), losses.get("style", losses.get("style-only"))
+
+    def train_step(self) -> tuple[float | None, float | None]:
         """One optimizer step (with accumulation); returns the mean (content, style) losses."""
-        config = self.config
-        with_style = self.step >= config.style_start
-        totals = [0.0, 0.0]
+        config, kinds = self.config, self.kinds(self.step)
+        totals = dict.fromkeys(kinds, 0.0)
         for _ in range(config.gradient_accumulation):
             with self.accelerator.accumulate(self.unet), self.accelerator.autocast():
-                content_loss, style_loss = pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair,
-                                                       with_style, self.generator)
-                loss = content_loss + (style_loss if with_style else 0.0)
-                self.accelerator.backward(loss)
+                losses = pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair, kinds, self.generator)
+                self.accelerator.backward(sum(losses.values()))
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            totals[0] += content_loss.item() / config.gradient_accumulation
-            totals[1] += style_loss.item() / config.gradient_accumulation if with_style else 0.0
+            for kind, loss in losses.items():
+                totals[kind] += loss.item() / config.gradient_accumulation
         self.step += 1
-        result = (totals[0], totals[1] if with_style else None)
+        result = self._as_pair(totals)
         self.history.append((self.step, *result))
         return result
 
     @torch.no_grad()
-    def evaluate(self, draws: int = 8, seed: int = 1234) -> tuple[float, float]:
+    def evaluate(self, draws: int = 8, seed: int = 1234) -> tuple[float | None, float | None]:
         """Mean (content, style) loss over a fixed set of (eps, t) draws: comparable across steps."""
         generator = torch.Generator().manual_seed(seed)
-        losses = [pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair, True, generator)
-                  for _ in range(draws)]
-        return (sum(c.item() for c, _ in losses) / draws, sum(s.item() for _, s in losses) / draws)
+        kinds = self.kinds(self.config.max_steps)
+        totals = dict.fromkeys(kinds, 0.0)
+        for _ in range(draws):
+            for kind, loss in pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair, kinds,
+                                          generator).items():
+                totals[kind] += loss.item() / draws
+        return self._as_pair(totals)
 
     def fit(self) -> None:
         config = self.config
@@ -218,7 +234,8 @@ class PairTrainer:
                    initial=self.step, total=config.max_steps)
         for _ in bar:
             content_loss, style_loss = self.train_step()
-            bar.set_postfix(content=f"{content_loss:.4f}", style="warm-up" if style_loss is None else f"{style_loss:.4f}")
+            bar.set_postfix(content="-" if content_loss is None else f"{content_loss:.4f}",
+                            style="warm-up" if style_loss is None else f"{style_loss:.4f}")
             if not self.accelerator.is_main_process:
                 continue
             if config.checkpoint_every and self.step % config.checkpoint_every == 0:
@@ -264,7 +281,8 @@ class PairTrainer:
     def metadata(self, adapter: str) -> StyleMetadata:
         c = self.config
         training = {k: getattr(c, k) for k in ("learning_rate", "weight_decay", "max_steps", "style_start",
-                                               "gradient_accumulation", "resolution", "seed", "mixed_precision")}
+                                               "gradient_accumulation", "resolution", "seed", "mixed_precision",
+                                               "method", "orthogonal")}
         if self.history:
             training["final_losses"] = list(self.history[-1][1:])
         alpha = c.alpha or (c.style_rank if adapter == "style" else c.content_rank)

@@ -45,9 +45,9 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
             layer.content_B.normal_(std=0.1)
             layer.style_B.normal_(std=0.1)
     from paircustom.objective import pair_losses
-    _, style_loss = pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, True,
-                                torch.Generator().manual_seed(0))
-    style_loss.backward()
+    losses = pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, ("content", "style"),
+                         torch.Generator().manual_seed(0))
+    losses["style"].backward()
     content_grad = max((p.grad.abs().max().item() if p.grad is not None else 0.0) for p in trainer.content_params)
     style_grad = max(p.grad.abs().max().item() for p in trainer.style_params)
     assert content_grad == 0, f"style loss sent gradient {content_grad} to content B"
@@ -129,4 +129,30 @@ def test_preview_writes_base_and_styled_side_by_side(pair, tmp_path):
     trainer.fit()
     preview = tmp_path / "s-preview-00002.png"
     assert Image.open(preview).size == (64, 32)
+    trainer.close()
+
+
+def test_style_only_baseline_trains_one_lora_on_the_style_image(pair, tmp_path):
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", method="style-only", max_steps=2,
+                                       style_start=1), build_tiny_pipeline("sd"))
+    start = _snapshot(trainer)
+    trainer.train_step()                                   # step 0: style-only ignores the warm-up
+    end = _snapshot(trainer)
+    assert _changed(start["style_B"], end["style_B"]) > 0
+    assert _changed(start["content_B"], end["content_B"]) == 0
+    assert trainer.history[-1][1] is None and trainer.history[-1][2] is not None
+    trainer.close()
+
+
+def test_non_orthogonal_ablation_trains_A_and_saves_it(pair, tmp_path):
+    from safetensors.torch import load_file
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", orthogonal=False, max_steps=3,
+                                       style_start=1), build_tiny_pipeline("sd"))
+    start = _snapshot(trainer)
+    trainer.fit()
+    end = _snapshot(trainer)
+    assert _changed(start["content_A"], end["content_A"]) > 0 and _changed(start["style_A"], end["style_A"]) > 0
+    name, layer = next(iter(trainer.layers.items()))
+    saved = load_file(str(trainer.save()))
+    assert torch.equal(saved[f"unet.{name}.lora_A.weight"], layer.style_A.detach())
     trainer.close()

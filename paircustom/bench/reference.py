@@ -1,0 +1,87 @@
+"""The research code's training step, re-implemented as the benchmark's baseline.
+
+Per optimisation step the reference algorithm
+
+    1. VAE-encodes both images again                       (2, 3, H, W) -> (2, C, h, w)
+    2. content pass: UNet(content row, θ0 + Δc)  -> L_content, backward, AdamW step on the B_c's
+    3. style pass:   UNet(style row, θ0 + sg(Δc) + Δs) -> L_style, backward, AdamW step on the B_s's
+
+i.e. three encoder/UNet calls, two backward passes and two optimizer steps where
+``PairTrainer.train_step`` makes one batched UNet call, one backward and one step
+on cached latents and prompt embeddings.  It runs on the trainer's own model,
+adapter layers, prompt embeddings, scheduler and seed, and draws x0, eps and t
+in the same order as ``objective.pair_losses`` (shared eps and t), so its
+content adapter follows the same trajectory and only the style pass differs: it
+sees Δc after this step's content update instead of before it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..adapters import set_route
+from ..families import Conditioning
+from ..images import load_pair
+from ..objective import prediction_target
+
+
+class AdapterState:
+    """One algorithm's own copy of every trainable B, swapped into the shared layers before its steps.
+
+    Both algorithms then train the same model from the same (zero) start, interleaved step by step.
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter]):
+        self.params = params
+        self.values = [p.detach().clone() for p in params]
+
+    def activate(self) -> None:
+        for param, value in zip(self.params, self.values):
+            param.data = value          # optimizer steps now update ``value`` in place
+
+
+class SequentialTrainer:
+    """The reference (sequential) pair-training step on a ``PairTrainer``'s model; see the module docstring."""
+
+    def __init__(self, trainer):
+        config = self.config = trainer.config
+        self.trainer, self.device = trainer, trainer.device
+        content, style = load_pair(config.content_image, config.style_image, config.resolution)
+        vae = trainer.pipe.vae
+        self.pixels = torch.stack([content.pixels, style.pixels]).to(self.device, vae.dtype)   # (2, 3, H, W)
+        self.optimizers = [torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+                           for params in (trainer.content_params, trainer.style_params)]
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def train_step(self) -> tuple[float, float]:
+        """One reference step; returns (content loss, style loss)."""
+        trainer = self.trainer
+        unet, scheduler, vae, cond = trainer.unet, trainer.pipe.scheduler, trainer.pipe.vae, trainer.pair.cond
+        # 1. encode both images (the research code does this every step)
+        vae.to(self.device)
+        with torch.no_grad():
+            latents = vae.encode(self.pixels).latent_dist
+            mean = latents.mean * vae.config.scaling_factor                     # (2, C, h, w)
+            std = latents.std * vae.config.scaling_factor
+        # draws in pair_losses' order: x0 for both rows, one eps, one t
+        draw = lambda *shape: torch.randn(*shape, generator=self.generator).to(self.device, mean.dtype)  # noqa: E731
+        x0 = mean + std * draw(*mean.shape)                                     # (2, C, h, w)
+        noise = draw(1, *mean.shape[1:])                                        # (1, C, h, w)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=self.generator).to(self.device)
+        losses = []
+        # 2. content pass, 3. style pass: one row each, each with its own backward and optimizer step
+        for row, route, optimizer in ((0, "content", self.optimizers[0]), (1, "content+style", self.optimizers[1])):
+            with trainer.accelerator.autocast():
+                noisy = scheduler.add_noise(x0[row:row + 1], noise, t)          # (1, C, h, w)
+                row_cond = Conditioning(cond.hidden[row:row + 1], {k: v[row:row + 1] for k, v in cond.added.items()})
+                set_route(trainer.layers, [route], self.device)                 # kept through backward (checkpointing)
+                prediction = unet(noisy, t, **row_cond.unet_kwargs()).sample   # (1, C, h, w)
+                target = prediction_target(scheduler, x0[row:row + 1], noise, t)
+                loss = F.mse_loss(prediction.float(), target.float())
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            set_route(trainer.layers, None, self.device)
+            losses.append(loss.item())
+        return losses[0], losses[1]
