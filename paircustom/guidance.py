@@ -113,6 +113,7 @@ class StyleGuidedPipeline:
                                    for n in scales]
         blocks = [family.add_size(pipe, b, size * len(prompts)).repeat(num_images_per_prompt) for b in blocks]
         names = [base_adapter, base_adapter, *scales]                    # adapter of each block
+        cond_of = {active: Conditioning.cat(blocks[:active]) for active in {2, len(blocks)}}  # (k·B, T, D) each
 
         # 3. timesteps, 4. initial latents, 5. scheduler extras (all from the wrapped pipeline itself)
         pipe.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -126,7 +127,7 @@ class StyleGuidedPipeline:
         for i, t in enumerate(pipe.progress_bar(timesteps)):
             active = len(blocks) if i >= first_styled else 2             # style terms only after style_start
             model_input = pipe.scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
-            eps = self._predict(model_input, t, blocks[:active], names[:active], batched).chunk(active)
+            eps = self._predict(model_input, t, cond_of[active], names[:active], batched).chunk(active)
             e_uncond, e_cond = eps[0], eps[1]
             guided = e_uncond + guidance_scale * (e_cond - e_uncond)
             for e_style, name in zip(eps[2:], names[2:]):
@@ -136,19 +137,18 @@ class StyleGuidedPipeline:
         # 7. decode
         return self._decode(latents, output_type, generator)
 
-    def _predict(self, model_input, t, blocks: list[Conditioning], names: list[str | None], batched: bool):
-        """UNet predictions for all row blocks: one call (batched) or one call per term."""
-        rows = len(model_input) // len(blocks)
+    def _predict(self, model_input, t, cond: Conditioning, names: list[str | None], batched: bool):
+        """UNet predictions for all row blocks (one adapter name per block): one call, or one call per term."""
+        rows = len(model_input) // len(names)
         per_row = [name for name in names for _ in range(rows)]
         if batched:
-            calls = [(0, len(blocks))]
-        else:  # the reference algorithm: unconditional + conditional together, then each style alone
-            calls = [(0, 2)] + [(k, k + 1) for k in range(2, len(blocks))]
-        out = []
-        for start, stop in calls:
-            cond = Conditioning.cat(blocks[start:stop])
+            with self.routing(per_row):
+                return self.pipe.unet(model_input, t, **cond.unet_kwargs(), return_dict=False)[0]
+        out = []   # the reference algorithm: unconditional + conditional together, then each style alone
+        for start, stop in [(0, 2)] + [(k, k + 1) for k in range(2, len(names))]:
+            part = list(range(start * rows, stop * rows))
             with self.routing(per_row[start * rows:stop * rows]):
-                out.append(self.pipe.unet(model_input[start * rows:stop * rows], t, **cond.unet_kwargs(),
+                out.append(self.pipe.unet(model_input[part], t, **cond.select(part).unet_kwargs(),
                                           return_dict=False)[0])
         return torch.cat(out)
 
