@@ -122,7 +122,7 @@ class PairTrainer:
     """Holds the model with both adapters, the encoded pair and the optimizer; ``fit`` runs the loop."""
 
     def __init__(self, config: TrainConfig, pipe=None):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
 
         # 1. settings and inputs first, so mistakes are reported before a large model loads
         model_defaults = {} if pipe is not None else resolve_model(config.model)[1].get("train_defaults", {})
@@ -137,9 +137,11 @@ class PairTrainer:
         if config.mixed_precision != "no" and not torch.cuda.is_available():
             warnings.warn("mixed precision needs a GPU; training in float32 on the CPU.", stacklevel=2)
             config = self.config = replace(config, mixed_precision="no")
+        # Several GPUs (accelerate launch): style B's get no gradient during the warm-up, so DDP must allow it.
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
                                        gradient_accumulation_steps=config.gradient_accumulation,
-                                       cpu=not torch.cuda.is_available())
+                                       cpu=not torch.cuda.is_available(),
+                                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         device = self.device = self.accelerator.device
         pipe.to(device)
         self.pair = self._encode_pair(*images)

@@ -55,10 +55,10 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
     trainer.close()
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl"])
-def test_short_training_lowers_both_losses(family, pair, tmp_path):
+@pytest.mark.parametrize("family, prediction_type", [("sd", "epsilon"), ("sdxl", "epsilon"), ("sd", "v_prediction")])
+def test_short_training_lowers_both_losses(family, prediction_type, pair, tmp_path):
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", learning_rate=3e-3, max_steps=40,
-                                       style_start=10), build_tiny_pipeline(family))
+                                       style_start=10), build_tiny_pipeline(family, prediction_type=prediction_type))
     content_before, style_before = trainer.evaluate()
     trainer.fit()
     content_after, style_after = trainer.evaluate()
