@@ -23,6 +23,7 @@ class DemoConfig:
         (0, 0, 7), (2, 2, 3), (1, 3, 3),               # red circle/black, blue triangle/yellow, green ring/yellow
         (1, 1, 4), (3, 3, 7), (4, 2, 6),               # green square/purple, yellow ring/black, purple triangle/white
     )
+    train_steps: int | None = None        # None: the embedded model's own default
     style_scale: float = 3.0
     guidance_scale: float = 5.0
     steps: int = 50
@@ -41,7 +42,8 @@ def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
     print(f"1/3 training the '{example.style}' style from {content.name} and {style.name} ...")
     style_file = train_pair(TrainConfig(
         str(content), str(style), subject=caption(*example.combo).removeprefix("a photo of a "), style=example.style_prompt, model="shapes",
-        output=str(out / f"{config.example}-{example.style}.safetensors"), overwrite=True, progress=not args.quiet))
+        output=str(out / f"{config.example}-{example.style}.safetensors"), max_steps=config.train_steps,
+        overwrite=True, progress=not args.quiet))
     prompts = [caption(*combo) for combo in config.combos]
     print(f"2/3 generating {len(prompts)} prompts with and without the style ...")
     pipe = StyleGuidedPipeline.from_pretrained("shapes")

@@ -55,7 +55,8 @@ class TrainConfig:
     learning_rate: float | None = None       # paper 1e-5
     weight_decay: float = 1e-4
     max_steps: int | None = None             # optimizer steps (paper 750)
-    style_start: int | None = None           # first step with the style loss (paper 250)
+    style_start: int | None = None           # first step with the style loss (paper 250 of 750; None keeps
+                                             #   the default's share of max_steps, e.g. 1/3)
     gradient_accumulation: int | None = None  # draws of (eps, t) per step (paper 4)
     resolution: int | None = None            # square training size in pixels (paper 512)
     seed: int = 0                            # noise/timestep seed
@@ -79,7 +80,9 @@ class TrainConfig:
         config = replace(
             self, content_rank=self.content_rank or rank, style_rank=self.style_rank or rank,
             learning_rate=pick("learning_rate", self.learning_rate), max_steps=pick("max_steps", self.max_steps),
-            style_start=pick("style_start", self.style_start), resolution=pick("resolution", self.resolution),
+            style_start=self.style_start if self.style_start is not None else
+            round(pick("style_start", None) / pick("max_steps", None) * pick("max_steps", self.max_steps)),
+            resolution=pick("resolution", self.resolution),
             gradient_accumulation=pick("gradient_accumulation", self.gradient_accumulation),
             content_prompt=self.content_prompt or f"a photo of a {self.token} {self.subject}",
         )

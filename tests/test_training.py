@@ -156,3 +156,15 @@ def test_non_orthogonal_ablation_trains_A_and_saves_it(pair, tmp_path):
     saved = load_file(str(trainer.save()))
     assert torch.equal(saved[f"unet.{name}.lora_A.weight"], layer.style_A.detach())
     trainer.close()
+
+
+@pytest.mark.parametrize("given, model_defaults, expected_start", [
+    (dict(max_steps=30), {}, 10),                                        # the paper's 250 of 750
+    (dict(max_steps=30, style_start=5), {}, 5),                          # given wins
+    (dict(), {"max_steps": 300, "style_start": 100}, 100),               # the model's own defaults
+    (dict(max_steps=12), {"max_steps": 300, "style_start": 150}, 6),     # the model's share
+])
+def test_style_start_defaults_keep_their_share_of_the_steps(given, model_defaults, expected_start):
+    from paircustom.training import TrainConfig
+    config = TrainConfig("c.png", "s.png", **given).resolved(model_defaults)
+    assert config.style_start == expected_start

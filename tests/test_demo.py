@@ -1,0 +1,20 @@
+"""``paircustom demo`` on the embedded model, shortened (the full demo is the README's main job)."""
+
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from paircustom.demo import DemoConfig, run_demo
+from paircustom.shapes import MODEL_DIR
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").is_file(),
+                                reason=f"the embedded shapes model is not in {MODEL_DIR} yet")
+
+
+def test_demo_writes_a_base_vs_styled_grid(tmp_path, capsys):
+    config = DemoConfig(train_steps=4, steps=3, combos=((0, 0, 7), (1, 1, 4)), zoom=1)
+    path = run_demo(SimpleNamespace(output_dir=str(tmp_path), quiet=True), config)
+    assert Image.open(path).size == (2 * 64, 2 * 64)             # 2 prompts x (base, styled)
+    assert (tmp_path / "red_circle-inverted.safetensors").is_file()
+    assert "held out of base training" in capsys.readouterr().out
