@@ -63,7 +63,7 @@ class ModelSpec:
 SPECS = {
     "tiny": ModelSpec("tiny", "tiny SD (in-code)", 32, 4, 1e-2),
     "shapes": ModelSpec("shapes", "shapes (embedded)", 64, 8, 1e-3),
-    "mid": ModelSpec("mid", "mid-size SD (220 M UNet)", 256, 64, 1e-3),
+    "mid": ModelSpec("mid", "mid-size SD (220 M UNet)", 256, 64, 1e-4),
     "sdxl": ModelSpec("sdxl", "SDXL-shaped (2.6 B UNet)", 512, 64, 1e-4, torch.bfloat16),
 }
 
@@ -110,7 +110,7 @@ def build_pipeline(name: str, device: str = "cpu"):
                 text_encoder_2=tiny_text_encoder(len(tokenizer), 1280, projection=1280, seed=1),
                 tokenizer_2=tokenizer, unet=build_unet("sdxl"), scheduler=_scheduler())
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device, spec.dtype)
+    return pipe.to(device) if spec.dtype == torch.float32 else pipe.to(device, spec.dtype)
 
 
 def parameter_count(name: str) -> int:

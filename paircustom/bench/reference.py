@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from ..adapters import set_route
-from ..families import Conditioning
 from ..images import load_pair
-from ..objective import prediction_target
+from ..objective import ROW_KINDS, prediction_target
 
 
 class AdapterState:
@@ -71,12 +70,12 @@ class SequentialTrainer:
         t = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=self.generator).to(self.device)
         losses = []
         # 2. content pass, 3. style pass: one row each, each with its own backward and optimizer step
-        for row, route, optimizer in ((0, "content", self.optimizers[0]), (1, "content+style", self.optimizers[1])):
+        for kind, optimizer in zip(("content", "style"), self.optimizers):
+            row, route = ROW_KINDS[kind]                                        # image row, adapter route
             with trainer.accelerator.autocast():
                 noisy = scheduler.add_noise(x0[row:row + 1], noise, t)          # (1, C, h, w)
-                row_cond = Conditioning(cond.hidden[row:row + 1], {k: v[row:row + 1] for k, v in cond.added.items()})
                 set_route(trainer.layers, [route], self.device)                 # kept through backward (checkpointing)
-                prediction = unet(noisy, t, **row_cond.unet_kwargs()).sample   # (1, C, h, w)
+                prediction = unet(noisy, t, **cond.select([row]).unet_kwargs()).sample   # (1, C, h, w)
                 target = prediction_target(scheduler, x0[row:row + 1], noise, t)
                 loss = F.mse_loss(prediction.float(), target.float())
             loss.backward()

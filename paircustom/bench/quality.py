@@ -1,0 +1,268 @@
+"""Ground-truth style benchmark on the embedded shapes model: does Pair Customization learn the style?
+
+    python -m paircustom.bench.quality [--quick] [--model shapes] [--out benchmarks/results] [--work DIR]
+
+In the shapes world a style is a known image function ``f`` (``paircustom.shapes.styles``), so for any prompt
+and seed the ideal stylized output is ``f(x_base)``, the base model's own image pushed through ``f``.  For each
+style we train on ONE pair (content image, f(content image)) of a fixed training-set caption (a centred red circle
+on blue) and compare, with the same target layers, optimizer steps and seeds (paper Sec. 5 baselines/ablations):
+
+    pair-sg     Pair Customization as implemented (orthogonal frozen A's, stop-gradient, style warm-up; Sec. 3)
+                with style guidance (Eqs. 10-11) at several scales
+    pair-lora   the same file, applied by LoRA scaling (base + s·Δs, plain CFG, style prompt)
+    no-orth-sg  ablation of Sec. 3.2: ordinary trainable A's for both adapters, with style guidance
+    db-lora     DreamBooth-LoRA baseline: one LoRA trained on the style image alone with the style prompt,
+                applied by LoRA scaling ...
+    db-sg       ... and by style guidance
+
+Metrics per style, method and scale, over held-out captions (combinations never shown to the base model) and
+training-set captions (never the pair's own), one image per (caption, seed):
+
+    fidelity    1 - Σ d(x_styled, f(x_base)) / Σ d(x_base, f(x_base)),  d = mean absolute pixel error, pooled
+                over the samples of a split (1: exact style with content kept, 0: no change, < 0: worse than none)
+    leakage     share of samples closer to the training style image than to f(x_base) (the pair's content
+                copied into other prompts: the failure the paper's content/style separation targets)
+    structure   share of samples whose analyzer-read shape equals the shape read on x_base (samples with a
+                readable base shape); only for styles under which the analyzer reads rendered shapes back
+                (>= 90% on a calibration set of rendered scenes pushed through f), "n/a" otherwise
+
+x_base: the base model, plain CFG, the same initial latents; x_styled: with the style, same latents.  Sampling
+uses DDIM with ``steps`` (default 25, not the paper's 50) to fit a CPU.  Each (style, training variant) is trained
+once and reused for every scale and application; every configuration is one batched pipeline call over all
+prompts x seeds.  Writes ``<name>.md`` (tables; a hand-written reading below the ``READING_MARK`` line survives
+re-runs), ``<name>.png`` (trade-off plot) and ``<name>.json`` under ``out`` and prints the main table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..guidance import StyleGuidedPipeline
+from ..shapes.analyzer import analyze
+from ..shapes.examples import ExamplePair
+from ..shapes.styles import STYLES
+from ..shapes.world import all_combos, caption, held_out_combos, render_batch, training_combos
+from ..training import TrainConfig, train_pair
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a style is trained (TrainConfig overrides) and how it is applied at generation."""
+
+    label: str
+    train: tuple[tuple[str, object], ...]   # TrainConfig fields that differ from the defaults
+    apply: str                              # "guidance" (style scale) or "lora" (LoRA scale)
+
+
+METHODS = {
+    "pair-sg": Method("Pair Customization, style guidance", (), "guidance"),
+    "pair-lora": Method("Pair Customization, LoRA scale", (), "lora"),
+    "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),
+    "db-lora": Method("DreamBooth-LoRA (baseline), LoRA scale", (("method", "style-only"),), "lora"),
+    "db-sg": Method("DreamBooth-LoRA (baseline), style guidance", (("method", "style-only"),), "guidance"),
+}
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Everything that defines a benchmark run (defaults: the full run, ~30-40 CPU minutes)."""
+
+    model: str = "shapes"                     # the embedded model (or a shapes-world pipeline folder)
+    styles: tuple[str, ...] = tuple(STYLES)   # keys of paircustom.shapes.styles.STYLES, easy to hard
+    methods: tuple[str, ...] = tuple(METHODS)
+    pair_combo: tuple[int, int, int] = (0, 0, 2)   # the training pair: red circle on blue (a training caption)
+    held_out: int = 4                         # held-out captions evaluated
+    training: int = 4                         # training-set captions evaluated (the pair's own excluded)
+    seeds: tuple[int, ...] = (0, 1, 2, 3)     # initial-latent seeds, the same for every prompt and method
+    prompt_seed: int = 0                      # which captions are drawn
+    steps: int = 25                           # DDIM sampling steps (paper 50)
+    guidance_scale: float = 5.0               # CFG for every image, base included (paper 5)
+    style_start: float = 0.2                  # fraction of steps before style guidance starts (paper 0.2)
+    style_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)   # style-guidance sweep (paper default 3)
+    lora_scales: tuple[float, ...] = (0.5, 1.0, 1.5)        # LoRA-scale sweep (paper baseline 1)
+    default_style_scale: float = 3.0          # the operating point of the main table
+    default_lora_scale: float = 1.0
+    max_steps: int | None = None              # training steps; None = the model's paircustom.json defaults
+    style_start_step: int | None = None       # first step with the style loss; None = the model's default
+    readable_threshold: float = 0.9           # analyzer shape accuracy on f(rendered) to score structure
+    threads: int = 1                          # torch threads: 1 is far faster than 2 on a shared 2-core machine
+    out: str = "benchmarks/results"           # where <name>.md/.png/.json go
+    name: str = "quality"                     # file stem of the results
+    work: str | None = None                   # style files and pair PNGs; reused if present (None: temp dir)
+
+
+QUICK = dict(styles=("inverted",), methods=("pair-sg", "db-lora"), held_out=1, training=1, seeds=(0, 1),
+             style_scales=(3.0,), lora_scales=(1.0,), max_steps=200, style_start_step=50, name="quality-quick")
+
+
+@dataclass
+class Sample:
+    """The evaluation set: one row per (caption, seed), caption-major."""
+
+    prompts: list[str]
+    splits: list[str]            # "held-out" or "training"
+    latents: torch.Tensor        # (N, C, h, w) initial latents, shared by every method
+    base: np.ndarray = field(default=None)   # (N, 64, 64, 3) uint8 x_base
+
+
+def evaluation_set(config: QualityConfig, pipe) -> Sample:
+    """Draw the captions (fixed seed) and the initial latents of every (caption, seed)."""
+    rng = np.random.default_rng(config.prompt_seed)
+    held = held_out_combos()
+    train = [c for c in training_combos() if c != config.pair_combo]
+    chosen = [("held-out", held[i]) for i in rng.choice(len(held), config.held_out, replace=False)]
+    chosen += [("training", train[i]) for i in rng.choice(len(train), config.training, replace=False)]
+    unet = pipe.unet.config
+    noise = {s: torch.randn((1, unet.in_channels, unet.sample_size, unet.sample_size),
+                            generator=torch.Generator().manual_seed(s)) for s in config.seeds}
+    rows = [(split, combo, seed) for split, combo in chosen for seed in config.seeds]
+    return Sample([caption(*combo) for _, combo, _ in rows], [split for split, _, _ in rows],
+                  torch.cat([noise[seed] for _, _, seed in rows]))
+
+
+def generate(guided: StyleGuidedPipeline, sample: Sample, config: QualityConfig, style: str | None = None,
+             scale: float = 0.0, apply: str = "guidance") -> np.ndarray:
+    """All samples in one pipeline call -> (N, 64, 64, 3) uint8; no style = the base model, plain CFG."""
+    common = dict(num_inference_steps=config.steps, guidance_scale=config.guidance_scale,
+                  style_start=config.style_start, latents=sample.latents.clone(), output_type="np")
+    if style is None:
+        out = guided(sample.prompts, styles={}, **common)
+    elif apply == "guidance":
+        out = guided(sample.prompts, styles={style: scale}, **common)
+    else:
+        out = guided.lora_scale(sample.prompts, style, scale, **common)
+    return (np.asarray(out.images) * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-sample mean absolute pixel error of (N, H, W, 3) arrays, in 0-255 units -> (N,)."""
+    return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=(1, 2, 3))
+
+
+def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_image: np.ndarray,
+            readable: bool) -> dict:
+    """Fidelity, leakage and structure of ``styled`` against ``target`` = f(base) (see the module docstring)."""
+    to_target = _mae(styled, target)
+    fidelity = 1.0 - to_target.sum() / max(_mae(base, target).sum(), 1e-6)
+    leakage = float((_mae(styled, style_image[None]) < to_target).mean())
+    structure = None
+    if readable:
+        pairs = [(analyze(s).shape, analyze(b).shape) for s, b in zip(styled, base)]
+        kept = [s == b for s, b in pairs if b is not None]
+        structure = float(np.mean(kept)) if kept else None
+    return dict(fidelity=float(fidelity), leakage=leakage, structure=structure, n=len(styled))
+
+
+def analyzer_reads(style: str, count: int = 200, seed: int = 0) -> float:
+    """Shape accuracy of the analyzer on rendered scenes pushed through the style: can it read this style?"""
+    images, scenes = render_batch(np.random.default_rng(seed), count, all_combos())
+    apply = STYLES[style].apply
+    return float(np.mean([analyze(apply(image)).shape == scene.shape for image, scene in zip(images, scenes)]))
+
+
+def train_style(config: QualityConfig, style: str, method: Method, work: Path) -> Path:
+    """Train (or reuse) the style file of one (style, training variant) on the fixed pair."""
+    variant = "-".join(f"{k}={v}" for k, v in method.train) or "pair"
+    steps = f"{config.max_steps or 'default'}-{config.style_start_step or 'default'}"
+    output = work / f"{style}-{variant}-{steps}.safetensors"
+    if output.is_file():
+        return output
+    pair = ExamplePair("pair", config.pair_combo, style)
+    content, styled = pair.images()
+    paths = work / f"{style}-content.png", work / f"{style}-style.png"
+    for path, image in zip(paths, (content, styled)):
+        Image.fromarray(image).save(path)
+    train_pair(TrainConfig(str(paths[0]), str(paths[1]), subject=pair.caption.removeprefix("a photo of a "),
+                           style=pair.style_prompt, model=config.model, output=str(output), overwrite=True,
+                           max_steps=config.max_steps, style_start=config.style_start_step, progress=False,
+                           **dict(method.train)))
+    return output
+
+
+def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: Sample, style: str,
+                   work: Path, log) -> list[dict]:
+    """Train every method's file for ``style`` once, sweep its scales, score each against f(x_base)."""
+    f = STYLES[style].apply
+    target = np.stack([f(image) for image in sample.base])
+    style_image = f(ExamplePair("pair", config.pair_combo, style).images()[0])
+    reads = analyzer_reads(style)
+    readable = reads >= config.readable_threshold
+    log(f"[{style}] analyzer reads shapes under this style: {100 * reads:.0f}% -> structure "
+        f"{'scored' if readable else 'n/a'}")
+    loaded: dict[Path, str] = {}
+    records = []
+    for key in config.methods:
+        method = METHODS[key]
+        start = time.time()
+        path = train_style(config, style, method, work)
+        if path not in loaded:
+            loaded[path] = guided.load_style(path, name=f"{style}-{len(guided.suffixes)}")
+        trained = time.time() - start
+        scales = config.style_scales if method.apply == "guidance" else config.lora_scales
+        for scale in scales:
+            styled = generate(guided, sample, config, loaded[path], scale, method.apply)
+            for split in ("all", "held-out", "training"):
+                rows = np.array([split in ("all", s) for s in sample.splits])
+                records.append(dict(style=style, method=key, scale=scale, split=split, readable=readable,
+                                    analyzer_reads=reads, **metrics(styled[rows], sample.base[rows],
+                                                                    target[rows], style_image, readable)))
+            overall = records[-3]
+            structure = "n/a" if overall["structure"] is None else f"{overall['structure']:.2f}"
+            log(f"[{style}] {key:<10} scale {scale:<4g} fidelity {overall['fidelity']:+.3f}  leakage "
+                f"{overall['leakage']:.2f}  structure {structure}  ({time.time() - start:.0f}s, training {trained:.0f}s)")
+    return records
+
+
+def run(config: QualityConfig, log=print) -> dict:
+    """Run the benchmark; write <name>.md, .png, .json under ``config.out``; return the results."""
+    from . import quality_report
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    started = time.time()
+    try:
+        with tempfile.TemporaryDirectory() as temp:
+            work = Path(config.work or temp)
+            work.mkdir(parents=True, exist_ok=True)
+            guided = StyleGuidedPipeline.from_pretrained(config.model)
+            sample = evaluation_set(config, guided.pipe)
+            sample.base = generate(guided, sample, config)
+            log(f"base model: {len(sample.prompts)} samples ({time.time() - started:.0f}s)")
+            records = [r for style in config.styles
+                       for r in evaluate_style(config, guided, sample, style, work, log)]
+    finally:
+        torch.set_num_threads(threads)
+    results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records,
+                   prompts=sorted(set(zip(sample.splits, sample.prompts))))
+    paths = quality_report.write(results, Path(config.out), config.name)
+    log(quality_report.main_table(results))
+    log("wrote " + ", ".join(str(p) for p in paths))
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one style, two methods, two prompts (a smoke run)")
+    parser.add_argument("--model", default="shapes", help="shapes-world pipeline folder (default: embedded)")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for the results")
+    parser.add_argument("--work", default=None, help="folder for style files; existing ones are reused")
+    parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    config = QualityConfig(**QUICK) if args.quick else QualityConfig()
+    config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
+    if args.styles:
+        config = replace(config, styles=tuple(args.styles.split(",")))
+    run(config, log=lambda message: print(message, flush=True))
+
+
+if __name__ == "__main__":
+    main()
