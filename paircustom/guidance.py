@@ -27,6 +27,17 @@ from .families import Conditioning, Size, family_of, load_pipeline
 from .formats import check_fits, read_adapter
 
 
+def style_guidance(e_uncond, e_cond, e_styles, guidance_scale: float, style_scales: list[float]):
+    """Paper Eq. 10 (one style) and Eq. 11 (several): CFG plus one term per style.
+
+    eps = e0(∅) + λ_cfg (e0(c) − e0(∅)) + Σ_i λ_i (e_i(c_i) − e0(c)); every tensor (B, C, h, w).
+    """
+    guided = e_uncond + guidance_scale * (e_cond - e_uncond)
+    for e_style, scale in zip(e_styles, style_scales, strict=True):
+        guided = guided + scale * (e_style - e_cond)
+    return guided
+
+
 class StyleGuidedPipeline:
     """Generate with one or more learned styles by style guidance; wraps (and shares) a diffusers pipeline."""
 
@@ -127,11 +138,9 @@ class StyleGuidedPipeline:
         for i, t in enumerate(pipe.progress_bar(timesteps)):
             active = len(blocks) if i >= first_styled else 2             # style terms only after style_start
             model_input = pipe.scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
-            eps = self._predict(model_input, t, cond_of[active], names[:active], batched).chunk(active)
-            e_uncond, e_cond = eps[0], eps[1]
-            guided = e_uncond + guidance_scale * (e_cond - e_uncond)
-            for e_style, name in zip(eps[2:], names[2:]):
-                guided = guided + scales[name] * (e_style - e_cond)
+            e_uncond, e_cond, *e_styles = self._predict(model_input, t, cond_of[active], names[:active],
+                                                        batched).chunk(active)
+            guided = style_guidance(e_uncond, e_cond, e_styles, guidance_scale, [scales[n] for n in names[2:active]])
             latents = pipe.scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
 
         # 7. decode
