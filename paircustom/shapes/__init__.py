@@ -22,5 +22,5 @@ def load_shapes_pipeline(dtype: torch.dtype = torch.float32, model_dir: str | Pa
     if not (model_dir / "model_index.json").exists():
         raise FileNotFoundError(f"no shapes pipeline in {model_dir}; train one with python -m paircustom.shapes.train")
     return StableDiffusionPipeline.from_pretrained(
-        model_dir, torch_dtype=dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False
+        model_dir, dtype=dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False
     )

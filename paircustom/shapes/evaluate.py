@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from .analyzer import analyze
-from .world import caption, held_out_combos, training_combos
+from .world import SHAPES, caption, held_out_combos, training_combos
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Adherence:
     background: float
     all: float  # all three right at once
     count: int
+    per_shape: tuple = ()  # shape accuracy for each true shape, in ``SHAPES`` order (nan if absent)
 
 
 @torch.no_grad()
@@ -49,7 +50,10 @@ def score(images: np.ndarray, combos) -> Adherence:
     """Compare the analyzer's readings of ``images`` with their (colour, shape, background) ``combos``."""
     readings = [analyze(image) for image in images]
     hits = np.array([[r.colour == c, r.shape == s, r.background == b] for r, (c, s, b) in zip(readings, combos)])
-    return Adherence(*hits.mean(0).tolist(), all=float(hits.all(1).mean()), count=len(combos))
+    shapes = np.array([s for _, s, _ in combos])
+    per_shape = tuple(float(hits[shapes == i, 1].mean()) if (shapes == i).any() else float("nan")
+                      for i in range(len(SHAPES)))
+    return Adherence(*hits.mean(0).tolist(), all=float(hits.all(1).mean()), count=len(combos), per_shape=per_shape)
 
 
 def evaluate(pipe, combos, seeds=(0, 1), steps: int = 50, cfg: float = 5.0) -> tuple[Adherence, np.ndarray]:
@@ -94,11 +98,14 @@ def main(argv=None) -> None:
     print(f"steps {args.steps}, cfg {args.cfg}, seeds {args.seeds}")
     print("| split      | images | colour |  shape | background |    all |")
     print("|------------|--------|--------|--------|------------|--------|")
+    per_shape = []
     for name, combos in (("held-out", held_out_combos()), ("training", train_sample)):
         result, images = evaluate(pipe, combos, seeds, args.steps, args.cfg)
         print(format_row(name, result), flush=True)
+        per_shape.append(f"{name}: " + ", ".join(f"{s} {100 * a:.0f}%" for s, a in zip(SHAPES, result.per_shape)))
         if args.grid and name == "held-out":
             save_grid(images, args.grid, columns=2 * len(seeds))
+    print("shape accuracy by prompted shape:", *per_shape, sep="\n  ")
 
 
 if __name__ == "__main__":
