@@ -24,12 +24,14 @@ training-set captions (never the pair's own), one image per (caption, seed):
                 copied into other prompts: the failure the paper's content/style separation targets)
     structure   share of samples whose analyzer-read shape equals the shape read on x_base (samples with a
                 readable base shape); only for styles under which the analyzer reads rendered shapes back
-                (>= 90% on a calibration set of rendered scenes pushed through f), "n/a" otherwise
+                (>= 70% on a calibration set of rendered scenes pushed through f), "n/a" otherwise; the
+                reference row "ideal" (= f(x_base)) gives the ceiling the analyzer allows on these very samples
 
 x_base: the base model, plain CFG, the same initial latents; x_styled: with the style, same latents.  Sampling
 uses DDIM with ``steps`` (default 25, not the paper's 50) to fit a CPU.  Each (style, training variant) is trained
 once and reused for every scale and application; every configuration is one batched pipeline call over all
-prompts x seeds.  Writes ``<name>.md`` (tables; a hand-written reading below the ``READING_MARK`` line survives
+prompts x seeds.  Reference rows per style: "none" (x_base itself: fidelity 0, the leakage
+that needs no style at all) and "ideal" (f(x_base): fidelity 1, leakage 0, the structure ceiling).  Writes ``<name>.md`` (tables; a hand-written reading below the ``READING_MARK`` line survives
 re-runs), ``<name>.png`` (trade-off plot) and ``<name>.json`` under ``out`` and prints the main table.
 """
 
@@ -92,7 +94,7 @@ class QualityConfig:
     default_lora_scale: float = 1.0
     max_steps: int | None = None              # training steps; None = the model's paircustom.json defaults
     style_start_step: int | None = None       # first step with the style loss; None = the model's default
-    readable_threshold: float = 0.9           # analyzer shape accuracy on f(rendered) to score structure
+    readable_threshold: float = 0.7           # analyzer shape accuracy on f(rendered) to score structure
     threads: int = 1                          # torch threads: 1 is far faster than 2 on a shared 2-core machine
     out: str = "benchmarks/results"           # where <name>.md/.png/.json go
     name: str = "quality"                     # file stem of the results
@@ -197,8 +199,19 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     readable = reads >= config.readable_threshold
     log(f"[{style}] analyzer reads shapes under this style: {100 * reads:.0f}% -> structure "
         f"{'scored' if readable else 'n/a'}")
+    records: list[dict] = []
+
+    def score(key: str, scale: float, styled: np.ndarray) -> dict:
+        for split in ("all", "held-out", "training"):
+            rows = np.array([split in ("all", s) for s in sample.splits])
+            records.append(dict(style=style, method=key, scale=scale, split=split, readable=readable,
+                                analyzer_reads=reads, **metrics(styled[rows], sample.base[rows], target[rows],
+                                                                style_image, readable)))
+        return records[-3]
+
+    for key, images in (("none", sample.base), ("ideal", target)):   # references: no style, f(x_base)
+        score(key, 0.0, images)
     loaded: dict[Path, str] = {}
-    records = []
     for key in config.methods:
         method = METHODS[key]
         start = time.time()
@@ -208,13 +221,7 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
         trained = time.time() - start
         scales = config.style_scales if method.apply == "guidance" else config.lora_scales
         for scale in scales:
-            styled = generate(guided, sample, config, loaded[path], scale, method.apply)
-            for split in ("all", "held-out", "training"):
-                rows = np.array([split in ("all", s) for s in sample.splits])
-                records.append(dict(style=style, method=key, scale=scale, split=split, readable=readable,
-                                    analyzer_reads=reads, **metrics(styled[rows], sample.base[rows],
-                                                                    target[rows], style_image, readable)))
-            overall = records[-3]
+            overall = score(key, scale, generate(guided, sample, config, loaded[path], scale, method.apply))
             structure = "n/a" if overall["structure"] is None else f"{overall['structure']:.2f}"
             log(f"[{style}] {key:<10} scale {scale:<4g} fidelity {overall['fidelity']:+.3f}  leakage "
                 f"{overall['leakage']:.2f}  structure {structure}  ({time.time() - start:.0f}s, training {trained:.0f}s)")
