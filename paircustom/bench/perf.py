@@ -50,7 +50,7 @@ CHECKPOINT_MEMORY_TARGET = 0.60        # checkpointing / no checkpointing, train
 class BenchConfig:
     """One benchmark run."""
 
-    models: tuple[str, ...] = ("small", "mid")   # "small" = shapes if present, else tiny
+    models: tuple[str, ...] = ("small", "mid", "sdxl")   # "small": shapes if present, else tiny; "sdxl": GPU only
     repeats: int = 3                  # timed runs per measurement
     warmup: int = 1                   # untimed runs before them
     steps: int = 50                   # sampling steps, small models
@@ -226,13 +226,28 @@ def run(config: BenchConfig, log=print) -> list[Row]:
     return rows
 
 
-def machine_info(config: BenchConfig) -> str:
+NOTES = """\
+- training step: median wall time of one optimizer step (gradient_accumulation 1, style loss on from step 0);
+  "x ours faster" = sequential seconds per step / ours = ratio of steps/s. The loss match trains both from the
+  same zero adapters with the same seed and draws, then compares the mean evaluation loss over fixed draws.
+- sampling: median wall time of the denoising loop (prompt encoding included, VAE decode excluded); the floor is
+  the number of denoiser row-evaluations relative to plain CFG, (0.2*2 + 0.8*(2+N))/2 at style_start 0.2.
+- peak training memory: each configuration in its own process. "whole process" = RSS high-water mark of the
+  process (model building included); "above loaded model" = highest RSS during the training steps minus the RSS
+  once the model, adapters and encoded pair are loaded (GPU: torch.cuda.max_memory_allocated instead of RSS).
+"""
+
+
+def machine_info(config: BenchConfig, load_before: tuple[float, ...]) -> str:
+    """Markdown bullet list: date, machine, versions, threads, run settings, CPU load around the run."""
     gpu = torch.cuda.get_device_name() if config.device == "cuda" else "none"
     return (f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
             f"- machine: {platform.processor() or platform.machine()}, os.cpu_count() = {os.cpu_count()}, GPU: {gpu}\n"
             f"- torch {torch.__version__}, torch.set_num_threads({config.threads}), python {platform.python_version()}\n"
             f"- medians of {config.repeats} timed runs after {config.warmup} warm-up run(s); sampling steps: "
-            f"{config.steps} (small models), {config.big_steps} (mid-size / SDXL), style_start {STYLE_START}\n")
+            f"{config.steps} (small models), {config.big_steps} (mid-size / SDXL), style_start {STYLE_START}\n"
+            f"- 1-minute load average before / after the run: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
+            f"(about {config.threads:.0f} when nothing else runs)\n")
 
 
 def table(rows: list[Row]) -> str:
@@ -268,14 +283,15 @@ def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:
 def main(argv=None) -> list[Row]:
     config, out, note = parse_args(argv)
     torch.set_num_threads(config.threads)
+    load_before = os.getloadavg()
     print(f"torch.set_num_threads({config.threads}); device {config.device}", flush=True)
     rows = run(config, log=lambda message: print(message, flush=True))
     text = table(rows)
     print(text, flush=True)
     if out:
         command = "python -m paircustom.bench.perf " + " ".join(sys.argv[1:] if argv is None else argv)
-        body = (f"# Performance benchmark\n\nCommand: `{command}`\n\n{machine_info(config)}"
-                + (f"- note: {note}\n" if note else "") + f"\n{text}\n")
+        body = (f"# Performance benchmark\n\nCommand: `{command}`\n\n{machine_info(config, load_before)}"
+                + (f"- note: {note}\n" if note else "") + f"\n{text}\n\n{NOTES}")
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(body)
     return rows

@@ -178,7 +178,7 @@ def plot(results: dict, path: Path) -> None:
             ax.set_ylabel(("leakage" if row == 0 else "structure kept") if column == 0 else "", fontsize=8)
             ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=6, loc="best")
-    fig.suptitle("Fidelity vs leakage / structure over the style-guidance or LoRA-scale sweep (points: scale)",
+    fig.suptitle("Fidelity vs leakage / structure kept\n(points: style-guidance or LoRA scale)",
                  fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda temp: fig.savefig(temp, format="png", dpi=110))
