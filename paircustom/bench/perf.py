@@ -203,11 +203,13 @@ def run(config: BenchConfig, log=print) -> list[Row]:
     """Every measurement of every model in ``config``; returns the table rows."""
     rows: list[Row] = []
     for model in config.models:
+        stand_in = model == "small" and not shapes_available()
         if model == "small":
-            model = "shapes" if shapes_available() else "tiny"
-            if model == "tiny":
-                log("note: the embedded shapes model is absent; the tiny in-code SD model stands in for it")
+            model = "tiny" if stand_in else "shapes"
         spec, big = SPECS[model], model in ("mid", "sdxl")
+        if stand_in:
+            log("note: the embedded shapes model is absent; the tiny in-code SD model stands in for it")
+            spec = replace(spec, label=spec.label + ", shapes model absent")
         if model == "sdxl" and (config.construct_only or config.device != "cuda"):
             count = parameter_count("sdxl")
             rows.append(Row("construction only", spec.label, "built on the meta device, nothing run",

@@ -190,8 +190,12 @@ def train_style(config: QualityConfig, style: str, method: Method, work: Path) -
 
 
 def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: Sample, style: str,
-                   work: Path, log) -> list[dict]:
-    """Train every method's file for ``style`` once, sweep its scales, score each against f(x_base)."""
+                   work: Path, log) -> tuple[list[dict], list[list[Image.Image]]]:
+    """Train every method's file for ``style`` once, sweep its scales, score each against f(x_base).
+
+    Also returns gallery rows (the training style image, then the first seed of every caption) for the
+    references and for each method at its default scale.
+    """
     f = STYLES[style].apply
     target = np.stack([f(image) for image in sample.base])
     style_image = f(ExamplePair("pair", config.pair_combo, style).images()[0])
@@ -200,6 +204,8 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     log(f"[{style}] analyzer reads shapes under this style: {100 * reads:.0f}% -> structure "
         f"{'scored' if readable else 'n/a'}")
     records: list[dict] = []
+    gallery = [[Image.fromarray(style_image)] + [Image.fromarray(image) for image in images[::len(config.seeds)]]
+               for images in (sample.base, target)]
 
     def score(key: str, scale: float, styled: np.ndarray) -> dict:
         for split in ("all", "held-out", "training"):
@@ -221,11 +227,16 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
         trained = time.time() - start
         scales = config.style_scales if method.apply == "guidance" else config.lora_scales
         for scale in scales:
-            overall = score(key, scale, generate(guided, sample, config, loaded[path], scale, method.apply))
+            styled = generate(guided, sample, config, loaded[path], scale, method.apply)
+            overall = score(key, scale, styled)
+            default = config.default_style_scale if method.apply == "guidance" else config.default_lora_scale
+            if scale == default or len(scales) == 1:
+                gallery.append([Image.new("RGB", style_image.shape[:2], "white")]
+                               + [Image.fromarray(image) for image in styled[::len(config.seeds)]])
             structure = "n/a" if overall["structure"] is None else f"{overall['structure']:.2f}"
             log(f"[{style}] {key:<10} scale {scale:<4g} fidelity {overall['fidelity']:+.3f}  leakage "
                 f"{overall['leakage']:.2f}  structure {structure}  ({time.time() - start:.0f}s, training {trained:.0f}s)")
-    return records
+    return records, gallery
 
 
 def run(config: QualityConfig, log=print) -> dict:
@@ -243,13 +254,16 @@ def run(config: QualityConfig, log=print) -> dict:
             sample = evaluation_set(config, guided.pipe)
             sample.base = generate(guided, sample, config)
             log(f"base model: {len(sample.prompts)} samples ({time.time() - started:.0f}s)")
-            records = [r for style in config.styles
-                       for r in evaluate_style(config, guided, sample, style, work, log)]
+            records, gallery = [], []
+            for style in config.styles:
+                style_records, rows = evaluate_style(config, guided, sample, style, work, log)
+                records += style_records
+                gallery += rows
     finally:
         torch.set_num_threads(threads)
     results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records,
                    prompts=sorted(set(zip(sample.splits, sample.prompts))))
-    paths = quality_report.write(results, Path(config.out), config.name)
+    paths = quality_report.write(results, Path(config.out), config.name, gallery)
     log(quality_report.main_table(results))
     log("wrote " + ", ".join(str(p) for p in paths))
     return results

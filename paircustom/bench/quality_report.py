@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import atomic_write
+from PIL import Image
+
+from ..images import atomic_write, grid
 
 READING_MARK = "<!-- reading: written by hand below this line; kept when the benchmark is re-run -->"
 REFERENCES = ("none", "ideal")   # rows of x_base itself and of f(x_base)
@@ -129,6 +131,11 @@ Captions: {prompts}.
 
 {summary_table(results)}
 
+Samples (first seed of each caption; per style the rows are `none`, `ideal`, then each method at its default \
+scale in the order above; the first column of the `none` and `ideal` rows is the training style image):
+
+![samples]({config['name']}-samples.png)
+
 ## Sweep
 
 ![fidelity against leakage and structure]({config['name']}.png)
@@ -185,14 +192,16 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write(results: dict, out: Path, name: str) -> list[Path]:
-    """Write <name>.md (keeping a hand-written reading), <name>.png and <name>.json; return their paths."""
+def write(results: dict, out: Path, name: str, gallery: list[list[Image.Image]]) -> list[Path]:
+    """Write <name>.md (keeping a hand-written reading), <name>.png, <name>-samples.png and <name>.json."""
     out.mkdir(parents=True, exist_ok=True)
     md, png, raw = out / f"{name}.md", out / f"{name}.png", out / f"{name}.json"
+    samples = out / f"{name}-samples.png"
+    atomic_write(samples, lambda temp: grid(gallery).save(temp, format="PNG"))
     reading = "\n(no reading yet)\n"
     if md.is_file() and READING_MARK in md.read_text():
         reading = md.read_text().split(READING_MARK, 1)[1].lstrip("\n")
     atomic_write(raw, lambda temp: Path(temp).write_text(json.dumps(results, indent=1) + "\n"))
     plot(results, png)
     atomic_write(md, lambda temp: Path(temp).write_text(markdown(results, reading)))
-    return [md, png, raw]
+    return [md, png, samples, raw]
