@@ -101,14 +101,14 @@ def build_pipeline(name: str, device: str = "cpu"):
         if name == "mid":
             pipe = StableDiffusionPipeline(
                 vae=AutoencoderKL(**SD_VAE, sample_size=256), text_encoder=tiny_text_encoder(len(tokenizer), 768),
-                tokenizer=tokenizer, unet=build_unet("mid"), scheduler=_scheduler(), safety_checker=None,
+                tokenizer=tokenizer, unet=build_unet("mid", device), scheduler=_scheduler(), safety_checker=None,
                 feature_extractor=None, requires_safety_checker=False)
         else:  # SDXL: hidden states 768 + 1280 = 2048 wide, pooled 1280 (+ 6 x 256 time ids = 2816)
             pipe = StableDiffusionXLPipeline(
                 vae=AutoencoderKL(**SD_VAE, sample_size=512, scaling_factor=0.13025, force_upcast=True),
                 text_encoder=tiny_text_encoder(len(tokenizer), 768), tokenizer=tokenizer,
                 text_encoder_2=tiny_text_encoder(len(tokenizer), 1280, projection=1280, seed=1),
-                tokenizer_2=tokenizer, unet=build_unet("sdxl"), scheduler=_scheduler())
+                tokenizer_2=tokenizer, unet=build_unet("sdxl", device), scheduler=_scheduler())
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device) if spec.dtype == torch.float32 else pipe.to(device, spec.dtype)
 

@@ -1,7 +1,7 @@
 """Training, sampling and memory benchmark of paircustom against the research code's algorithm.
 
-    python -m paircustom.bench.perf [--quick] [--repeats 3] [--steps 50] [--out benchmarks/results/perf.md]
-                                    [--sdxl-shape [--construct-only]] [--threads N]
+    python -m paircustom.bench.perf [--quick] [--repeats 3] [--steps 50] [--big-steps 10] [--out benchmarks/results/perf.md]
+                                    [--sdxl-shape [--construct-only]] [--threads N] [--models small mid sdxl]
 
 What is measured (medians over ``repeats`` timed runs after ``warmup`` untimed ones, both
 algorithms / all variants interleaved in the same process, ``torch.set_num_threads`` fixed):
