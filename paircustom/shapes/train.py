@@ -1,11 +1,13 @@
 """Train the shapes-world Stable Diffusion pipeline from scratch on rendered images.
 
-    python -m paircustom.shapes.train --out DIR [--seed 0] [--vae-minutes 8] [--unet-minutes 42]
+    python -m paircustom.shapes.train --out DIR [--seed 0] [--vae-minutes 9] [--unet-minutes 45] [--decoder-minutes 8]
+    python -m paircustom.shapes.train --out DIR --refine PIPELINE_DIR   # stage 3 only
 
 Stage 1 trains an AutoencoderKL (64x64x3 <-> 8x8x4).  Stage 2 renders a pool of
 training images, encodes it once, and trains the UNet and the CLIP text encoder
 jointly through the epsilon-prediction diffusion loss, dropping the caption
-10% of the time for classifier-free guidance.  Each stage runs for a wall-clock
+10% of the time for classifier-free guidance.  Stage 3 sharpens the VAE decoder
+on the frozen encoder's latents, which leaves the UNet's latent space unchanged.  Each stage runs for a wall-clock
 budget with a cosine learning rate over that time.  Sample grids and analyzer
 scores are written to DIR as it goes; the fp16 pipeline lands in DIR/pipeline.
 """
@@ -51,6 +53,8 @@ class TrainConfig:
     vae_batch: int = 16
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
+    decoder_minutes: float = 8.0  # stage 3: the decoder alone, on the frozen encoder's latents
+    decoder_lr: float = 3e-4
     unet_channels: tuple = (64, 128)  # 8x8 and 4x4, cross-attention at both
     unet_heads: int = 4
     text_hidden: int = 64
@@ -129,31 +133,43 @@ class Budget:
         return self.progress < 1
 
 
-def train_vae(vae: AutoencoderKL, config: TrainConfig, out: Path, rng: np.random.Generator) -> None:
-    """Stage 1: L1 reconstruction + a tiny KL term, on freshly rendered training images."""
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
-    budget, step = Budget(config.vae_minutes, "vae"), 0
+def train_vae(vae: AutoencoderKL, config: TrainConfig, out: Path, rng: np.random.Generator,
+              decoder_only: bool = False) -> None:
+    """Stage 1: L1 reconstruction + a tiny KL term, on freshly rendered training images.
+
+    With ``decoder_only`` (stage 3) the encoder is frozen, so the latent space the
+    UNet learned stays put while the decoder sharpens.
+    """
+    name, minutes, base_lr = ("decoder", config.decoder_minutes, config.decoder_lr) if decoder_only else (
+        "vae", config.vae_minutes, config.vae_lr)
+    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else list(vae.parameters())
+    vae.requires_grad_(False)
+    for param in params:
+        param.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=base_lr, weight_decay=0.0)
+    budget, step = Budget(minutes, name), 0
     vae.train()
-    while budget.tick(step=step):
+    while budget.tick():
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(config.vae_lr, step, config.warmup_steps, budget.progress)
+            group["lr"] = lr_at(base_lr, step, config.warmup_steps, budget.progress)
         images = to_tensor(render_batch(rng, config.vae_batch)[0])  # (B, 3, 64, 64)
-        posterior = vae.encode(images).latent_dist
+        with torch.set_grad_enabled(not decoder_only):
+            posterior = vae.encode(images).latent_dist
         recon = vae.decode(posterior.sample()).sample
-        loss = F.l1_loss(recon, images) + config.kl_weight * posterior.kl().mean()
+        loss = F.l1_loss(recon, images) + (0 if decoder_only else config.kl_weight * posterior.kl().mean())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         step += 1
         budget.bar.set_postfix(loss=f"{loss.item():.4f}", step=step, refresh=False)
-    vae.eval()
+    vae.requires_grad_(False).eval()
     images, scenes = render_batch(np.random.default_rng(config.seed + 1), 256, held_out_combos())
     with torch.no_grad():
         recon = to_uint8(vae(to_tensor(images)).sample)  # (256, 64, 64, 3)
     adherence = score(recon, [scene.combo for scene in scenes])
-    print(f"vae: {step} steps; held-out reconstructions read back: {adherence}", flush=True)
-    save_grid(np.concatenate([images[:16], recon[:16]]), out / "vae_reconstructions.png")
+    print(f"{name}: {step} steps; held-out reconstructions read back: {adherence}", flush=True)
+    save_grid(np.concatenate([images[:16], recon[:16]]), out / f"{name}_reconstructions.png")
 
 
 @torch.no_grad()
@@ -226,8 +242,30 @@ def check(pipe: StableDiffusionPipeline, ema: torch.nn.ModuleList, config: Train
     save_grid(images, path)
 
 
+def save(pipe: StableDiffusionPipeline, target: Path) -> None:
+    """Save ``pipe`` in fp16 with its paircustom.json (the pipeline itself is left in fp32)."""
+    pipe.to(torch.float16).save_pretrained(target)
+    pipe.to(torch.float32)
+    (target / "paircustom.json").write_text(json.dumps(
+        {"family": "sd", "name": "shapes", "train_defaults": TRAIN_DEFAULTS}, indent=2) + "\n")
+    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    print(f"saved {target} ({size / 1e6:.1f} MB)", flush=True)
+
+
+def refine(config: TrainConfig, out: Path, pipeline: Path) -> None:
+    """Stage 3 alone on a saved pipeline; the result goes to out/pipeline."""
+    from . import load_shapes_pipeline
+
+    torch.set_num_threads(config.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    pipe = load_shapes_pipeline(model_dir=pipeline)
+    train_vae(pipe.vae, config, out, np.random.default_rng(config.seed + 2), decoder_only=True)
+    save(pipe, out / "pipeline")
+
+
 def train(config: TrainConfig, out: Path, vae_from: Path | None = None) -> StableDiffusionPipeline:
-    """Run both stages (stage 1 is skipped with ``vae_from``) and save the fp16 pipeline to out/pipeline."""
+    """Run the three stages (stage 1 is skipped with ``vae_from``) and save the fp16 pipeline to out/pipeline."""
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -236,28 +274,25 @@ def train(config: TrainConfig, out: Path, vae_from: Path | None = None) -> Stabl
     tokenizer = write_clip_tokenizer(out / "tokenizer_files", words, max_length=config.max_length)
     vae, text_encoder, unet, scheduler = build_models(config, len(tokenizer))
     if vae_from:
-        vae = AutoencoderKL.from_pretrained(vae_from, torch_dtype=torch.float32)
+        vae = AutoencoderKL.from_pretrained(vae_from, dtype=torch.float32).requires_grad_(False).eval()
     else:
         train_vae(vae, config, out, rng)
-    vae.requires_grad_(False).eval()
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     train_unet(pipe, config, out, rng)
-    target = out / "pipeline"
-    pipe.to(torch.float16).save_pretrained(target)
-    (target / "paircustom.json").write_text(json.dumps(
-        {"family": "sd", "name": "shapes", "train_defaults": TRAIN_DEFAULTS}, indent=2) + "\n")
-    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-    print(f"saved {target} ({size / 1e6:.1f} MB)", flush=True)
-    return pipe.to(torch.float32)
+    if config.decoder_minutes > 0:
+        train_vae(vae, config, out, rng, decoder_only=True)
+    save(pipe, out / "pipeline")
+    return pipe
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="folder for samples, logs and the pipeline")
     parser.add_argument("--vae-from", type=Path, default=None, help="reuse this trained vae folder, skip stage 1")
+    parser.add_argument("--refine", type=Path, default=None, help="only run stage 3 on this saved pipeline")
     defaults = TrainConfig()
     for field in fields(TrainConfig):
         value = getattr(defaults, field.name)
@@ -265,7 +300,10 @@ def main(argv=None) -> None:
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     config = TrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(TrainConfig)})
-    train(config, args.out, args.vae_from)
+    if args.refine:
+        refine(config, args.out, args.refine)
+    else:
+        train(config, args.out, args.vae_from)
 
 
 if __name__ == "__main__":
