@@ -14,6 +14,8 @@ on blue) and compare, with the same target layers, optimizer steps and seeds (pa
     db-lora     DreamBooth-LoRA baseline: one LoRA trained on the style image alone with the style prompt,
                 applied by LoRA scaling ...
     db-sg       ... and by style guidance
+    prompt-only control: the base model prompted with the style words, no LoRA (the shapes model never saw
+                style words in training, so they alone move the image; this row shows by how much)
 
 Metrics per style, method and scale, over held-out captions (combinations never shown to the base model) and
 training-set captions (never the pair's own), one image per (caption, seed):
@@ -62,9 +64,12 @@ class Method:
     label: str
     train: tuple[tuple[str, object], ...]   # TrainConfig fields that differ from the defaults
     apply: str                              # "guidance" (style scale) or "lora" (LoRA scale)
+    scales: tuple[float, ...] | None = None  # fixed scales instead of the config's sweep
 
 
 METHODS = {
+    "prompt-only": Method("control: the style words alone (base model, style prompt, LoRA scale 0)", (), "lora",
+                          (0.0,)),
     "pair-sg": Method("Pair Customization, style guidance", (), "guidance"),
     "pair-lora": Method("Pair Customization, LoRA scale", (), "lora"),
     "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),
@@ -225,7 +230,7 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
         if path not in loaded:
             loaded[path] = guided.load_style(path, name=f"{style}-{len(guided.suffixes)}")
         trained = time.time() - start
-        scales = config.style_scales if method.apply == "guidance" else config.lora_scales
+        scales = method.scales or (config.style_scales if method.apply == "guidance" else config.lora_scales)
         for scale in scales:
             styled = generate(guided, sample, config, loaded[path], scale, method.apply)
             overall = score(key, scale, styled)

@@ -18,7 +18,7 @@ from ..images import atomic_write, grid
 
 READING_MARK = "<!-- reading: written by hand below this line; kept when the benchmark is re-run -->"
 REFERENCES = ("none", "ideal")   # rows of x_base itself and of f(x_base)
-COLOURS = {"pair-sg": "tab:blue", "pair-lora": "tab:cyan", "no-orth-sg": "tab:orange", "db-lora": "tab:red",
+COLOURS = {"prompt-only": "tab:gray", "pair-sg": "tab:blue", "pair-lora": "tab:cyan", "no-orth-sg": "tab:orange", "db-lora": "tab:red",
            "db-sg": "tab:purple"}
 
 
