@@ -111,4 +111,4 @@ def test_embedded_model_follows_prompts():
         == pipe.tokenizer.eos_token_id  # pair prompts are not truncated
     combos = training_combos()[::24] + held_out_combos()[::8]  # 8 + 4
     result = score(generate(pipe, combos, seeds=(0,), steps=20, cfg=5.0), combos)
-    assert result.colour >= 0.6 and result.background >= 0.6 and result.shape >= 0.4, result
+    assert result.colour >= 0.75 and result.background >= 0.75 and result.shape >= 0.5, result  # saw 1.0, 1.0, 0.83
