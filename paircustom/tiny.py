@@ -35,9 +35,9 @@ def write_clip_tokenizer(directory: str | Path, words=BASE_WORDS, max_length: in
     """Write vocab.json/merges.txt so that each word in ``words`` is one token, and load them.
 
     CLIP's byte-pair encoder splits a word into letters (the last one carrying
-    ``</w>``) and then applies merges in rank order.  We add, for each word, the
-    chain of left-to-right merges that rebuilds it, and every single letter with
-    and without ``</w>``, so unknown words still encode (letter by letter).
+    ``</w>``) and then applies merges in rank order.  For each word we add the
+    merges that rebuild it from what earlier merges make of it, and every single
+    letter with and without ``</w>``, so unknown words still encode (letter by letter).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -45,23 +45,33 @@ def write_clip_tokenizer(directory: str | Path, words=BASE_WORDS, max_length: in
     vocab: dict[str, int] = {}
     for token in [*letters, *(c + "</w>" for c in letters)]:
         vocab.setdefault(token, len(vocab))
-    merges: list[str] = []
+    ranks: dict[tuple[str, str], int] = {}
     for word in dict.fromkeys(w.lower() for w in words):
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        merged = pieces[0]
-        for piece in pieces[1:]:
-            rule = f"{merged} {piece}"
-            merged += piece
-            if rule not in merges:
-                merges.append(rule)
-            vocab.setdefault(merged, len(vocab))
+        # First split the word the way the merges written so far would, then join what is left
+        # left to right with new (lower-priority) merges, so earlier words keep their tokens.
+        pieces = _apply_merges(list(word[:-1]) + [word[-1] + "</w>"], ranks)
+        while len(pieces) > 1:
+            ranks.setdefault((pieces[0], pieces[1]), len(ranks))
+            pieces = [pieces[0] + pieces[1]] + pieces[2:]
+            vocab.setdefault(pieces[0], len(vocab))
     vocab.setdefault(BOS, len(vocab))
     vocab.setdefault(EOS, len(vocab))
     (directory / "vocab.json").write_text(json.dumps(vocab))
+    merges = [f"{a} {b}" for (a, b), _ in sorted(ranks.items(), key=lambda item: item[1])]
     (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return CLIPTokenizer(
         vocab=str(directory / "vocab.json"), merges=str(directory / "merges.txt"), model_max_length=max_length
     )
+
+
+def _apply_merges(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encoding of one word: repeatedly join the adjacent pair with the lowest merge rank."""
+    while True:
+        pairs = [(ranks[p], i) for i, p in enumerate(zip(pieces, pieces[1:])) if p in ranks]
+        if not pairs:
+            return pieces
+        _, i = min(pairs)
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
 
 
 def tiny_text_encoder(vocab_size: int, hidden: int, projection: int | None = None, seed: int = 0):
