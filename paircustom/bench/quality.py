@@ -88,6 +88,7 @@ class QualityConfig:
     pair_combo: tuple[int, int, int] = (0, 0, 2)   # the training pair: red circle on blue (a training caption)
     held_out: int = 4                         # held-out captions evaluated
     training: int = 4                         # training-set captions evaluated (the pair's own excluded)
+    pair_caption: bool = False                # also the pair's own caption, split "pair" (an in-sample check)
     seeds: tuple[int, ...] = (0, 1, 2, 3)     # initial-latent seeds, the same for every prompt and method
     prompt_seed: int = 0                      # which captions are drawn
     steps: int = 25                           # DDIM sampling steps (paper 50)
@@ -115,7 +116,7 @@ class Sample:
     """The evaluation set: one row per (caption, seed), caption-major."""
 
     prompts: list[str]
-    splits: list[str]            # "held-out" or "training"
+    splits: list[str]            # "held-out", "training" or "pair"
     latents: torch.Tensor        # (N, C, h, w) initial latents, shared by every method
     base: np.ndarray = field(default=None)   # (N, 64, 64, 3) uint8 x_base
 
@@ -127,6 +128,7 @@ def evaluation_set(config: QualityConfig, pipe) -> Sample:
     train = [c for c in training_combos() if c != config.pair_combo]
     chosen = [("held-out", held[i]) for i in rng.choice(len(held), config.held_out, replace=False)]
     chosen += [("training", train[i]) for i in rng.choice(len(train), config.training, replace=False)]
+    chosen += [("pair", config.pair_combo)] if config.pair_caption else []
     unet = pipe.unet.config
     noise = {s: torch.randn((1, unet.in_channels, unet.sample_size, unet.sample_size),
                             generator=torch.Generator().manual_seed(s)) for s in config.seeds}
@@ -213,12 +215,14 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
                for images in (sample.base, target)]
 
     def score(key: str, scale: float, styled: np.ndarray) -> dict:
-        for split in ("all", "held-out", "training"):
+        for split in ("all", "held-out", "training", "pair"):
             rows = np.array([split in ("all", s) for s in sample.splits])
+            if not rows.any():
+                continue
             records.append(dict(style=style, method=key, scale=scale, split=split, readable=readable,
                                 analyzer_reads=reads, **metrics(styled[rows], sample.base[rows], target[rows],
                                                                 style_image, readable)))
-        return records[-3]
+        return next(r for r in reversed(records) if r["split"] == "all")
 
     for key, images in (("none", sample.base), ("ideal", target)):   # references: no style, f(x_base)
         score(key, 0.0, images)
@@ -279,12 +283,17 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="one style, two methods, two prompts (a smoke run)")
     parser.add_argument("--model", default="shapes", help="shapes-world pipeline folder (default: embedded)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the results")
-    parser.add_argument("--work", default=None, help="folder for style files; existing ones are reused")
+    parser.add_argument("--work", default=None, help="folder for style files; existing ones are reused (keyed by style, variant and steps only: one folder per model)")
+    parser.add_argument("--pair-caption", action="store_true",
+                        help="in-sample check: evaluate only the training pair's own caption (quality-pair-caption.*)")
     parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     config = QualityConfig(**QUICK) if args.quick else QualityConfig()
     config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
+    if args.pair_caption:
+        config = replace(config, held_out=0, training=0, pair_caption=True, name=config.name.replace("quality",
+                                                                                             "quality-pair-caption"))
     if args.styles:
         config = replace(config, styles=tuple(args.styles.split(",")))
     run(config, log=lambda message: print(message, flush=True))
