@@ -283,7 +283,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="one style, two methods, two prompts (a smoke run)")
     parser.add_argument("--model", default="shapes", help="shapes-world pipeline folder (default: embedded)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the results")
-    parser.add_argument("--work", default=None, help="folder for style files; existing ones are reused (keyed by style, variant and steps only: one folder per model)")
+    parser.add_argument("--work", default=None, help="folder for style files; existing ones are reused (keyed by "
+                        "style, variant and steps only: use one folder per model)")
     parser.add_argument("--pair-caption", action="store_true",
                         help="in-sample check: evaluate only the training pair's own caption (quality-pair-caption.*)")
     parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
