@@ -154,7 +154,7 @@ def load_pipeline(model: str, dtype=torch.float32) -> tuple[DiffusionPipeline, d
     """Load an SD or SDXL pipeline by name, folder or hub id; return it with its paircustom settings."""
     path, settings = resolve_model(model)
     try:
-        pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=dtype, safety_checker=None)
+        pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, safety_checker=None)
     except OSError as error:
         raise UserError(f"could not load the model '{model}': {error}".rstrip(".") + "; check the name or path.") from None
     family_of(pipe)
