@@ -33,7 +33,8 @@ x_base: the base model, plain CFG, the same initial latents; x_styled: with the 
 uses DDIM with ``steps`` (default 25, not the paper's 50) to fit a CPU.  Each (style, training variant) is trained
 once and reused for every scale and application; every configuration is one batched pipeline call over all
 prompts x seeds.  Reference rows per style: "none" (x_base itself: fidelity 0, the leakage
-that needs no style at all) and "ideal" (f(x_base): fidelity 1, leakage 0, the structure ceiling).  Writes ``<name>.md`` (tables; a hand-written reading below the ``READING_MARK`` line survives
+that needs no style at all), "ideal" (f(x_base): fidelity 1, leakage 0, the structure ceiling) and "constant"
+(every pixel the mean colour of f(x_base): what a content-blind output scores).  Writes ``<name>.md`` (tables; a hand-written reading below the ``READING_MARK`` line survives
 re-runs), ``<name>.png`` (trade-off plot) and ``<name>.json`` under ``out`` and prints the main table.
 """
 
@@ -224,7 +225,8 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
                                                                 style_image, readable)))
         return next(r for r in reversed(records) if r["split"] == "all")
 
-    for key, images in (("none", sample.base), ("ideal", target)):   # references: no style, f(x_base)
+    constant = np.broadcast_to(np.rint(target.mean(axis=(0, 1, 2))).astype(np.uint8), target.shape)
+    for key, images in (("none", sample.base), ("ideal", target), ("constant", constant)):   # references
         score(key, 0.0, images)
     loaded: dict[Path, str] = {}
     for key in config.methods:

@@ -19,7 +19,7 @@ from ..images import atomic_write, grid
 READING_MARK = "<!-- reading: written by hand below this line; kept when the benchmark is re-run -->"
 FLAGS = {"quality-quick": " --quick", "quality-pair-caption": " --pair-caption",
          "quality-pair-caption-quick": " --quick --pair-caption"}   # results name -> command-line flags
-REFERENCES = ("none", "ideal")   # rows of x_base itself and of f(x_base)
+REFERENCES = ("none", "ideal", "constant")   # rows of x_base, of f(x_base) and of its mean colour
 COLOURS = {"prompt-only": "tab:gray", "pair-sg": "tab:blue", "pair-lora": "tab:cyan", "no-orth-sg": "tab:orange", "db-lora": "tab:red",
            "db-sg": "tab:purple"}
 
@@ -107,6 +107,8 @@ def markdown(results: dict, reading: str) -> str:
     prompts = "; ".join(f"{p} ({split})" for split, p in results["prompts"])
     methods = "\n".join(["- `none`: x_base itself (reference: no style)", "- `ideal`: f(x_base) (reference: the "
                          "ground truth; its structure is the ceiling the analyzer allows)",
+                         "- `constant`: every pixel the mean colour of f(x_base) (reference: a content-blind "
+                         "output; a method must beat it to show more than a global colour shift)",
                          *(f"- `{m}`: {METHODS[m].label}" for m in config["methods"])])
     return f"""# Style quality on the embedded shapes model
 
@@ -173,7 +175,7 @@ def plot(results: dict, path: Path) -> None:
                 ax.plot(x, y, "o-", color=COLOURS.get(method), label=method, markersize=4)
                 for xi, yi, s in zip(x, y, scales):
                     ax.annotate(f"{s:g}", (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            for key, marker in zip(REFERENCES, ("s", "*")):
+            for key, marker in (("none", "s"), ("ideal", "*")):   # constant: in the tables (often far left)
                 ref = next(r for r in records if r["style"] == style and r["method"] == key)
                 if ref[metric] is not None:
                     ax.plot([ref["fidelity"]], [ref[metric]], marker, color="black", markersize=7,
