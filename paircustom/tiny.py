@@ -131,6 +131,12 @@ def tiny_unet(cross_attention_dim: int, sdxl: bool = False, seed: int = 0, chann
     )
 
 
+def sd_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """DDIM with Stable Diffusion's noise schedule (scaled-linear betas 0.00085 to 0.012)."""
+    return DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+                         set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
+
+
 def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None, seed: int = 0,
                         prediction_type: str = "epsilon"):
     """Return a random tiny ``StableDiffusionPipeline`` (family "sd") or ``StableDiffusionXLPipeline`` ("sdxl").
@@ -143,10 +149,7 @@ def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None,
     directory = Path(directory or tempfile.mkdtemp(prefix="paircustom-tiny-"))
     tokenizer = write_clip_tokenizer(directory / "tokenizer")
     vocab = len(tokenizer)
-    scheduler = DDIMScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type,
-    )
+    scheduler = sd_scheduler(prediction_type)
     if family == "sd":
         return StableDiffusionPipeline(
             vae=tiny_vae(seed), text_encoder=tiny_text_encoder(vocab, 32, seed=seed), tokenizer=tokenizer,

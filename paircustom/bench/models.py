@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline
 from diffusers import UNet2DConditionModel
 from PIL import Image
 
 from ..adapters import DEFAULT_TARGETS, target_names
 from ..formats import StyleMetadata, lora_state_dict, save_adapter
-from ..tiny import build_tiny_pipeline, tiny_text_encoder, write_clip_tokenizer
+from ..families import family_of
+from ..tiny import build_tiny_pipeline, sd_scheduler, tiny_text_encoder, write_clip_tokenizer
 
 # SD 1.x UNet layout (CompVis config), channels scaled from (320, 640, 1280, 1280).
 MID_UNET = dict(
@@ -74,11 +75,6 @@ def shapes_available() -> bool:
     return (MODEL_DIR / "model_index.json").is_file()
 
 
-def _scheduler() -> DDIMScheduler:
-    return DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                         set_alpha_to_one=False, steps_offset=1)
-
-
 def build_unet(name: str, device=None) -> UNet2DConditionModel:
     """The mid-size or SDXL-shaped UNet; ``device="meta"`` builds it without memory (to count parameters)."""
     torch.manual_seed(0)
@@ -101,14 +97,14 @@ def build_pipeline(name: str, device: str = "cpu"):
         if name == "mid":
             pipe = StableDiffusionPipeline(
                 vae=AutoencoderKL(**SD_VAE, sample_size=256), text_encoder=tiny_text_encoder(len(tokenizer), 768),
-                tokenizer=tokenizer, unet=build_unet("mid", device), scheduler=_scheduler(), safety_checker=None,
+                tokenizer=tokenizer, unet=build_unet("mid", device), scheduler=sd_scheduler(), safety_checker=None,
                 feature_extractor=None, requires_safety_checker=False)
         else:  # SDXL: hidden states 768 + 1280 = 2048 wide, pooled 1280 (+ 6 x 256 time ids = 2816)
             pipe = StableDiffusionXLPipeline(
                 vae=AutoencoderKL(**SD_VAE, sample_size=512, scaling_factor=0.13025, force_upcast=True),
                 text_encoder=tiny_text_encoder(len(tokenizer), 768), tokenizer=tokenizer,
                 text_encoder_2=tiny_text_encoder(len(tokenizer), 1280, projection=1280, seed=1),
-                tokenizer_2=tokenizer, unet=build_unet("sdxl", device), scheduler=_scheduler())
+                tokenizer_2=tokenizer, unet=build_unet("sdxl", device), scheduler=sd_scheduler())
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device) if spec.dtype == torch.float32 else pipe.to(device, spec.dtype)
 
@@ -136,7 +132,7 @@ STYLE_SUFFIXES = (" in watercolor style", " in sketch style", " in oil painting 
 def write_random_styles(pipe, folder: Path, rank: int, count: int) -> list[Path]:
     """``count`` style files with random A (r, in) and B (out, r) on every attention projection of ``pipe``."""
     generator = torch.Generator().manual_seed(0)
-    family = "sdxl" if isinstance(pipe, StableDiffusionXLPipeline) else "sd"
+    family = family_of(pipe).name
     paths = []
     for i, suffix in zip(range(count), STYLE_SUFFIXES):
         A, B = {}, {}

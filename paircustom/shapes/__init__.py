@@ -16,11 +16,6 @@ MODEL_DIR = Path(__file__).parent / "model"
 
 def load_shapes_pipeline(dtype: torch.dtype = torch.float32, model_dir: str | Path | None = None):
     """The embedded ``StableDiffusionPipeline`` (or the one saved in ``model_dir``), offline."""
-    from diffusers import StableDiffusionPipeline
+    from ..families import load_pipeline
 
-    model_dir = Path(model_dir or MODEL_DIR)
-    if not (model_dir / "model_index.json").exists():
-        raise FileNotFoundError(f"no shapes pipeline in {model_dir}; train one with python -m paircustom.shapes.train")
-    return StableDiffusionPipeline.from_pretrained(
-        model_dir, dtype=dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False
-    )
+    return load_pipeline(str(model_dir) if model_dir else "shapes", dtype)[0]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..images import grid
 from .analyzer import analyze
 from .world import SHAPES, caption, held_out_combos, training_combos
 
@@ -64,12 +65,8 @@ def evaluate(pipe, combos, seeds=(0, 1), steps: int = 50, cfg: float = 5.0) -> t
 
 def save_grid(images: np.ndarray, path, columns: int = 8) -> None:
     """(N, H, W, 3) uint8 -> one PNG with ``columns`` images per row."""
-    n, h, w, _ = images.shape
-    rows = -(-n // columns)
-    grid = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        grid[(i // columns) * h : (i // columns + 1) * h, (i % columns) * w : (i % columns + 1) * w] = image
-    Image.fromarray(grid).save(path)
+    pictures = [Image.fromarray(image) for image in images]
+    grid([pictures[start : start + columns] for start in range(0, len(pictures), columns)]).save(path)
 
 
 def format_row(name: str, result: Adherence) -> str:

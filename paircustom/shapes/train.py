@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..tiny import BASE_WORDS, write_clip_tokenizer
+from ..images import to_uint8
+from ..tiny import BASE_WORDS, sd_scheduler, write_clip_tokenizer
 from .evaluate import generate, save_grid, score
 from .world import WORLD_WORDS, caption, held_out_combos, render_batch
 
@@ -81,11 +82,6 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-
-
 def build_models(config: TrainConfig, vocab_size: int):
     """Fresh (vae, text_encoder, unet, scheduler), seeded."""
     torch.manual_seed(config.seed)
@@ -106,11 +102,7 @@ def build_models(config: TrainConfig, vocab_size: int):
         layers_per_block=1, down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
         cross_attention_dim=config.text_hidden, attention_head_dim=config.unet_heads, norm_num_groups=16,
     )
-    scheduler = DDIMScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
-    )
-    return vae, text_encoder, unet, scheduler
+    return vae, text_encoder, unet, sd_scheduler("epsilon")
 
 
 class Budget:
