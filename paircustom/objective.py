@@ -10,6 +10,11 @@ Symbols, as in the paper:
     L_style    = || eps - eps[θ0 + sg(Δc) + Δs](x_t(x0_s), c_s, t) ||²
 
 (with "eps" replaced by the velocity v when the scheduler predicts v, as SD 2.x does).
+
+x_t and the target always come from the DDPM forward process of the model's own noise
+schedule (``training_scheduler``), never from the pipeline's sampling scheduler: SDXL's
+EulerDiscreteScheduler noises in sigma space (x0 + sigma·eps) and, once it has sampled,
+reuses its step index for every timestep.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 
 from .adapters import set_route
 from .errors import UserError
@@ -31,6 +37,17 @@ class EncodedPair:
     latent_mean: torch.Tensor      # (2, C, h, w) content, style; already times the VAE scaling factor
     latent_std: torch.Tensor       # (2, C, h, w)
     cond: Conditioning             # 2 rows: c_content, c_style
+
+
+def training_scheduler(pipe_or_scheduler) -> DDPMScheduler:
+    """The DDPM forward process of the model's own schedule, built once for training.
+
+    Made from the sampling scheduler's config (betas, number of steps, prediction type),
+    as diffusers' training scripts do; the sampling scheduler itself is neither read
+    nor changed afterwards, so generating (previews, notebooks) cannot disturb training.
+    """
+    scheduler = getattr(pipe_or_scheduler, "scheduler", pipe_or_scheduler)
+    return DDPMScheduler.from_config(scheduler.config)
 
 
 def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
@@ -52,12 +69,17 @@ ROW_KINDS = {
 }
 
 
-def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ...], generator: torch.Generator,
-                ) -> dict[str, torch.Tensor]:
+def pair_losses(unet, layers, scheduler: DDPMScheduler, pair: EncodedPair, kinds: tuple[str, ...],
+                generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The loss of each row kind in ``kinds`` for one draw of eps and t, all in one batched UNet call.
+
+    ``scheduler`` is the training scheduler (``training_scheduler(pipe)``), not the pipeline's own.
 
     Pair training runs ("content",) during the style warm-up and ("content", "style") after it.
     """
+    if not isinstance(scheduler, DDPMScheduler):
+        raise TypeError(f"pair_losses needs the training scheduler (training_scheduler(pipe)), got "
+                        f"{type(scheduler).__name__}, a sampling scheduler")
     images = [ROW_KINDS[kind][0] for kind in kinds]
     mean, std = pair.latent_mean[images], pair.latent_std[images]
     rows, device = len(kinds), mean.device
@@ -67,7 +89,7 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ..
     noise = draw(1, *mean.shape[1:]).expand_as(x0)                               # (rows, C, h, w), same eps
     timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator)
     timesteps = timestep.to(device).expand(rows)                                 # (rows,), same t
-    # 2. forward diffusion
+    # 2. forward diffusion (DDPM): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps
     noisy = scheduler.add_noise(x0, noise, timesteps)
     # 3. one UNet call, each row through its own adapters
     set_route(layers, [ROW_KINDS[kind][1] for kind in kinds], device)            # stays set for backward

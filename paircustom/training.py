@@ -26,7 +26,7 @@ from .errors import UserError
 from .families import Size, family_of, load_pipeline, resolve_model
 from .formats import StyleMetadata, lora_state_dict, save_adapter
 from .images import PreparedImage, atomic_write, check_writable, grid, load_pair
-from .objective import EncodedPair, pair_losses
+from .objective import EncodedPair, pair_losses, training_scheduler
 
 # The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
 PAPER_DEFAULTS = dict(learning_rate=1e-5, max_steps=750, style_start=250, rank=64, resolution=512,
@@ -137,6 +137,7 @@ class PairTrainer:
         if pipe is None:
             pipe, _ = load_pipeline(config.model)
         self.pipe, self.family = pipe, family_of(pipe)
+        self.noise_scheduler = training_scheduler(pipe)      # DDPM forward process; pipe.scheduler is for sampling
         if config.mixed_precision != "no" and not torch.cuda.is_available():
             warnings.warn("mixed precision needs a GPU; training in float32 on the CPU.", stacklevel=2)
             config = self.config = replace(config, mixed_precision="no")
@@ -210,7 +211,7 @@ class PairTrainer:
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(config.gradient_accumulation):
             with self.accelerator.accumulate(self.unet), self.accelerator.autocast():
-                losses = pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair, kinds, self.generator)
+                losses = pair_losses(self.unet, self.layers, self.noise_scheduler, self.pair, kinds, self.generator)
                 self.accelerator.backward(sum(losses.values()))
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -228,7 +229,7 @@ class PairTrainer:
         kinds = self.kinds(self.config.max_steps)
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(draws):
-            for kind, loss in pair_losses(self.unet, self.layers, self.pipe.scheduler, self.pair, kinds,
+            for kind, loss in pair_losses(self.unet, self.layers, self.noise_scheduler, self.pair, kinds,
                                           generator).items():
                 totals[kind] += loss.item() / draws
         return self._as_pair(totals)

@@ -45,7 +45,7 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
             layer.content_B.normal_(std=0.1)
             layer.style_B.normal_(std=0.1)
     from paircustom.objective import pair_losses
-    losses = pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, ("content", "style"),
+    losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair, ("content", "style"),
                          torch.Generator().manual_seed(0))
     losses["style"].backward()
     content_grad = max((p.grad.abs().max().item() if p.grad is not None else 0.0) for p in trainer.content_params)

@@ -9,7 +9,7 @@ Per optimisation step the reference algorithm
 i.e. three encoder/UNet calls, two backward passes and two optimizer steps where
 ``PairTrainer.train_step`` makes one batched UNet call, one backward and one step
 on cached latents and prompt embeddings.  It runs on the trainer's own model,
-adapter layers, prompt embeddings, scheduler and seed, and draws x0, eps and t
+adapter layers, prompt embeddings, training (DDPM) scheduler and seed, and draws x0, eps and t
 in the same order as ``objective.pair_losses`` (shared eps and t), so its
 content adapter follows the same trajectory and only the style pass differs: it
 sees Δc after this step's content update instead of before it.
@@ -56,7 +56,7 @@ class SequentialTrainer:
     def train_step(self) -> tuple[float, float]:
         """One reference step; returns (content loss, style loss)."""
         trainer = self.trainer
-        unet, scheduler, vae, cond = trainer.unet, trainer.pipe.scheduler, trainer.pipe.vae, trainer.pair.cond
+        unet, scheduler, vae, cond = trainer.unet, trainer.noise_scheduler, trainer.pipe.vae, trainer.pair.cond
         # 1. encode both images (the research code does this every step)
         vae.to(self.device)
         with torch.no_grad():
