@@ -13,6 +13,7 @@ import string
 from pathlib import Path
 
 import torch
+import diffusers
 from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
@@ -137,19 +138,47 @@ def sd_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
                          set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
 
 
+# Each family's real sampling scheduler, as its scheduler/scheduler_config.json ships it (the one place
+# tests and benchmarks take them from).  All three share SD's scaled-linear betas; they differ in how
+# they sample (PNDM, DDIM, Euler in sigma space) and in what the UNet predicts (eps or v).
+SCHEDULER_CONFIGS = {
+    "sd1-pndm": dict(  # runwayml/stable-diffusion-v1-5
+        _class_name="PNDMScheduler", beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        num_train_timesteps=1000, set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False),
+    "sd2-v": dict(  # stabilityai/stable-diffusion-2-1 (768 px, v-prediction)
+        _class_name="DDIMScheduler", beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        num_train_timesteps=1000, set_alpha_to_one=False, steps_offset=1, clip_sample=False,
+        prediction_type="v_prediction"),
+    "sdxl-euler": dict(  # stabilityai/stable-diffusion-xl-base-1.0
+        _class_name="EulerDiscreteScheduler", beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        num_train_timesteps=1000, prediction_type="epsilon", timestep_spacing="leading", steps_offset=1,
+        interpolation_type="linear", use_karras_sigmas=False),
+}
+
+
+def real_scheduler(name: str):
+    """A fresh scheduler of ``SCHEDULER_CONFIGS[name]``, e.g. "sdxl-euler"."""
+    if name not in SCHEDULER_CONFIGS:
+        raise ValueError(f"unknown scheduler config {name!r}; use one of {', '.join(SCHEDULER_CONFIGS)}")
+    config = SCHEDULER_CONFIGS[name]
+    return getattr(diffusers, config["_class_name"]).from_config(config)
+
+
 def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None, seed: int = 0,
-                        prediction_type: str = "epsilon"):
+                        prediction_type: str = "epsilon", scheduler: str | None = None):
     """Return a random tiny ``StableDiffusionPipeline`` (family "sd") or ``StableDiffusionXLPipeline`` ("sdxl").
 
     ``directory`` holds the tokenizer files (a temporary folder is fine); the
     pipeline itself lives in memory until you call ``save_pretrained``.
+    ``scheduler`` names a real family's config in ``SCHEDULER_CONFIGS`` (it then
+    sets the prediction type too); by default DDIM with SD's schedule.
     """
     import tempfile
 
     directory = Path(directory or tempfile.mkdtemp(prefix="paircustom-tiny-"))
     tokenizer = write_clip_tokenizer(directory / "tokenizer")
     vocab = len(tokenizer)
-    scheduler = sd_scheduler(prediction_type)
+    scheduler = real_scheduler(scheduler) if scheduler else sd_scheduler(prediction_type)
     if family == "sd":
         return StableDiffusionPipeline(
             vae=tiny_vae(seed), text_encoder=tiny_text_encoder(vocab, 32, seed=seed), tokenizer=tokenizer,
