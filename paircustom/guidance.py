@@ -14,12 +14,14 @@ each row picks its adapter (peft's mixed-batch ``adapter_names``).  The first
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
 from .adapters import peft_routing
 from .errors import UserError
@@ -126,22 +128,28 @@ class StyleGuidedPipeline:
         names = [base_adapter, base_adapter, *scales]                    # adapter of each block
         cond_of = {active: Conditioning.cat(blocks[:active]) for active in {2, len(blocks)}}  # (k·B, T, D) each
 
-        # 3. timesteps, 4. initial latents, 5. scheduler extras (all from the wrapped pipeline itself)
-        pipe.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = pipe.scheduler.timesteps
-        latents = pipe.prepare_latents(len(prompts) * num_images_per_prompt, pipe.unet.config.in_channels, height,
-                                       width, cond.hidden.dtype, device, generator, latents)   # (B, C, h, w)
-        extra = pipe.prepare_extra_step_kwargs(generator, eta)
+        # 3. timesteps, 4. initial latents, 5. scheduler extras, on a private copy of the pipeline's scheduler:
+        #    its state (Euler's step index, PNDM's history) stays as the user and a running training left it.
+        scheduler = copy.deepcopy(pipe.scheduler)
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+        shape = (len(prompts) * num_images_per_prompt, pipe.unet.config.in_channels, height // factor, width // factor)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=cond.hidden.dtype)
+        elif latents.shape != shape:
+            raise UserError(f"latents must have shape {tuple(shape)} for these settings; got {tuple(latents.shape)}.")
+        latents = latents.to(device, cond.hidden.dtype) * scheduler.init_noise_sigma            # (B, C, h, w)
+        extra = pipe.prepare_extra_step_kwargs(generator, eta)     # reads only the step signature
         first_styled = round(style_start * len(timesteps))
 
         # 6. denoising loop
         for i, t in enumerate(pipe.progress_bar(timesteps)):
             active = len(blocks) if i >= first_styled else 2             # style terms only after style_start
-            model_input = pipe.scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
+            model_input = scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
             e_uncond, e_cond, *e_styles = self._predict(model_input, t, cond_of[active], names[:active],
                                                         batched).chunk(active)
             guided = style_guidance(e_uncond, e_cond, e_styles, guidance_scale, [scales[n] for n in names[2:active]])
-            latents = pipe.scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
+            latents = scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
 
         # 7. decode
         return self._decode(latents, output_type, generator)

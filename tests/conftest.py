@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from paircustom.tiny import build_tiny_pipeline
@@ -30,6 +31,17 @@ def quick_config(content, style, output, **overrides) -> TrainConfig:
                     max_steps=6, style_start=2, gradient_accumulation=1, resolution=RESOLUTION, progress=False)
     settings.update(overrides)
     return TrainConfig(str(content), str(style), **settings)
+
+
+def same_state(a, b) -> bool:
+    """Equality of scheduler state (``vars(scheduler)``): tensors, numpy arrays, lists of them, plain values."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a) or isinstance(a, np.ndarray):
+        return type(a) is type(b) and a.shape == b.shape and bool((a == b).all())
+    return a == b
 
 
 @pytest.fixture

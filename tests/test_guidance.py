@@ -1,5 +1,7 @@
 """Style guidance (paper Eqs. 9-11): identities, batching, composition, and loading style files."""
 
+import copy
+
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
@@ -8,6 +10,7 @@ from safetensors.torch import load_file
 from paircustom.adapters import peft_routing
 from paircustom.guidance import StyleGuidedPipeline
 from paircustom.tiny import build_tiny_pipeline
+from tests.conftest import same_state
 
 STEPS = 4
 SIZE = dict(height=32, width=32)
@@ -21,9 +24,11 @@ def _guided(family, style_files, names=("art",)):
     return pipe
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl"])
-def test_style_scale_zero_reproduces_the_base_pipeline(family, style_files):
-    base = build_tiny_pipeline(family)
+@pytest.mark.parametrize("family, scheduler", [("sd", None), ("sdxl", None), ("sd", "sd1-pndm"),
+                                               ("sdxl", "sdxl-euler")])
+def test_style_scale_zero_reproduces_the_base_pipeline(family, scheduler, style_files):
+    base = build_tiny_pipeline(family, scheduler=scheduler)
+    base.set_progress_bar_config(disable=True)
     expected = base("a photo of a cat", num_inference_steps=STEPS, guidance_scale=5.0, output_type="np",
                     generator=torch.Generator().manual_seed(0), **SIZE).images
     guided = StyleGuidedPipeline(base)
@@ -31,6 +36,20 @@ def test_style_scale_zero_reproduces_the_base_pipeline(family, style_files):
     got = guided("a photo of a cat", styles={"art": 0.0}, num_inference_steps=STEPS, output_type="np", seed=0,
                  **SIZE).images
     assert abs(got - expected).max() < TOLERANCE, f"max pixel difference {abs(got - expected).max()}"
+
+
+@pytest.mark.parametrize("scheduler", ["sd1-pndm", "sdxl-euler"])
+def test_generation_leaves_the_pipelines_own_scheduler_alone(scheduler, style_files):
+    """Guided calls sample on a private copy: a preview inside training, or a notebook, keeps the user's state."""
+    family = "sdxl" if scheduler.startswith("sdxl") else "sd"
+    guided = StyleGuidedPipeline(build_tiny_pipeline(family, scheduler=scheduler))
+    guided.pipe.set_progress_bar_config(disable=True)
+    guided.load_style(style_files[family], name="art")
+    before = copy.deepcopy(vars(guided.pipe.scheduler))
+    guided("a photo of a cat", styles={"art": 2.0}, num_inference_steps=3, output_type="latent", seed=0, **SIZE)
+    after = vars(guided.pipe.scheduler)
+    changed = [key for key in before if not same_state(before[key], after[key])]
+    assert not changed, f"generation changed the pipeline's {scheduler} scheduler state {changed}"
 
 
 def _reference_cfg(pipe, prompt, uncond_adapter, cond_adapter, cond_prompt, scale, seed=0):

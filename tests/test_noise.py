@@ -11,14 +11,13 @@ same seed in objective.pair_losses' documented order (x0 for all rows, then one 
 
 import copy
 
-import numpy as np
 import pytest
 import torch
 
 from paircustom.objective import pair_losses, training_scheduler
 from paircustom.tiny import SCHEDULER_CONFIGS, build_tiny_pipeline
 from paircustom.training import PairTrainer
-from tests.conftest import RESOLUTION, quick_config
+from tests.conftest import RESOLUTION, quick_config, same_state
 
 # scheduler config name -> family of the tiny pipeline that ships it
 CASES = {"sd1-pndm": "sd", "sd2-v": "sd", "sdxl-euler": "sdxl"}
@@ -120,15 +119,6 @@ def test_forward_process_holds_after_generation_calls(name, pair, tmp_path):
     trainer.close()
 
 
-def same(a, b) -> bool:
-    """Equality of scheduler state: tensors, numpy arrays, lists of them, plain values."""
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if torch.is_tensor(a) or isinstance(a, np.ndarray):
-        return type(a) is type(b) and a.shape == b.shape and bool((a == b).all())
-    return a == b
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_training_scheduler_is_the_models_schedule_and_sampling_state_is_untouched(name, pair, tmp_path):
     trainer = make_trainer(name, pair, tmp_path, generate_first=True)
@@ -139,8 +129,8 @@ def test_training_scheduler_is_the_models_schedule_and_sampling_state_is_untouch
     before = copy.deepcopy(vars(trainer.pipe.scheduler))
     trainer.train_step(), trainer.evaluate(draws=1)
     after = vars(trainer.pipe.scheduler)
-    for key, value in before.items():
-        assert same(value, after[key]), f"{name}: training changed the sampling scheduler's {key}"
+    changed = [key for key in before if not same_state(before[key], after[key])]
+    assert not changed, f"{name}: training changed the sampling scheduler's {changed}"
     trainer.close()
 
 

@@ -122,13 +122,17 @@ def test_gradient_checkpointing_gives_the_same_training(pair, tmp_path):
     assert histories[0] == pytest.approx(histories[1], rel=1e-4)
 
 
-def test_preview_writes_base_and_styled_side_by_side(pair, tmp_path):
+@pytest.mark.parametrize("family, scheduler", [("sd", None), ("sdxl", "sdxl-euler"), ("sd", "sd1-pndm")])
+def test_preview_writes_base_and_styled_side_by_side(family, scheduler, pair, tmp_path):
+    """Previews sample between training steps; on SDXL's Euler this once broke the next step (IndexError)."""
     from PIL import Image
-    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=2, style_start=0,
-                                       preview_every=2), build_tiny_pipeline("sd"))
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=4, style_start=0,
+                                       preview_every=2), build_tiny_pipeline(family, scheduler=scheduler))
     trainer.fit()
-    preview = tmp_path / "s-preview-00002.png"
-    assert Image.open(preview).size == (64, 32)
+    for step in (2, 4):
+        preview = tmp_path / f"s-preview-{step:05d}.png"
+        assert Image.open(preview).size == (64, 32), f"preview after step {step}"
+    assert len(trainer.history) == 4
     trainer.close()
 
 
