@@ -12,6 +12,7 @@ file formats) is written once against ``Conditioning`` and ``Family``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,11 +131,16 @@ def family_of(pipe) -> Family:
     )
 
 
+# A Hugging Face hub id: "name" or "owner/name" (letters, digits, "-", "_", "."; not starting with "." or "-").
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9_][\w.-]*/)?[A-Za-z0-9_][\w.-]*$")
+
+
 def resolve_model(model: str) -> tuple[str, dict]:
-    """Map a model name to (path or hub id, its paircustom.json settings or {}).
+    """Map a model name to (absolute folder or hub id, its paircustom.json settings or {}).
 
     "shapes" names the small model shipped inside the package; a local folder
-    saved with ``save_pretrained`` or a hub id are passed through.
+    saved with ``save_pretrained`` becomes its absolute path (style files then
+    work from any folder); anything else must look like a hub id.  Nothing is loaded.
     """
     if model == "shapes":
         from .shapes import MODEL_DIR
@@ -142,9 +148,15 @@ def resolve_model(model: str) -> tuple[str, dict]:
         model = str(MODEL_DIR)
         if not (MODEL_DIR / "model_index.json").is_file():
             raise UserError(f"the embedded shapes model is missing from {MODEL_DIR}; reinstall paircustom.")
-    if Path(model).exists() and not (Path(model) / "model_index.json").is_file():
-        raise UserError(f"'{model}' is not a diffusers pipeline folder (no model_index.json); "
-                        "give a folder written by save_pretrained or a hub id.")
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise UserError(f"'{model}' is not a diffusers pipeline folder (no model_index.json); "
+                            "give a folder written by save_pretrained or a hub id.")
+        model = str(path.resolve())
+    elif not HUB_ID.match(model) or (path.parent.name and path.parent.is_dir()):   # ./x, /a/b, dir/missing
+        raise UserError(f"the model folder '{model}' does not exist; give a diffusers folder written by "
+                        "save_pretrained, a hub id such as stabilityai/stable-diffusion-xl-base-1.0, or 'shapes'.")
     settings_file = Path(model) / "paircustom.json"
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     return model, settings
@@ -155,8 +167,9 @@ def load_pipeline(model: str, dtype=torch.float32) -> tuple[DiffusionPipeline, d
     path, settings = resolve_model(model)
     try:
         pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, safety_checker=None)
-    except OSError as error:
-        raise UserError(f"could not load the model '{model}': {error}".rstrip(".") + "; check the name or path.") from None
+    except (OSError, ValueError) as error:   # not on the hub, no network, an incomplete folder
+        reason = str(error).strip().splitlines()[0].rstrip(".")
+        raise UserError(f"could not load the model '{model}' ({reason}); check the name or path.") from None
     family_of(pipe)
     pipe.set_progress_bar_config(disable=True)
     return pipe, settings

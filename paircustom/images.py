@@ -93,11 +93,18 @@ def atomic_write(path: str | Path, write) -> Path:
     os.close(handle)
     try:
         write(temp)
+        os.chmod(temp, 0o666 & ~_umask())     # mkstemp makes 0600; give the file the user's usual mode
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.remove(temp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)     # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def save_image(image: Image.Image, path: str | Path, overwrite: bool) -> Path:

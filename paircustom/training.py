@@ -128,9 +128,17 @@ class PairTrainer:
         from accelerate import Accelerator, DistributedDataParallelKwargs
 
         # 1. settings and inputs first, so mistakes are reported before a large model loads
-        model_defaults = {} if pipe is not None else resolve_model(config.model)[1].get("train_defaults", {})
+        model_defaults = {}
+        if pipe is None:     # store the model as found (absolute folder or hub id) so the style file works anywhere
+            path, settings = resolve_model(config.model)
+            model_defaults = settings.get("train_defaults", {})
+            config = replace(config, model=config.model if config.model == "shapes" else path)
         self.config = config = config.resolved(model_defaults)
-        if not config.resume:
+        resuming = config.resume and config.checkpoint_path.is_file()
+        if config.resume and not resuming and Path(config.output).exists() and not config.overwrite:
+            raise UserError(f"--resume found no checkpoint '{config.checkpoint_path}' and '{config.output}' already "
+                            "exists; pass --overwrite to train it again from the start, or choose another output.")
+        if not resuming:
             check_writable(config.output, config.overwrite)
         images = load_pair(config.content_image, config.style_image, config.resolution)
         # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)

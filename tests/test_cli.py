@@ -93,8 +93,11 @@ def _train_args(content, style, model, output, *extra):
     ("style start after end", "style_start"),
     ("output exists", "--overwrite"),
     ("bad model folder", "not a diffusers pipeline folder"),
+    ("missing model folder", "the model folder"),
+    ("missing nested model folder", "the model folder"),
+    ("resume without checkpoint", "found no checkpoint"),
 ])
-def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, tmp_path, capsys):
+def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, tmp_path, capsys, monkeypatch):
     content, style = write_pair(tmp_path)
     output = tmp_path / "out.safetensors"
     model, extra = model_dirs["sd"], []
@@ -114,8 +117,17 @@ def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, 
         output.write_bytes(b"precious")
     elif case == "bad model folder":
         model = str(tmp_path)
+    elif case == "missing model folder":
+        model = str(tmp_path / "models" / "sd")
+    elif case == "missing nested model folder":          # looks like a hub id, but its first part is a folder here
+        (tmp_path / "models").mkdir()
+        model = "models/sd"
+        monkeypatch.chdir(tmp_path)
+    elif case == "resume without checkpoint":
+        output.write_bytes(b"precious")
+        extra = ["--resume"]
     _refusal(_train_args(content, style, model, output, *extra), capsys, match)
-    if case == "output exists":
+    if case in ("output exists", "resume without checkpoint"):
         assert output.read_bytes() == b"precious", "an existing file was touched"
 
 
@@ -172,3 +184,41 @@ def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
     resumed.fit()
     for a, b in zip(straight.style_params, resumed.style_params):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_relative_model_is_stored_absolute_and_generate_works_from_another_folder(model_dirs, tmp_path, monkeypatch):
+    import shutil
+    from paircustom.formats import read_adapter
+    shutil.copytree(model_dirs["sd"], tmp_path / "work" / "my-model")
+    content, style = write_pair(tmp_path / "work")
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["train", "content.png", "style.png", "--subject", "dog", "--style", "art", "--model", "my-model",
+                 "--output", "art.safetensors", *FAST]) == 0
+    _, metadata = read_adapter(tmp_path / "work" / "art.safetensors")
+    assert metadata.base_model == str((tmp_path / "work" / "my-model").resolve()), metadata.base_model
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["generate", "a cat", "-s", "../work/art.safetensors", "--steps", "2", "--height", "32",
+                 "--width", "32", "-o", "cat.png"]) == 0
+    assert (tmp_path / "elsewhere" / "cat.png").is_file()
+
+
+def test_resume_without_checkpoint_trains_from_the_start_when_nothing_is_overwritten(model_dirs, tmp_path):
+    content, style = write_pair(tmp_path)
+    output = tmp_path / "out.safetensors"
+    assert main(_train_args(content, style, model_dirs["sd"], output, "--resume")) == 0
+    assert output.is_file()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_written_files_follow_the_umask(umask, trained, tmp_path):
+    import os
+    _, style = trained
+    previous = os.umask(umask)
+    try:
+        main(["generate", "a cat", "-s", str(style), "--steps", "1", "--height", "32", "--width", "32",
+              "-o", str(tmp_path / "cat.png")])
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "cat.png").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask, f"image written with mode {oct(mode)} under umask {oct(umask)}"
