@@ -14,10 +14,11 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import UserError
+from .errors import PairCustomWarning, UserError
 
 # Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -86,8 +87,11 @@ def _generate_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--num-images", type=int, default=1, help="images per prompt (default: %(default)s)")
     p.add_argument("--output", "-o", default="styled.png", help="image file; several get -0, -1, ... (default: %(default)s)")
+    p.add_argument("--name", action="append", default=[], help="name of each --style-file, in order (default: the "
+                                                                   "file's stem); needed when stems repeat")
     p.add_argument("--compare", action="store_true", help="also write <output>-compare.png: base | styled, same seed")
     p.add_argument("--overwrite", action="store_true", help="replace existing images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +135,7 @@ def _parse_style(text: str, default: float) -> tuple[str, float]:
 
 
 def run_generate(args) -> None:
+    from .families import resolve_model
     from .formats import read_adapter
     from .guidance import StyleGuidedPipeline
     from .images import check_writable, grid, save_image
@@ -140,10 +145,16 @@ def run_generate(args) -> None:
         raise UserError("give at least one style with --style-file FILE (written by 'paircustom train').")
     if args.lora_scale is not None and len(styles) != 1:
         raise UserError("--lora-scale applies one style; give exactly one --style-file.")
+    if args.name and len(args.name) != len(styles):
+        raise UserError(f"give one --name per --style-file ({len(styles)}), or none; got {len(args.name)}.")
+    names = args.name or [Path(path).stem for path, _ in styles]
+    if len(set(names)) != len(names):
+        raise UserError(f"two styles would share the name '{_first_repeat(names)}'; name each with --name.")
+    metadata = [read_adapter(path)[1] for path, _ in styles]       # every file checked before the model loads
     model = args.model
     if model is None:
-        _, metadata = read_adapter(styles[0][0])
-        model = metadata.base_model if metadata else "shapes"
+        model = metadata[0].base_model if metadata[0] else "shapes"
+    resolve_model(model)
     output = Path(args.output)
     paths = [output] if args.num_images == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix}")
                                                    for i in range(args.num_images)]
@@ -152,18 +163,41 @@ def run_generate(args) -> None:
         check_writable(path, args.overwrite)     # refuse before any work is done
 
     pipe = StyleGuidedPipeline.from_pretrained(model)
-    names = {pipe.load_style(path, suffix=args.suffix): scale for path, scale in styles}
+    pipe.pipe.set_progress_bar_config(disable=args.quiet)
+    scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
     common = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, negative_prompt=args.negative_prompt,
                   height=args.height, width=args.width, seed=args.seed, num_images_per_prompt=args.num_images)
     if args.lora_scale is not None:
-        styled = pipe.lora_scale(args.prompt, next(iter(names)), args.lora_scale, **common).images
+        styled = pipe.lora_scale(args.prompt, next(iter(scales)), args.lora_scale, **common).images
     else:
-        styled = pipe(args.prompt, styles=names, style_start=args.style_start, **common).images
-    for image, path in zip(styled, paths):
-        print(f"wrote {save_image(image, path, args.overwrite)}")
+        styled = pipe(args.prompt, styles=scales, style_start=args.style_start, **common).images
+    text = png_text(args, model, {name: {"file": str(Path(path).resolve()), "scale": scale}
+                                  for (path, scale), name in zip(styles, names)})
+    for index, (image, path) in enumerate(zip(styled, paths)):
+        print(f"wrote {save_image(image, path, args.overwrite, text={**text, 'image_index': str(index)})}")
     if args.compare:
         base = pipe(args.prompt, styles={}, **common).images
-        print(f"wrote {save_image(grid([[b, s] for b, s in zip(base, styled)]), compare, args.overwrite)}")
+        sheet = grid([[b, s] for b, s in zip(base, styled)])
+        print(f"wrote {save_image(sheet, compare, args.overwrite, text={**text, 'layout': 'base | styled'})}")
+
+
+def png_text(args, model: str, styles: dict) -> dict[str, str]:
+    """What made an image, for PNG text chunks (shown by image viewers and other diffusion tools)."""
+    from . import __version__
+
+    text = {"prompt": args.prompt, "seed": str(args.seed), "model": model, "styles": json.dumps(styles),
+            "steps": str(args.steps), "guidance_scale": str(args.guidance_scale), "software": f"paircustom {__version__}"}
+    if args.lora_scale is not None:
+        text["method"] = f"lora-scale {args.lora_scale}"
+    else:
+        text["method"], text["style_start"] = "style guidance", str(args.style_start)
+    if args.negative_prompt:
+        text["negative_prompt"] = args.negative_prompt
+    return text
+
+
+def _first_repeat(items: list[str]) -> str:
+    return next(item for i, item in enumerate(items) if item in items[:i])
 
 
 def run_info(args) -> None:
@@ -178,8 +212,20 @@ def run_info(args) -> None:
         print(json.dumps(asdict(metadata), indent=2))
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Our own warnings as one line (no source line); everyone else's as Python prints them."""
+    if issubclass(category, PairCustomWarning):
+        print(f"paircustom: warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     commands = {"train": run_train, "generate": run_generate, "info": run_info}
     if args.command == "demo":
         from .demo import run_demo as command

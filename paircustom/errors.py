@@ -7,3 +7,7 @@ everything else is a bug and keeps its traceback.
 
 class UserError(ValueError):
     """Bad input: the message says what is wrong and how to fix it."""
+
+
+class PairCustomWarning(UserWarning):
+    """Something the user should know that does not stop the run; the command line prints it as one line."""

@@ -24,7 +24,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from .adapters import peft_routing
-from .errors import UserError
+from .errors import PairCustomWarning, UserError
 from .families import Conditioning, Size, family_of, load_pipeline
 from .formats import check_fits, read_adapter
 
@@ -75,7 +75,11 @@ class StyleGuidedPipeline:
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             self.pipe.unet.load_lora_adapter(tensors, prefix="unet", adapter_name=name)
         self.suffixes[name] = suffix if suffix is not None else metadata.style_suffix
+        if metadata is not None and metadata.adapter != "style":
+            warnings.warn(f"'{path}' holds a {metadata.adapter} LoRA, not a style; the style file is the one "
+                          "without '-content' in its name.", PairCustomWarning, stacklevel=2)
         self._set_weights({})
+        self.pipe.unet.disable_lora()    # the wrapped pipeline, called directly, stays the base model
         return name
 
     def _scales(self, styles, style_scale: float) -> dict[str, float]:
@@ -142,14 +146,16 @@ class StyleGuidedPipeline:
         extra = pipe.prepare_extra_step_kwargs(generator, eta)     # reads only the step signature
         first_styled = round(style_start * len(timesteps))
 
-        # 6. denoising loop
-        for i, t in enumerate(pipe.progress_bar(timesteps)):
-            active = len(blocks) if i >= first_styled else 2             # style terms only after style_start
-            model_input = scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
-            e_uncond, e_cond, *e_styles = self._predict(model_input, t, cond_of[active], names[:active],
-                                                        batched).chunk(active)
-            guided = style_guidance(e_uncond, e_cond, e_styles, guidance_scale, [scales[n] for n in names[2:active]])
-            latents = scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
+        # 6. denoising loop (peft adapters are switched on only for it)
+        with self._adapters_enabled():
+            for i, t in enumerate(pipe.progress_bar(timesteps)):
+                active = len(blocks) if i >= first_styled else 2             # style terms only after style_start
+                model_input = scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
+                e_uncond, e_cond, *e_styles = self._predict(model_input, t, cond_of[active], names[:active],
+                                                            batched).chunk(active)
+                guided = style_guidance(e_uncond, e_cond, e_styles, guidance_scale,
+                                        [scales[n] for n in names[2:active]])
+                latents = scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
 
         # 7. decode
         return self._decode(latents, output_type, generator)
@@ -198,6 +204,18 @@ class StyleGuidedPipeline:
             return self([p + self.suffixes[style] for p in prompts], styles={}, base_adapter=style, **kwargs)
         finally:
             self._set_weights({})
+
+    @contextmanager
+    def _adapters_enabled(self):
+        """Our loaded styles take part only inside our calls; outside them the pipeline is the base model."""
+        if not self.suffixes:
+            yield
+            return
+        self.pipe.unet.enable_lora()
+        try:
+            yield
+        finally:
+            self.pipe.unet.disable_lora()
 
     def _set_weights(self, weights: dict[str, float]) -> None:
         """LoRA strength of each loaded style: 1 (as trained) unless given; guidance scales do the weighting."""

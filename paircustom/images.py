@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from .errors import UserError
 
@@ -107,7 +108,14 @@ def _umask() -> int:
     return mask
 
 
-def save_image(image: Image.Image, path: str | Path, overwrite: bool) -> Path:
-    """Write a PNG/JPEG atomically, refusing to overwrite unless asked."""
+def save_image(image: Image.Image, path: str | Path, overwrite: bool, text: dict[str, str] | None = None) -> Path:
+    """Write a PNG/JPEG atomically, refusing to overwrite unless asked; ``text`` goes into PNG text chunks."""
     path = check_writable(path, overwrite)
-    return atomic_write(path, lambda temp: image.save(temp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG")))
+    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    options = {}
+    if text and image_format == "PNG":
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_itxt(key, value)          # international text: prompts may be any language
+        options["pnginfo"] = info
+    return atomic_write(path, lambda temp: image.save(temp, format=image_format, **options))

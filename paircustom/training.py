@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .adapters import DEFAULT_TARGETS, add_pair_lora, pair_routing, remove_pair_lora
-from .errors import UserError
+from .errors import PairCustomWarning, UserError
 from .families import Size, family_of, load_pipeline, resolve_model
 from .formats import StyleMetadata, lora_state_dict, save_adapter
 from .images import PreparedImage, atomic_write, check_writable, grid, load_pair
@@ -147,7 +147,7 @@ class PairTrainer:
         self.pipe, self.family = pipe, family_of(pipe)
         self.noise_scheduler = training_scheduler(pipe)      # DDPM forward process; pipe.scheduler is for sampling
         if config.mixed_precision != "no" and not torch.cuda.is_available():
-            warnings.warn("mixed precision needs a GPU; training in float32 on the CPU.", stacklevel=2)
+            warnings.warn("mixed precision needs a GPU; training in float32 on the CPU.", PairCustomWarning, stacklevel=2)
             config = self.config = replace(config, mixed_precision="no")
         # Several GPUs (accelerate launch): style B's get no gradient during the warm-up, so DDP must allow it.
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,

@@ -222,3 +222,54 @@ def test_written_files_follow_the_umask(umask, trained, tmp_path):
         os.umask(previous)
     mode = (tmp_path / "cat.png").stat().st_mode & 0o777
     assert mode == 0o666 & ~umask, f"image written with mode {oct(mode)} under umask {oct(umask)}"
+
+
+def test_generate_shows_progress_unless_quiet(trained, tmp_path, capsys):
+    _, style = trained
+    args = ["generate", "a cat", "-s", str(style), "--steps", "2", "--height", "32", "--width", "32"]
+    main([*args, "-o", str(tmp_path / "a.png")])
+    assert "2/2" in capsys.readouterr().err, "no denoising progress bar"
+    main([*args, "-o", str(tmp_path / "b.png"), "--quiet"])
+    assert "2/2" not in capsys.readouterr().err, "--quiet still shows a progress bar"
+
+
+def test_png_carries_prompt_seed_styles_and_model(trained, model_dirs, tmp_path):
+    _, style = trained
+    out = tmp_path / "cat.png"
+    main(["generate", "a photo of a cat", "-s", f"{style}=2.5", "--seed", "7", "--steps", "2", "--height", "32",
+          "--width", "32", "-o", str(out), "--negative-prompt", "blurry", "--compare", "--quiet"])
+    text = Image.open(out).text
+    assert text["prompt"] == "a photo of a cat" and text["seed"] == "7" and text["negative_prompt"] == "blurry"
+    assert text["model"] == model_dirs["sd"], text
+    assert json.loads(text["styles"]) == {"art": {"file": str(style.resolve()), "scale": 2.5}}, text["styles"]
+    assert Image.open(tmp_path / "cat-compare.png").text["layout"] == "base | styled"
+
+
+def test_name_tells_styles_with_the_same_stem_apart(trained, tmp_path, capsys):
+    import shutil
+    _, style = trained
+    (tmp_path / "other").mkdir()
+    copy = shutil.copy(style, tmp_path / "other" / style.name)
+    args = ["generate", "a cat", "-s", f"{style}=2", "-s", f"{copy}=1", "--steps", "2", "--height", "32",
+            "--width", "32", "--quiet"]
+    _refusal([*args, "-o", str(tmp_path / "x.png")], capsys, "name each with --name")
+    _refusal([*args, "-o", str(tmp_path / "x.png"), "--name", "a"], capsys, "one --name per --style-file")
+    assert main([*args, "-o", str(tmp_path / "y.png"), "--name", "a", "--name", "b"]) == 0
+    assert json.loads(Image.open(tmp_path / "y.png").text["styles"]).keys() == {"a", "b"}
+
+
+def test_content_lora_as_style_warns_in_one_line(trained, tmp_path, capsys):
+    folder, _ = trained
+    main(["generate", "a cat", "-s", str(folder / "art-content.safetensors"), "--steps", "1", "--height", "32",
+          "--width", "32", "--quiet", "-o", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if "content LoRA" in line]
+    assert len(warning) == 1 and warning[0].startswith("paircustom: warning: "), err
+    assert "warnings.warn" not in err and "Warning:" not in err, err
+
+
+def test_cpu_mixed_precision_fallback_is_one_warning_line(model_dirs, tmp_path, capsys):
+    content, style = write_pair(tmp_path)
+    main(_train_args(content, style, model_dirs["sd"], tmp_path / "o.safetensors", "--mixed-precision", "bf16"))
+    err = capsys.readouterr().err
+    assert "paircustom: warning: mixed precision needs a GPU" in err and "warnings.warn" not in err, err

@@ -54,6 +54,7 @@ def test_generation_leaves_the_pipelines_own_scheduler_alone(scheduler, style_fi
 
 def _reference_cfg(pipe, prompt, uncond_adapter, cond_adapter, cond_prompt, scale, seed=0):
     """Plain CFG written out: e_u(∅) on one adapter, e_c(cond_prompt) on another (SD only)."""
+    pipe.unet.enable_lora()               # StyleGuidedPipeline keeps loaded styles off outside its own calls
     pipe.scheduler.set_timesteps(STEPS)
     latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
     uncond = pipe.encode_prompt([""], "cpu", 1, False)[0]
@@ -64,6 +65,7 @@ def _reference_cfg(pipe, prompt, uncond_adapter, cond_adapter, cond_prompt, scal
         with peft_routing(pipe.unet, [cond_adapter]):
             e_c = pipe.unet(latents, t, cond).sample
         latents = pipe.scheduler.step(e_u + scale * (e_c - e_u), t, latents).prev_sample
+    pipe.unet.disable_lora()
     return latents
 
 
@@ -107,6 +109,25 @@ def test_style_start_delays_the_style_term(style_files):
     early = guided("a photo of a cat", styles={"art": 3.0}, style_start=0.0, **args).images
     assert (never - base).abs().max() < TOLERANCE
     assert (early - base).abs().max() > 1e-3
+
+
+def test_the_wrapped_pipeline_stays_the_base_model_outside_our_calls(style_files):
+    base = build_tiny_pipeline("sd")
+    base.set_progress_bar_config(disable=True)
+
+    def plain():
+        return base("a cat", num_inference_steps=2, output_type="latent", generator=torch.Generator().manual_seed(0),
+                    **SIZE).images
+
+    before = plain()
+    guided = StyleGuidedPipeline(base)
+    guided.load_style(style_files["sd"], name="art")
+    assert torch.equal(plain(), before), "after load_style the user's own pipeline runs with the style"
+    args = dict(num_inference_steps=2, output_type="latent", seed=0, style_start=0.0, **SIZE)
+    styled, unstyled = guided("a cat", styles={"art": 3.0}, **args).images, guided("a cat", styles={}, **args).images
+    assert (styled - unstyled).abs().max() > 1e-3, "inside our call the style must act"
+    guided.lora_scale("a cat", "art", 1.0, num_inference_steps=2, output_type="latent", seed=0, **SIZE)
+    assert torch.equal(plain(), before), "after a guided call the user's own pipeline runs with the style"
 
 
 def test_style_file_loads_with_plain_diffusers(style_files):
