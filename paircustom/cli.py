@@ -55,6 +55,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--resolution", type=int, help="square training size in pixels (" + PAPER.format(512) + ")")
     p.add_argument("--seed", type=int, default=0, help="noise/timestep seed (default: %(default)s)")
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="GPU mixed precision")
+    _model_options(p, dtype_default="fp32", dtype_help="dtype of the frozen base weights (adapters train in fp32)")
+    p.add_argument("--save-dtype", choices=("fp32", "fp16", "bf16"),
+                   help="dtype of the saved style file (default: fp16 for hub models, else fp32)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="save memory at the cost of compute")
     p.add_argument("--use-8bit-adam", action="store_true", help="bitsandbytes AdamW8bit (GPU)")
     p.add_argument("--preview-every", type=int, default=0, help="write a base-vs-styled preview PNG every N steps")
@@ -74,6 +77,7 @@ def _generate_parser(sub) -> None:
                    help="style file, optionally with its own scale; repeat to combine styles")
     p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
     p.add_argument("--model", help="base model (default: the first style file's base model, else 'shapes')")
+    _model_options(p, dtype_default=None, dtype_help="dtype of the model (default: fp16 on a GPU, else fp32)")
     p.add_argument("--guidance-scale", type=float, default=5.0, help="CFG scale (default: %(default)s)")
     p.add_argument("--style-scale", type=float, default=3.0, help="style guidance scale (default: %(default)s)")
     p.add_argument("--style-start", type=float, default=0.2, help="fraction of steps before style guidance starts "
@@ -92,6 +96,13 @@ def _generate_parser(sub) -> None:
     p.add_argument("--compare", action="store_true", help="also write <output>-compare.png: base | styled, same seed")
     p.add_argument("--overwrite", action="store_true", help="replace existing images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _model_options(p, dtype_default, dtype_help) -> None:
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: cuda when there is one)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=dtype_default, help=dtype_help)
+    p.add_argument("--variant", help='weight files to load, e.g. "fp16" (the hub models\' half-size files)')
+    p.add_argument("--vae", help="replacement VAE, folder or hub id, e.g. madebyollin/sdxl-vae-fp16-fix (SDXL in fp16)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +130,8 @@ def run_train(args) -> None:
         alpha=args.alpha, target_modules=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
         basis_seed=args.basis_seed, learning_rate=args.lr, weight_decay=args.weight_decay, max_steps=args.steps,
         style_start=args.style_start, gradient_accumulation=args.accumulation, resolution=args.resolution,
-        seed=args.seed, mixed_precision=args.mixed_precision, gradient_checkpointing=args.gradient_checkpointing,
+        seed=args.seed, mixed_precision=args.mixed_precision, device=args.device, dtype=args.dtype,
+        variant=args.variant, vae=args.vae, save_dtype=args.save_dtype, gradient_checkpointing=args.gradient_checkpointing,
         use_8bit_adam=args.use_8bit_adam, preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
         resume=args.resume, save_content=args.save_content, overwrite=args.overwrite, progress=not args.quiet,
     )
@@ -135,7 +147,7 @@ def _parse_style(text: str, default: float) -> tuple[str, float]:
 
 
 def run_generate(args) -> None:
-    from .families import resolve_model
+    from .families import DTYPES, check_device, resolve_model
     from .formats import read_adapter
     from .guidance import StyleGuidedPipeline
     from .images import check_writable, grid, save_image
@@ -155,6 +167,8 @@ def run_generate(args) -> None:
     if model is None:
         model = metadata[0].base_model if metadata[0] else "shapes"
     resolve_model(model)
+    device = check_device(args.device)
+    dtype = args.dtype or ("fp16" if device.startswith("cuda") else "fp32")
     output = Path(args.output)
     paths = [output] if args.num_images == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix}")
                                                    for i in range(args.num_images)]
@@ -162,7 +176,7 @@ def run_generate(args) -> None:
     for path in paths + ([compare] if args.compare else []):
         check_writable(path, args.overwrite)     # refuse before any work is done
 
-    pipe = StyleGuidedPipeline.from_pretrained(model)
+    pipe = StyleGuidedPipeline.from_pretrained(model, DTYPES[dtype], device, variant=args.variant, vae=args.vae)
     pipe.pipe.set_progress_bar_config(disable=args.quiet)
     scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
     common = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, negative_prompt=args.negative_prompt,

@@ -133,6 +133,29 @@ def family_of(pipe) -> Family:
 
 # A Hugging Face hub id: "name" or "owner/name" (letters, digits, "-", "_", "."; not starting with "." or "-").
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9_][\w.-]*/)?[A-Za-z0-9_][\w.-]*$")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _folder_or_hub_id(name: str, what: str, marker: str) -> str:
+    """An existing folder holding ``marker`` as its absolute path, else a hub id; refuse a missing folder."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / marker).is_file():
+            raise UserError(f"'{name}' is not a diffusers {'pipeline' if what == 'model' else what} folder (no {marker}); "
+                            "give a folder written by save_pretrained or a hub id.")
+        return str(path.resolve())
+    if not HUB_ID.match(name) or (path.parent.name and path.parent.is_dir()):   # ./x, /a/b, dir/missing
+        raise UserError(f"the {what} folder '{name}' does not exist; give a diffusers folder written by "
+                        f"save_pretrained or a hub id such as {EXAMPLE_IDS[what]}.")
+    return name
+
+
+EXAMPLE_IDS = {"model": "stabilityai/stable-diffusion-xl-base-1.0 (or 'shapes')", "VAE": "madebyollin/sdxl-vae-fp16-fix"}
+
+
+def is_hub_id(model: str) -> bool:
+    """True for a model that is neither the embedded one nor a local folder."""
+    return model != "shapes" and not Path(model).expanduser().exists()
 
 
 def resolve_model(model: str) -> tuple[str, dict]:
@@ -148,28 +171,51 @@ def resolve_model(model: str) -> tuple[str, dict]:
         model = str(MODEL_DIR)
         if not (MODEL_DIR / "model_index.json").is_file():
             raise UserError(f"the embedded shapes model is missing from {MODEL_DIR}; reinstall paircustom.")
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "model_index.json").is_file():
-            raise UserError(f"'{model}' is not a diffusers pipeline folder (no model_index.json); "
-                            "give a folder written by save_pretrained or a hub id.")
-        model = str(path.resolve())
-    elif not HUB_ID.match(model) or (path.parent.name and path.parent.is_dir()):   # ./x, /a/b, dir/missing
-        raise UserError(f"the model folder '{model}' does not exist; give a diffusers folder written by "
-                        "save_pretrained, a hub id such as stabilityai/stable-diffusion-xl-base-1.0, or 'shapes'.")
+    model = _folder_or_hub_id(model, "model", "model_index.json")
     settings_file = Path(model) / "paircustom.json"
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     return model, settings
 
 
-def load_pipeline(model: str, dtype=torch.float32) -> tuple[DiffusionPipeline, dict]:
-    """Load an SD or SDXL pipeline by name, folder or hub id; return it with its paircustom settings."""
-    path, settings = resolve_model(model)
+def check_device(device: str | None) -> str:
+    """The device to run on ("cuda" when there is one, else "cpu"); refuse one this machine lacks."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, safety_checker=None)
-    except (OSError, ValueError) as error:   # not on the hub, no network, an incomplete folder
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"'{device}' is not a device; use cpu, cuda, cuda:1 or mps.") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise UserError(f"the device '{device}' is not available on this machine; use "
+                        f"{' or '.join(k for k, ok in available.items() if ok)}.")
+    index = torch.device(device).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise UserError(f"there is no GPU {device} (this machine has {torch.cuda.device_count()}).")
+    return device
+
+
+def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, vae: str | None = None,
+                  ) -> tuple[DiffusionPipeline, dict]:
+    """Load an SD or SDXL pipeline by name, folder or hub id; return it with its paircustom settings.
+
+    ``variant`` picks weight files such as "fp16"; ``vae`` (folder or hub id) replaces the pipeline's VAE,
+    e.g. madebyollin/sdxl-vae-fp16-fix, which SDXL needs to decode in fp16.
+    """
+    path, settings = resolve_model(model)
+    vae_path = _folder_or_hub_id(vae, "VAE", "config.json") if vae else None
+    try:
+        index = DiffusionPipeline.load_config(path)
+        extra = {"safety_checker": None} if "safety_checker" in index else {}   # SDXL has none: no warning
+        if vae_path:
+            from diffusers import AutoencoderKL
+
+            extra["vae"] = AutoencoderKL.from_pretrained(vae_path, dtype=dtype)
+        pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, variant=variant, **extra)
+    except (OSError, ValueError) as error:   # not on the hub, no network, no such variant, an incomplete folder
         reason = str(error).strip().splitlines()[0].rstrip(".")
-        raise UserError(f"could not load the model '{model}' ({reason}); check the name or path.") from None
+        what = f"the VAE '{vae}' or the model '{model}'" if vae else f"the model '{model}'"
+        raise UserError(f"could not load {what} ({reason}); check the name or path.") from None
     family_of(pipe)
     pipe.set_progress_bar_config(disable=True)
     return pipe, settings

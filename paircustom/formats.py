@@ -44,15 +44,17 @@ class StyleMetadata:
     content_prompt: str
     style_prompt: str
     training: dict = field(default_factory=dict)
+    dtype: str = "fp32"           # of the saved tensors: fp32, fp16 or bf16
     format_version: int = FORMAT_VERSION
 
 
-def lora_state_dict(A: dict[str, torch.Tensor], B: dict[str, torch.Tensor], scale: float) -> dict[str, torch.Tensor]:
-    """diffusers-layout tensors from per-module A (r, in) and B (out, r)."""
+def lora_state_dict(A: dict[str, torch.Tensor], B: dict[str, torch.Tensor], scale: float,
+                    dtype=torch.float32) -> dict[str, torch.Tensor]:
+    """diffusers-layout tensors from per-module A (r, in) and B (out, r), stored in ``dtype``."""
     tensors = {}
     for name in A:
-        tensors[f"unet.{name}.lora_A.weight"] = A[name].detach().float().cpu().contiguous()
-        tensors[f"unet.{name}.lora_B.weight"] = (B[name].detach().float() * scale).cpu().contiguous()
+        tensors[f"unet.{name}.lora_A.weight"] = A[name].detach().float().to(dtype).cpu().contiguous()
+        tensors[f"unet.{name}.lora_B.weight"] = (B[name].detach().float() * scale).to(dtype).cpu().contiguous()
     return tensors
 
 

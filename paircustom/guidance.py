@@ -25,7 +25,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .adapters import peft_routing
 from .errors import PairCustomWarning, UserError
-from .families import Conditioning, Size, family_of, load_pipeline
+from .families import Conditioning, Size, check_device, family_of, load_pipeline
 from .formats import check_fits, read_adapter
 
 
@@ -51,9 +51,15 @@ class StyleGuidedPipeline:
         self.routing = routing or (lambda names: peft_routing(pipe.unet, names))
 
     @classmethod
-    def from_pretrained(cls, model: str, torch_dtype=torch.float32, device: str | None = None) -> "StyleGuidedPipeline":
-        """Load a hub id, a local folder or "shapes" (the embedded model)."""
-        pipe, _ = load_pipeline(model, torch_dtype)
+    def from_pretrained(cls, model: str, torch_dtype=torch.float32, device: str | None = None,
+                        variant: str | None = None, vae: str | None = None) -> "StyleGuidedPipeline":
+        """Load a hub id, a local folder or "shapes" (the embedded model).
+
+        ``variant`` ("fp16") picks weight files; ``vae`` (folder or hub id) replaces the VAE, e.g.
+        "madebyollin/sdxl-vae-fp16-fix" for SDXL in fp16.  ``device`` is checked before anything loads.
+        """
+        device = check_device(device) if device else None
+        pipe, _ = load_pipeline(model, torch_dtype, variant=variant, vae=vae)
         return cls(pipe.to(device) if device else pipe)
 
     def load_style(self, path: str | Path, name: str | None = None, suffix: str | None = None) -> str:
@@ -68,6 +74,9 @@ class StyleGuidedPipeline:
             raise UserError(f"'{path}' has no paircustom metadata, so its style prompt is unknown; pass "
                             "suffix=' in <style> style' (--suffix on the command line).")
         name = name or Path(path).stem
+        if not name or "." in name or hasattr(torch.nn.ModuleDict, name):   # peft keeps adapters in ModuleDicts
+            raise UserError(f"'{name}' cannot name a style (it is empty, has a '.' or is a torch module attribute); "
+                            "give another name (name=..., --name on the command line).")
         if name in self.suffixes:
             raise UserError(f"a style named '{name}' is already loaded; give this one another name.")
         # The UNet part of diffusers' load_lora_weights (our files hold no text-encoder weights).

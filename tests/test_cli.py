@@ -254,6 +254,7 @@ def test_name_tells_styles_with_the_same_stem_apart(trained, tmp_path, capsys):
             "--width", "32", "--quiet"]
     _refusal([*args, "-o", str(tmp_path / "x.png")], capsys, "name each with --name")
     _refusal([*args, "-o", str(tmp_path / "x.png"), "--name", "a"], capsys, "one --name per --style-file")
+    _refusal([*args, "-o", str(tmp_path / "x.png"), "--name", "half", "--name", "b"], capsys, "cannot name a style")
     assert main([*args, "-o", str(tmp_path / "y.png"), "--name", "a", "--name", "b"]) == 0
     assert json.loads(Image.open(tmp_path / "y.png").text["styles"]).keys() == {"a", "b"}
 
@@ -273,3 +274,57 @@ def test_cpu_mixed_precision_fallback_is_one_warning_line(model_dirs, tmp_path, 
     main(_train_args(content, style, model_dirs["sd"], tmp_path / "o.safetensors", "--mixed-precision", "bf16"))
     err = capsys.readouterr().err
     assert "paircustom: warning: mixed precision needs a GPU" in err and "warnings.warn" not in err, err
+
+
+def test_device_and_dtype_options(trained, tmp_path, capsys):
+    _, style = trained
+    args = ["generate", "a cat", "-s", str(style), "--steps", "2", "--height", "32", "--width", "32", "--quiet"]
+    assert main([*args, "--device", "cpu", "--dtype", "bf16", "-o", str(tmp_path / "bf16.png")]) == 0
+    assert Image.open(tmp_path / "bf16.png").size == (32, 32)
+    _refusal([*args, "--device", "warp-drive", "-o", str(tmp_path / "x.png")], capsys, "is not a device")
+    if not torch.cuda.is_available():
+        _refusal([*args, "--device", "cuda", "-o", str(tmp_path / "x.png")], capsys, "not available on this machine")
+
+
+def test_train_with_half_precision_base_weights_and_half_precision_file(model_dirs, tmp_path):
+    from paircustom.formats import read_adapter
+    content, style = write_pair(tmp_path)
+    output = tmp_path / "half-precision.safetensors"
+    assert main(_train_args(content, style, model_dirs["sd"], output, "--device", "cpu", "--dtype", "bf16",
+                            "--save-dtype", "fp16")) == 0
+    tensors, metadata = read_adapter(output)
+    assert {t.dtype for t in tensors.values()} == {torch.float16} and metadata.dtype == "fp16"
+    assert metadata.training["dtype"] == "bf16"
+    assert main(["generate", "a cat", "-s", str(output), "--steps", "2", "--height", "32", "--width", "32",
+                 "--quiet", "-o", str(tmp_path / "cat.png")]) == 0
+
+
+@pytest.mark.parametrize("model, expected", [("shapes", "fp32"), ("stabilityai/stable-diffusion-xl-base-1.0", "fp16")])
+def test_style_files_default_to_fp16_for_hub_models(model, expected):
+    from paircustom.training import TrainConfig
+    assert TrainConfig("c.png", "s.png", model=model).resolved({}).save_dtype == expected
+
+
+@pytest.fixture(scope="module")
+def variant_and_vae(tmp_path_factory):
+    from paircustom.tiny import tiny_vae
+    root = tmp_path_factory.mktemp("variant")
+    build_tiny_pipeline("sd").save_pretrained(root / "sd-fp16", variant="fp16")
+    tiny_vae(seed=7).save_pretrained(root / "vae")
+    return root
+
+
+def test_variant_and_vae_are_loaded(variant_and_vae, trained, tmp_path, capsys):
+    from paircustom.guidance import StyleGuidedPipeline
+    from paircustom.tiny import tiny_vae
+    root, (_, style) = variant_and_vae, trained
+    args = ["generate", "a cat", "-s", str(style), "--steps", "2", "--height", "32", "--width", "32", "--quiet",
+            "--model", str(root / "sd-fp16")]
+    assert main([*args, "--variant", "fp16", "--vae", str(root / "vae"), "-o", str(tmp_path / "a.png")]) == 0
+    _refusal([*args, "--variant", "fp8", "-o", str(tmp_path / "b.png")], capsys, "could not load")
+    _refusal([*args, "--variant", "fp16", "--vae", str(tmp_path / "no-vae"), "-o", str(tmp_path / "c.png")], capsys,
+             "the VAE folder")
+    pipe = StyleGuidedPipeline.from_pretrained(str(root / "sd-fp16"), variant="fp16", vae=str(root / "vae"))
+    expected = tiny_vae(seed=7).state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in pipe.pipe.vae.state_dict().items()), \
+        "the pipeline kept its own VAE"
