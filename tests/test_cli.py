@@ -328,3 +328,20 @@ def test_variant_and_vae_are_loaded(variant_and_vae, trained, tmp_path, capsys):
     expected = tiny_vae(seed=7).state_dict()
     assert all(torch.equal(value, expected[key]) for key, value in pipe.pipe.vae.state_dict().items()), \
         "the pipeline kept its own VAE"
+
+
+@pytest.mark.parametrize("family, passed", [("sd", True), ("sdxl", False)])
+def test_safety_checker_is_only_switched_off_where_the_pipeline_has_one(family, passed, model_dirs, monkeypatch):
+    """SDXL has no safety checker: passing safety_checker=None made diffusers warn on every SDXL command."""
+    from diffusers import DiffusionPipeline
+    from paircustom.families import load_pipeline
+    seen = {}
+    original = DiffusionPipeline.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.update(kwargs)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", classmethod(spy))
+    load_pipeline(model_dirs[family])
+    assert ("safety_checker" in seen) == passed, seen
