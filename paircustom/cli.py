@@ -61,7 +61,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--gradient-checkpointing", action="store_true", help="save memory at the cost of compute")
     p.add_argument("--use-8bit-adam", action="store_true", help="bitsandbytes AdamW8bit (GPU)")
     p.add_argument("--preview-every", type=int, default=0, help="write a base-vs-styled preview PNG every N steps")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps and at "
+                                                                   "the end (kept: --resume with more --steps extends)")
+    p.add_argument("--save-every", type=int, default=0, help="also write <output>-step00250.safetensors every N steps")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     p.add_argument("--save-content", action="store_true", help="also write the content LoRA (<output>-content.safetensors)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -133,6 +135,7 @@ def run_train(args) -> None:
         seed=args.seed, mixed_precision=args.mixed_precision, device=args.device, dtype=args.dtype,
         variant=args.variant, vae=args.vae, save_dtype=args.save_dtype, gradient_checkpointing=args.gradient_checkpointing,
         use_8bit_adam=args.use_8bit_adam, preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
+        save_every=args.save_every,
         resume=args.resume, save_content=args.save_content, overwrite=args.overwrite, progress=not args.quiet,
     )
     print(f"wrote {train_pair(config)}")

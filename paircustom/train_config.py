@@ -54,7 +54,9 @@ class TrainConfig:
                                              #   one LoRA trained on the style image alone, from step 0)
     orthogonal: bool = True                  # False: ordinary trainable random A's (ablation of Sec. 3.2)
     preview_every: int = 0                   # write a base-vs-styled preview every N steps (0: never)
-    checkpoint_every: int = 0                # save a resumable checkpoint every N steps (0: never)
+    checkpoint_every: int = 0                # save a resumable checkpoint every N steps and at the end (0: never);
+                                             #   kept, so --resume with more --steps extends a finished run
+    save_every: int = 0                      # also write <output stem>-step00250.safetensors every N steps (0: never)
     resume: bool = False                     # continue from the checkpoint beside the output
     save_content: bool = False               # also write the content LoRA (<output>-content.safetensors)
     overwrite: bool = False                  # replace an existing output file
@@ -88,6 +90,8 @@ class TrainConfig:
             (self.max_steps >= 1, f"max_steps must be at least 1 (got {self.max_steps})"),
             (0 <= self.style_start < self.max_steps, f"style_start ({self.style_start}) must be at least 0 and below "
              f"max_steps ({self.max_steps}), or the style is never trained"),
+            (min(self.preview_every, self.checkpoint_every, self.save_every) >= 0, "preview, checkpoint and save "
+             "intervals must be 0 (never) or a number of steps"),
             (self.gradient_accumulation >= 1, f"gradient_accumulation must be at least 1 (got {self.gradient_accumulation})"),
             (self.resolution >= 8 and self.resolution % 8 == 0, f"the resolution must be a multiple of 8 (got {self.resolution})"),
             (self.method in ("pair", "style-only"), f"method must be pair or style-only (got {self.method!r})"),
@@ -105,6 +109,11 @@ class TrainConfig:
     @property
     def style_suffix(self) -> str:
         return self.style_prompt[len(self.content_prompt):]
+
+    def step_output(self, step: int) -> Path:
+        """The intermediate style file of ``step``: style.safetensors -> style-step00250.safetensors."""
+        output = Path(self.output)
+        return output.with_name(f"{output.stem}-step{step:05d}{output.suffix}")
 
     @property
     def checkpoint_path(self) -> Path:

@@ -165,6 +165,8 @@ class PairTrainer:
                 continue
             if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                 self._save_checkpoint()
+            if config.save_every and self.step % config.save_every == 0 and self.step < config.max_steps:
+                self.save(config.step_output(self.step))
             if config.preview_every and self.step % config.preview_every == 0:
                 self.preview()
 
@@ -206,8 +208,9 @@ class PairTrainer:
     def metadata(self, adapter: str) -> StyleMetadata:
         c = self.config
         training = {k: getattr(c, k) for k in ("learning_rate", "weight_decay", "max_steps", "style_start",
-                                               "gradient_accumulation", "resolution", "seed", "mixed_precision", "dtype", "variant", "vae",
-                                               "method", "orthogonal")}
+                                               "gradient_accumulation", "resolution", "seed", "mixed_precision",
+                                               "dtype", "variant", "vae", "method", "orthogonal")}
+        training["step"] = self.step
         if self.history:
             training["final_losses"] = list(self.history[-1][1:])
         alpha = c.alpha or (c.style_rank if adapter == "style" else c.content_rank)
@@ -218,12 +221,12 @@ class PairTrainer:
             style_prompt=c.style_prompt, training=training, dtype=c.save_dtype,
         )
 
-    def save(self) -> Path:
-        """Write the style LoRA (and with ``save_content`` the content LoRA); return the style file's path."""
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the style LoRA (and with ``save_content`` the content LoRA) to ``path`` (default: the output)."""
         layers = self.layers
         style = lora_state_dict({n: l.style_A for n, l in layers.items()}, {n: l.style_B for n, l in layers.items()},
                                 next(iter(layers.values())).style_scale, DTYPES[self.config.save_dtype])
-        path = save_adapter(self.config.output, style, self.metadata("style"), overwrite=True)
+        path = save_adapter(path or self.config.output, style, self.metadata("style"), overwrite=True)
         if self.config.save_content:
             content = lora_state_dict({n: l.content_A for n, l in layers.items()},
                                       {n: l.content_B for n, l in layers.items()}, next(iter(layers.values())).content_scale,
@@ -246,8 +249,10 @@ def train_pair(config: TrainConfig, pipe=None) -> Path:
         path = Path(trainer.config.output)
         if trainer.accelerator.is_main_process:
             trainer.save()
+            if trainer.config.checkpoint_every:       # kept: --resume with more steps extends this run
+                trainer._save_checkpoint()
     finally:
         trainer.close()
-    if trainer.config.checkpoint_path.is_file():
-        trainer.config.checkpoint_path.unlink()
+    if not trainer.config.checkpoint_every and trainer.config.checkpoint_path.is_file():
+        trainer.config.checkpoint_path.unlink()      # a resumed run's old checkpoint, now behind the output
     return path

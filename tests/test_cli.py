@@ -345,3 +345,31 @@ def test_safety_checker_is_only_switched_off_where_the_pipeline_has_one(family, 
     monkeypatch.setattr(DiffusionPipeline, "from_pretrained", classmethod(spy))
     load_pipeline(model_dirs[family])
     assert ("safety_checker" in seen) == passed, seen
+
+
+def test_finished_run_keeps_its_checkpoint_and_resume_with_more_steps_extends_it(model_dirs, tmp_path):
+    from paircustom.training import PairTrainer, TrainConfig, train_pair
+    content, style = write_pair(tmp_path)
+    settings = dict(subject="dog", style="art", model=model_dirs["sd"], rank=4, learning_rate=1e-2, max_steps=4,
+                    style_start=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
+    straight = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "a.safetensors"), **settings))
+    straight.fit()
+    output = tmp_path / "b.safetensors"
+    train_pair(TrainConfig(str(content), str(style), output=str(output), **{**settings, "max_steps": 3}))
+    assert output.is_file() and output.with_suffix(".checkpoint.pt").is_file(), "the finished run's checkpoint is gone"
+    extended = PairTrainer(TrainConfig(str(content), str(style), output=str(output), resume=True, **settings))
+    assert extended.step == 3, f"resumed at step {extended.step}, not at the end of the finished run"
+    extended.fit()
+    for a, b in zip(straight.style_params, extended.style_params):
+        assert torch.allclose(a, b, atol=1e-6), "3 + 1 steps differ from 4 straight steps"
+
+
+def test_save_every_writes_numbered_intermediate_styles(model_dirs, tmp_path):
+    from paircustom.formats import read_adapter
+    content, style = write_pair(tmp_path)
+    output = tmp_path / "art.safetensors"
+    assert main(_train_args(content, style, model_dirs["sd"], output, "--steps", "4", "--save-every", "2")) == 0
+    _, metadata = read_adapter(tmp_path / "art-step00002.safetensors")
+    assert metadata.training["step"] == 2 and read_adapter(output)[1].training["step"] == 4
+    assert not (tmp_path / "art-step00004.safetensors").exists(), "the last step is the output itself"
+    assert not output.with_suffix(".checkpoint.pt").exists(), "no checkpoint was asked for"
