@@ -88,6 +88,10 @@ def _generate_parser(sub) -> None:
                                                     "scale with plain CFG")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (default: %(default)s)")
     p.add_argument("--negative-prompt", help="negative prompt")
+    p.add_argument("--prompt-2", help="SDXL: prompt for the second text encoder (default: the prompt)")
+    p.add_argument("--negative-prompt-2", help="SDXL: negative prompt for the second text encoder")
+    p.add_argument("--guidance-rescale", type=float, default=0.0, help="rescale the guided prediction towards the "
+                                                                        "conditional one's std, 0-1 (default: 0)")
     p.add_argument("--height", type=int, help="default: the model's size")
     p.add_argument("--width", type=int, help="default: the model's size")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
@@ -166,6 +170,11 @@ def run_generate(args) -> None:
     if len(set(names)) != len(names):
         raise UserError(f"two styles would share the name '{_first_repeat(names)}'; name each with --name.")
     metadata = [read_adapter(path)[1] for path, _ in styles]       # every file checked before the model loads
+    if (args.prompt_2 or args.negative_prompt_2) and {m.family for m in metadata if m} == {"sd"}:
+        raise UserError("--prompt-2 and --negative-prompt-2 feed SDXL's second text encoder; these styles are for "
+                        "an SD model with one text encoder, so drop them.")
+    if not 0.0 <= args.guidance_rescale <= 1.0:
+        raise UserError(f"--guidance-rescale must lie in [0, 1]; got {args.guidance_rescale}.")
     model = args.model
     if model is None:
         model = metadata[0].base_model if metadata[0] else "shapes"
@@ -183,7 +192,9 @@ def run_generate(args) -> None:
     pipe.pipe.set_progress_bar_config(disable=args.quiet)
     scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
     common = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, negative_prompt=args.negative_prompt,
-                  height=args.height, width=args.width, seed=args.seed, num_images_per_prompt=args.num_images)
+                  height=args.height, width=args.width, seed=args.seed, num_images_per_prompt=args.num_images,
+                  prompt_2=args.prompt_2, negative_prompt_2=args.negative_prompt_2,
+                  guidance_rescale=args.guidance_rescale)
     if args.lora_scale is not None:
         styled = pipe.lora_scale(args.prompt, next(iter(scales)), args.lora_scale, **common).images
     else:
@@ -208,8 +219,9 @@ def png_text(args, model: str, styles: dict) -> dict[str, str]:
         text["method"] = f"lora-scale {args.lora_scale}"
     else:
         text["method"], text["style_start"] = "style guidance", str(args.style_start)
-    if args.negative_prompt:
-        text["negative_prompt"] = args.negative_prompt
+    for key in ("negative_prompt", "prompt_2", "negative_prompt_2", "guidance_rescale"):
+        if getattr(args, key):
+            text[key] = str(getattr(args, key))
     return text
 
 

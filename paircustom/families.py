@@ -70,8 +70,12 @@ class Family:
     name: str
     pipeline_class: type
 
-    def encode(self, pipe, prompts: list[str], device, negative_prompt=None, with_negative=False):
-        """Return (cond, uncond-or-None) for ``prompts``; uncond follows the pipeline's own rules."""
+    def encode(self, pipe, prompts: list[str], device, negative_prompt=None, with_negative=False, prompts_2=None,
+               negative_prompt_2=None):
+        """Return (cond, uncond-or-None) for ``prompts``; uncond follows the pipeline's own rules.
+
+        ``prompts_2``/``negative_prompt_2``: SDXL's second text encoder (None: the same as the first).
+        """
         raise NotImplementedError
 
     def add_size(self, pipe, cond: Conditioning, sizes: list[Size]) -> Conditioning:
@@ -86,7 +90,8 @@ class Family:
 class StableDiffusion(Family):
     name, pipeline_class = "sd", StableDiffusionPipeline
 
-    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False):
+    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
+               negative_prompt_2=None):
         negative = None if negative_prompt is None else [negative_prompt] * len(prompts)
         embeds, negative_embeds = pipe.encode_prompt(prompts, device, 1, with_negative, negative)
         return Conditioning(embeds), (Conditioning(negative_embeds) if with_negative else None)
@@ -98,10 +103,13 @@ class StableDiffusion(Family):
 class StableDiffusionXL(Family):
     name, pipeline_class = "sdxl", StableDiffusionXLPipeline
 
-    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False):
+    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
+               negative_prompt_2=None):
         negative = None if negative_prompt is None else [negative_prompt] * len(prompts)
+        negative_2 = None if negative_prompt_2 is None else [negative_prompt_2] * len(prompts)
         embeds, negative_embeds, pooled, negative_pooled = pipe.encode_prompt(
-            prompts, device=device, do_classifier_free_guidance=with_negative, negative_prompt=negative)
+            prompts, prompt_2=prompts_2, device=device, do_classifier_free_guidance=with_negative,
+            negative_prompt=negative, negative_prompt_2=negative_2)
         cond = Conditioning(embeds, {"text_embeds": pooled})
         return cond, (Conditioning(negative_embeds, {"text_embeds": negative_pooled}) if with_negative else None)
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from diffusers.utils.torch_utils import randn_tensor
 
 from .adapters import peft_routing
@@ -109,12 +110,18 @@ class StyleGuidedPipeline:
                  style_start: float = 0.2, num_inference_steps: int = 50, negative_prompt: str | None = None,
                  height: int | None = None, width: int | None = None, seed: int | None = None, generator=None,
                  latents: torch.Tensor | None = None, output_type: str = "pil", num_images_per_prompt: int = 1,
-                 eta: float = 0.0, batched: bool = True, base_adapter: str | None = None):
+                 eta: float = 0.0, batched: bool = True, base_adapter: str | None = None,
+                 prompt_2: str | list[str] | None = None, negative_prompt_2: str | None = None,
+                 guidance_rescale: float = 0.0, denoising_end: float | None = None, callback_on_step_end=None):
         """Generate; returns the wrapped pipeline's own output type (``.images``).
 
         ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
         ``batched=False`` makes one UNet call per term instead of one per step (same result, for comparison).
         ``base_adapter``: the adapter behind e0 (None: base weights; ``lora_scale`` sets it).
+        As in diffusers: ``prompt_2``/``negative_prompt_2`` (SDXL's second text encoder; style suffixes are
+        appended to both prompts), ``guidance_rescale`` (applied to the guided prediction),
+        ``denoising_end`` (stop at this fraction, e.g. for a refiner) and
+        ``callback_on_step_end(pipe, i, t, {"latents": ...})``, which may return replacement latents.
         """
         pipe, family = self.pipe, self.family
         # 1. check inputs
@@ -122,21 +129,32 @@ class StyleGuidedPipeline:
         if not (0.0 <= style_start <= 1.0) or num_inference_steps < 1 or not math.isfinite(guidance_scale):
             raise UserError("style_start must lie in [0, 1], num_inference_steps be at least 1 and guidance_scale "
                             "be finite; check these arguments.")
+        if not (0.0 <= guidance_rescale <= 1.0) or not (denoising_end is None or 0.0 < denoising_end <= 1.0):
+            raise UserError(f"guidance_rescale must lie in [0, 1] (got {guidance_rescale}) and denoising_end in "
+                            f"(0, 1] (got {denoising_end}).")
+        if family.name != "sdxl" and (prompt_2 is not None or negative_prompt_2 is not None):
+            raise UserError("prompt_2 and negative_prompt_2 feed SDXL's second text encoder; this pipeline has one "
+                            "text encoder, so drop them.")
         factor = pipe.vae_scale_factor
         height = height or pipe.unet.config.sample_size * factor
         width = width or pipe.unet.config.sample_size * factor
         if height % factor or width % factor:
             raise UserError(f"height and width must be multiples of {factor}; got {height}x{width}.")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts_2 = None if prompt_2 is None else [prompt_2] * len(prompts) if isinstance(prompt_2, str) else list(prompt_2)
+        if prompts_2 is not None and len(prompts_2) != len(prompts):
+            raise UserError(f"give one prompt_2 per prompt ({len(prompts)}); got {len(prompts_2)}.")
         device = pipe._execution_device
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
 
         # 2. encode prompts: ∅, c, and c + suffix_i for each style; one row block each
         size = [Size((height, width), (0, 0), (height, width))]
-        cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=True)
-        blocks = [uncond, cond] + [family.encode(pipe, [p + self.suffixes[n] for p in prompts], device)[0]
-                                   for n in scales]
+        cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=True, prompts_2=prompts_2,
+                                     negative_prompt_2=negative_prompt_2)
+        suffixed = lambda texts, name: None if texts is None else [p + self.suffixes[name] for p in texts]  # noqa: E731
+        blocks = [uncond, cond] + [family.encode(pipe, suffixed(prompts, n), device,
+                                                 prompts_2=suffixed(prompts_2, n))[0] for n in scales]
         blocks = [family.add_size(pipe, b, size * len(prompts)).repeat(num_images_per_prompt) for b in blocks]
         names = [base_adapter, base_adapter, *scales]                    # adapter of each block
         cond_of = {active: Conditioning.cat(blocks[:active]) for active in {2, len(blocks)}}  # (k·B, T, D) each
@@ -154,6 +172,9 @@ class StyleGuidedPipeline:
         latents = latents.to(device, cond.hidden.dtype) * scheduler.init_noise_sigma            # (B, C, h, w)
         extra = pipe.prepare_extra_step_kwargs(generator, eta)     # reads only the step signature
         first_styled = round(style_start * len(timesteps))
+        if denoising_end is not None:    # diffusers' rule: keep the steps at or above the cut-off timestep
+            steps = scheduler.config.num_train_timesteps
+            timesteps = timesteps[timesteps >= int(round(steps - denoising_end * steps))]
 
         # 6. denoising loop (peft adapters are switched on only for it)
         with self._adapters_enabled():
@@ -164,7 +185,11 @@ class StyleGuidedPipeline:
                                                             batched).chunk(active)
                 guided = style_guidance(e_uncond, e_cond, e_styles, guidance_scale,
                                         [scales[n] for n in names[2:active]])
+                if guidance_rescale > 0:
+                    guided = rescale_noise_cfg(guided, e_cond, guidance_rescale)
                 latents = scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    latents = (callback_on_step_end(pipe, i, t, {"latents": latents}) or {}).get("latents", latents)
 
         # 7. decode
         return self._decode(latents, output_type, generator)

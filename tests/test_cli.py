@@ -373,3 +373,12 @@ def test_save_every_writes_numbered_intermediate_styles(model_dirs, tmp_path):
     assert metadata.training["step"] == 2 and read_adapter(output)[1].training["step"] == 4
     assert not (tmp_path / "art-step00004.safetensors").exists(), "the last step is the output itself"
     assert not output.with_suffix(".checkpoint.pt").exists(), "no checkpoint was asked for"
+
+
+def test_sdxl_second_prompt_and_guidance_rescale(style_files, model_dirs, tmp_path, capsys):
+    args = ["generate", "a cat", "--steps", "2", "--height", "32", "--width", "32", "--quiet"]
+    assert main([*args, "-s", str(style_files["sdxl"]), "--model", model_dirs["sdxl"], "--prompt-2", "a dog",
+                 "--negative-prompt-2", "dark", "--guidance-rescale", "0.7", "-o", str(tmp_path / "a.png")]) == 0
+    assert Image.open(tmp_path / "a.png").text["prompt_2"] == "a dog"
+    _refusal([*args, "-s", str(style_files["sd"]), "--model", model_dirs["sd"], "--prompt-2", "a dog",
+              "-o", str(tmp_path / "b.png")], capsys, "second text encoder")

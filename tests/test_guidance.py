@@ -38,6 +38,42 @@ def test_style_scale_zero_reproduces_the_base_pipeline(family, scheduler, style_
     assert abs(got - expected).max() < TOLERANCE, f"max pixel difference {abs(got - expected).max()}"
 
 
+@pytest.mark.parametrize("extra", [dict(guidance_scale=7.0, guidance_rescale=0.7), dict(denoising_end=0.6),
+                                   dict(prompt_2="an oil painting", negative_prompt="blurry",
+                                        negative_prompt_2="dark")], ids=["rescale", "denoising_end", "prompt_2"])
+def test_diffusers_call_arguments_match_the_sdxl_pipeline(extra, style_files):
+    """With no style term, our call reproduces StableDiffusionXLPipeline given the same diffusers arguments."""
+    base = build_tiny_pipeline("sdxl", scheduler="sdxl-euler")
+    base.set_progress_bar_config(disable=True)
+    args = dict(num_inference_steps=STEPS, output_type="latent", **SIZE, **extra)
+    expected = base("a photo of a cat", generator=torch.Generator().manual_seed(0), **args).images
+    guided = StyleGuidedPipeline(base)
+    guided.load_style(style_files["sdxl"], name="art")
+    got = guided("a photo of a cat", styles={"art": 0.0}, seed=0, **args).images
+    assert (got - expected).abs().max() < TOLERANCE, f"{extra}: max latent difference {(got - expected).abs().max()}"
+    plain = guided("a photo of a cat", styles={}, seed=0, num_inference_steps=STEPS, output_type="latent", **SIZE).images
+    assert (got - plain).abs().max() > 1e-3, f"{extra} changed nothing"
+
+
+def test_callback_on_step_end_sees_every_step_and_may_replace_latents(style_files):
+    guided = _guided("sd", style_files)
+    seen = []
+
+    def callback(pipe, i, t, tensors):
+        seen.append(i)
+        return {"latents": torch.zeros_like(tensors["latents"])} if i == STEPS - 1 else {}
+
+    out = guided("a cat", styles={"art": 2.0}, num_inference_steps=STEPS, output_type="latent", seed=0,
+                 callback_on_step_end=callback, **SIZE).images
+    assert seen == list(range(STEPS)) and out.abs().max() == 0
+
+
+def test_prompt_2_is_refused_on_sd(style_files):
+    from paircustom.errors import UserError
+    with pytest.raises(UserError, match="second text encoder"):
+        _guided("sd", style_files)("a cat", prompt_2="a dog", num_inference_steps=1, **SIZE)
+
+
 @pytest.mark.parametrize("scheduler", ["sd1-pndm", "sdxl-euler"])
 def test_generation_leaves_the_pipelines_own_scheduler_alone(scheduler, style_files):
     """Guided calls sample on a private copy: a preview inside training, or a notebook, keeps the user's state."""
