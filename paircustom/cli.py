@@ -205,7 +205,8 @@ def run_generate(args) -> None:
         print(f"wrote {save_image(image, path, args.overwrite, text={**text, 'image_index': str(index)})}")
     if args.compare:
         base = pipe(args.prompt, styles={}, **common).images
-        sheet = grid([[b, s] for b, s in zip(base, styled)])
+        styled_label = "LoRA x %g" % args.lora_scale if args.lora_scale is not None else "styled"
+        sheet = grid([[b, s] for b, s in zip(base, styled)], labels=["base", styled_label])
         print(f"wrote {save_image(sheet, compare, args.overwrite, text={**text, 'layout': 'base | styled'})}")
 
 

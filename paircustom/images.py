@@ -68,13 +68,21 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def grid(rows: list[list[Image.Image]]) -> Image.Image:
-    """Paste equally sized images into a rows x columns grid."""
+LABEL_HEIGHT = 14   # pixels of the caption strip above labelled columns
+
+
+def grid(rows: list[list[Image.Image]], labels: list[str] | None = None) -> Image.Image:
+    """Paste equally sized images into a rows x columns grid; ``labels`` captions each column above it."""
+    from PIL import ImageDraw
+
     width, height = rows[0][0].size
-    sheet = Image.new("RGB", (width * max(map(len, rows)), height * len(rows)), "white")
+    top = LABEL_HEIGHT if labels else 0
+    sheet = Image.new("RGB", (width * max(map(len, rows)), top + height * len(rows)), "white")
+    for c, label in enumerate(labels or []):
+        ImageDraw.Draw(sheet).text((c * width + 2, 1), label, fill="black")
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
-            sheet.paste(image, (c * width, r * height))
+            sheet.paste(image, (c * width, top + r * height))
     return sheet
 
 

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from paircustom.cli import main
+from paircustom.images import LABEL_HEIGHT
 from paircustom.tiny import build_tiny_pipeline
 from tests.conftest import RESOLUTION, write_pair
 
@@ -52,7 +53,9 @@ def test_generate_writes_image_and_comparison(trained, tmp_path):
     assert main(["generate", "a photo of a cat", "--style-file", f"{style}=2.5", "--steps", "3",
                  "--height", "32", "--width", "32", "--output", str(out), "--compare"]) == 0
     assert Image.open(out).size == (32, 32)
-    assert Image.open(tmp_path / "cat-compare.png").size == (64, 32)
+    compare = Image.open(tmp_path / "cat-compare.png").convert("L")
+    assert compare.size == (64, 32 + LABEL_HEIGHT)
+    assert min(compare.crop((0, 0, 64, LABEL_HEIGHT)).getdata()) < 128, "the compare image has no labels"
 
 
 def test_generate_lora_scale_baseline_and_several_images(trained, tmp_path):
