@@ -31,10 +31,15 @@ def orthonormal_basis(width: int, seed: int) -> torch.Tensor:
 
 def split_rows(width: int, content_rank: int, style_rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (A_c, A_s): rows [0, r_c) and [r_c, r_c + r_s) of the basis for this width."""
+    check_ranks(width, content_rank, style_rank)
+    q = orthonormal_basis(width, seed)
+    return q[:content_rank].clone(), q[content_rank:content_rank + style_rank].clone()
+
+
+def check_ranks(width: int, content_rank: int, style_rank: int) -> None:
+    """Both orthogonal row sets must fit in the layer's input width."""
     if content_rank + style_rank > width:
         raise UserError(
             f"content rank {content_rank} + style rank {style_rank} = {content_rank + style_rank} exceeds a "
             f"layer's input width {width}; choose ranks whose sum is at most {width}."
         )
-    q = orthonormal_basis(width, seed)
-    return q[:content_rank].clone(), q[content_rank:content_rank + style_rank].clone()

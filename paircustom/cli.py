@@ -15,9 +15,11 @@ import json
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from .checks import check_folder_writable
 from .errors import PairCustomWarning, UserError
 
 # Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
@@ -111,8 +113,16 @@ def _model_options(p, dtype_default, dtype_help) -> None:
     p.add_argument("--vae", help="replacement VAE, folder or hub id, e.g. madebyollin/sdxl-vae-fp16-fix (SDXL in fp16)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own refusals (unknown option, not a number) as our one line, without the usage block."""
+
+    def error(self, message):
+        print(f"paircustom: error: {' '.join(message.split())}; see '{self.prog} --help'.", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paircustom", description="Pair Customization: learn a style from one "
+    parser = _Parser(prog="paircustom", description="Pair Customization: learn a style from one "
                                      "content/style image pair and apply it with style guidance.")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
@@ -158,6 +168,7 @@ def run_generate(args) -> None:
     from .formats import read_adapter
     from .guidance import StyleGuidedPipeline
     from .images import check_writable, grid, save_image
+    from .preflight import check_generation
 
     styles = [_parse_style(s, args.style_scale) for s in args.style_file]
     if not styles:
@@ -179,6 +190,9 @@ def run_generate(args) -> None:
     if model is None:
         model = metadata[0].base_model if metadata[0] else "shapes"
     resolve_model(model)
+    check_generation(model, args.prompt, styles, args.suffix, args.lora_scale, guidance_scale=args.guidance_scale,
+                     style_start=args.style_start, steps=args.steps, height=args.height, width=args.width,
+                     seed=args.seed, num_images=args.num_images)
     device = check_device(args.device)
     dtype = args.dtype or ("fp16" if device.startswith("cuda") else "fp32")
     output = Path(args.output)
@@ -253,18 +267,40 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _python_show_warning = warnings.showwarning
 
 
+@contextmanager
+def _loading_bars(enabled: bool):
+    """--quiet also hides diffusers' and transformers' model-loading bars (as they were, afterwards)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [diffusers_logging, transformers_logging]
+    before = [library.is_progress_bar_enabled() for library in libraries]
+    for library in libraries:
+        library.enable_progress_bar() if enabled else library.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for library, was in zip(libraries, before):
+            library.enable_progress_bar() if was else library.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     commands = {"train": run_train, "generate": run_generate, "info": run_info}
     if args.command == "demo":
-        from .demo import run_demo as command
+        from .demo import run_demo
+
+        def command(args):
+            check_folder_writable(args.output_dir)      # before the demo trains for a minute
+            run_demo(args)
     else:
         command = commands[args.command]
     try:
-        command(args)
+        with _loading_bars(enabled=not getattr(args, "quiet", False)):
+            command(args)
     except UserError as error:
-        print(f"paircustom: error: {error}", file=sys.stderr)
+        print(f"paircustom: error: {' '.join(str(error).split())}", file=sys.stderr)   # one line, always
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

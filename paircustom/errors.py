@@ -11,3 +11,8 @@ class UserError(ValueError):
 
 class PairCustomWarning(UserWarning):
     """Something the user should know that does not stop the run; the command line prints it as one line."""
+
+
+def reason(error: BaseException) -> str:
+    """An exception from a library (a decoder, safetensors, json) as a short one-line clause for our sentences."""
+    return " ".join(str(error).split())[:200] or type(error).__name__

@@ -25,6 +25,7 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import resca
 from diffusers.utils.torch_utils import randn_tensor
 
 from .adapters import peft_routing
+from .checks import MAX_SCALE, check_number, check_sampling
 from .errors import PairCustomWarning, UserError
 from .families import Conditioning, Size, check_device, family_of, load_pipeline
 from .formats import check_fits, read_adapter
@@ -126,9 +127,6 @@ class StyleGuidedPipeline:
         pipe, family = self.pipe, self.family
         # 1. check inputs
         scales = self._scales(styles, style_scale)
-        if not (0.0 <= style_start <= 1.0) or num_inference_steps < 1 or not math.isfinite(guidance_scale):
-            raise UserError("style_start must lie in [0, 1], num_inference_steps be at least 1 and guidance_scale "
-                            "be finite; check these arguments.")
         if not (0.0 <= guidance_rescale <= 1.0) or not (denoising_end is None or 0.0 < denoising_end <= 1.0):
             raise UserError(f"guidance_rescale must lie in [0, 1] (got {guidance_rescale}) and denoising_end in "
                             f"(0, 1] (got {denoising_end}).")
@@ -136,10 +134,10 @@ class StyleGuidedPipeline:
             raise UserError("prompt_2 and negative_prompt_2 feed SDXL's second text encoder; this pipeline has one "
                             "text encoder, so drop them.")
         factor = pipe.vae_scale_factor
+        check_sampling(guidance_scale, scales, style_start, num_inference_steps, height, width, seed,
+                       num_images_per_prompt, factor, pipe.scheduler.config.get("num_train_timesteps", 1000))
         height = height or pipe.unet.config.sample_size * factor
         width = width or pipe.unet.config.sample_size * factor
-        if height % factor or width % factor:
-            raise UserError(f"height and width must be multiples of {factor}; got {height}x{width}.")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         prompts_2 = None if prompt_2 is None else [prompt_2] * len(prompts) if isinstance(prompt_2, str) else list(prompt_2)
         if prompts_2 is not None and len(prompts_2) != len(prompts):
@@ -211,6 +209,9 @@ class StyleGuidedPipeline:
 
     def _decode(self, latents, output_type: str, generator):
         pipe = self.pipe
+        if not torch.isfinite(latents).all():     # never hand out black images made of NaN
+            raise UserError("sampling produced non-finite values (NaN or infinity); lower the guidance, style or "
+                            "LoRA scale.")
         if output_type == "latent":
             return self.family.output(latents)
         vae = pipe.vae
@@ -226,12 +227,16 @@ class StyleGuidedPipeline:
             else:
                 latents = latents / vae.config.scaling_factor
             images = vae.decode(latents, return_dict=False, generator=generator)[0]
+        if not torch.isfinite(images).all():     # e.g. a half-precision VAE that overflowed
+            raise UserError("decoding produced non-finite values (NaN or infinity); lower the guidance, style or "
+                            "LoRA scale, or decode in float32.")
         images = pipe.image_processor.postprocess(images, output_type=output_type)
         return self.family.output(images)
 
     def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):
         """Baseline: base weights + scale·(style LoRA) with plain CFG, prompting with the style suffix."""
         self._scales([style], 1.0)
+        check_number("the LoRA scale", scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         self._set_weights({style: scale})
         try:

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import UserError
+from .checks import check_writable  # noqa: F401  (re-exported: the writers import it from here)
+from .errors import UserError, reason
 
 # Two images of one picture may differ in size, not in shape: aspect ratios within 2% count as equal.
 ASPECT_TOLERANCE = 0.02
+MAX_SIDE_PIXELS = 8192
+MAX_PIXELS = MAX_SIDE_PIXELS**2      # larger images are refused before decoding (a 68-byte PNG can declare 400 MP)
+MAX_ASPECT = 8                       # longest side / shortest side
 
 
 @dataclass(frozen=True)
@@ -28,15 +33,55 @@ class PreparedImage:
 
 
 def open_rgb(path: str | Path, role: str) -> Image.Image:
-    """Open ``path`` as RGB or raise a UserError naming the ``role`` ("content image", ...)."""
+    """Open ``path`` as upright RGB or raise a UserError naming the ``role`` ("content image", ...).
+
+    EXIF orientation is applied, 16-bit and float greyscale are scaled (not clipped to white),
+    transparency is composited over white, and images over ``MAX_PIXELS`` are refused before decoding.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"the {role} '{path}' is a folder; give the path of a PNG or JPEG file.")
     if not path.is_file():
         raise UserError(f"the {role} '{path}' does not exist; give the path of a PNG or JPEG file.")
+    bomb = (f"the {role} '{path}' declares more than {MAX_PIXELS // 2**20} megapixels, which is refused as a possible "
+            f"decompression bomb; give an image of at most {MAX_SIDE_PIXELS}x{MAX_SIDE_PIXELS} pixels.")
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise UserError(f"the {role} '{path}' is not a readable image ({error}); give a PNG or JPEG file.") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise UserError(bomb)
+                image = to_rgb(ImageOps.exif_transpose(image))
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(bomb) from None
+    except Exception as error:  # decoders of damaged files raise OSError, SyntaxError, ValueError, EOFError, ...
+        raise UserError(f"the {role} '{path}' is not a readable image ({reason(error)}); give a PNG or JPEG file.") from None
+    width, height = image.size
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise UserError(f"the {role} '{path}' is {width}x{height}, more than {MAX_ASPECT} times as long as it is "
+                        "wide; crop it closer to a square (training uses the centre square).")
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of any Pillow mode: integer and float greyscale scaled by their range, alpha over white."""
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        if mode.startswith("I;16") or (mode == "I" and array.max(initial=0) > 255):
+            array = array / 257.0                      # 16-bit range (I;16 from 16-bit PNG/TIFF)
+        elif mode == "F" and array.max(initial=0) <= 1.0:
+            array = array * 255.0                      # float images in [0, 1]
+        array = np.nan_to_num(array, nan=0.0, posinf=255.0, neginf=0.0)
+        return Image.fromarray(np.clip(array.round(), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def prepare(image: Image.Image, resolution: int) -> PreparedImage:
@@ -86,18 +131,10 @@ def grid(rows: list[list[Image.Image]], labels: list[str] | None = None) -> Imag
     return sheet
 
 
-def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to replace an existing file unless ``overwrite``; make the parent folder."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise UserError(f"'{path}' already exists; pass --overwrite (overwrite=True) or choose another output path.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def atomic_write(path: str | Path, write) -> Path:
     """Call ``write(temp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)     # only now: a refused run leaves no empty folder
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(handle)
     try:

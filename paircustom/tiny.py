@@ -168,15 +168,18 @@ def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None,
                         prediction_type: str = "epsilon", scheduler: str | None = None):
     """Return a random tiny ``StableDiffusionPipeline`` (family "sd") or ``StableDiffusionXLPipeline`` ("sdxl").
 
-    ``directory`` holds the tokenizer files (a temporary folder is fine); the
+    ``directory`` keeps the tokenizer files (default: a temporary folder, removed at once); the
     pipeline itself lives in memory until you call ``save_pretrained``.
     ``scheduler`` names a real family's config in ``SCHEDULER_CONFIGS`` (it then
     sets the prediction type too); by default DDIM with SD's schedule.
     """
     import tempfile
 
-    directory = Path(directory or tempfile.mkdtemp(prefix="paircustom-tiny-"))
-    tokenizer = write_clip_tokenizer(directory / "tokenizer")
+    if directory is None:      # the tokenizer reads its files at once, so a temporary folder can go right away
+        with tempfile.TemporaryDirectory(prefix="paircustom-tiny-") as folder:
+            tokenizer = write_clip_tokenizer(Path(folder) / "tokenizer")
+    else:
+        tokenizer = write_clip_tokenizer(Path(directory) / "tokenizer")
     vocab = len(tokenizer)
     scheduler = real_scheduler(scheduler) if scheduler else sd_scheduler(prediction_type)
     if family == "sd":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .adapters import DEFAULT_TARGETS
+from .checks import check_training_numbers
 from .errors import UserError
 from .families import DTYPES, is_hub_id
 
@@ -67,7 +67,8 @@ class TrainConfig:
         pick = lambda key, value: value if value is not None else model_defaults.get(key, PAPER_DEFAULTS[key])  # noqa: E731
         rank = pick("rank", self.rank)
         config = replace(
-            self, content_rank=self.content_rank or rank, style_rank=self.style_rank or rank,
+            self, content_rank=rank if self.content_rank is None else self.content_rank,
+            style_rank=rank if self.style_rank is None else self.style_rank,
             learning_rate=pick("learning_rate", self.learning_rate), max_steps=pick("max_steps", self.max_steps),
             style_start=self.style_start if self.style_start is not None else
             round(pick("style_start", None) / pick("max_steps", None) * pick("max_steps", self.max_steps)),
@@ -81,12 +82,12 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
+        check_training_numbers(self)                 # types, finiteness and ranges first
         checks = [
             (self.content_rank >= 1 and self.style_rank >= 1, f"ranks must be at least 1 (got content "
              f"{self.content_rank}, style {self.style_rank}); use e.g. --rank 64"),
             (self.alpha is None or self.alpha > 0, f"alpha must be positive (got {self.alpha}); omit it to use the rank"),
-            (self.learning_rate > 0 and math.isfinite(self.learning_rate),
-             f"the learning rate must be a positive number (got {self.learning_rate})"),
+            (self.learning_rate > 0, f"the learning rate must be a positive number (got {self.learning_rate})"),
             (self.max_steps >= 1, f"max_steps must be at least 1 (got {self.max_steps})"),
             (0 <= self.style_start < self.max_steps, f"style_start ({self.style_start}) must be at least 0 and below "
              f"max_steps ({self.max_steps}), or the style is never trained"),
@@ -117,4 +118,9 @@ class TrainConfig:
 
     @property
     def checkpoint_path(self) -> Path:
-        return Path(self.output).with_suffix(".checkpoint.pt")
+        return Path(self.output).with_suffix(".checkpoint.safetensors")
+
+    def outputs(self) -> list[Path]:
+        """Every file this run may write (previews and temporary files aside)."""
+        output = Path(self.output)
+        return [output, self.checkpoint_path] + [output.with_name(output.stem + "-content.safetensors")] * self.save_content

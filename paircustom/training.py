@@ -13,19 +13,23 @@ and no second optimizer step.
 
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from .adapters import add_pair_lora, pair_routing, remove_pair_lora
-from .errors import PairCustomWarning, UserError
+from .checkpoint import (Checkpoint, check_run_inputs, load_checkpoint, result_settings, save_checkpoint,
+                         unusable_checkpoint)
+from .errors import PairCustomWarning, UserError, reason
 from .families import DTYPES, Size, check_device, family_of, load_pipeline, resolve_model
 from .formats import StyleMetadata, lora_state_dict, save_adapter
-from .images import PreparedImage, atomic_write, check_writable, grid, load_pair
+from .images import PreparedImage, atomic_write, grid, load_pair
 from .objective import EncodedPair, pair_losses, training_scheduler
+from .preflight import ModelPlan
 from .train_config import TrainConfig  # noqa: F401  (re-exported: callers import it from here)
 
 
@@ -42,13 +46,12 @@ class PairTrainer:
             model_defaults = settings.get("train_defaults", {})
             config = replace(config, model=config.model if config.model == "shapes" else path)
         self.config = config = config.resolved(model_defaults)
-        resuming = config.resume and config.checkpoint_path.is_file()
-        if config.resume and not resuming and Path(config.output).exists() and not config.overwrite:
-            raise UserError(f"--resume found no checkpoint '{config.checkpoint_path}' and '{config.output}' already "
-                            "exists; pass --overwrite to train it again from the start, or choose another output.")
-        if not resuming:
-            check_writable(config.output, config.overwrite)
         images = load_pair(config.content_image, config.style_image, config.resolution)
+        resume_from = check_run_inputs(config)
+        plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
+        if plan is not None:
+            plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal)
+            plan.check_prompt(config.content_prompt, config.style_suffix)
         # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
         device = check_device(config.device)
         if pipe is None:
@@ -99,7 +102,7 @@ class PairTrainer:
         self.generator = torch.Generator().manual_seed(config.seed + self.accelerator.process_index)
         self.step = 0
         self.history: list[tuple[int, float, float | None]] = []   # (step, content loss, style loss)
-        if config.resume and config.checkpoint_path.is_file():
+        if resume_from is not None:
             self._load_checkpoint()
 
     @torch.no_grad()
@@ -136,6 +139,10 @@ class PairTrainer:
                 self.optimizer.zero_grad(set_to_none=True)
             for kind, loss in losses.items():
                 totals[kind] += loss.item() / config.gradient_accumulation
+                if not math.isfinite(totals[kind]):
+                    raise UserError(f"training diverged at step {self.step + 1}: the {kind} loss is {loss.item()}, "
+                                    f"most likely because the learning rate ({config.learning_rate}) or alpha "
+                                    f"({config.alpha or 'the rank'}) is too large; lower it and train again.")
         self.step += 1
         result = self._as_pair(totals)
         self.history.append((self.step, *result))
@@ -184,26 +191,24 @@ class PairTrainer:
         return atomic_write(path, lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
 
     def _save_checkpoint(self) -> None:
-        state = {"step": self.step, "config": asdict(self.config), "generator": self.generator.get_state(),
-                 "content_B": [p.detach().cpu() for p in self.content_params],
-                 "style_B": [p.detach().cpu() for p in self.style_params],
-                 "optimizer": self.optimizer.state_dict(), "history": self.history}
-        atomic_write(self.config.checkpoint_path, lambda temp: torch.save(state, temp))
+        optimizer = self.optimizer.state_dict()["state"]
+        save_checkpoint(self.config.checkpoint_path, Checkpoint(
+            self.step, result_settings(self.config), self.history, self.content_params + self.style_params,
+            optimizer, self.generator.get_state()))
 
     def _load_checkpoint(self) -> None:
         path = self.config.checkpoint_path
+        state = load_checkpoint(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
             with torch.no_grad():
-                for param, value in zip(self.content_params + self.style_params, state["content_B"] + state["style_B"],
-                                        strict=True):
+                for param, value in zip(self.content_params + self.style_params, state.params, strict=True):
                     param.copy_(value)
-            self.optimizer.load_state_dict(state["optimizer"])
-        except Exception as error:  # a damaged or mismatched checkpoint
-            raise UserError(f"cannot resume from '{path}' ({error}); delete it to start over, or use the same "
-                            "model and ranks as the run that wrote it.") from None
-        self.step, self.history = state["step"], state["history"]
-        self.generator.set_state(state["generator"])
+            groups = self.optimizer.state_dict()["param_groups"]
+            self.optimizer.load_state_dict({"state": state.optimizer_state, "param_groups": groups})
+            self.generator.set_state(state.generator_state)
+        except Exception as error:  # shapes or counts that do not match this model
+            raise unusable_checkpoint(path, reason(error)) from None
+        self.step, self.history = state.step, [tuple(row) for row in state.history]
 
     def metadata(self, adapter: str) -> StyleMetadata:
         c = self.config

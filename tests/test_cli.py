@@ -138,8 +138,8 @@ def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, 
     ("wrong family", "was trained on a sd model"),
     ("corrupt file", "is not a readable .safetensors file"),
     ("no metadata", "pass suffix="),
-    ("nan scale", "give a finite number"),
-    ("bad style start", "style_start must lie in [0, 1]"),
+    ("nan scale", "must be a finite number"),
+    ("bad style start", "style_start must lie between 0 and 1"),
     ("bad size", "multiples of 2"),
 ])
 def test_bad_generation_input_is_refused_in_one_sentence(case, match, trained, model_dirs, tmp_path, capsys):
@@ -167,7 +167,7 @@ def test_bad_generation_input_is_refused_in_one_sentence(case, match, trained, m
 def test_corrupt_checkpoint_is_refused_on_resume(model_dirs, tmp_path, capsys):
     content, style = write_pair(tmp_path)
     output = tmp_path / "out.safetensors"
-    output.with_suffix(".checkpoint.pt").write_bytes(b"garbage")
+    output.with_suffix(".checkpoint.safetensors").write_bytes(b"garbage")
     _refusal(_train_args(content, style, model_dirs["sd"], output, "--resume"), capsys, "cannot resume")
 
 

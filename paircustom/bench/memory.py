@@ -66,8 +66,8 @@ def probe(model: str, checkpointing: bool, steps: int) -> dict:
 
     cuda = torch.cuda.is_available()
     spec = SPECS[model]
-    trainer = make_trainer(spec, build_pipeline(model, "cuda" if cuda else "cpu"),
-                           Path(tempfile.mkdtemp(prefix="paircustom-mem-")), checkpointing)
+    with tempfile.TemporaryDirectory(prefix="paircustom-mem-") as folder:    # the pair is read at construction
+        trainer = make_trainer(spec, build_pipeline(model, "cuda" if cuda else "cpu"), Path(folder), checkpointing)
     _release_freed_memory()
     if cuda:
         torch.cuda.synchronize()

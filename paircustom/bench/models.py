@@ -92,7 +92,8 @@ def build_pipeline(name: str, device: str = "cpu"):
 
         pipe, _ = load_pipeline("shapes")
     else:
-        tokenizer = write_clip_tokenizer(Path(tempfile.mkdtemp(prefix="paircustom-bench-")) / "tokenizer")
+        with tempfile.TemporaryDirectory(prefix="paircustom-bench-") as folder:   # the tokenizer reads it at once
+            tokenizer = write_clip_tokenizer(Path(folder) / "tokenizer")
         torch.manual_seed(0)
         if name == "mid":
             pipe = StableDiffusionPipeline(

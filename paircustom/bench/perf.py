@@ -215,13 +215,13 @@ def run(config: BenchConfig, log=print) -> list[Row]:
             rows.append(Row("construction only", spec.label, "built on the meta device, nothing run",
                             f"{count / 1e9:.3f} B parameters", "", "timings need --sdxl-shape on a GPU"))
             continue
-        folder = Path(tempfile.mkdtemp(prefix=f"paircustom-bench-{model}-"))
         log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: building")
         pipe = build_pipeline(model, config.device)
-        log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: training")
-        rows += bench_training(spec, pipe, config, folder, big)
-        log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: sampling")
-        rows += bench_sampling(spec, pipe, config, folder, config.big_steps if big else config.steps)
+        with tempfile.TemporaryDirectory(prefix=f"paircustom-bench-{model}-") as folder:
+            log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: training")
+            rows += bench_training(spec, pipe, config, Path(folder), big)
+            log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: sampling")
+            rows += bench_sampling(spec, pipe, config, Path(folder), config.big_steps if big else config.steps)
         del pipe
         log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: memory")
         rows += bench_memory(spec, config, big)

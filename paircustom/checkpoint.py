@@ -1,0 +1,147 @@
+"""Resumable training state as ONE .safetensors file: tensors as tensors, everything else as JSON.
+
+Nothing here unpickles: a checkpoint (or a file someone put in its place) can hold
+numbers and text, never code.  The header also records the settings that shape
+the result, so ``--resume`` with other settings is refused with what changed.
+
+    param.<i>                the trainable tensors (content B's, then style B's), in optimizer order
+    optimizer.<i>.<key>      tensor entries of the optimizer state (AdamW: step, exp_avg, exp_avg_sq)
+    generator                the noise generator's state (uint8)
+    header "paircustom_checkpoint": {"version", "step", "settings", "history", "optimizer_scalars"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .checks import check_writable, remove_stale_temp_files
+from .errors import PairCustomWarning, UserError, reason
+from .images import atomic_write
+
+VERSION = 1
+HEADER_KEY = "paircustom_checkpoint"
+# Settings that change the trained weights; the rest (output, progress, preview/checkpoint cadence) may differ.
+RESULT_SETTINGS = ("model", "content_rank", "style_rank", "alpha", "target_modules", "basis_seed", "learning_rate",
+                   "weight_decay", "max_steps", "style_start", "gradient_accumulation", "resolution", "seed",
+                   "mixed_precision", "use_8bit_adam", "method", "orthogonal", "content_prompt", "style_prompt")
+
+
+def result_settings(config) -> dict:
+    """The settings of ``config`` that shape the result, plus fingerprints of the two images, as JSON values."""
+    settings = {key: getattr(config, key) for key in RESULT_SETTINGS}
+    for role in ("content_image", "style_image"):
+        settings[role + "_sha256"] = hashlib.sha256(Path(getattr(config, role)).read_bytes()).hexdigest()
+    return json.loads(json.dumps(settings))          # tuples become lists, as they come back from the file
+
+
+def check_run_inputs(config) -> Path | None:
+    """Outputs and resume state of a resolved TrainConfig, before any model loads.
+
+    Returns the checkpoint to resume from (None: start from step 0); deletes temporary files
+    that a killed earlier run left beside the outputs once everything else is in order.
+    """
+    path, output = config.checkpoint_path, Path(config.output)
+    legacy = output.with_suffix(".checkpoint.pt")     # versions before 0.2 pickled it: never loaded, unpickling runs code
+    resuming = config.resume and path.is_file()
+    if config.resume and not resuming and legacy.is_file():
+        raise UserError(f"'{legacy}' is a checkpoint of an older paircustom, written with pickle, which is never "
+                        "loaded because unpickling a file can run code; delete it and train from the start.")
+    if config.resume and not resuming and output.exists() and not config.overwrite:
+        raise UserError(f"--resume found no checkpoint '{path}' and '{output}' already exists; pass --overwrite to "
+                        "train it again from the start, or choose another output.")
+    for written in config.outputs():
+        check_writable(written, overwrite=config.overwrite or resuming or written == path)
+    if resuming:
+        check_same_settings(path, read_header(path), result_settings(config))
+    for written in config.outputs():
+        remove_stale_temp_files(written)
+    return path if resuming else None
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    settings: dict
+    history: list
+    params: list[torch.Tensor]
+    optimizer_state: dict              # {param index: {key: tensor or JSON value}}
+    generator_state: torch.Tensor
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write atomically: a kill at any moment leaves the previous checkpoint (or none), never half of one."""
+    tensors = {f"param.{i}": p.detach().cpu().contiguous() for i, p in enumerate(checkpoint.params)}
+    tensors["generator"] = checkpoint.generator_state.cpu().contiguous()
+    scalars = {}
+    for index, entries in checkpoint.optimizer_state.items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{key}"] = value
+    header = {"version": VERSION, "step": checkpoint.step, "settings": checkpoint.settings,
+              "history": checkpoint.history, "optimizer_scalars": scalars}
+    metadata = {HEADER_KEY: json.dumps(header)}
+    return atomic_write(path, lambda temp: save_file(tensors, temp, metadata=metadata))
+
+
+def read_header(path: str | Path) -> dict:
+    """The JSON header only (cheap): for checking settings before any model loads."""
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            header = json.loads((file.metadata() or {})[HEADER_KEY])
+        if not isinstance(header, dict) or header.get("version") != VERSION:
+            raise ValueError(f"unknown checkpoint version {header.get('version') if isinstance(header, dict) else '?'}")
+        if not isinstance(header.get("step"), int) or not isinstance(header.get("settings"), dict):
+            raise ValueError("no step or settings")
+    except Exception as error:  # damaged file, foreign file, hand-edited header
+        raise unusable_checkpoint(path, reason(error)) from None
+    return header
+
+
+def check_same_settings(path: str | Path, header: dict, settings: dict) -> None:
+    """Refuse to resume under settings other than those the checkpoint was written with; list the changes.
+
+    Only ``max_steps`` may grow (train longer): that is announced, not refused.
+    """
+    saved, step = header["settings"], header["step"]
+    changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in settings.items()
+               if saved.get(key) != value and key != "max_steps"]
+    if changed:
+        raise UserError(f"the checkpoint '{path}' was written with other settings ({'; '.join(changed)}); resume with "
+                        "the same settings and images, or delete the checkpoint to start over.")
+    if settings["max_steps"] < step:
+        raise UserError(f"the checkpoint '{path}' is at step {step}, past max_steps {settings['max_steps']}; "
+                        "give at least that many steps, or delete the checkpoint to start over.")
+    if settings["max_steps"] != saved.get("max_steps"):
+        warnings.warn(f"resuming at step {step} and training to {settings['max_steps']} steps (the checkpoint was "
+                      f"written for {saved.get('max_steps')}).", PairCustomWarning, stacklevel=3)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    header = read_header(path)
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+        params = [tensors[f"param.{i}"] for i in range(sum(k.startswith("param.") for k in tensors))]
+        state: dict[int, dict] = {}
+        for key, value in [*((k, v) for k, v in tensors.items() if k.startswith("optimizer.")),
+                           *((f"optimizer.{k}", v) for k, v in header["optimizer_scalars"].items())]:
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+        return Checkpoint(header["step"], header["settings"], header["history"], params, state, tensors["generator"])
+    except Exception as error:
+        raise unusable_checkpoint(path, reason(error)) from None
+
+
+def unusable_checkpoint(path, reason: str) -> UserError:
+    return UserError(f"cannot resume from '{path}' ({reason}); delete it to start over, or use the same model and "
+                     "ranks as the run that wrote it.")

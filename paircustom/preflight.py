@@ -1,0 +1,119 @@
+"""What a model allows, read from its config files without loading any weights.
+
+``ModelPlan`` holds the UNet as a skeleton on the meta device (layer shapes, no
+memory), the tokenizers, the VAE's downscaling factor and the scheduler's number
+of training timesteps.  Training and generation check ranks, targets, style
+files, sizes and prompt lengths against it, so a mistake is reported in one
+sentence before gigabytes load (and before any progress bar).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import UserError, reason
+
+PIPELINE_FAMILIES = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline": "sdxl"}
+
+
+@dataclass
+class ModelPlan:
+    family: str                   # "sd" or "sdxl"
+    unet: torch.nn.Module         # the real UNet, or its skeleton on the meta device
+    tokenizers: list              # one (SD) or two (SDXL)
+    vae_factor: int               # pixels per latent
+    train_timesteps: int          # the most denoising steps the scheduler allows
+
+    @classmethod
+    def of_pipeline(cls, pipe) -> "ModelPlan":
+        from .families import family_of
+
+        tokenizers = [t for t in (pipe.tokenizer, getattr(pipe, "tokenizer_2", None)) if t is not None]
+        return cls(family_of(pipe).name, pipe.unet, tokenizers, pipe.vae_scale_factor,
+                   pipe.scheduler.config.get("num_train_timesteps", 1000))
+
+    @classmethod
+    def of_folder(cls, folder: str | Path) -> "ModelPlan":
+        """From a diffusers folder (as written by save_pretrained); one sentence if it is incomplete."""
+        from diffusers import UNet2DConditionModel
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        try:
+            index = json.loads((folder / "model_index.json").read_text())
+            family = PIPELINE_FAMILIES.get(index.get("_class_name"))
+            if family is None:
+                raise UserError(f"'{folder}' holds a {index.get('_class_name')}; paircustom works with "
+                                "StableDiffusionPipeline (SD 1.x/2.x) and StableDiffusionXLPipeline (SDXL).")
+            with torch.device("meta"):
+                unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+            tokenizers = [AutoTokenizer.from_pretrained(folder / name)
+                          for name in ("tokenizer", "tokenizer_2")[:2 if family == "sdxl" else 1]]
+            vae = json.loads((folder / "vae" / "config.json").read_text())
+            scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+            return cls(family, unet, tokenizers, 2 ** (len(vae["block_out_channels"]) - 1),
+                       int(scheduler.get("num_train_timesteps", 1000)))
+        except UserError:
+            raise
+        except Exception as error:  # missing or damaged config files
+            raise UserError(f"the model folder '{folder}' is incomplete or damaged ({reason(error)}); save it again with "
+                            "save_pretrained or give another model.") from None
+
+    @classmethod
+    def of_model(cls, model: str) -> "ModelPlan | None":
+        """For a folder or "shapes"; for a hub id only if its config files download (else None: checked on load)."""
+        from .families import resolve_model
+
+        path, _ = resolve_model(model)
+        if not Path(path).is_dir():
+            try:
+                from huggingface_hub import snapshot_download
+
+                path = snapshot_download(path, allow_patterns=["model_index.json", "*/config.json", "*/*.txt",
+                                                               "scheduler/*.json", "tokenizer*/*"])
+            except Exception:  # no network, gated model, typo: loading reports it in one sentence
+                return None
+        return cls.of_folder(path)
+
+    def check_targets(self, targets, content_rank: int, style_rank: int, orthogonal: bool = True) -> None:
+        """At least one target layer, each wide enough for both orthogonal ranks."""
+        from .adapters import target_names
+        from .basis import check_ranks
+
+        names = target_names(self.unet, targets)
+        if not names:
+            raise UserError(f"no layer of this UNet matches the target modules {list(targets)}; "
+                            "use names such as to_q, to_k, to_v, to_out.0.")
+        if orthogonal:
+            check_ranks(min(self.unet.get_submodule(n).in_features for n in names), content_rank, style_rank)
+
+    def check_prompt(self, prompt: str, suffix: str) -> None:
+        """``prompt + suffix`` must fit every text encoder, or truncation would silently drop the style words."""
+        for tokenizer in self.tokenizers:
+            limit = tokenizer.model_max_length
+            count = len(tokenizer(prompt + suffix).input_ids)
+            if count > limit:
+                raise UserError(f"the prompt {prompt + suffix!r:.120} is {count} tokens with its style suffix, but "
+                                f"the text encoder reads only {limit} (start and end included), so the style words "
+                                "would be cut off; shorten the prompt.")
+
+
+def check_generation(model: str, prompt: str, styles: list[tuple[str, float]], suffix: str | None,
+                     lora_scale: float | None, **sampling) -> None:
+    """Everything ``paircustom generate`` is given, against the model's configs; ``sampling`` as ``check_sampling``."""
+    from .checks import check_sampling
+    from .formats import check_fits, read_adapter
+
+    plan = ModelPlan.of_model(model)
+    limits = dict(factor=plan.vae_factor, max_steps=plan.train_timesteps) if plan else {}
+    check_sampling(style_scales={path: scale for path, scale in styles}, lora_scale=lora_scale, **sampling, **limits)
+    for path, _ in styles:
+        tensors, metadata = read_adapter(path)
+        if plan is not None:
+            check_fits(path, tensors, metadata, plan.family, plan.unet)
+            style_suffix = suffix if suffix is not None else metadata.style_suffix if metadata else ""
+            plan.check_prompt(prompt, style_suffix)
