@@ -65,8 +65,8 @@ def check_training_numbers(config) -> None:
                               ("gradient_accumulation", config.gradient_accumulation, 1024),
                               ("the resolution", config.resolution, MAX_SIDE),   # multiple of 8: beside it
                               ("the seed", config.seed, MAX_SEED), ("the basis seed", config.basis_seed, MAX_BASIS_SEED),
-                              ("preview_every", config.preview_every, MAX_STEPS),
-                              ("checkpoint_every", config.checkpoint_every, MAX_STEPS)):
+                              ("preview_every", config.preview_every, 2**63 - 1),     # past max_steps: never
+                              ("checkpoint_every", config.checkpoint_every, 2**63 - 1)):
         check_number(name, value, 0, high, integer=True)
 
 

@@ -180,7 +180,7 @@ def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
     straight.fit()
     first = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "b.safetensors"),
                                     **{**settings, "max_steps": 2}))
-    first.fit()                                                  # writes b.checkpoint.pt at step 2
+    first.fit()                                                  # writes b.checkpoint.safetensors at step 2
     resumed = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "b.safetensors"), resume=True,
                                       **settings))
     assert resumed.step == 2
@@ -359,7 +359,8 @@ def test_finished_run_keeps_its_checkpoint_and_resume_with_more_steps_extends_it
     straight.fit()
     output = tmp_path / "b.safetensors"
     train_pair(TrainConfig(str(content), str(style), output=str(output), **{**settings, "max_steps": 3}))
-    assert output.is_file() and output.with_suffix(".checkpoint.pt").is_file(), "the finished run's checkpoint is gone"
+    assert output.is_file() and output.with_suffix(".checkpoint.safetensors").is_file(), \
+        "the finished run's checkpoint is gone"
     extended = PairTrainer(TrainConfig(str(content), str(style), output=str(output), resume=True, **settings))
     assert extended.step == 3, f"resumed at step {extended.step}, not at the end of the finished run"
     extended.fit()
@@ -375,7 +376,7 @@ def test_save_every_writes_numbered_intermediate_styles(model_dirs, tmp_path):
     _, metadata = read_adapter(tmp_path / "art-step00002.safetensors")
     assert metadata.training["step"] == 2 and read_adapter(output)[1].training["step"] == 4
     assert not (tmp_path / "art-step00004.safetensors").exists(), "the last step is the output itself"
-    assert not output.with_suffix(".checkpoint.pt").exists(), "no checkpoint was asked for"
+    assert not output.with_suffix(".checkpoint.safetensors").exists(), "no checkpoint was asked for"
 
 
 def test_sdxl_second_prompt_and_guidance_rescale(style_files, model_dirs, tmp_path, capsys):

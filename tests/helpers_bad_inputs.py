@@ -1,0 +1,132 @@
+"""Builders of bad files for the bad-input tests: damaged images, style files and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle  # noqa: S403  only to WRITE a hostile file; paircustom itself never unpickles
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+
+def png_bomb(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A valid PNG header declaring width x height greyscale pixels, in under 100 bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def noise_image(path: Path, width: int, height: int) -> Path:
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def read_style(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    with safe_open(str(path), framework="pt") as file:
+        return {key: file.get_tensor(key) for key in file.keys()}, dict(file.metadata() or {})
+
+
+def edited_style(source: Path, target: Path, tensors=None, metadata=None, **fields) -> Path:
+    """A copy of ``source`` with tensors changed by ``tensors(dict)`` and metadata fields replaced by ``fields``."""
+    data, header = read_style(source)
+    if tensors is not None:
+        data = tensors(data)
+    if fields:
+        header["paircustom"] = json.dumps({**json.loads(header["paircustom"]), **fields})
+    if metadata is not None:
+        header = metadata
+    save_file(data, str(target), metadata=header)
+    return target
+
+
+def first_key(data: dict, part: str) -> str:
+    return next(key for key in sorted(data) if part in key)
+
+
+def with_value(part: str, value: float):
+    """Set the first tensor whose key contains ``part`` to ``value`` everywhere."""
+    def change(data):
+        key = first_key(data, part)
+        return {**data, key: torch.full_like(data[key], value)}
+    return change
+
+
+def reshaped_B(data):
+    """B (out, r) whose rank no longer matches A's: malformed in itself."""
+    key = first_key(data, "lora_B")
+    return {**data, key: torch.zeros(data[key].shape[0], data[key].shape[1] + 1)}
+
+
+def widened_B(data):
+    """B one output row wider than the layer it belongs to: well formed, but not for this UNet."""
+    key = first_key(data, "lora_B")
+    return {**data, key: torch.zeros(data[key].shape[0] + 1, data[key].shape[1])}
+
+
+def without_B(data):
+    key = first_key(data, "lora_B")
+    return {k: v for k, v in data.items() if k != key}
+
+
+def integer_weights(data):
+    return {k: v.to(torch.int32) for k, v in data.items()}
+
+
+class Exploit:
+    """Unpickling this creates the file ``marker``: the proof that a pickle would have run code."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def pickled_checkpoint(path: Path, marker: Path) -> Path:
+    path.write_bytes(pickle.dumps({"step": Exploit(marker)}))
+    return path
+
+
+def read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits, so /sys then)."""
+    if os.geteuid() == 0:
+        if not Path("/sys").is_dir() or os.access("/sys", os.W_OK) and _can_create(Path("/sys")):
+            pytest.skip("no read-only folder available to root here")
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def _can_create(folder: Path) -> bool:
+    try:
+        (folder / ".paircustom-test").touch()
+    except OSError:
+        return False
+    (folder / ".paircustom-test").unlink()
+    return True
+
+
+def snapshot(*roots: Path) -> dict[str, tuple]:
+    """Every file and folder under ``roots`` with its size, mtime and content."""
+    state = {}
+    for root in roots:
+        for path in [root, *root.rglob("*")]:
+            if path.is_dir():
+                state[str(path)] = ("dir",)
+            elif path.is_file():
+                state[str(path)] = (path.stat().st_size, path.stat().st_mtime_ns, path.read_bytes())
+    return state

@@ -1,0 +1,242 @@
+"""Every bad input to train, generate, info and demo: exit 2, ONE line 'paircustom: error: ...', no traceback,
+and not a file created or changed (checked before any model loads, so no progress bar either)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from paircustom.cli import main
+from paircustom.tiny import build_tiny_pipeline
+from paircustom.training import PairTrainer, train_pair
+from tests.conftest import RESOLUTION, quick_config, write_pair
+from tests.helpers_bad_inputs import (edited_style, integer_weights, noise_image, pickled_checkpoint, png_bomb,
+                                      read_only_folder, reshaped_B, widened_B, snapshot, with_value, without_B)
+
+FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start", "1", "--accumulation", "1",
+        "--resolution", str(RESOLUTION), "--quiet"]
+LONG = " ".join(["painting"] * 80)          # past the 77-token limit of the tiny text encoder
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny SD model folder and a style file trained on it (the files no case may change)."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    build_tiny_pipeline("sd").save_pretrained(root / "model")
+    content, style = write_pair(root / "pair")
+    train_pair(quick_config(content, style, root / "art.safetensors", model=str(root / "model"), max_steps=2,
+                            style_start=1))
+    return root
+
+
+@dataclass
+class Env:
+    tmp: Path
+    model: Path
+    sf: Path                  # a good style file
+    content: Path
+    style: Path
+    out: Path                 # training output
+    png: Path                 # generation output
+    ro: Path | None = None    # a read-only folder (made on demand)
+
+
+def train(*extra):
+    return ["train", "{content}", "{style}", "--subject", "dog", "--style", "art", "--model", "{model}",
+            "--output", "{out}", *FAST, *extra]
+
+
+def generate(*extra, style="{sf}"):
+    return ["generate", "a cat", "-s", style, "--model", "{model}", "--steps", "2", "--height", "32", "--width",
+            "32", "-o", "{png}", *extra]
+
+
+def checkpoint_with(e: Env, **settings):
+    """A real checkpoint at step 1 beside e.out, written with ``settings``."""
+    config = replace(quick_config(e.content, e.style, e.out, model=str(e.model), max_steps=3, style_start=1,
+                                  checkpoint_every=1, **settings), style="art")
+    trainer = PairTrainer(config)
+    trainer.train_step()
+    trainer._save_checkpoint()
+    trainer.close()
+
+
+def bad_style(name, **kwargs):
+    return lambda e: edited_style(e.sf, e.tmp / "bad.safetensors", **kwargs)
+
+
+BAD = "{tmp}/bad.safetensors"
+CASES = {
+    # ---- train: images
+    "train missing content": (train(), lambda e: e.content.unlink(), 'does not exist'),
+    "train content is text": (train(), lambda e: e.content.write_text("hello"), 'not a readable image'),
+    "train content is empty": (train(), lambda e: e.content.write_bytes(b""), 'not a readable image'),
+    "train content is a folder": (["train", "{tmp}", "{style}", *train()[3:]], None, 'is a folder'),
+    "train style truncated": (train(), lambda e: e.style.write_bytes(e.style.read_bytes()[:200]), 'truncated'),
+    "train aspect mismatch": (train(), lambda e: Image.new("RGB", (64, 32)).save(e.style), 'same aspect ratio'),
+    "train decompression bomb": (train(), lambda e: png_bomb(e.content), 'decompression bomb'),
+    "train extreme aspect": (train(), lambda e: (noise_image(e.content, 8, 100), noise_image(e.style, 8, 100)), 'times as long'),
+    # ---- train: numbers
+    "train rank 0": (train("--rank", "0"), None, 'ranks must be at least 1'),
+    "train content rank 0": (train("--content-rank", "0"), None, 'got content 0, style 4'),
+    "train style rank -1": (train("--style-rank", "-1"), None, 'style rank'),
+    "train ranks too large": (train("--rank", "20"), None, "exceeds a layer's input width"),
+    "train alpha 0": (train("--alpha", "0"), None, 'alpha must lie'),
+    "train alpha -1": (train("--alpha=-1"), None, 'alpha must lie'),
+    "train alpha nan": (train("--alpha", "nan"), None, 'alpha must be a finite'),
+    "train alpha inf": (train("--alpha", "inf"), None, 'alpha must be a finite'),
+    "train alpha 1e30": (train("--alpha", "1e30"), None, 'alpha must lie'),
+    "train lr 0": (train("--lr", "0"), None, 'learning rate must be a positive'),
+    "train lr negative": (train("--lr=-1e-3"), None, 'learning rate must lie'),
+    "train lr nan": (train("--lr", "nan"), None, 'learning rate must be a finite'),
+    "train lr 1e30": (train("--lr", "1e30"), None, 'learning rate must lie'),
+    "train weight decay -1": (train("--weight-decay=-1"), None, 'weight decay must lie'),
+    "train weight decay nan": (train("--weight-decay", "nan"), None, 'weight decay must be a finite'),
+    "train weight decay inf": (train("--weight-decay", "inf"), None, 'weight decay must be a finite'),
+    "train seed -1": (train("--seed=-1"), None, 'the seed must lie'),
+    "train seed 2**64": (train("--seed", str(2**64)), None, 'the seed must lie'),
+    "train basis seed 2**64": (train("--basis-seed", str(2**64)), None, 'basis seed must lie'),
+    "train resolution 100000": (train("--resolution", "100000"), None, 'resolution must lie'),
+    "train resolution 12": (train("--resolution", "12"), None, 'multiple of 8'),
+    "train resolution 0": (train("--resolution", "0"), None, 'multiple of 8'),
+    "train steps 0": (train("--steps", "0"), None, 'max_steps must'),
+    "train style start past end": (train("--style-start", "10"), None, 'style_start (10)'),
+    "train style start -1": (train("--style-start=-1"), None, 'style_start (-1)'),
+    "train accumulation 0": (train("--accumulation", "0"), None, 'gradient_accumulation must'),
+    "train preview every -1": (train("--preview-every=-1"), None, 'preview_every must'),
+    "train checkpoint every -1": (train("--checkpoint-every=-1"), None, 'checkpoint_every must'),
+    "train steps not a number": (train("--steps", "many"), None, 'invalid int value'),
+    "train unknown option": (train("--colour", "red"), None, 'unrecognized arguments'),
+    # ---- train: model, targets, prompts
+    "train unknown targets": (train("--targets", "to_nothing"), None, "target modules ['to_nothing']"),
+    "train empty targets": (train("--targets", ","), None, 'target modules []'),
+    "train missing model": (["train", "{content}", "{style}", "--subject", "dog", "--style", "art", "--model",
+                             "{tmp}/no-model", "--output", "{out}", *FAST], None, 'does not exist'),
+    "train model without index": (["train", "{content}", "{style}", "--subject", "dog", "--style", "art",
+                                   "--model", "{tmp}", "--output", "{out}", *FAST], None, 'no model_index.json'),
+    "train style words past token limit": (train("--style-prompt", "a photo of a sbu dog " + LONG), None, 'style words would be cut off'),
+    "train style prompt not extending": (train("--style-prompt", "a painting"), None, 'must extend the content prompt'),
+    "train missing subject": (["train", "{content}", "{style}", "--style", "art", "--model", "{model}"], None, '--subject'),
+    # ---- train: outputs and resuming
+    "train output exists": (train(), lambda e: e.out.write_bytes(b"precious"), 'already exists'),
+    "train output is a folder": (train(), lambda e: e.out.mkdir(), 'is a folder'),
+    "train output under a file": (["train", "{content}", "{style}", "--subject", "dog", "--style", "art", "--model",
+                                   "{model}", "--output", "{content}/x.safetensors", *FAST], None, 'is a file, not a folder'),
+    "train output read-only": (["train", "{content}", "{style}", "--subject", "dog", "--style", "art", "--model",
+                                "{model}", "--output", "{ro}/x.safetensors", *FAST], "ro", 'cannot write in'),
+    "train output not safetensors": (["train", "{content}", "{style}", "--subject", "dog", "--style", "art",
+                                      "--model", "{model}", "--output", "{tmp}/x.pt", *FAST], None, 'must be a .safetensors file'),
+    "train refused, output in a new folder": (["train", "{content}", "{style}", "--subject", "dog", "--style", "art",
+                                               "--model", "{model}", "--output", "{tmp}/new/deeper/out.safetensors",
+                                               *FAST, "--lr", "nan"], None, "learning rate must be a finite"),
+    "train content output exists": (train("--save-content"),
+                                    lambda e: e.out.with_name("out-content.safetensors").write_bytes(b"x"), "out-content.safetensors' already exists"),
+    "train resume no checkpoint, output exists": (train("--resume"), lambda e: e.out.write_bytes(b"precious"), 'found no checkpoint'),
+    "train resume from a pickle": (train("--resume"),
+                                   lambda e: pickled_checkpoint(e.out.with_suffix(".checkpoint.pt"), e.tmp / "pwned"), 'never loaded because unpickling'),
+    "train resume corrupt checkpoint": (train("--resume"),
+                                        lambda e: e.out.with_suffix(".checkpoint.safetensors").write_bytes(b"junk"), 'cannot resume from'),
+    "train resume with another lr": (train("--resume"), lambda e: checkpoint_with(e, learning_rate=1e-3), '(learning_rate 0.001 -> 0.01)'),
+    "train resume with another seed": (train("--resume"), lambda e: checkpoint_with(e, seed=7), '(seed 7 -> 0)'),
+    "train resume with another image": (train("--resume"), lambda e: (checkpoint_with(e, learning_rate=1e-2),
+                                                                      noise_image(e.style, 48, 48)), '(style_image_sha256 '),
+    # ---- generate
+    "generate no style": (["generate", "a cat", "--model", "{model}", "-o", "{png}"], None, 'give at least one style'),
+    "generate style missing": (generate(style="{tmp}/none.safetensors"), None, 'does not exist'),
+    "generate style garbage": (generate(style=BAD), lambda e: (e.tmp / "bad.safetensors").write_bytes(b"\0" * 99), 'not a readable .safetensors'),
+    "generate style is a folder": (generate(style="{tmp}"), None, 'is a folder'),
+    "generate scale nan": (generate(style="{sf}=nan"), None, 'must be a finite number'),
+    "generate scale text": (generate(style="{sf}=lots"), None, 'is not FILE or FILE=SCALE'),
+    "generate style NaN weights": (generate(style=BAD), bad_style("nan", tensors=with_value("lora_B", float("nan"))), 'non-finite values'),
+    "generate style inf weights": (generate(style=BAD), bad_style("inf", tensors=with_value("lora_A", float("inf"))), 'non-finite values'),
+    "generate lora_B wrong shape": (generate(style=BAD), bad_style("shape", tensors=widened_B), 'does not fit this model'),
+    "generate lora_B missing": (generate(style=BAD), bad_style("no B", tensors=without_B), 'malformed LoRA layer'),
+    "generate integer weights": (generate(style=BAD), bad_style("int", tensors=integer_weights), 'floating-point'),
+    "generate suffix not text": (generate(style=BAD), bad_style("suffix", style_suffix=3), 'style_suffix should be text'),
+    "generate base model missing": (["generate", "a cat", "-s", BAD, "-o", "{png}"],
+                                    bad_style("base", base_model="/nonexistent/model"), '/nonexistent/model'),
+    "generate unknown family": (generate(style=BAD), bad_style("family", family="sd3"), 'unknown model family'),
+    "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), 'trained on a sdxl model'),
+    "generate damaged metadata": (generate(style=BAD), bad_style("json", metadata={"paircustom": "{oops"}), 'damaged paircustom metadata'),
+    "generate no LoRA keys": (generate(style=BAD), bad_style("keys", tensors=lambda d: {"x": d[next(iter(d))]}), 'no UNet LoRA weights'),
+    "generate guidance nan": (generate("--guidance-scale", "nan"), None, 'guidance scale must be a finite'),
+    "generate guidance 1e30": (generate("--guidance-scale", "1e30"), None, 'guidance scale must lie'),
+    "generate style scale -1e30": (generate("--style-scale=-1e30"), None, 'must lie between -100 and 100'),
+    "generate lora scale nan": (generate("--lora-scale", "nan"), None, 'LoRA scale must be a finite'),
+    "generate lora scale 1e30": (generate("--lora-scale", "1e30"), None, 'LoRA scale must lie'),
+    "generate lora scale two styles": (generate("--lora-scale", "1", "-s", "{sf}"), None, 'exactly one --style-file'),
+    "generate style start 1.5": (generate("--style-start", "1.5"), None, 'style_start must lie'),
+    "generate style start nan": (generate("--style-start", "nan"), None, 'style_start must be a finite'),
+    "generate steps 0": (generate("--steps", "0"), None, 'denoising steps must lie'),
+    "generate steps past timesteps": (generate("--steps", "100000"), None, 'denoising steps must lie'),
+    "generate height -8": (generate("--height=-8"), None, 'height must lie'),
+    "generate height 33": (generate("--height", "33"), None, 'multiples of 2'),
+    "generate width 100000": (generate("--width", "100000"), None, 'width must lie'),
+    "generate num images 0": (generate("--num-images", "0"), None, 'number of images'),
+    "generate num images 1000": (generate("--num-images", "1000"), None, 'number of images'),
+    "generate seed -1": (generate("--seed=-1"), None, 'seed must lie'),
+    "generate seed 2**64": (generate("--seed", str(2**64)), None, 'seed must lie'),
+    "generate prompt past token limit": (["generate", "a cat " + LONG, "-s", "{sf}", "--model", "{model}",
+                                          "-o", "{png}"], None, 'style words would be cut off'),
+    "generate output exists": (generate(), lambda e: e.png.write_bytes(b"precious"), 'already exists'),
+    "generate output is a folder": (generate(), lambda e: e.png.mkdir(), 'is a folder'),
+    "generate output under a file": (generate("-o", "{content}/x.png"), None, 'is a file, not a folder'),
+    "generate output read-only": (generate("-o", "{ro}/x.png"), "ro", 'cannot write in'),
+    "generate refused, output in a new folder": (generate("-o", "{tmp}/new/x.png", "--steps", "0"), None,
+                                                  "denoising steps must lie"),
+    "generate missing model": (generate("--model", "{tmp}/no-model"), None, 'does not exist'),
+    # ---- info
+    "info missing": (["info", "{tmp}/none.safetensors"], None, 'does not exist'),
+    "info empty file": (["info", BAD], lambda e: (e.tmp / "bad.safetensors").write_bytes(b""), 'header too small'),
+    "info garbage": (["info", BAD], lambda e: (e.tmp / "bad.safetensors").write_bytes(os.urandom(300)), 'not a readable .safetensors'),
+    "info huge header": (["info", BAD], lambda e: (e.tmp / "bad.safetensors").write_bytes(
+        (2**62).to_bytes(8, "little") + b"{}"), 'not a readable .safetensors'),
+    "info folder": (["info", "{tmp}"], None, 'is a folder'),
+    "info NaN weights": (["info", BAD], bad_style("nan", tensors=with_value("lora_B", float("nan"))), 'non-finite values'),
+    "info rank mismatch": (["info", BAD], bad_style("shape", tensors=reshaped_B), 'malformed LoRA layer'),
+    "info suffix not text": (["info", BAD], bad_style("suffix", style_suffix=["a"]), 'style_suffix should be text'),
+    "info alpha not finite": (["info", BAD], bad_style("alpha", alpha=float("inf")), 'alpha should be a number'),
+    "info damaged metadata": (["info", BAD], bad_style("json", metadata={"paircustom": "[1, 2"}), 'damaged paircustom metadata'),
+    # ---- demo
+    "demo output dir is a file": (["demo", "--output-dir", "{content}", "--quiet"], None, 'is a file, not a folder'),
+    "demo output dir under a file": (["demo", "--output-dir", "{content}/demo", "--quiet"], None, 'cannot be made'),
+    "demo output dir read-only": (["demo", "--output-dir", "{ro}/demo", "--quiet"], "ro", 'cannot write in'),
+    "demo unknown option": (["demo", "--fast"], None, 'unrecognized arguments'),
+}
+
+
+def test_there_are_enough_cases():
+    commands = [argv[0] for argv, _, _ in CASES.values()]
+    assert len(CASES) >= 60 and {c: commands.count(c) >= 3 for c in ("train", "generate", "info", "demo")} == \
+        dict.fromkeys(("train", "generate", "info", "demo"), True), f"{len(CASES)} cases: {set(commands)}"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_sentence_and_touches_nothing(name, saved, tmp_path, capsys, monkeypatch):
+    argv, setup, match = CASES[name]
+    content, style = write_pair(tmp_path)
+    env = Env(tmp_path, saved / "model", saved / "art.safetensors", content, style, tmp_path / "out.safetensors",
+              tmp_path / "cat.png")
+    if setup == "ro":
+        env.ro = read_only_folder(tmp_path)
+    elif setup is not None:
+        setup(env)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    before = snapshot(tmp_path, saved)
+    with pytest.raises(SystemExit) as exit_info:
+        main([part.format(**vars(env)) for part in argv])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2, f"exit {exit_info.value.code}; stderr: {err}"
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("paircustom: error: "), f"stderr is not one error line:\n{err}"
+    assert "Traceback" not in err + out
+    assert match in lines[0], f"refused for another reason than expected ({match!r}): {lines[0]}"
+    after = snapshot(tmp_path, saved)
+    assert after.keys() == before.keys(), f"files created {after.keys() - before.keys()} or removed " \
+                                          f"{before.keys() - after.keys()}"
+    assert [p for p in after if after[p] != before[p]] == [], "files changed"
