@@ -3,6 +3,7 @@
     paircustom train CONTENT STYLE_IMAGE --subject dog --style "digital art"
     paircustom generate "a photo of a cat" --style-file dog-digital-art.safetensors --compare
     paircustom info dog-digital-art.safetensors
+    paircustom export dog-digital-art.safetensors --format kohya -o dog-digital-art-kohya.safetensors
     paircustom demo
 
 Mistakes in the input print one sentence and exit with code 2.
@@ -129,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     info = sub.add_parser("info", help="print a style file's metadata")
     info.add_argument("file", help="a .safetensors style file")
+    export = sub.add_parser("export", help="write a style file in another tool's LoRA layout",
+                            description="Write a style file as a kohya LoRA (lora_unet_* keys with lora_down, lora_up "
+                                        "and alpha, ss_* metadata) for ComfyUI and Automatic1111. Those tools apply "
+                                        "the style LoRA at a scale (the LoRA-scale baseline); style guidance itself "
+                                        "needs paircustom's pipeline.")
+    export.add_argument("file", help="a style file (any layout 'generate' reads)")
+    export.add_argument("--format", choices=("kohya",), default="kohya", help="layout to write (default: %(default)s)")
+    export.add_argument("--output", "-o", required=True, help="the .safetensors file to write")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     demo = sub.add_parser("demo", help="train a style on the embedded model and write a comparison grid")
     demo.add_argument("--output-dir", default="paircustom-demo", help="folder for the style file and grid "
                                                                       "(default: %(default)s)")
@@ -165,7 +175,7 @@ def _parse_style(text: str, default: float) -> tuple[str, float]:
 
 def run_generate(args) -> None:
     from .families import DTYPES, check_device, resolve_model
-    from .formats import read_adapter
+    from .formats import read_adapter, require_suffix
     from .guidance import StyleGuidedPipeline
     from .images import check_writable, grid, save_image
     from .preflight import check_generation
@@ -181,6 +191,8 @@ def run_generate(args) -> None:
     if len(set(names)) != len(names):
         raise UserError(f"two styles would share the name '{_first_repeat(names)}'; name each with --name.")
     metadata = [read_adapter(path)[1] for path, _ in styles]       # every file checked before the model loads
+    for (path, _), meta in zip(styles, metadata):
+        require_suffix(path, meta, args.suffix)
     if (args.prompt_2 or args.negative_prompt_2) and {m.family for m in metadata if m} == {"sd"}:
         raise UserError("--prompt-2 and --negative-prompt-2 feed SDXL's second text encoder; these styles are for "
                         "an SD model with one text encoder, so drop them.")
@@ -245,15 +257,32 @@ def _first_repeat(items: list[str]) -> str:
 
 
 def run_info(args) -> None:
-    from .formats import read_adapter
+    from .formats import read_style
 
-    tensors, metadata = read_adapter(args.file)
-    layers = sum(key.endswith("lora_A.weight") for key in tensors)
-    print(f"{args.file}: {layers} LoRA layers")
+    style = read_style(args.file)
+    metadata = style.metadata
+    layers = sum(key.endswith("lora_A.weight") for key in style.tensors)
+    print(f"{args.file}: {layers} UNet LoRA layers, {style.layout} layout"
+          + (f", {style.ignored} text-encoder tensors (ignored)" if style.ignored else ""))
     if metadata is None:
         print("no paircustom metadata (made by another tool); pass --suffix when generating")
     else:
         print(json.dumps(asdict(metadata), indent=2))
+
+
+def run_export(args) -> None:
+    from safetensors.torch import save_file
+
+    from .formats import read_style
+    from .images import atomic_write, check_writable
+    from .layouts import to_kohya
+
+    output = check_writable(args.output, args.overwrite)     # before any work
+    if Path(args.file).resolve() == output.resolve():
+        raise UserError(f"the output '{output}' is the style file itself; write the export to another file.")
+    style = read_style(args.file)
+    tensors, header = to_kohya(style.tensors, style.metadata, style.header)
+    print(f"wrote {atomic_write(output, lambda temp: save_file(tensors, temp, metadata=header))}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -287,7 +316,7 @@ def _loading_bars(enabled: bool):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
-    commands = {"train": run_train, "generate": run_generate, "info": run_info}
+    commands = {"train": run_train, "generate": run_generate, "info": run_info, "export": run_export}
     if args.command == "demo":
         from .demo import run_demo
 

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 
 from .errors import UserError, reason
 from .images import atomic_write, check_writable
+from .layouts import made_for, to_peft_layout
 
 FORMAT_VERSION = 1
 MAX_WEIGHT = 1e4        # trained LoRA weights are below 10; larger values only come from damage or divergence
@@ -71,8 +72,22 @@ def save_adapter(path: str | Path, tensors: dict[str, torch.Tensor], metadata: S
     return atomic_write(path, lambda temp: save_file(tensors, temp, metadata=header))
 
 
-def read_adapter(path: str | Path) -> tuple[dict[str, torch.Tensor], StyleMetadata | None]:
-    """Tensors and metadata (None for files from other tools); clear errors for missing, corrupt or odd files."""
+@dataclass(frozen=True)
+class StyleFile:
+    """A LoRA file read in any layout diffusers reads, as ours (see ``layouts``)."""
+
+    tensors: dict[str, torch.Tensor]     # unet.<module>.lora_A.weight / lora_B.weight, scale folded into lora_B
+    metadata: StyleMetadata | None       # None for files from other tools
+    layout: str                          # the file's own layout: "peft", "old diffusers" or "kohya"
+    ignored: int                         # text-encoder tensors set aside
+    header: dict[str, str]               # the safetensors header as stored
+
+
+def read_style(path: str | Path, unet_config=None) -> StyleFile:
+    """Read and check a style file; ``unet_config`` (the target UNet's) places kohya's SDXL block names.
+
+    Clear errors for missing, corrupt or odd files.
+    """
     path = Path(path)
     if path.is_dir():
         raise UserError(f"the style file '{path}' is a folder; give the .safetensors file written by 'paircustom train'.")
@@ -84,27 +99,37 @@ def read_adapter(path: str | Path) -> tuple[dict[str, torch.Tensor], StyleMetada
             tensors = {key: file.get_tensor(key) for key in file.keys()}
     except Exception as error:  # safetensors raises several types for damaged files
         raise UserError(f"'{path}' is not a readable .safetensors file ({reason(error)}); retrain it or copy it again.") from None
-    _check_tensors(path, tensors)
-    if METADATA_KEY not in header:
-        return tensors, None
-    try:
-        fields = json.loads(header[METADATA_KEY])
-        metadata = StyleMetadata(**fields)
-    except (TypeError, ValueError, RecursionError) as error:
-        raise UserError(f"'{path}' has damaged paircustom metadata ({reason(error)}); retrain it or pass the suffix yourself.") from None
-    _check_metadata(path, metadata)
-    return tensors, metadata
+    converted = to_peft_layout(path, tensors, unet_config)
+    _check_tensors(path, converted.tensors)
+    metadata = None
+    if METADATA_KEY in header:
+        try:
+            fields = json.loads(header[METADATA_KEY])
+            metadata = StyleMetadata(**fields)
+        except (TypeError, ValueError, RecursionError) as error:
+            raise UserError(f"'{path}' has damaged paircustom metadata ({reason(error)}); retrain it or pass the suffix "
+                            "yourself.") from None
+        _check_metadata(path, metadata)
+    return StyleFile(converted.tensors, metadata, converted.layout, converted.ignored, header)
+
+
+def read_adapter(path: str | Path, unet_config=None) -> tuple[dict[str, torch.Tensor], StyleMetadata | None]:
+    """(tensors, metadata) of ``read_style``."""
+    style = read_style(path, unet_config)
+    return style.tensors, style.metadata
 
 
 def _check_tensors(path, tensors: dict[str, torch.Tensor]) -> None:
     """Every LoRA layer has a floating (r, in) A and (out, r) B of the same rank, all finite."""
     downs = [key for key in tensors if key.startswith("unet.") and key.endswith(".lora_A.weight")]
     if not downs:
-        raise UserError(f"'{path}' holds no UNet LoRA weights (no 'unet.*.lora_A.weight' keys); give a LoRA style file.")
+        raise UserError(f"'{path}' holds no UNet LoRA weights in a layout diffusers reads (unet.*.lora_A.weight, "
+                        "unet.*.lora.down.weight or kohya lora_unet_*); give a LoRA file for SD or SDXL.")
     for down in downs:
         up = down.replace(".lora_A.weight", ".lora_B.weight")
         A, B = tensors[down], tensors.get(up)
-        if B is None or A.ndim != 2 or B.ndim != 2 or B.shape[1] != A.shape[0] or 0 in A.shape or 0 in B.shape:
+        linear_or_conv = A.ndim in (2, 4) and B is not None and B.ndim == A.ndim and B.shape[2:] in ((), (1, 1))
+        if not linear_or_conv or B.shape[1] != A.shape[0] or 0 in A.shape or 0 in B.shape:
             raise UserError(f"'{path}' has a malformed LoRA layer {down[5:-len('.lora_A.weight')]} (A {tuple(A.shape)}, B "
                             f"{None if B is None else tuple(B.shape)}; expected (r, in) and (out, r)); retrain it.")
     for key, tensor in tensors.items():
@@ -134,23 +159,55 @@ def _check_metadata(path, metadata: StyleMetadata) -> None:
         raise UserError(f"'{path}' names an unknown model family {metadata.family!r:.40}; it must be sd or sdxl.")
 
 
+FAMILY_WORDS = {"sd": "SD 1.x/2.x", "sdxl": "SDXL"}
+
+
 def check_fits(path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata | None, family: str, unet) -> None:
-    """Refuse a file made for another family or whose layers do not match ``unet`` (a model or its meta skeleton)."""
+    """Refuse a file made for another family or whose layers do not match ``unet`` (a model or its meta skeleton).
+
+    The sentence names the family the file was made for (from its metadata, else from its cross-attention
+    width) and the first layer that differs.
+    """
     if metadata is not None and metadata.family != family:
         raise UserError(f"'{path}' was trained on a {metadata.family} model ({metadata.base_model}) but this pipeline "
                         f"is {family}; load it into a {metadata.family} pipeline or train a style for this model.")
-    for key, tensor in tensors.items():
+    for key, A in sorted(tensors.items()):
         if ".lora_A." not in key:
             continue
         module_path = key[len("unet."):key.index(".lora_A.")]
-        try:
-            layer = unet.get_submodule(module_path)
-            shape = (layer.in_features, layer.out_features)
-        except AttributeError:
-            shape = None
-        up = tensors[key.replace(".lora_A.", ".lora_B.")]
-        if shape != (tensor.shape[1], up.shape[0]):
-            raise UserError(f"'{path}' does not fit this model's UNet (layer {module_path}: file expects input and "
-                            f"output widths {tensor.shape[1]} and {up.shape[0]}, model has "
-                            f"{'no such layer' if shape is None else ' and '.join(map(str, shape))}); "
-                            "use the base model it was trained on.")
+        B = tensors[key.replace(".lora_A.", ".lora_B.")]
+        want, have = (A.shape[1], B.shape[0], tuple(A.shape[2:])), _layer_shape(unet, module_path)
+        if want != have:
+            model = made_for(tensors)
+            raise UserError(f"'{path}' does not fit this model's UNet ({FAMILY_WORDS[family]}): the file was made for "
+                            f"{'an ' + model + ' model' if model else 'another model'}, and its first differing layer is "
+                            f"{module_path} (file: {_describe(want)}; model: "
+                            f"{'no such layer' if have is None else _describe(have)}); use the base model it was "
+                            "trained on.")
+
+
+def _layer_shape(unet, module_path: str):
+    """(input width, output width, kernel) of a Linear or Conv2d layer of ``unet``; None if there is none."""
+    try:
+        layer = unet.get_submodule(module_path)
+    except AttributeError:
+        return None
+    while not isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)) and hasattr(layer, "base_layer"):
+        layer = layer.base_layer             # a layer that peft has already wrapped for another adapter
+    if isinstance(layer, torch.nn.Linear):
+        return layer.in_features, layer.out_features, ()
+    if isinstance(layer, torch.nn.Conv2d):
+        return layer.in_channels, layer.out_channels, tuple(layer.kernel_size)
+    return None
+
+
+def _describe(shape) -> str:
+    inputs, outputs, kernel = shape
+    return f"{inputs} -> {outputs}" + (f", {'x'.join(map(str, kernel))} kernel" if kernel else "")
+
+
+def require_suffix(path, metadata: StyleMetadata | None, suffix: str | None) -> None:
+    """A file from another tool does not say which words call its style up; the user must."""
+    if suffix is None and metadata is None:
+        raise UserError(f"'{path}' has no paircustom metadata, so its style prompt is unknown; pass "
+                        "suffix=' in <style> style' (--suffix on the command line).")

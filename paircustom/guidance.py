@@ -28,7 +28,7 @@ from .adapters import peft_routing
 from .checks import MAX_SCALE, check_number, check_sampling
 from .errors import PairCustomWarning, UserError
 from .families import Conditioning, Size, check_device, family_of, load_pipeline
-from .formats import check_fits, read_adapter
+from .formats import check_fits, read_style, require_suffix
 
 
 def style_guidance(e_uncond, e_cond, e_styles, guidance_scale: float, style_scales: list[float]):
@@ -67,21 +67,24 @@ class StyleGuidedPipeline:
     def load_style(self, path: str | Path, name: str | None = None, suffix: str | None = None) -> str:
         """Load a style file as peft adapter ``name`` (default: the file's stem); return the name.
 
+        Any layout diffusers' ``load_lora_weights`` reads works (peft, old diffusers, kohya; see ``layouts``).
         ``suffix`` (e.g. " in digital art style") replaces the file's own; it is
         required for files without paircustom metadata.
         """
-        tensors, metadata = read_adapter(path)
+        style = read_style(path, self.pipe.unet.config)
+        tensors, metadata = style.tensors, style.metadata
         check_fits(path, tensors, metadata, self.family.name, self.pipe.unet)
-        if suffix is None and metadata is None:
-            raise UserError(f"'{path}' has no paircustom metadata, so its style prompt is unknown; pass "
-                            "suffix=' in <style> style' (--suffix on the command line).")
+        require_suffix(path, metadata, suffix)
         name = name or Path(path).stem
         if not name or "." in name or hasattr(torch.nn.ModuleDict, name):   # peft keeps adapters in ModuleDicts
             raise UserError(f"'{name}' cannot name a style (it is empty, has a '.' or is a torch module attribute); "
                             "give another name (name=..., --name on the command line).")
         if name in self.suffixes:
             raise UserError(f"a style named '{name}' is already loaded; give this one another name.")
-        # The UNet part of diffusers' load_lora_weights (our files hold no text-encoder weights).
+        if style.ignored:
+            warnings.warn(f"'{path}' also holds {style.ignored} text-encoder LoRA tensors; paircustom adapts only the "
+                          "UNet, so they are ignored.", PairCustomWarning, stacklevel=2)
+        # The UNet part of diffusers' load_lora_weights, on the file converted to the peft layout.
         with warnings.catch_warnings():   # peft warns that the UNet already holds adapters: that is the point
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             self.pipe.unet.load_lora_adapter(tensors, prefix="unet", adapter_name=name)

@@ -112,7 +112,7 @@ def check_generation(model: str, prompt: str, styles: list[tuple[str, float]], s
     limits = dict(factor=plan.vae_factor, max_steps=plan.train_timesteps) if plan else {}
     check_sampling(style_scales={path: scale for path, scale in styles}, lora_scale=lora_scale, **sampling, **limits)
     for path, _ in styles:
-        tensors, metadata = read_adapter(path)
+        tensors, metadata = read_adapter(path, plan.unet.config if plan else None)
         if plan is not None:
             check_fits(path, tensors, metadata, plan.family, plan.unet)
             style_suffix = suffix if suffix is not None else metadata.style_suffix if metadata else ""

@@ -130,3 +130,9 @@ def snapshot(*roots: Path) -> dict[str, tuple]:
             elif path.is_file():
                 state[str(path)] = (path.stat().st_size, path.stat().st_mtime_ns, path.read_bytes())
     return state
+
+
+def wider_context(data: dict) -> dict:
+    """The cross-attention key/value inputs widened to 768, as in a file made for SD 1.x."""
+    return {k: torch.zeros(v.shape[0], 768) if ".attn2.to_k.lora_A." in k or ".attn2.to_v.lora_A." in k else v
+            for k, v in data.items()}

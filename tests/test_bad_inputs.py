@@ -1,4 +1,4 @@
-"""Every bad input to train, generate, info and demo: exit 2, ONE line 'paircustom: error: ...', no traceback,
+"""Every bad input to train, generate, info, export and demo: exit 2, ONE line 'paircustom: error: ...', no traceback,
 and not a file created or changed (checked before any model loads, so no progress bar either)."""
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from paircustom.cli import main
 from paircustom.tiny import build_tiny_pipeline
 from paircustom.training import PairTrainer, train_pair
 from tests.conftest import RESOLUTION, quick_config, write_pair
+from tests.test_layouts import kohya
 from tests.helpers_bad_inputs import (edited_style, integer_weights, noise_image, pickled_checkpoint, png_bomb,
-                                      read_only_folder, reshaped_B, widened_B, snapshot, with_value, without_B)
+                                      read_only_folder, reshaped_B, widened_B, snapshot, wider_context, with_value,
+                                      without_B)
 
 FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start", "1", "--accumulation", "1",
         "--resolution", str(RESOLUTION), "--quiet"]
@@ -189,6 +191,20 @@ CASES = {
     "generate refused, output in a new folder": (generate("-o", "{tmp}/new/x.png", "--steps", "0"), None,
                                                   "denoising steps must lie"),
     "generate missing model": (generate("--model", "{tmp}/no-model"), None, 'does not exist'),
+    "generate foreign file, no --suffix": (generate(style=BAD), bad_style("kohya", tensors=kohya, metadata={}), 'pass suffix'),
+    "generate foreign file for another model": (generate("--suffix", " in x style", style=BAD), bad_style(
+        "sd15", tensors=lambda d: kohya(wider_context(d)), metadata={}), 'an SD 1.x model, and its first differing layer'),
+    "generate LyCORIS file": (generate("--suffix", " in x style", style=BAD), bad_style(
+        "loha", tensors=lambda d: {"lora_unet_x.hada_w1_a": d[next(iter(d))]}, metadata={}), 'cannot convert'),
+    # ---- export
+    "export missing": (["export", "{tmp}/none.safetensors", "-o", "{tmp}/k.safetensors"], None, 'does not exist'),
+    "export output exists": (["export", "{sf}", "-o", "{content}"], None, 'already exists'),
+    "export output is a folder": (["export", "{sf}", "-o", "{tmp}"], None, 'is a folder'),
+    "export onto itself": (["export", "{sf}", "-o", "{sf}", "--overwrite"], None, 'the style file itself'),
+    "export unknown format": (["export", "{sf}", "--format", "lycoris", "-o", "{tmp}/k.safetensors"], None, 'invalid choice'),
+    "export no output": (["export", "{sf}"], None, 'required'),
+    "export garbage": (["export", BAD, "-o", "{tmp}/k.safetensors"], lambda e: (e.tmp / "bad.safetensors").write_bytes(
+        os.urandom(300)), 'not a readable .safetensors'),
     # ---- info
     "info missing": (["info", "{tmp}/none.safetensors"], None, 'does not exist'),
     "info empty file": (["info", BAD], lambda e: (e.tmp / "bad.safetensors").write_bytes(b""), 'header too small'),
@@ -211,8 +227,9 @@ CASES = {
 
 def test_there_are_enough_cases():
     commands = [argv[0] for argv, _, _ in CASES.values()]
-    assert len(CASES) >= 60 and {c: commands.count(c) >= 3 for c in ("train", "generate", "info", "demo")} == \
-        dict.fromkeys(("train", "generate", "info", "demo"), True), f"{len(CASES)} cases: {set(commands)}"
+    names = ("train", "generate", "info", "demo", "export")
+    assert len(CASES) >= 60 and {c: commands.count(c) >= 3 for c in names} == dict.fromkeys(names, True), \
+        f"{len(CASES)} cases: {set(commands)}"
 
 
 @pytest.mark.parametrize("name", list(CASES))
