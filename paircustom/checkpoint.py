@@ -6,14 +6,25 @@ the result, so ``--resume`` with other settings is refused with what changed.
 
     param.<i>                the trainable tensors (content B's, then style B's), in optimizer order
     optimizer.<i>.<key>      tensor entries of the optimizer state (AdamW: step, exp_avg, exp_avg_sq)
-    generator                the noise generator's state (uint8)
-    header "paircustom_checkpoint": {"version", "step", "settings", "history", "optimizer_scalars"}
+    generator                the noise generator's state (uint8) of process 0 ...
+    generator.<r>            ... and of process r of a run under several processes
+    header "paircustom_checkpoint": {"version", "step", "settings", "history", "optimizer_scalars",
+                                     "num_processes" (absent: 1)}
+
+With ``keep`` > 1 (--keep-checkpoints) each checkpoint is also kept under a numbered name,
+``<stem>.checkpoint-step00250.safetensors``, and the newest ``keep`` of those stay; the rolling
+``<stem>.checkpoint.safetensors`` is a hard link to the newest (no extra space) and is what
+``--resume`` reads.  To go back, copy a numbered file over the rolling name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +33,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from . import distributed
 from .checks import check_writable, remove_stale_temp_files
 from .errors import PairCustomWarning, UserError, reason
 from .images import atomic_write
@@ -31,7 +43,10 @@ HEADER_KEY = "paircustom_checkpoint"
 # Settings that change the trained weights; the rest (output, progress, preview/checkpoint cadence) may differ.
 RESULT_SETTINGS = ("model", "content_rank", "style_rank", "alpha", "target_modules", "basis_seed", "learning_rate",
                    "weight_decay", "max_steps", "style_start", "gradient_accumulation", "resolution", "seed",
-                   "mixed_precision", "use_8bit_adam", "method", "orthogonal", "content_prompt", "style_prompt")
+                   "mixed_precision", "use_8bit_adam", "method", "orthogonal", "content_prompt", "style_prompt",
+                   "scale_lr")
+# What a checkpoint written before a setting existed meant by it.
+LEGACY_SETTINGS = {"scale_lr": False}
 
 
 def result_settings(config) -> dict:
@@ -42,8 +57,8 @@ def result_settings(config) -> dict:
     return json.loads(json.dumps(settings))          # tuples become lists, as they come back from the file
 
 
-def check_run_inputs(config) -> Path | None:
-    """Outputs and resume state of a resolved TrainConfig, before any model loads.
+def check_run_inputs(config, processes: int = 1) -> Path | None:
+    """Outputs and resume state of a resolved TrainConfig run by ``processes`` processes, before any model loads.
 
     Returns the checkpoint to resume from (None: start from step 0); deletes temporary files
     that a killed earlier run left beside the outputs once everything else is in order.
@@ -60,9 +75,18 @@ def check_run_inputs(config) -> Path | None:
     for written in config.outputs():
         check_writable(written, overwrite=config.overwrite or resuming or written == path)
     if resuming:
-        check_same_settings(path, read_header(path), result_settings(config))
-    for written in config.outputs():
-        remove_stale_temp_files(written)
+        header = read_header(path)
+        written_by = header.get("num_processes", 1)
+        if written_by != processes:
+            raise UserError(f"the checkpoint '{path}' was written by a run of {written_by} process"
+                            f"{'es' * (written_by != 1)} and this run has {processes}; resume with {written_by} "
+                            "(each process continues its own noise draws), or delete the checkpoint to start over.")
+        check_same_settings(path, header, result_settings(config))
+    if distributed.is_main():                                     # only process 0 writes, or deletes
+        for written in config.outputs():
+            remove_stale_temp_files(written)
+        for _, stale in numbered_checkpoints(path, temporary=True):
+            stale.unlink(missing_ok=True)
     return path if resuming else None
 
 
@@ -73,13 +97,44 @@ class Checkpoint:
     history: list
     params: list[torch.Tensor]
     optimizer_state: dict              # {param index: {key: tensor or JSON value}}
-    generator_state: torch.Tensor
+    generator_states: list[torch.Tensor]   # one per process, in process order
 
 
-def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
-    """Write atomically: a kill at any moment leaves the previous checkpoint (or none), never half of one."""
+def numbered_path(path: str | Path, step: int) -> Path:
+    """style.checkpoint.safetensors -> style.checkpoint-step00250.safetensors"""
+    path = Path(path)
+    return path.with_name(f"{path.name[:-len('.safetensors')]}-step{step:05d}.safetensors")
+
+
+def numbered_checkpoints(path: str | Path, temporary: bool = False) -> list[tuple[int, Path]]:
+    """(step, file) of the numbered checkpoints beside the rolling ``path``, oldest first; with ``temporary``,
+    the temporary files that killed writes of them left (step 0)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    name = re.escape(path.name[:-len(".safetensors")]) + r"-step(\d{5,})\.safetensors"
+    pattern = re.compile(rf"\.{name}\.[A-Za-z0-9_]{{8}}\.safetensors$" if temporary else rf"{name}$")
+    return sorted((0 if temporary else int(m.group(1)), p) for p in path.parent.iterdir()
+                  if (m := pattern.match(p.name)) and p.is_file() and not p.is_symlink())
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint, keep: int = 1) -> Path:
+    """Write atomically: a kill at any moment leaves the previous checkpoint (or none), never half of one.
+
+    ``keep`` > 1: write the numbered checkpoint, make the rolling name a link to it, then delete the numbered
+    checkpoints older than the newest ``keep`` (those after this step, left by a run you went back from, stay
+    until this run overwrites them).
+    """
+    if keep > 1:
+        numbered = save_checkpoint(numbered_path(path, checkpoint.step), checkpoint)
+        _link(numbered, Path(path))
+        older = [p for step, p in numbered_checkpoints(path) if step <= checkpoint.step]
+        for stale in older[:-keep]:
+            stale.unlink(missing_ok=True)
+        return Path(path)
     tensors = {f"param.{i}": p.detach().cpu().contiguous() for i, p in enumerate(checkpoint.params)}
-    tensors["generator"] = checkpoint.generator_state.cpu().contiguous()
+    for index, state in enumerate(checkpoint.generator_states):
+        tensors["generator" if index == 0 else f"generator.{index}"] = state.cpu().contiguous()
     scalars = {}
     for index, entries in checkpoint.optimizer_state.items():
         for key, value in entries.items():
@@ -88,9 +143,26 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
             else:
                 scalars[f"{index}.{key}"] = value
     header = {"version": VERSION, "step": checkpoint.step, "settings": checkpoint.settings,
-              "history": checkpoint.history, "optimizer_scalars": scalars}
+              "history": checkpoint.history, "optimizer_scalars": scalars,
+              "num_processes": len(checkpoint.generator_states)}
     metadata = {HEADER_KEY: json.dumps(header)}
     return atomic_write(path, lambda temp: save_file(tensors, temp, metadata=metadata))
+
+
+def _link(source: Path, target: Path) -> None:
+    """Point ``target`` at ``source``'s data atomically: a hard link, or a copy where links are not possible."""
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    os.close(handle)
+    try:
+        os.unlink(temp)
+        try:
+            os.link(source, temp)
+        except OSError:                    # file systems without hard links
+            shutil.copyfile(source, temp)
+        os.replace(temp, target)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
 
 
 def read_header(path: str | Path) -> dict:
@@ -102,6 +174,8 @@ def read_header(path: str | Path) -> dict:
             raise ValueError(f"unknown checkpoint version {header.get('version') if isinstance(header, dict) else '?'}")
         if not isinstance(header.get("step"), int) or not isinstance(header.get("settings"), dict):
             raise ValueError("no step or settings")
+        if not isinstance(header.get("num_processes", 1), int) or header.get("num_processes", 1) < 1:
+            raise ValueError("num_processes is not a positive whole number")
     except Exception as error:  # damaged file, foreign file, hand-edited header
         raise unusable_checkpoint(path, reason(error)) from None
     return header
@@ -113,6 +187,7 @@ def check_same_settings(path: str | Path, header: dict, settings: dict) -> None:
     Only ``max_steps`` may grow (train longer): that is announced, not refused.
     """
     saved, step = header["settings"], header["step"]
+    saved = {**LEGACY_SETTINGS, **saved}
     changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in settings.items()
                if saved.get(key) != value and key != "max_steps"]
     if changed:
@@ -137,7 +212,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                            *((f"optimizer.{k}", v) for k, v in header["optimizer_scalars"].items())]:
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
-        return Checkpoint(header["step"], header["settings"], header["history"], params, state, tensors["generator"])
+        generators = [tensors["generator"]] + [tensors[f"generator.{r}"] for r in range(1, header.get("num_processes", 1))]
+        return Checkpoint(header["step"], header["settings"], header["history"], params, state, generators)
     except Exception as error:
         raise unusable_checkpoint(path, reason(error)) from None
 

@@ -68,6 +68,8 @@ def check_training_numbers(config) -> None:
                               ("preview_every", config.preview_every, 2**63 - 1),     # past max_steps: never
                               ("checkpoint_every", config.checkpoint_every, 2**63 - 1)):
         check_number(name, value, 0, high, integer=True)
+    check_number("keep_checkpoints", config.keep_checkpoints, 1, 10_000, integer=True,
+                 hint="; 1 keeps the rolling checkpoint only")
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -16,10 +16,11 @@ import json
 import os
 import sys
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
+from . import distributed
 from .checks import check_folder_writable
 from .errors import PairCustomWarning, UserError
 
@@ -66,7 +67,11 @@ def _train_parser(sub) -> None:
     p.add_argument("--preview-every", type=int, default=0, help="write a base-vs-styled preview PNG every N steps")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N steps and at "
                                                                    "the end (kept: --resume with more --steps extends)")
+    p.add_argument("--keep-checkpoints", type=int, default=1, help="with --checkpoint-every: also keep the newest N "
+                   "checkpoints as <output>.checkpoint-step00250.safetensors (default 1: the rolling one only)")
     p.add_argument("--save-every", type=int, default=0, help="also write <output>-step00250.safetensors every N steps")
+    p.add_argument("--scale-lr", action="store_true", help="under N processes train with N x --lr (default: --lr as "
+                                                           "given; each step averages N x --accumulation draws)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     p.add_argument("--save-content", action="store_true", help="also write the content LoRA (<output>-content.safetensors)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -77,7 +82,12 @@ def _generate_parser(sub) -> None:
     p = sub.add_parser("generate", help="generate images with style guidance",
                        description="Generate with style guidance (paper Eq. 10-11): base CFG plus, for each style, "
                                    "scale x (styled prediction - base prediction).")
-    p.add_argument("prompt", help='e.g. "a photo of a cat"')
+    p.add_argument("prompt", nargs="?", help='e.g. "a photo of a cat" (or --prompts-file)')
+    p.add_argument("--prompts-file", help="text file, one prompt per line (# comments): one image per prompt and "
+                                          "seed, named <output>-<line>-<words>-s<seed>.png; split across processes "
+                                          "under torchrun / accelerate launch")
+    p.add_argument("--seeds", help="seeds, e.g. 0-3 or 0,5,9: one image per prompt and seed (batch naming as "
+                                   "with --prompts-file)")
     p.add_argument("--style-file", "-s", action="append", default=[], metavar="FILE[=SCALE]",
                    help="style file, optionally with its own scale; repeat to combine styles")
     p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
@@ -97,7 +107,7 @@ def _generate_parser(sub) -> None:
                                                                         "conditional one's std, 0-1 (default: 0)")
     p.add_argument("--height", type=int, help="default: the model's size")
     p.add_argument("--width", type=int, help="default: the model's size")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, help="seed (default: 0)")
     p.add_argument("--num-images", type=int, default=1, help="images per prompt (default: %(default)s)")
     p.add_argument("--output", "-o", default="styled.png", help="image file; several get -0, -1, ... (default: %(default)s)")
     p.add_argument("--name", action="append", default=[], help="name of each --style-file, in order (default: the "
@@ -159,10 +169,12 @@ def run_train(args) -> None:
         seed=args.seed, mixed_precision=args.mixed_precision, device=args.device, dtype=args.dtype,
         variant=args.variant, vae=args.vae, save_dtype=args.save_dtype, gradient_checkpointing=args.gradient_checkpointing,
         use_8bit_adam=args.use_8bit_adam, preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
-        save_every=args.save_every,
+        save_every=args.save_every, keep_checkpoints=args.keep_checkpoints, scale_lr=args.scale_lr,
         resume=args.resume, save_content=args.save_content, overwrite=args.overwrite, progress=not args.quiet,
     )
-    print(f"wrote {train_pair(config)}")
+    path = train_pair(config)
+    if distributed.is_main():
+        print(f"wrote {path}")
 
 
 def _parse_style(text: str, default: float) -> tuple[str, float]:
@@ -177,7 +189,7 @@ def run_generate(args) -> None:
     from .families import DTYPES, check_device, resolve_model
     from .formats import read_adapter, require_suffix
     from .guidance import StyleGuidedPipeline
-    from .images import check_writable, grid, save_image
+    from .images import check_writable
     from .preflight import check_generation
 
     styles = [_parse_style(s, args.style_scale) for s in args.style_file]
@@ -202,45 +214,95 @@ def run_generate(args) -> None:
     if model is None:
         model = metadata[0].base_model if metadata[0] else "shapes"
     resolve_model(model)
-    check_generation(model, args.prompt, styles, args.suffix, args.lora_scale, guidance_scale=args.guidance_scale,
+    work = _generation_jobs(args)                      # None: one prompt, --num-images images
+    prompts = [args.prompt] if work is None else list(dict.fromkeys(job.prompt for job in work))
+    check_generation(model, prompts, styles, args.suffix, args.lora_scale, guidance_scale=args.guidance_scale,
                      style_start=args.style_start, steps=args.steps, height=args.height, width=args.width,
                      seed=args.seed, num_images=args.num_images)
-    device = check_device(args.device)
+    device = distributed.process_device(check_device(args.device))
     dtype = args.dtype or ("fp16" if device.startswith("cuda") else "fp32")
     output = Path(args.output)
-    paths = [output] if args.num_images == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix}")
-                                                   for i in range(args.num_images)]
-    compare = output.with_name(f"{output.stem}-compare{output.suffix}")
-    for path in paths + ([compare] if args.compare else []):
+    if work is None:
+        paths = [output] if args.num_images == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix}")
+                                                       for i in range(args.num_images)]
+        compares = [output.with_name(f"{output.stem}-compare{output.suffix}")]
+    else:
+        paths, compares = [job.path for job in work], [job.compare for job in work]
+    for path in paths + (compares if args.compare else []):
         check_writable(path, args.overwrite)     # refuse before any work is done
+    state = None
+    if distributed.world_size() > 1:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=device == "cpu")
+        state.wait_for_everyone()                # every process has checked the outputs before any is written
 
     pipe = StyleGuidedPipeline.from_pretrained(model, DTYPES[dtype], device, variant=args.variant, vae=args.vae)
-    pipe.pipe.set_progress_bar_config(disable=args.quiet)
+    pipe.pipe.set_progress_bar_config(disable=args.quiet or not distributed.is_main())
     scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
+    files = {name: {"file": str(Path(path).resolve()), "scale": scale} for (path, scale), name in zip(styles, names)}
     common = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, negative_prompt=args.negative_prompt,
-                  height=args.height, width=args.width, seed=args.seed, num_images_per_prompt=args.num_images,
-                  prompt_2=args.prompt_2, negative_prompt_2=args.negative_prompt_2,
+                  height=args.height, width=args.width, prompt_2=args.prompt_2, negative_prompt_2=args.negative_prompt_2,
                   guidance_rescale=args.guidance_rescale)
+    seed = 0 if args.seed is None else args.seed
+    if work is None:
+        text = png_text(args, model, files, args.prompt, seed)
+        texts = [{**text, "image_index": str(index)} for index in range(args.num_images)]
+        _draw(pipe, args, scales, args.prompt, dict(common, seed=seed, num_images_per_prompt=args.num_images),
+              paths, compares[0], texts)
+        return
+    with nullcontext(work) if state is None else state.split_between_processes(work) as mine:
+        for job in mine:               # this process's share: a contiguous slice of the jobs
+            text = {**png_text(args, model, files, job.prompt, job.seed), "prompt_index": str(job.index)}
+            _draw(pipe, args, scales, job.prompt, dict(common, seed=job.seed), [job.path], job.compare, [text])
+    if state is not None:
+        state.wait_for_everyone()                # the run is over when every process's images are written
+
+
+def _draw(pipe, args, scales: dict, prompt: str, call: dict, paths: list[Path], compare: Path, texts: list[dict]):
+    """Generate ``prompt`` (as many images as ``paths``), write them, and with --compare the base | styled sheet."""
+    from .images import grid, save_image
+
     if args.lora_scale is not None:
-        styled = pipe.lora_scale(args.prompt, next(iter(scales)), args.lora_scale, **common).images
+        styled = pipe.lora_scale(prompt, next(iter(scales)), args.lora_scale, **call).images
     else:
-        styled = pipe(args.prompt, styles=scales, style_start=args.style_start, **common).images
-    text = png_text(args, model, {name: {"file": str(Path(path).resolve()), "scale": scale}
-                                  for (path, scale), name in zip(styles, names)})
-    for index, (image, path) in enumerate(zip(styled, paths)):
-        print(f"wrote {save_image(image, path, args.overwrite, text={**text, 'image_index': str(index)})}")
+        styled = pipe(prompt, styles=scales, style_start=args.style_start, **call).images
+    for image, path, text in zip(styled, paths, texts):
+        print(f"wrote {save_image(image, path, args.overwrite, text=text)}")
     if args.compare:
-        base = pipe(args.prompt, styles={}, **common).images
+        base = pipe(prompt, styles={}, **call).images
         styled_label = "LoRA x %g" % args.lora_scale if args.lora_scale is not None else "styled"
         sheet = grid([[b, s] for b, s in zip(base, styled)], labels=["base", styled_label])
+        text = {key: value for key, value in texts[0].items() if key != "image_index"}
         print(f"wrote {save_image(sheet, compare, args.overwrite, text={**text, 'layout': 'base | styled'})}")
 
 
-def png_text(args, model: str, styles: dict) -> dict[str, str]:
+def _generation_jobs(args):
+    """The (prompt, seed) jobs of --prompts-file / --seeds, or None for a single prompt."""
+    from .batch import jobs, parse_seeds, read_prompts
+
+    if args.prompts_file is not None and args.prompt is not None:
+        raise UserError("give either a prompt or --prompts-file, not both.")
+    if args.prompts_file is None and args.prompt is None:
+        raise UserError('give a prompt, e.g. paircustom generate "a photo of a cat" -s style.safetensors, or '
+                        "--prompts-file FILE.")
+    if args.prompts_file is None and args.seeds is None:
+        return None
+    if args.seeds is not None and args.seed is not None:
+        raise UserError("give either --seed or --seeds, not both.")
+    if args.num_images != 1:
+        raise UserError("--num-images makes several images of one prompt and seed; with --prompts-file or --seeds "
+                        "give the seeds instead, e.g. --seeds 0-3.")
+    prompts = read_prompts(args.prompts_file) if args.prompts_file is not None else [args.prompt]
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [0 if args.seed is None else args.seed]
+    return jobs(prompts, seeds, args.output)
+
+
+def png_text(args, model: str, styles: dict, prompt: str, seed: int) -> dict[str, str]:
     """What made an image, for PNG text chunks (shown by image viewers and other diffusion tools)."""
     from . import __version__
 
-    text = {"prompt": args.prompt, "seed": str(args.seed), "model": model, "styles": json.dumps(styles),
+    text = {"prompt": prompt, "seed": str(seed), "model": model, "styles": json.dumps(styles),
             "steps": str(args.steps), "guidance_scale": str(args.guidance_scale), "software": f"paircustom {__version__}"}
     if args.lora_scale is not None:
         text["method"] = f"lora-scale {args.lora_scale}"
@@ -286,9 +348,10 @@ def run_export(args) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """Our own warnings as one line (no source line); everyone else's as Python prints them."""
+    """Our own warnings as one line (no source line), from process 0 only; everyone else's as Python prints them."""
     if issubclass(category, PairCustomWarning):
-        print(f"paircustom: warning: {message}", file=file or sys.stderr)
+        if distributed.is_main():
+            print(f"paircustom: warning: {message}", file=file or sys.stderr)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)
 
@@ -316,6 +379,7 @@ def _loading_bars(enabled: bool):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
+    distributed.die_with_launcher()
     commands = {"train": run_train, "generate": run_generate, "info": run_info, "export": run_export}
     if args.command == "demo":
         from .demo import run_demo
@@ -326,10 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         command = commands[args.command]
     try:
+        if args.command in ("train", "generate"):
+            distributed.relaunch_if_accelerate_dropped_processes()
         with _loading_bars(enabled=not getattr(args, "quiet", False)):
             command(args)
     except UserError as error:
-        print(f"paircustom: error: {' '.join(str(error).split())}", file=sys.stderr)   # one line, always
+        if distributed.prints_errors():      # one line, always; under N processes from the first of each machine
+            print(f"paircustom: error: {' '.join(str(error).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -102,9 +102,10 @@ class ModelPlan:
                                 "would be cut off; shorten the prompt.")
 
 
-def check_generation(model: str, prompt: str, styles: list[tuple[str, float]], suffix: str | None,
+def check_generation(model: str, prompt: str | list[str], styles: list[tuple[str, float]], suffix: str | None,
                      lora_scale: float | None, **sampling) -> None:
-    """Everything ``paircustom generate`` is given, against the model's configs; ``sampling`` as ``check_sampling``."""
+    """Everything ``paircustom generate`` is given (one prompt or a list), against the model's configs;
+    ``sampling`` as ``check_sampling``."""
     from .checks import check_sampling
     from .formats import check_fits, read_adapter
 
@@ -116,4 +117,5 @@ def check_generation(model: str, prompt: str, styles: list[tuple[str, float]], s
         if plan is not None:
             check_fits(path, tensors, metadata, plan.family, plan.unet)
             style_suffix = suffix if suffix is not None else metadata.style_suffix if metadata else ""
-            plan.check_prompt(prompt, style_suffix)
+            for each in [prompt] if isinstance(prompt, str) else prompt:
+                plan.check_prompt(each, style_suffix)

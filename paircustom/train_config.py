@@ -35,6 +35,7 @@ class TrainConfig:
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
     basis_seed: int = 0                      # seed of the orthonormal bases (saved in the file)
     learning_rate: float | None = None       # paper 1e-5
+    scale_lr: bool = False                   # under N processes train with N x learning_rate (default: as given)
     weight_decay: float = 1e-4
     max_steps: int | None = None             # optimizer steps (paper 750)
     style_start: int | None = None           # first step with the style loss (paper 250 of 750; None keeps
@@ -56,6 +57,7 @@ class TrainConfig:
     preview_every: int = 0                   # write a base-vs-styled preview every N steps (0: never)
     checkpoint_every: int = 0                # save a resumable checkpoint every N steps and at the end (0: never);
                                              #   kept, so --resume with more --steps extends a finished run
+    keep_checkpoints: int = 1                # 1: one rolling checkpoint; N > 1: also the newest N numbered ones
     save_every: int = 0                      # also write <output stem>-step00250.safetensors every N steps (0: never)
     resume: bool = False                     # continue from the checkpoint beside the output
     save_content: bool = False               # also write the content LoRA (<output>-content.safetensors)
@@ -93,6 +95,8 @@ class TrainConfig:
              f"max_steps ({self.max_steps}), or the style is never trained"),
             (min(self.preview_every, self.checkpoint_every, self.save_every) >= 0, "preview, checkpoint and save "
              "intervals must be 0 (never) or a number of steps"),
+            (self.keep_checkpoints == 1 or self.checkpoint_every > 0, f"keeping {self.keep_checkpoints} checkpoints "
+             "needs checkpoints: add --checkpoint-every N"),
             (self.gradient_accumulation >= 1, f"gradient_accumulation must be at least 1 (got {self.gradient_accumulation})"),
             (self.resolution >= 8 and self.resolution % 8 == 0, f"the resolution must be a multiple of 8 (got {self.resolution})"),
             (self.method in ("pair", "style-only"), f"method must be pair or style-only (got {self.method!r})"),

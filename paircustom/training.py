@@ -14,6 +14,7 @@ and no second optimizer step.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .adapters import add_pair_lora, pair_routing, remove_pair_lora
 from .checkpoint import (Checkpoint, check_run_inputs, load_checkpoint, result_settings, save_checkpoint,
                          unusable_checkpoint)
@@ -36,6 +38,10 @@ from .train_config import TrainConfig  # noqa: F401  (re-exported: callers impor
 class PairTrainer:
     """Holds the model with both adapters, the encoded pair and the optimizer; ``fit`` runs the loop."""
 
+    # True: all adapter parameters stay in DDP and DDP searches each step's graph for unused ones (the old way,
+    # kept only so benchmarks/ddp_step_time.py can compare); False: unused ones are left out (``_train_only``).
+    find_unused_parameters = False
+
     def __init__(self, config: TrainConfig, pipe=None):
         from accelerate import Accelerator, DistributedDataParallelKwargs
 
@@ -47,13 +53,16 @@ class PairTrainer:
             config = replace(config, model=config.model if config.model == "shapes" else path)
         self.config = config = config.resolved(model_defaults)
         images = load_pair(config.content_image, config.style_image, config.resolution)
-        resume_from = check_run_inputs(config)
+        if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+            raise UserError("checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
+                            "its state in shards; train without them, or use plain DDP (no DeepSpeed config).")
+        resume_from = check_run_inputs(config, distributed.world_size())
         plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
         if plan is not None:
             plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal)
             plan.check_prompt(config.content_prompt, config.style_suffix)
         # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
-        device = check_device(config.device)
+        device = distributed.process_device(check_device(config.device))
         if pipe is None:
             pipe, _ = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
         self.pipe, self.family = pipe, family_of(pipe)
@@ -63,11 +72,13 @@ class PairTrainer:
             config = self.config = replace(config, mixed_precision="no")
         if device.startswith("cuda:"):
             torch.cuda.set_device(torch.device(device))      # the Accelerator takes the current GPU
-        # Several GPUs (accelerate launch): style B's get no gradient during the warm-up, so DDP must allow it.
+        # Several processes: parameters a step does not use are left out of DDP (see _train_only), so DDP need
+        # not search the graph for unused ones; find_unused_parameters=True is kept for the step-time benchmark.
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=self.find_unused_parameters)
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
                                        gradient_accumulation_steps=config.gradient_accumulation,
-                                       cpu=device == "cpu",
-                                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+                                       cpu=device == "cpu", kwargs_handlers=[ddp])
+        self.processes = self.accelerator.num_processes
         device = self.device = self.accelerator.device
         pipe.to(device)
         self.pair = self._encode_pair(*images)
@@ -96,9 +107,13 @@ class PairTrainer:
                 raise UserError("--use-8bit-adam needs bitsandbytes; run 'pip install bitsandbytes' or drop "
                                 "the option.") from None
             optimizer_class = bitsandbytes.optim.AdamW8bit
-        optimizer = optimizer_class(self.content_params + self.style_params, lr=config.learning_rate,
+        self.learning_rate = config.learning_rate * (self.processes if config.scale_lr else 1)
+        optimizer = optimizer_class(self.content_params + self.style_params, lr=self.learning_rate,
                                     weight_decay=config.weight_decay)
+        self.unet = unet
+        self._train_only(self.kinds(0))
         self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
+        # each process its own (eps, t) draws: process r seeds its generator with seed + r
         self.generator = torch.Generator().manual_seed(config.seed + self.accelerator.process_index)
         self.step = 0
         self.history: list[tuple[int, float, float | None]] = []   # (step, content loss, style loss)
@@ -122,6 +137,32 @@ class PairTrainer:
             return ("style-only",)
         return ("content",) if step < self.config.style_start else ("content", "style")
 
+    def _train_only(self, kinds: tuple[str, ...]) -> None:
+        """Make exactly the parameters that ``kinds`` uses trainable; rebuild DDP when that set changes.
+
+        DDP (find_unused_parameters=False) expects a gradient for every parameter it holds in every step, and
+        the style B's get none during the style warm-up (nor the content B's in style-only training). So they
+        are frozen and left out of DDP until they are used: DDP is built for the warm-up without them and
+        rebuilt once, at style_start, with them. The optimizer skips parameters without a gradient either way,
+        so the result is the same; a single process (no DDP) leaves every adapter trainable.
+        """
+        from accelerate.utils import DistributedType
+
+        if self.processes == 1 or self.find_unused_parameters or self.accelerator.distributed_type in (
+                DistributedType.DEEPSPEED, DistributedType.FSDP):
+            return               # no DDP; or DDP told to search; or engines that take their trainable set at prepare
+        used = set()
+        if "content" in kinds:
+            used.update(map(id, self.content_params))
+        if "style" in kinds or "style-only" in kinds:
+            used.update(map(id, self.style_params))
+        changed = [p for p in self.content_params + self.style_params if p.requires_grad != (id(p) in used)]
+        for param in changed:
+            param.requires_grad_(id(param) in used)
+        if changed and isinstance(self.unet, torch.nn.parallel.DistributedDataParallel):
+            inner = self.accelerator.unwrap_model(self.unet, keep_fp32_wrapper=False)
+            self.unet = self.accelerator.prepare_model(inner, device_placement=False)
+
     @staticmethod
     def _as_pair(losses: dict) -> tuple:
         """(content loss, style loss) with None for a term that was not computed."""
@@ -130,6 +171,7 @@ class PairTrainer:
     def train_step(self) -> tuple[float | None, float | None]:
         """One optimizer step (with accumulation); returns the mean (content, style) losses."""
         config, kinds = self.config, self.kinds(self.step)
+        self._train_only(kinds)
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(config.gradient_accumulation):
             with self.accelerator.accumulate(self.unet), self.accelerator.autocast():
@@ -139,10 +181,15 @@ class PairTrainer:
                 self.optimizer.zero_grad(set_to_none=True)
             for kind, loss in losses.items():
                 totals[kind] += loss.item() / config.gradient_accumulation
-                if not math.isfinite(totals[kind]):
-                    raise UserError(f"training diverged at step {self.step + 1}: the {kind} loss is {loss.item()}, "
-                                    f"most likely because the learning rate ({config.learning_rate}) or alpha "
-                                    f"({config.alpha or 'the rank'}) is too large; lower it and train again.")
+        if self.processes > 1:       # the mean over all processes' draws: the same history (and checks) everywhere
+            mean = self.accelerator.reduce(torch.tensor(list(totals.values()), dtype=torch.float64,
+                                                        device=self.device), "mean")
+            totals = dict(zip(kinds, mean.tolist()))
+        for kind, loss in totals.items():
+            if not math.isfinite(loss):
+                raise UserError(f"training diverged at step {self.step + 1}: the {kind} loss is {loss}, "
+                                f"most likely because the learning rate ({self.learning_rate}) or alpha "
+                                f"({config.alpha or 'the rank'}) is too large; lower it and train again.")
         self.step += 1
         result = self._as_pair(totals)
         self.history.append((self.step, *result))
@@ -161,21 +208,23 @@ class PairTrainer:
         return self._as_pair(totals)
 
     def fit(self) -> None:
-        config = self.config
-        bar = tqdm(range(self.step, config.max_steps), desc="pair training", disable=not config.progress,
+        config, main = self.config, self.accelerator.is_main_process
+        description = "pair training" + (f" ({self.processes} processes)" if self.processes > 1 else "")
+        bar = tqdm(range(self.step, config.max_steps), desc=description, disable=not (config.progress and main),
                    initial=self.step, total=config.max_steps)
         for _ in bar:
             content_loss, style_loss = self.train_step()
             bar.set_postfix(content="-" if content_loss is None else f"{content_loss:.4f}",
                             style="warm-up" if style_loss is None else f"{style_loss:.4f}")
-            if not self.accelerator.is_main_process:
-                continue
-            if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                self._save_checkpoint()
-            if config.save_every and self.step % config.save_every == 0 and self.step < config.max_steps:
+            due = lambda every: every and self.step % every == 0       # noqa: E731
+            if due(config.checkpoint_every):
+                self._save_checkpoint()                    # every process: it gathers their generators
+            if main and due(config.save_every) and self.step < config.max_steps:
                 self.save(config.step_output(self.step))
-            if config.preview_every and self.step % config.preview_every == 0:
+            if main and due(config.preview_every):
                 self.preview()
+            if due(config.checkpoint_every) or due(config.save_every) or due(config.preview_every):
+                self.accelerator.wait_for_everyone()       # the others wait while process 0 writes
 
     def preview(self, steps: int = 20) -> Path:
         """Write <output>-preview-<step>.png: base and styled images for the content prompt, same seed."""
@@ -191,10 +240,16 @@ class PairTrainer:
         return atomic_write(path, lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
 
     def _save_checkpoint(self) -> None:
+        """Called by every process (collective); process 0 writes the generators of all of them."""
+        generators = [self.generator.get_state()]
+        if self.processes > 1:
+            generators = list(self.accelerator.gather(generators[0].to(self.device)[None]).cpu())
+        if not self.accelerator.is_main_process:
+            return
         optimizer = self.optimizer.state_dict()["state"]
         save_checkpoint(self.config.checkpoint_path, Checkpoint(
             self.step, result_settings(self.config), self.history, self.content_params + self.style_params,
-            optimizer, self.generator.get_state()))
+            optimizer, generators), keep=self.config.keep_checkpoints)
 
     def _load_checkpoint(self) -> None:
         path = self.config.checkpoint_path
@@ -205,10 +260,11 @@ class PairTrainer:
                     param.copy_(value)
             groups = self.optimizer.state_dict()["param_groups"]
             self.optimizer.load_state_dict({"state": state.optimizer_state, "param_groups": groups})
-            self.generator.set_state(state.generator_state)
+            self.generator.set_state(state.generator_states[self.accelerator.process_index])
         except Exception as error:  # shapes or counts that do not match this model
             raise unusable_checkpoint(path, reason(error)) from None
         self.step, self.history = state.step, [tuple(row) for row in state.history]
+        self._train_only(self.kinds(self.step))
 
     def metadata(self, adapter: str) -> StyleMetadata:
         c = self.config
@@ -216,6 +272,9 @@ class PairTrainer:
                                                "gradient_accumulation", "resolution", "seed", "mixed_precision",
                                                "dtype", "variant", "vae", "method", "orthogonal")}
         training["step"] = self.step
+        training["processes"] = self.processes       # N x gradient_accumulation draws per step
+        if c.scale_lr:
+            training["scale_lr"], training["effective_learning_rate"] = True, self.learning_rate
         if self.history:
             training["final_losses"] = list(self.history[-1][1:])
         alpha = c.alpha or (c.style_rank if adapter == "style" else c.content_rank)
@@ -246,18 +305,22 @@ class PairTrainer:
 
 
 def train_pair(config: TrainConfig, pipe=None) -> Path:
-    """Train a style from a content/style pair and write the style LoRA; return its path."""
+    """Train a style from a content/style pair and write the style LoRA; return its path.
+
+    Under several processes every process trains and returns the path; only process 0 writes.
+    """
     trainer = PairTrainer(config, pipe)
+    main = trainer.accelerator.is_main_process
     try:
         trainer.fit()
-        trainer.accelerator.wait_for_everyone()
         path = Path(trainer.config.output)
-        if trainer.accelerator.is_main_process:
+        if trainer.config.checkpoint_every:       # kept: --resume with more steps extends this run
+            trainer._save_checkpoint()
+        if main:
             trainer.save()
-            if trainer.config.checkpoint_every:       # kept: --resume with more steps extends this run
-                trainer._save_checkpoint()
+            if not trainer.config.checkpoint_every and trainer.config.checkpoint_path.is_file():
+                trainer.config.checkpoint_path.unlink()      # a resumed run's old checkpoint, now behind the output
+        trainer.accelerator.wait_for_everyone()           # nobody reports success before the file is there
     finally:
         trainer.close()
-    if not trainer.config.checkpoint_every and trainer.config.checkpoint_path.is_file():
-        trainer.config.checkpoint_path.unlink()      # a resumed run's old checkpoint, now behind the output
     return path

@@ -99,6 +99,16 @@ def pickled_checkpoint(path: Path, marker: Path) -> Path:
     return path
 
 
+def written_by(checkpoint: Path, processes: int) -> Path:
+    """Make a real checkpoint look written by ``processes`` processes (one generator state each)."""
+    tensors, header = read_style(checkpoint)
+    state = json.loads(header["paircustom_checkpoint"])
+    for rank in range(1, processes):
+        tensors[f"generator.{rank}"] = tensors["generator"].clone()
+    save_file(tensors, str(checkpoint), metadata={"paircustom_checkpoint": json.dumps({**state, "num_processes": processes})})
+    return checkpoint
+
+
 def read_only_folder(tmp_path: Path) -> Path:
     """A folder this process cannot create files in (root ignores permission bits, so /sys then)."""
     if os.geteuid() == 0:

@@ -17,7 +17,7 @@ from tests.conftest import RESOLUTION, quick_config, write_pair
 from tests.test_layouts import kohya
 from tests.helpers_bad_inputs import (edited_style, integer_weights, noise_image, pickled_checkpoint, png_bomb,
                                       read_only_folder, reshaped_B, widened_B, snapshot, wider_context, with_value,
-                                      without_B)
+                                      without_B, written_by)
 
 FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start", "1", "--accumulation", "1",
         "--resolution", str(RESOLUTION), "--quiet"]
@@ -144,6 +144,11 @@ CASES = {
                                         lambda e: e.out.with_suffix(".checkpoint.safetensors").write_bytes(b"junk"), 'cannot resume from'),
     "train resume with another lr": (train("--resume"), lambda e: checkpoint_with(e, learning_rate=1e-3), '(learning_rate 0.001 -> 0.01)'),
     "train resume with another seed": (train("--resume"), lambda e: checkpoint_with(e, seed=7), '(seed 7 -> 0)'),
+    "train keep checkpoints 0": (train("--keep-checkpoints", "0", "--checkpoint-every", "1"), None, 'keep_checkpoints must lie'),
+    "train keep checkpoints without checkpoints": (train("--keep-checkpoints", "3"), None, 'add --checkpoint-every'),
+    "train resume with another number of processes": (train("--resume"), lambda e: (checkpoint_with(e, learning_rate=1e-2), written_by(
+                                                          e.out.with_suffix(".checkpoint.safetensors"), 2)),
+                                                      'written by a run of 2 processes and this run has 1'),
     "train resume with another image": (train("--resume"), lambda e: (checkpoint_with(e, learning_rate=1e-2),
                                                                       noise_image(e.style, 48, 48)), '(style_image_sha256 '),
     # ---- generate
@@ -184,6 +189,27 @@ CASES = {
     "generate seed 2**64": (generate("--seed", str(2**64)), None, 'seed must lie'),
     "generate prompt past token limit": (["generate", "a cat " + LONG, "-s", "{sf}", "--model", "{model}",
                                           "-o", "{png}"], None, 'style words would be cut off'),
+    "generate no prompt": (["generate", "-s", "{sf}", "--model", "{model}", "-o", "{png}"], None, 'give a prompt'),
+    "generate prompt and prompts file": (generate("--prompts-file", "{content}"), None, 'not both'),
+    "generate prompts file missing": (["generate", "--prompts-file", "{tmp}/none.txt", "-s", "{sf}", "-o", "{png}"],
+                                      None, 'does not exist'),
+    "generate prompts file empty": (["generate", "--prompts-file", "{tmp}/p.txt", "-s", "{sf}", "-o", "{png}"],
+                                    lambda e: (e.tmp / "p.txt").write_text("# only a comment\n\n"), 'has no prompts'),
+    "generate prompts file binary": (["generate", "--prompts-file", "{content}", "-s", "{sf}", "-o", "{png}"], None,
+                                     'as UTF-8 text'),
+    "generate prompts file too long a prompt": (["generate", "--prompts-file", "{tmp}/p.txt", "-s", "{sf}",
+                                                 "--model", "{model}", "-o", "{png}"],
+                                                lambda e: (e.tmp / "p.txt").write_text("a cat\na cat " + LONG + "\n"),
+                                                'style words would be cut off'),
+    "generate seeds not numbers": (generate("--seeds", "0-x"), None, 'ranges such as 0-3'),
+    "generate seeds backwards": (generate("--seeds", "5-2"), None, 'runs backwards'),
+    "generate seeds repeated": (generate("--seeds", "0-3,2"), None, 'names a seed twice'),
+    "generate seeds too large": (generate("--seeds", str(2**64)), None, 'a seed must lie'),
+    "generate seeds too many": (generate("--seeds", "0-999999999"), None, 'more than 100000'),
+    "generate seed and seeds": (generate("--seeds", "0-1", "--seed", "3"), None, 'either --seed or --seeds'),
+    "generate seeds and num images": (generate("--seeds", "0-1", "--num-images", "2"), None, 'give the seeds instead'),
+    "generate batch output exists": (generate("--seeds", "4"),
+                                     lambda e: (e.tmp / "cat-000-a-cat-s4.png").write_bytes(b"x"), 'cat-000-a-cat-s4.png'),
     "generate output exists": (generate(), lambda e: e.png.write_bytes(b"precious"), 'already exists'),
     "generate output is a folder": (generate(), lambda e: e.png.mkdir(), 'is a folder'),
     "generate output under a file": (generate("-o", "{content}/x.png"), None, 'is a file, not a folder'),

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -377,6 +378,46 @@ def test_save_every_writes_numbered_intermediate_styles(model_dirs, tmp_path):
     assert metadata.training["step"] == 2 and read_adapter(output)[1].training["step"] == 4
     assert not (tmp_path / "art-step00004.safetensors").exists(), "the last step is the output itself"
     assert not output.with_suffix(".checkpoint.safetensors").exists(), "no checkpoint was asked for"
+
+
+def test_keep_checkpoints_keeps_the_newest_numbered_and_resume_reads_the_newest(model_dirs, tmp_path):
+    from paircustom.checkpoint import read_header
+    content, style = write_pair(tmp_path)
+    output = tmp_path / "art.safetensors"
+    args = lambda steps, *extra: _train_args(content, style, model_dirs["sd"], output, "--steps", str(steps),  # noqa: E731
+                                             "--checkpoint-every", "1", "--keep-checkpoints", "2", *extra)
+    killed = tmp_path / ".art.checkpoint-step00009.safetensors.abcd1234.safetensors"    # a killed write's leftover
+    killed.write_bytes(b"half")
+    assert main(args(4)) == 0
+    kept = sorted(p.name for p in tmp_path.glob("art.checkpoint*"))
+    assert kept == ["art.checkpoint-step00003.safetensors", "art.checkpoint-step00004.safetensors",
+                    "art.checkpoint.safetensors"], f"kept {kept}"
+    rolling = output.with_suffix(".checkpoint.safetensors")
+    assert rolling.read_bytes() == (tmp_path / "art.checkpoint-step00004.safetensors").read_bytes()
+    assert not killed.exists(), "the temporary file of a killed numbered checkpoint was left"
+    assert main(args(5, "--resume")) == 0
+    assert read_header(rolling)["step"] == 5 and sorted(p.name for p in tmp_path.glob("art.checkpoint-*")) == \
+        ["art.checkpoint-step00004.safetensors", "art.checkpoint-step00005.safetensors"]
+
+
+def test_prompts_file_and_seeds_name_each_image_by_prompt_and_seed(style_files, model_dirs, tmp_path, monkeypatch):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A photo of a cat!\n# skipped\n\na red house\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "--prompts-file", str(prompts), "--seeds", "3,5", "-s", str(style_files["sd"]), "--model",
+                 model_dirs["sd"],
+                 "--steps", "2", "--height", "32", "--width", "32", "-o", "out/img.png", "--quiet", "--compare"]) == 0
+    made = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert made == sorted(f"img-{i}-s{seed}{part}.png" for i in ("000-a-photo-of-a-cat", "001-a-red-house")
+                          for seed in (3, 5) for part in ("", "-compare")), made
+    text = Image.open(tmp_path / "out" / "img-001-a-red-house-s5.png").text
+    assert (text["prompt"], text["seed"], text["prompt_index"]) == ("a red house", "5", "1")
+    single = tmp_path / "single.png"
+    assert main(["generate", "a red house", "--seed", "5", "-s", str(style_files["sd"]), "--model", model_dirs["sd"],
+                 "--steps", "2",
+                 "--height", "32", "--width", "32", "-o", str(single), "--quiet"]) == 0
+    assert np.array_equal(np.asarray(Image.open(single)), np.asarray(Image.open(tmp_path / "out" / "img-001-a-red-house-s5.png"))), \
+        "a batch image differs from the same prompt and seed made alone"
 
 
 def test_sdxl_second_prompt_and_guidance_rescale(style_files, model_dirs, tmp_path, capsys):
