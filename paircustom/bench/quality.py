@@ -51,10 +51,13 @@ import torch
 from PIL import Image
 
 from ..guidance import StyleGuidedPipeline
+from ..images import to_uint8
 from ..shapes.analyzer import analyze
-from ..shapes.examples import ExamplePair
+from ..shapes.evaluate import eval_layouts
+from ..shapes.examples import EXAMPLES, ExamplePair
 from ..shapes.styles import STYLES
-from ..shapes.world import all_combos, caption, held_out_combos, render_batch, training_combos
+from ..shapes.train import to_tensor
+from ..shapes.world import render_batch
 from ..training import TrainConfig, train_pair
 
 
@@ -86,7 +89,7 @@ class QualityConfig:
     model: str = "shapes"                     # the embedded model (or a shapes-world pipeline folder)
     styles: tuple[str, ...] = tuple(STYLES)   # keys of paircustom.shapes.styles.STYLES, easy to hard
     methods: tuple[str, ...] = tuple(METHODS)
-    pair_combo: tuple[int, int, int] = (0, 0, 2)   # the training pair: red circle on blue (a training caption)
+    pair: str = "trio"                        # the scene of the training pair (paircustom.shapes.examples)
     held_out: int = 4                         # held-out captions evaluated
     training: int = 4                         # training-set captions evaluated (the pair's own excluded)
     pair_caption: bool = False                # also the pair's own caption, split "pair" (an in-sample check)
@@ -124,17 +127,16 @@ class Sample:
 
 def evaluation_set(config: QualityConfig, pipe) -> Sample:
     """Draw the captions (fixed seed) and the initial latents of every (caption, seed)."""
-    rng = np.random.default_rng(config.prompt_seed)
-    held = held_out_combos()
-    train = [c for c in training_combos() if c != config.pair_combo]
-    chosen = [("held-out", held[i]) for i in rng.choice(len(held), config.held_out, replace=False)]
-    chosen += [("training", train[i]) for i in rng.choice(len(train), config.training, replace=False)]
-    chosen += [("pair", config.pair_combo)] if config.pair_caption else []
+    pair = EXAMPLES[config.pair].scene.layout
+    chosen = [("held-out", layout) for layout in eval_layouts(config.held_out, True, config.prompt_seed)]
+    chosen += [("training", layout) for layout in eval_layouts(config.training + 1, False, config.prompt_seed)
+               if layout != pair][:config.training]
+    chosen += [("pair", pair)] if config.pair_caption else []
     unet = pipe.unet.config
     noise = {s: torch.randn((1, unet.in_channels, unet.sample_size, unet.sample_size),
                             generator=torch.Generator().manual_seed(s)) for s in config.seeds}
-    rows = [(split, combo, seed) for split, combo in chosen for seed in config.seeds]
-    return Sample([caption(*combo) for _, combo, _ in rows], [split for split, _, _ in rows],
+    rows = [(split, layout, seed) for split, layout in chosen for seed in config.seeds]
+    return Sample([layout.caption for _, layout, _ in rows], [split for split, _, _ in rows],
                   torch.cat([noise[seed] for _, _, seed in rows]))
 
 
@@ -165,17 +167,29 @@ def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_imag
     leakage = float((_mae(styled, style_image[None]) < to_target).mean())
     structure = None
     if readable:
-        pairs = [(analyze(s).shape, analyze(b).shape) for s, b in zip(styled, base)]
-        kept = [s == b for s, b in pairs if b is not None]
+        pairs = [(shapes_read(s), shapes_read(b)) for s, b in zip(styled, base)]
+        kept = [s == b for s, b in pairs if b]
         structure = float(np.mean(kept)) if kept else None
     return dict(fidelity=float(fidelity), leakage=leakage, structure=structure, n=len(styled))
 
 
+def shapes_read(image: np.ndarray) -> tuple[int, ...]:
+    """The shapes the analyzer reads, left to right: the scene's structure, whatever its colours."""
+    return tuple(shape for _, shape in analyze(image).objects)
+
+
 def analyzer_reads(style: str, count: int = 200, seed: int = 0) -> float:
-    """Shape accuracy of the analyzer on rendered scenes pushed through the style: can it read this style?"""
-    images, scenes = render_batch(np.random.default_rng(seed), count, all_combos())
+    """Share of rendered scenes pushed through the style whose shapes the analyzer reads: can it read this style?"""
+    images, scenes = render_batch(np.random.default_rng(seed), count)
     apply = STYLES[style].apply
-    return float(np.mean([analyze(apply(image)).shape == scene.shape for image, scene in zip(images, scenes)]))
+    return float(np.mean([shapes_read(apply(image)) == tuple(s for _, s in scene.layout.objects)
+                          for image, scene in zip(images, scenes)]))
+
+
+@torch.no_grad()
+def vae_round_trip(vae, images: np.ndarray) -> np.ndarray:
+    """(N, 64, 64, 3) uint8 through the VAE (encoder mean, then decoder) -> (N, 64, 64, 3) uint8."""
+    return to_uint8(vae.decode(vae.encode(to_tensor(images).to(vae.dtype)).latent_dist.mean).sample)
 
 
 def train_style(config: QualityConfig, style: str, method: Method, work: Path) -> Path:
@@ -185,12 +199,12 @@ def train_style(config: QualityConfig, style: str, method: Method, work: Path) -
     output = work / f"{style}-{variant}-{steps}.safetensors"
     if output.is_file():
         return output
-    pair = ExamplePair("pair", config.pair_combo, style)
+    pair = ExamplePair("pair", EXAMPLES[config.pair].scene, style)
     content, styled = pair.images()
     paths = work / f"{style}-content.png", work / f"{style}-style.png"
     for path, image in zip(paths, (content, styled)):
         Image.fromarray(image).save(path)
-    train_pair(TrainConfig(str(paths[0]), str(paths[1]), subject=pair.caption.removeprefix("a photo of a "),
+    train_pair(TrainConfig(str(paths[0]), str(paths[1]), subject=pair.subject,
                            style=pair.style_prompt, model=config.model, output=str(output), overwrite=True,
                            max_steps=config.max_steps, style_start=config.style_start_step, progress=False,
                            **dict(method.train)))
@@ -206,7 +220,7 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     """
     f = STYLES[style].apply
     target = np.stack([f(image) for image in sample.base])
-    style_image = f(ExamplePair("pair", config.pair_combo, style).images()[0])
+    style_image = ExamplePair("pair", EXAMPLES[config.pair].scene, style).images()[1]
     reads = analyzer_reads(style)
     readable = reads >= config.readable_threshold
     log(f"[{style}] analyzer reads shapes under this style: {100 * reads:.0f}% -> structure "
@@ -226,7 +240,9 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
         return next(r for r in reversed(records) if r["split"] == "all")
 
     constant = np.broadcast_to(np.rint(target.mean(axis=(0, 1, 2))).astype(np.uint8), target.shape)
-    for key, images in (("none", sample.base), ("ideal", target), ("constant", constant)):   # references
+    ceiling = vae_round_trip(guided.pipe.vae, target)
+    for key, images in (("none", sample.base), ("ideal", target), ("constant", constant),
+                        ("vae-ceiling", ceiling)):   # references
         score(key, 0.0, images)
     loaded: dict[Path, str] = {}
     for key in config.methods:

@@ -1,54 +1,41 @@
-"""Read an image of the shapes world back into (object colour, shape, background colour).
+"""Read an image of the shapes world back into a ``Layout``: background, then (colour, shape) left to right.
 
 Deterministic and geometric, so it can score any generator:
 
 1. background = the most common nearest-palette colour of the border pixels;
-2. object colour = the most common nearest-palette colour (other than the
-   background) among pixels clearly away from the background colour;
-3. object mask = pixels closer to the object colour than to the background
-   (projection onto the segment between the two colours past its middle);
-4. shape from the mask's bounding box: a background centre means a ring,
-   then the fill ratio separates square (~1), circle (~0.79) and triangle (~0.5).
+2. each other palette colour that is the nearest colour (within ``MAX_DISTANCE``) of at least ``MIN_INTERIOR``
+   interior pixels is one object; anti-aliased rims between two colours (which can look gray) have no interior;
+3. the object's shape comes from its mask's bounding box: a hollow centre means a ring, then the fill
+   ratio separates square (~1), circle (~0.79) and triangle (~0.5);
+4. objects are ordered by the mean x of their masks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .world import PALETTE
+from .world import PALETTE, Layout
 
-AWAY_FROM_BACKGROUND = 40.0  # RGB distance for a pixel to vote on the object colour
+MAX_DISTANCE = 60.0  # RGB distance within which a pixel counts for its nearest palette colour
+MIN_INTERIOR = 16  # pixels an object needs whose 4 neighbours share its colour (the smallest triangle has ~80)
 SQUARE_FILL, CIRCLE_FILL = 0.9, 0.65  # fill-ratio thresholds of the bounding box
-HOLE_FRACTION = 0.5  # a ring's centre patch is at least this much background
+HOLE_FRACTION = 0.5  # a ring's centre patch is at least this much not-object
 
 
-@dataclass(frozen=True)
-class Reading:
-    """What the analyzer saw; ``shape`` is None when no object was found."""
-
-    colour: int
-    shape: int | None
-    background: int
+def nearest_palette(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) RGB -> ((...) index of the nearest palette colour, (...) distance to it)."""
+    distances = np.linalg.norm(pixels[..., None, :].astype(np.float32) - PALETTE, axis=-1)  # (..., 9)
+    return distances.argmin(-1), distances.min(-1)
 
 
-def nearest_palette(pixels: np.ndarray) -> np.ndarray:
-    """(..., 3) RGB -> (...) index of the nearest palette colour."""
-    distances = np.linalg.norm(pixels[..., None, :].astype(np.float32) - PALETTE, axis=-1)  # (..., 8)
-    return distances.argmin(-1)
-
-
-def _mode(values: np.ndarray, minlength: int) -> int:
-    return int(np.bincount(values.ravel(), minlength=minlength).argmax())
-
-
-def object_mask(image: np.ndarray, colour: int, background: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) bool: pixels nearer ``colour`` than ``background`` along their segment."""
-    start, end = PALETTE[background], PALETTE[colour]
-    direction = end - start
-    t = ((image.astype(np.float32) - start) @ direction) / float(direction @ direction)  # (H, W)
-    return t > 0.5
+def _interior(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool -> (H, W) bool: pixels of ``mask`` whose four neighbours are in it too."""
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return inner
 
 
 def classify_shape(mask: np.ndarray) -> int | None:
@@ -72,17 +59,22 @@ def classify_shape(mask: np.ndarray) -> int | None:
     return 2
 
 
-def analyze(image: np.ndarray) -> Reading:
-    """(64, 64, 3) uint8 RGB -> ``Reading`` of object colour, shape and background (palette/shape indexes)."""
+def analyze(image: np.ndarray) -> Layout:
+    """(64, 64, 3) uint8 RGB -> the ``Layout`` read from it (objects whose shape is unreadable get shape -1)."""
     image = np.asarray(image)[..., :3]
-    colours = len(PALETTE)
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])  # (4 * 64, 3)
-    background = _mode(nearest_palette(border), colours)
-    distance = np.linalg.norm(image.astype(np.float32) - PALETTE[background], axis=-1)  # (H, W)
-    candidates = image[distance > AWAY_FROM_BACKGROUND]  # (K, 3)
-    votes = np.bincount(nearest_palette(candidates), minlength=colours) if len(candidates) else np.zeros(colours)
-    votes[background] = 0
-    if votes.sum() == 0:
-        return Reading(colour=(background + 1) % colours, shape=None, background=background)
-    colour = int(votes.argmax())
-    return Reading(colour=colour, shape=classify_shape(object_mask(image, colour, background)), background=background)
+    index, distance = nearest_palette(image)  # (H, W) each
+    border = np.concatenate([index[0], index[-1], index[:, 0], index[:, -1]])
+    background = int(np.bincount(border, minlength=len(PALETTE)).argmax())
+    found = []
+    for colour in range(len(PALETTE)):
+        mask = (index == colour) & (distance < MAX_DISTANCE)  # (H, W)
+        inner = _interior(mask)
+        if colour == background or inner.sum() < MIN_INTERIOR:
+            continue
+        rows, cols = np.nonzero(inner)  # keep the mask near the object: rims elsewhere may share its colour
+        near = np.zeros_like(mask)
+        near[max(rows.min() - 1, 0) : rows.max() + 2, max(cols.min() - 1, 0) : cols.max() + 2] = True
+        mask &= near
+        shape = classify_shape(mask)
+        found.append((float(np.nonzero(mask)[1].mean()), colour, -1 if shape is None else shape))
+    return Layout(background, tuple((colour, shape) for _, colour, shape in sorted(found)))

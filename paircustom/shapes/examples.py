@@ -2,8 +2,9 @@
 
     python -m paircustom.shapes.examples [--out DIR]
 
-writes ``<name>_content.png`` and ``<name>_<style>.png`` for every pair in
-``EXAMPLES`` (default DIR: ``paircustom/shapes/examples``, shipped with the package).
+writes ``<name>_content.png`` and ``<name>_<style>.png`` for every pair in ``EXAMPLES`` (default DIR:
+``paircustom/shapes/examples``, shipped with the package).  The pairs show three objects in four colours, so
+that one pair says what a colour-changing style does to more than one colour.
 """
 
 from __future__ import annotations
@@ -16,23 +17,31 @@ import numpy as np
 from PIL import Image
 
 from .styles import STYLES
-from .world import SIZE, Scene, caption, render
+from .world import Scene, Thing, render
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
+
+# A red circle, a yellow square and a white triangle on a blue background (a training layout: no triple is held out).
+TRIO = Scene(2, (Thing(0, 0, left=4, top=8, size=22), Thing(3, 1, left=23, top=36, size=20),
+                 Thing(6, 2, left=40, top=6, size=22)))
 
 
 @dataclass(frozen=True)
 class ExamplePair:
-    """A centred object of fixed size and the style applied to it."""
+    """A fixed scene and the style applied to it."""
 
     name: str
-    combo: tuple[int, int, int]  # (colour, shape, background) indexes
+    scene: Scene
     style: str  # key of ``STYLES``
-    size: float = 0.5 * SIZE  # object side, pixels
 
     @property
     def caption(self) -> str:
-        return caption(*self.combo)
+        return self.scene.layout.caption
+
+    @property
+    def subject(self) -> str:
+        """The caption without "a photo of a ", as pair training's ``subject`` (prompt "a photo of a sbu <subject>")."""
+        return self.caption.removeprefix("a photo of a ")
 
     @property
     def style_prompt(self) -> str:
@@ -40,18 +49,12 @@ class ExamplePair:
 
     def images(self) -> tuple[np.ndarray, np.ndarray]:
         """(content, style), each (64, 64, 3) uint8."""
-        corner = (SIZE - self.size) / 2
-        content = render(Scene(*self.combo, left=corner, top=corner, size=self.size))
+        content = render(self.scene)
         return content, STYLES[self.style].apply(content)
 
 
-EXAMPLES = {
-    pair.name: pair
-    for pair in (
-        ExamplePair("red_circle", (0, 0, 2), "inverted"),  # red circle on blue
-        ExamplePair("yellow_triangle", (3, 2, 1), "line_sketch"),  # yellow triangle on green
-    )
-}
+EXAMPLES = {pair.name: pair for pair in (ExamplePair("trio", TRIO, "inverted"),
+                                         ExamplePair("trio_sketch", TRIO, "line_sketch"))}
 
 
 def write_examples(directory: str | Path = EXAMPLES_DIR) -> list[Path]:

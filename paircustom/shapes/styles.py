@@ -1,7 +1,12 @@
-"""Image-space styles for shapes-world pairs: each maps a (64, 64, 3) uint8 RGB array to another.
+"""Image-space styles of the shapes world: each maps a (64, 64, 3) uint8 RGB array to another.
 
-A style image made this way is an exact counterpart of its content image, so
-a pair-trained adapter can be checked against the ground truth.
+Two kinds, as for a real text-to-image model:
+
+- ``KNOWN_STYLES`` are named in the base model's training captions (``... in blurry style``), so the base
+  model already knows what a style word does, the way SDXL knows "watercolor".
+- ``STYLES`` are the benchmark's: never named in base training, each a content-independent function that one
+  pair showing several colours and objects determines.  A style image made this way is the exact counterpart
+  of its content image, so a pair-trained adapter can be scored against the ground truth f(x).
 """
 
 from __future__ import annotations
@@ -13,7 +18,23 @@ import numpy as np
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 weights
 BLOCK = 8  # pixelate block side in pixels
+OUTLINE = 20  # value of the dark outline
 
+
+def _edges(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) float: the largest channel's |dx| + |dy| (forward differences)."""
+    x = image.astype(np.float32)
+    dx = np.abs(np.diff(x, axis=1, append=x[:, -1:]))  # (H, W, 3)
+    dy = np.abs(np.diff(x, axis=0, append=x[-1:]))  # (H, W, 3)
+    return (dx + dy).max(axis=-1)
+
+
+def _grey(value: np.ndarray) -> np.ndarray:
+    """(H, W) float -> (H, W, 3) uint8 grey image."""
+    return np.repeat(np.rint(np.clip(value, 0, 255)).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+# --- benchmark styles (never named in base training) ---
 
 def inverted(image: np.ndarray) -> np.ndarray:
     """255 - every channel."""
@@ -22,13 +43,7 @@ def inverted(image: np.ndarray) -> np.ndarray:
 
 def grayscale(image: np.ndarray) -> np.ndarray:
     """BT.601 luma, repeated in the three channels."""
-    luma = np.rint(image.astype(np.float32) @ LUMA).astype(np.uint8)  # (H, W)
-    return np.repeat(luma[..., None], 3, axis=-1)
-
-
-def posterize(image: np.ndarray) -> np.ndarray:
-    """Two levels per channel: 0 below 128, 255 from 128 up."""
-    return np.where(image >= 128, 255, 0).astype(np.uint8)
+    return _grey(image.astype(np.float32) @ LUMA)
 
 
 def hue_rotated(image: np.ndarray) -> np.ndarray:
@@ -45,13 +60,36 @@ def pixelate(image: np.ndarray) -> np.ndarray:
 
 
 def line_sketch(image: np.ndarray) -> np.ndarray:
-    """Dark edges on white: 255 - 2 * (largest channel's |dx| + |dy|), in grey."""
-    x = image.astype(np.float32)
-    dx = np.abs(np.diff(x, axis=1, append=x[:, -1:]))  # (H, W, 3)
-    dy = np.abs(np.diff(x, axis=0, append=x[-1:]))  # (H, W, 3)
-    edges = (dx + dy).max(axis=-1)  # (H, W)
-    value = (255 - np.clip(2 * edges, 0, 255)).astype(np.uint8)
-    return np.repeat(value[..., None], 3, axis=-1)
+    """Dark edges on white: 255 - 2 * edge strength, in grey."""
+    return _grey(255 - 2 * _edges(image))
+
+
+def outlined(image: np.ndarray) -> np.ndarray:
+    """The image with a dark outline: each pixel is pulled towards black by its edge strength."""
+    weight = np.clip(_edges(image) / 64, 0, 1)[..., None]  # (H, W, 1)
+    return np.rint(image * (1 - weight) + OUTLINE * weight).astype(np.uint8)
+
+
+# --- known styles (named in base training) ---
+
+def blurry(image: np.ndarray) -> np.ndarray:
+    """A 5x5 box blur (edges replicated)."""
+    x = np.pad(image.astype(np.float32), ((2, 2), (2, 2), (0, 0)), mode="edge")
+    h, w = image.shape[:2]
+    total = sum(x[i : i + h, j : j + w] for i in range(5) for j in range(5))
+    return np.rint(total / 25).astype(np.uint8)
+
+
+def faded(image: np.ndarray) -> np.ndarray:
+    """Halfway towards a light gray (200)."""
+    return np.rint(image * 0.5 + 100).astype(np.uint8)
+
+
+def striped(image: np.ndarray) -> np.ndarray:
+    """Every other band of 4 rows darkened to 60%."""
+    rows = (np.arange(image.shape[0]) // 4) % 2 == 1  # (H,)
+    factor = np.where(rows, 0.6, 1.0)[:, None, None]
+    return np.rint(image * factor).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -68,9 +106,26 @@ STYLES = {
     for style in (
         Style("inverted", "inverted colours", inverted),
         Style("grayscale", "grayscale", grayscale),
-        Style("posterized", "posterized", posterize),
         Style("hue_rotated", "hue rotated", hue_rotated),
         Style("pixelated", "pixelated", pixelate),
         Style("line_sketch", "line sketch", line_sketch),
+        Style("outlined", "dark outline", outlined),
     )
 }
+
+KNOWN_STYLES = {
+    style.name: style
+    for style in (
+        Style("blurry", "blurry", blurry),
+        Style("faded", "faded", faded),
+        Style("striped", "striped", striped),
+    )
+}
+
+# Words of the style prompts; tokenizers must keep each one a single token.
+STYLE_WORDS = tuple(dict.fromkeys(w for s in (*STYLES.values(), *KNOWN_STYLES.values()) for w in s.prompt.split()))
+
+
+def styled_caption(caption: str, style: Style) -> str:
+    """``<caption> in <style words> style``, the form every prompt with a style takes."""
+    return f"{caption} in {style.prompt} style"

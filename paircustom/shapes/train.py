@@ -1,15 +1,18 @@
-"""Train the shapes-world Stable Diffusion pipeline from scratch on rendered images.
+"""Train the shapes-world Stable Diffusion pipeline from scratch, in stages that save and resume.
 
-    python -m paircustom.shapes.train --out DIR [--seed 0] [--vae-minutes 9] [--unet-minutes 45] [--decoder-minutes 8]
-    python -m paircustom.shapes.train --out DIR --refine PIPELINE_DIR   # stage 3 only
+    python -m paircustom.shapes.train --out DIR [--seed 0] [--vae-steps N] [--unet-steps N] [--decoder-steps N]
 
-Stage 1 trains an AutoencoderKL (64x64x3 <-> 8x8x4).  Stage 2 renders a pool of
-training images, encodes it once, and trains the UNet and the CLIP text encoder
-jointly through the epsilon-prediction diffusion loss, dropping the caption
-10% of the time for classifier-free guidance.  Stage 3 sharpens the VAE decoder
-on the frozen encoder's latents, which leaves the UNet's latent space unchanged.  Each stage runs for a wall-clock
-budget with a cosine learning rate over that time.  Sample grids and analyzer
-scores are written to DIR as it goes; the fp16 pipeline lands in DIR/pipeline.
+Stage ``vae`` trains an AutoencoderKL (64x64x3 <-> 8x8x16) on everything a real VAE would see: plain scenes,
+scenes in the known styles, scenes in the benchmark styles and random textures.  Stage ``unet`` renders a pool
+of training scenes (a quarter of them in a known style, captioned ``... in <known> style``), encodes it once,
+and trains the UNet and the CLIP text encoder jointly through the epsilon-prediction loss, dropping the caption
+10% of the time for classifier-free guidance.  Stage ``decoder`` sharpens the VAE decoder on the frozen
+encoder's latents, which leaves the UNet's latent space unchanged.
+
+Each stage writes its result under DIR and is skipped when that result exists; the UNet stage also checkpoints
+(safetensors + JSON) every ``checkpoint_every`` steps, and every step draws its data from a generator seeded by
+(seed, stage, step), so a run stopped at any point and started again with the same command gives the same
+model.  The fp16 pipeline lands in DIR/pipeline.
 """
 
 from __future__ import annotations
@@ -26,16 +29,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..images import to_uint8
 from ..tiny import BASE_WORDS, sd_scheduler, write_clip_tokenizer
-from .evaluate import generate, save_grid, score
-from .world import WORLD_WORDS, caption, held_out_combos, render_batch
-
-# Words of the style prompts later benchmarks use; they must be single tokens too.
-STYLE_WORDS = "inverted colours colors grayscale posterized hue rotated pixelated line sketch".split()
+from .evaluate import eval_layouts, generate, save_grid, score
+from .styles import KNOWN_STYLES, STYLE_WORDS, STYLES, styled_caption
+from .world import SIZE, WORLD_WORDS, render, render_batch, random_scene
 
 # Pair-training defaults that suit this model (written to paircustom.json next to it).
 TRAIN_DEFAULTS = dict(learning_rate=1e-3, max_steps=300, style_start=100, rank=8, resolution=64,
@@ -43,38 +45,46 @@ TRAIN_DEFAULTS = dict(learning_rate=1e-3, max_steps=300, style_start=100, rank=8
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that shapes the model and its training (defaults fit ~57 minutes on one CPU core)."""
+class BaseTrainConfig:
+    """Everything that shapes the base model and its training (about 90 minutes on one CPU core)."""
 
     seed: int = 0
-    vae_minutes: float = 9.0  # wall-clock budget of stage 1
-    unet_minutes: float = 45.0  # wall-clock budget of stage 2
-    vae_channels: tuple = (8, 16, 32, 64)  # 4 levels: 64x64 -> 8x8 latents
-    vae_norm_groups: int = 2  # few, wide groups: per-channel norms would erase the flat colours
+    vae_steps: int = 1000
+    vae_channels: tuple = (32, 64, 64, 128)  # 4 levels: 64x64 -> 8x8 latents
+    latent_channels: int = 16  # 8x8x16 latents: thin lines and hard block edges need more than SD's 4 channels
+    vae_norm_groups: int = 4  # few, wide groups: per-channel norms would erase the flat colours
     vae_batch: int = 16
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
-    decoder_minutes: float = 8.0  # stage 3: the decoder alone, on the frozen encoder's latents
+    decoder_steps: int = 400  # stage 3: the decoder alone, on the frozen encoder's latents
     decoder_lr: float = 3e-4
-    unet_channels: tuple = (64, 128)  # 8x8 and 4x4, cross-attention at both
-    unet_heads: int = 4
-    text_hidden: int = 64
-    text_layers: int = 3
-    max_length: int = 32  # tokens incl. BOS/EOS; pair prompts "a photo of a sbu <caption> in <style> style" take <= 26
-    pool_size: int = 12_000  # training images rendered and encoded once for stage 2
+    unet_steps: int = 2000
+    unet_channels: tuple = (96, 192)  # 8x8 and 4x4, cross-attention at both
+    unet_heads: int = 8
+    text_hidden: int = 128
+    text_layers: int = 4
+    max_length: int = 40  # tokens incl. BOS/EOS; the longest pair prompt takes 31
+    pool_size: int = 20_000  # training scenes rendered and encoded once for the UNet stage
+    known_style_share: float = 0.25  # of the pool, drawn in a known style and captioned so
     unet_batch: int = 128
     unet_lr: float = 6e-4  # UNet and text encoder
     warmup_steps: int = 100
     caption_dropout: float = 0.1  # empty caption, for classifier-free guidance
     ema_decay: float = 0.999
-    sample_every_minutes: float = 5.0
+    checkpoint_every: int = 200  # UNet steps between checkpoints
+    sample_every: int = 500  # UNet steps between held-out checks
     sample_steps: int = 20  # DDIM steps of the periodic held-out check (CFG 5)
     threads: int = 1  # torch threads; 2 threads stall badly when another process shares the 2 cores
 
 
-def lr_at(base: float, step: int, warmup: int, progress: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay over the time budget (``progress`` in 0-1)."""
-    return base * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+def lr_at(base: float, step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    return base * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+
+
+def step_rng(config: BaseTrainConfig, stage: int, step: int) -> np.random.Generator:
+    """The data of one step depends on (seed, stage, step) alone, so resuming repeats it exactly."""
+    return np.random.default_rng([config.seed, stage, step])
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -82,13 +92,40 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def build_models(config: TrainConfig, vocab_size: int):
+def texture(rng: np.random.Generator) -> np.ndarray:
+    """A random mosaic: blocks of 1-16 pixels in random colours, half of them in a random palette of 2-6."""
+    block = int(rng.choice([1, 2, 4, 8, 16]))
+    cells = SIZE // block
+    if rng.random() < 0.5:
+        colours = rng.integers(0, 256, size=(int(rng.integers(2, 7)), 3))
+        grid = colours[rng.integers(len(colours), size=(cells, cells))]
+    else:
+        grid = rng.integers(0, 256, size=(cells, cells, 3))
+    return np.repeat(np.repeat(grid, block, axis=0), block, axis=1).astype(np.uint8)
+
+
+def vae_images(rng: np.random.Generator, count: int) -> np.ndarray:
+    """What the VAE trains on -> (N, 64, 64, 3) uint8: scenes (plain, known and benchmark styles) and textures."""
+    looks = [None, *KNOWN_STYLES.values(), *STYLES.values(), *STYLES.values()]  # benchmark styles weighted x2
+    images = []
+    for _ in range(count):
+        if rng.random() < 0.1:
+            images.append(texture(rng))
+            continue
+        image = render(random_scene(rng, held_out=bool(rng.random() < 0.15)))
+        look = looks[rng.integers(len(looks))]
+        images.append(image if look is None else look.apply(image))
+    return np.stack(images)
+
+
+def build_models(config: BaseTrainConfig, vocab_size: int):
     """Fresh (vae, text_encoder, unet, scheduler), seeded."""
     torch.manual_seed(config.seed)
     levels = len(config.vae_channels)
     vae = AutoencoderKL(
         block_out_channels=config.vae_channels, down_block_types=("DownEncoderBlock2D",) * levels,
-        up_block_types=("UpDecoderBlock2D",) * levels, latent_channels=4, norm_num_groups=config.vae_norm_groups, sample_size=64,
+        up_block_types=("UpDecoderBlock2D",) * levels, latent_channels=config.latent_channels,
+        norm_num_groups=config.vae_norm_groups, sample_size=SIZE,
     )
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=config.text_hidden, intermediate_size=2 * config.text_hidden,
@@ -98,53 +135,33 @@ def build_models(config: TrainConfig, vocab_size: int):
     ))
     n = len(config.unet_channels)
     unet = UNet2DConditionModel(
-        sample_size=64 // 2 ** (levels - 1), in_channels=4, out_channels=4, block_out_channels=config.unet_channels,
-        layers_per_block=1, down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
+        sample_size=SIZE // 2 ** (levels - 1), in_channels=config.latent_channels,
+        out_channels=config.latent_channels, block_out_channels=config.unet_channels, layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
         cross_attention_dim=config.text_hidden, attention_head_dim=config.unet_heads, norm_num_groups=16,
     )
     return vae, text_encoder, unet, sd_scheduler("epsilon")
 
 
-class Budget:
-    """A wall-clock budget with a tqdm bar counting its seconds."""
+def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, decoder_only: bool = False) -> str:
+    """Stage 1 (or 3 with ``decoder_only``): L1 reconstruction + a tiny KL term; returns a one-line summary.
 
-    def __init__(self, minutes: float, desc: str):
-        self.seconds, self.start = minutes * 60, time.time()
-        self.bar = tqdm(total=round(self.seconds), desc=desc, unit="s", mininterval=20)
-
-    @property
-    def progress(self) -> float:
-        return (time.time() - self.start) / self.seconds
-
-    def tick(self, **postfix) -> bool:
-        """Update the bar; False once the budget is spent."""
-        self.bar.update(min(round(time.time() - self.start), self.bar.total) - self.bar.n)
-        self.bar.set_postfix(postfix, refresh=False)
-        if self.progress >= 1:
-            self.bar.close()
-        return self.progress < 1
-
-
-def train_vae(vae: AutoencoderKL, config: TrainConfig, out: Path, rng: np.random.Generator,
-              decoder_only: bool = False) -> None:
-    """Stage 1: L1 reconstruction + a tiny KL term, on freshly rendered training images.
-
-    With ``decoder_only`` (stage 3) the encoder is frozen, so the latent space the
-    UNet learned stays put while the decoder sharpens.
+    With ``decoder_only`` the encoder is frozen, so the latent space the UNet learned stays put.
     """
-    name, minutes, base_lr = ("decoder", config.decoder_minutes, config.decoder_lr) if decoder_only else (
-        "vae", config.vae_minutes, config.vae_lr)
+    stage, steps, base_lr = (3, config.decoder_steps, config.decoder_lr) if decoder_only else (
+        1, config.vae_steps, config.vae_lr)
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else list(vae.parameters())
     vae.requires_grad_(False)
     for param in params:
         param.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=base_lr, weight_decay=0.0)
-    budget, step = Budget(minutes, name), 0
     vae.train()
-    while budget.tick():
+    for step in (bar := tqdm(range(steps), desc="decoder" if decoder_only else "vae", mininterval=20)):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(base_lr, step, config.warmup_steps, budget.progress)
-        images = to_tensor(render_batch(rng, config.vae_batch)[0])  # (B, 3, 64, 64)
+            group["lr"] = lr_at(base_lr, step, config.warmup_steps, steps)
+        rng = step_rng(config, stage, step)
+        images = to_tensor(vae_images(rng, config.vae_batch))  # (B, 3, 64, 64)
+        torch.manual_seed(int(rng.integers(2**31)))
         with torch.set_grad_enabled(not decoder_only):
             posterior = vae.encode(images).latent_dist
         recon = vae.decode(posterior.sample()).sample
@@ -153,31 +170,68 @@ def train_vae(vae: AutoencoderKL, config: TrainConfig, out: Path, rng: np.random
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        step += 1
-        budget.bar.set_postfix(loss=f"{loss.item():.4f}", step=step, refresh=False)
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     vae.requires_grad_(False).eval()
-    images, scenes = render_batch(np.random.default_rng(config.seed + 1), 256, held_out_combos())
+    images = vae_images(np.random.default_rng([config.seed, 99]), 256)
     with torch.no_grad():
         recon = to_uint8(vae(to_tensor(images)).sample)  # (256, 64, 64, 3)
-    adherence = score(recon, [scene.combo for scene in scenes])
-    print(f"{name}: {step} steps; held-out reconstructions read back: {adherence}", flush=True)
-    save_grid(np.concatenate([images[:16], recon[:16]]), out / f"{name}_reconstructions.png")
+    error = np.abs(recon.astype(np.float32) - images).mean()
+    return f"{steps} steps; mean absolute reconstruction error {error:.2f} (0-255) on 256 mixed images"
 
 
 @torch.no_grad()
 def encode_pool(vae: AutoencoderKL, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, 4, 8, 8)."""
+    """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, C, 8, 8)."""
     means, stds = [], []
-    for start in range(0, len(images), 256):
+    for start in tqdm(range(0, len(images), 256), desc="encode pool", mininterval=20):
         dist = vae.encode(to_tensor(images[start : start + 256])).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
     return torch.cat(means), torch.cat(stds)
 
 
-def train_unet(pipe: StableDiffusionPipeline, config: TrainConfig, out: Path, rng: np.random.Generator) -> None:
-    """Stage 2: UNet + text encoder through the diffusion loss; the pipeline ends up holding their EMA."""
+def training_pool(config: BaseTrainConfig) -> tuple[np.ndarray, list[str]]:
+    """The UNet stage's images and captions: training scenes, a share of them in a known style."""
+    rng = np.random.default_rng([config.seed, 2])
     images, scenes = render_batch(rng, config.pool_size)
+    captions = [scene.layout.caption for scene in scenes]
+    known = list(KNOWN_STYLES.values())
+    for i in np.nonzero(rng.random(config.pool_size) < config.known_style_share)[0]:
+        style = known[rng.integers(len(known))]
+        images[i], captions[i] = style.apply(images[i]), styled_caption(captions[i], style)
+    return images, captions
+
+
+def _save_checkpoint(path: Path, step: int, models, ema, optimizer) -> None:
+    """Models, EMA and AdamW moments as safetensors, the step and param groups as JSON (no pickle)."""
+    tensors = {f"model.{k}": v for k, v in models.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    state = optimizer.state_dict()
+    for index, moments in state["state"].items():
+        tensors.update({f"adam.{index}.{name}": value.reshape(-1) if value.ndim == 0 else value
+                        for name, value in moments.items()})
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+
+
+def _load_checkpoint(path: Path, models, ema, optimizer) -> int:
+    tensors, meta = load_file(str(path)), json.loads(path.with_suffix(".json").read_text())
+    models.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    moments: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("adam."):
+            _, index, name = key.split(".")
+            moments.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
+    optimizer.load_state_dict({"state": moments, "param_groups": meta["param_groups"]})
+    return int(meta["step"])
+
+
+def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path) -> None:
+    """Stage 2: UNet + text encoder through the diffusion loss; the pipeline ends up holding their EMA."""
+    images, captions = training_pool(config)
     means, stds = encode_pool(pipe.vae, images)
     scaling = float(1.0 / means.std())
     pipe.vae.register_to_config(scaling_factor=scaling)
@@ -187,23 +241,28 @@ def train_unet(pipe: StableDiffusionPipeline, config: TrainConfig, out: Path, rn
         return pipe.tokenizer(texts, padding="max_length", max_length=config.max_length, truncation=True,
                               return_tensors="pt").input_ids
 
-    caption_ids = tokens([caption(*scene.combo) for scene in scenes])  # (N, L)
-    empty_ids = tokens([""])  # (1, L)
+    caption_ids, empty_ids = tokens(captions), tokens([""])  # (N, L), (1, L)
     unet, text_encoder, scheduler = pipe.unet, pipe.text_encoder, pipe.scheduler
     models = torch.nn.ModuleList([unet, text_encoder])
     ema = copy.deepcopy(models).requires_grad_(False)
     optimizer = torch.optim.AdamW(models.parameters(), lr=config.unet_lr, weight_decay=0.01)
-    budget, step, next_sample = Budget(config.unet_minutes, "unet"), 0, config.sample_every_minutes
+    checkpoint, start = out / "unet_checkpoint.safetensors", 0
+    if checkpoint.is_file():
+        start = _load_checkpoint(checkpoint, models, ema, optimizer)
+        print(f"resumed the UNet stage at step {start}", flush=True)
     models.train()
-    while budget.tick():
+    for step in (bar := tqdm(range(start, config.unet_steps), desc="unet", mininterval=20)):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(config.unet_lr, step, config.warmup_steps, budget.progress)
+            group["lr"] = lr_at(config.unet_lr, step, config.warmup_steps, config.unet_steps)
+        rng = step_rng(config, 2, step)
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         index = torch.from_numpy(rng.integers(len(means), size=config.unet_batch))
-        latents = (means[index] + stds[index] * torch.randn_like(means[index])) * scaling  # (B, 4, 8, 8)
+        noise_x0 = torch.randn(means[index].shape, generator=generator)
+        latents = (means[index] + stds[index] * noise_x0) * scaling  # (B, C, 8, 8)
         drop = torch.from_numpy(rng.random(config.unet_batch) < config.caption_dropout)[:, None]
         ids = torch.where(drop, empty_ids, caption_ids[index])  # (B, L)
-        noise = torch.randn_like(latents)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.unet_batch,))
+        noise = torch.randn(latents.shape, generator=generator)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.unet_batch,), generator=generator)
         prediction = unet(scheduler.add_noise(latents, noise, t), t, text_encoder(ids)[0]).sample
         loss = F.mse_loss(prediction, noise)
         optimizer.zero_grad(set_to_none=True)
@@ -212,25 +271,25 @@ def train_unet(pipe: StableDiffusionPipeline, config: TrainConfig, out: Path, rn
         optimizer.step()
         decay = min(config.ema_decay, (1 + step) / (10 + step))
         torch._foreach_lerp_(list(ema.parameters()), list(models.parameters()), 1 - decay)
-        step += 1
-        budget.bar.set_postfix(loss=f"{loss.item():.4f}", step=step, refresh=False)
-        minutes = budget.progress * config.unet_minutes
-        if minutes >= next_sample or budget.progress >= 1:
-            next_sample += config.sample_every_minutes
-            check(pipe, ema, config, out / f"samples_{minutes:04.1f}min.png", f"step {step}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        done = step + 1
+        if done % config.checkpoint_every == 0 or done == config.unet_steps:
+            _save_checkpoint(checkpoint, done, models, ema, optimizer)
+        if done % config.sample_every == 0 or done == config.unet_steps:
+            check(pipe, ema, config, out / f"samples_{done:05d}.png", f"step {done}")
     models.load_state_dict(ema.state_dict())
     models.eval()
 
 
-def check(pipe: StableDiffusionPipeline, ema: torch.nn.ModuleList, config: TrainConfig, path: Path, label: str):
-    """Generate every held-out combination once with the EMA weights, score it and save the grid."""
+def check(pipe: StableDiffusionPipeline, ema: torch.nn.ModuleList, config: BaseTrainConfig, path: Path, label: str):
+    """Generate 24 held-out layouts once with the EMA weights, score them and save the grid."""
     live = pipe.unet, pipe.text_encoder
     pipe.unet, pipe.text_encoder = ema[0].eval(), ema[1].eval()
     pipe.set_progress_bar_config(disable=True)
-    combos = held_out_combos()
-    images = generate(pipe, combos, seeds=(0,), steps=config.sample_steps, cfg=5.0)
+    layouts = eval_layouts(24, held_out=True)
+    images = generate(pipe, [layout.caption for layout in layouts], steps=config.sample_steps, cfg=5.0)
     pipe.unet, pipe.text_encoder = live
-    print(f"{label}: held-out adherence {score(images, combos)}", flush=True)
+    print(f"{label}: held-out adherence {score(images, layouts)}", flush=True)
     save_grid(images, path)
 
 
@@ -239,63 +298,67 @@ def save(pipe: StableDiffusionPipeline, target: Path) -> None:
     pipe.to(torch.float16).save_pretrained(target)
     pipe.to(torch.float32)
     (target / "paircustom.json").write_text(json.dumps(
-        {"family": "sd", "name": "shapes", "train_defaults": TRAIN_DEFAULTS}, indent=2) + "\n")
+        {"family": "sd", "name": "shapes", "version": 2, "train_defaults": TRAIN_DEFAULTS}, indent=2) + "\n")
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     print(f"saved {target} ({size / 1e6:.1f} MB)", flush=True)
 
 
-def refine(config: TrainConfig, out: Path, pipeline: Path) -> None:
-    """Stage 3 alone on a saved pipeline; the result goes to out/pipeline."""
-    from . import load_shapes_pipeline
+def log(out: Path, stage: str, text: str, seconds: float) -> None:
+    line = f"{stage}: {text}; {seconds / 60:.1f} min"
+    print(line, flush=True)
+    with open(out / "log.txt", "a") as file:
+        file.write(line + "\n")
 
+
+def train(config: BaseTrainConfig, out: Path) -> StableDiffusionPipeline:
+    """Run the stages that have no saved result under ``out`` yet, and save the fp16 pipeline to out/pipeline."""
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    pipe = load_shapes_pipeline(model_dir=pipeline)
-    train_vae(pipe.vae, config, out, np.random.default_rng(config.seed + 2), decoder_only=True)
-    save(pipe, out / "pipeline")
-
-
-def train(config: TrainConfig, out: Path, vae_from: Path | None = None) -> StableDiffusionPipeline:
-    """Run the three stages (stage 1 is skipped with ``vae_from``) and save the fp16 pipeline to out/pipeline."""
-    torch.set_num_threads(config.threads)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    rng = np.random.default_rng(config.seed)
+    saved = out / "config.json"
+    if saved.is_file() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(config))):
+        raise SystemExit(f"{out} holds a run with another configuration ({saved}); use a new --out.")
+    saved.write_text(json.dumps(asdict(config), indent=2))
     words = [*BASE_WORDS, *WORLD_WORDS, *STYLE_WORDS]
     tokenizer = write_clip_tokenizer(out / "tokenizer_files", words, max_length=config.max_length)
     vae, text_encoder, unet, scheduler = build_models(config, len(tokenizer))
-    if vae_from:
-        vae = AutoencoderKL.from_pretrained(vae_from, dtype=torch.float32).requires_grad_(False).eval()
-    else:
-        train_vae(vae, config, out, rng)
-    pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    train_unet(pipe, config, out, rng)
-    if config.decoder_minutes > 0:
-        train_vae(vae, config, out, rng, decoder_only=True)
+    for stage in ("vae", "unet", "decoder"):
+        folder, began = out / stage, time.time()
+        if stage == "vae" and (folder / "config.json").is_file():
+            vae = AutoencoderKL.from_pretrained(folder).requires_grad_(False).eval()
+            continue
+        if stage != "vae" and (folder / "model_index.json").is_file():
+            pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None)
+            vae, text_encoder, unet = pipe.vae, pipe.text_encoder, pipe.unet
+            continue
+        pipe = StableDiffusionPipeline(
+            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        )
+        if stage == "vae":
+            log(out, stage, train_vae(vae, config), time.time() - began)
+            vae.save_pretrained(folder)
+        elif stage == "unet":
+            train_unet(pipe, config, out)
+            log(out, stage, f"{config.unet_steps} steps", time.time() - began)
+            pipe.save_pretrained(folder)
+        else:
+            log(out, stage, train_vae(vae, config, decoder_only=True), time.time() - began)
+            pipe.save_pretrained(folder)
     save(pipe, out / "pipeline")
     return pipe
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path, help="folder for samples, logs and the pipeline")
-    parser.add_argument("--vae-from", type=Path, default=None, help="reuse this trained vae folder, skip stage 1")
-    parser.add_argument("--refine", type=Path, default=None, help="only run stage 3 on this saved pipeline")
-    defaults = TrainConfig()
-    for field in fields(TrainConfig):
+    parser.add_argument("--out", required=True, type=Path, help="folder for stages, checkpoints, samples and logs")
+    defaults = BaseTrainConfig()
+    for field in fields(BaseTrainConfig):
         value = getattr(defaults, field.name)
         if isinstance(value, (int, float)):
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
-    config = TrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(TrainConfig)})
-    if args.refine:
-        refine(config, args.out, args.refine)
-    else:
-        train(config, args.out, args.vae_from)
+    train(BaseTrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(BaseTrainConfig)}),
+          args.out)
 
 
 if __name__ == "__main__":

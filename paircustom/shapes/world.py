@@ -1,9 +1,16 @@
-"""The procedural "shapes world": one anti-aliased object on a plain background.
+"""The procedural "shapes world" (v2): one to three anti-aliased objects on a plain background.
 
-Every image is described by three indexes, (colour, shape, background), into
-``COLOURS`` and ``SHAPES``; the object's position and size are free.  The
-combinations whose index sum is divisible by 7 are held out of base training
-and measure how well a model composes words it has only seen apart.
+A scene is a background colour and 1-3 ``Thing``s, each a (colour, shape) at a free position and size; objects
+may overlap a little, and their colours differ from each other and from the background.  Its caption lists the
+objects from left to right:
+
+    a photo of a red circle on a blue background
+    a photo of a red circle and a cyan ring and a gray square on a white background
+
+An object's (colour, shape, background) triple is *held out* when (colour + shape + background) % 7 == 0; a scene
+with a held-out triple is never shown to the base model and measures how well it composes words it has only seen
+apart.  The palette is closed under the benchmark styles that permute colours: its eight colours are the corners of
+the RGB cube at levels 40 and 215 (so inversion and hue rotation map the palette onto itself), plus a mid gray.
 """
 
 from __future__ import annotations
@@ -15,47 +22,82 @@ from PIL import Image, ImageDraw
 
 SIZE = 64  # image side in pixels
 SUPERSAMPLE = 4  # render at 4x and box-filter down for anti-aliasing
-MARGIN = 2.0  # pixels kept free between the object and the image border
-MIN_FRACTION, MAX_FRACTION = 0.35, 0.65  # object side as a fraction of the image side
+MARGIN = 2.0  # pixels kept free between an object and the image border
+SINGLE_SIZE = (0.35, 0.65)  # object side as a fraction of the image side, one object
+GROUP_SIZE = (0.25, 0.42)  # ... two or three objects
+MIN_GAP = 6.0  # pixels between the centres of neighbouring objects, so that "left to right" is unambiguous
+MAX_OVERLAP = 0.15  # an object may cover at most this share of an earlier object's bounding box
+LOW, HIGH = 40, 215  # the two channel levels of the palette (LOW + HIGH = 255: inversion swaps them)
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 170, 70),
-    "blue": (40, 80, 220),
-    "yellow": (235, 205, 40),
-    "purple": (140, 60, 180),
-    "orange": (240, 140, 30),
-    "white": (240, 240, 240),
-    "black": (20, 20, 20),
+    "red": (HIGH, LOW, LOW),
+    "green": (LOW, HIGH, LOW),
+    "blue": (LOW, LOW, HIGH),
+    "yellow": (HIGH, HIGH, LOW),
+    "cyan": (LOW, HIGH, HIGH),
+    "magenta": (HIGH, LOW, HIGH),
+    "white": (HIGH, HIGH, HIGH),
+    "black": (LOW, LOW, LOW),
+    "gray": (128, 128, 128),
 }
 COLOUR_NAMES = tuple(COLOURS)
-PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)  # (8, 3)
+PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)  # (9, 3)
 SHAPES = ("circle", "square", "triangle", "ring")
+MAX_OBJECTS = 3
 HOLD_OUT_MODULUS = 7
 
 # Words that appear in captions, for tokenizers.
-WORLD_WORDS = ("a", "photo", "of", "on", "background", *COLOUR_NAMES, *SHAPES)
+WORLD_WORDS = ("a", "photo", "of", "on", "and", "background", *COLOUR_NAMES, *SHAPES)
+
+
+@dataclass(frozen=True)
+class Thing:
+    """One object: indexes into ``COLOUR_NAMES``/``SHAPES`` plus its (square) bounding box in pixels."""
+
+    colour: int
+    shape: int
+    left: float
+    top: float
+    size: float
+
+    @property
+    def centre_x(self) -> float:
+        return self.left + self.size / 2
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a caption says: the background and the (colour, shape) of each object, left to right."""
+
+    background: int
+    objects: tuple[tuple[int, int], ...]
+
+    @property
+    def caption(self) -> str:
+        things = " and ".join(f"a {COLOUR_NAMES[c]} {SHAPES[s]}" for c, s in self.objects)
+        return f"a photo of {things} on a {COLOUR_NAMES[self.background]} background"
+
+    @property
+    def held_out(self) -> bool:
+        return any(is_held_out(c, s, self.background) for c, s in self.objects)
 
 
 @dataclass(frozen=True)
 class Scene:
-    """One image: indexes into ``COLOUR_NAMES``/``SHAPES`` plus the object's placement in pixels."""
+    """A drawable scene: background plus objects in drawing order (later ones on top)."""
 
-    colour: int
-    shape: int
     background: int
-    left: float  # x of the object's bounding box, pixels
-    top: float  # y of the object's bounding box, pixels
-    size: float  # side of the object's (square) bounding box, pixels
+    things: tuple[Thing, ...]
 
     @property
-    def combo(self) -> tuple[int, int, int]:
-        return (self.colour, self.shape, self.background)
+    def layout(self) -> Layout:
+        ordered = sorted(self.things, key=lambda thing: thing.centre_x)
+        return Layout(self.background, tuple((thing.colour, thing.shape) for thing in ordered))
 
 
 def caption(colour: int, shape: int, background: int) -> str:
-    """``a photo of a <colour> <shape> on a <colour> background``."""
-    return f"a photo of a {COLOUR_NAMES[colour]} {SHAPES[shape]} on a {COLOUR_NAMES[background]} background"
+    """The one-object caption ``a photo of a <colour> <shape> on a <colour> background``."""
+    return Layout(background, ((colour, shape),)).caption
 
 
 def is_held_out(colour: int, shape: int, background: int) -> bool:
@@ -63,55 +105,77 @@ def is_held_out(colour: int, shape: int, background: int) -> bool:
     return (colour + shape + background) % HOLD_OUT_MODULUS == 0
 
 
-def all_combos() -> list[tuple[int, int, int]]:
-    """Every valid (colour, shape, background) triple; object and background colours differ."""
-    n = len(COLOUR_NAMES)
-    return [(c, s, b) for c in range(n) for s in range(len(SHAPES)) for b in range(n) if c != b]
+def random_layout(rng: np.random.Generator, held_out: bool = False, count: int | None = None) -> Layout:
+    """A random layout of ``count`` objects (default 1-3); training layouts have no held-out triple,
+    held-out layouts at least one."""
+    count = count or int(rng.integers(1, MAX_OBJECTS + 1))
+    while True:
+        background = int(rng.integers(len(COLOUR_NAMES)))
+        others = [c for c in range(len(COLOUR_NAMES)) if c != background]
+        colours = rng.choice(others, size=count, replace=False)
+        layout = Layout(background, tuple((int(c), int(rng.integers(len(SHAPES)))) for c in colours))
+        if layout.held_out == held_out:
+            return layout
 
 
-def training_combos() -> list[tuple[int, int, int]]:
-    return [combo for combo in all_combos() if not is_held_out(*combo)]
+def _overlap(a: Thing, b: Thing) -> float:
+    """Area of the intersection of two bounding boxes."""
+    w = min(a.left + a.size, b.left + b.size) - max(a.left, b.left)
+    h = min(a.top + a.size, b.top + b.size) - max(a.top, b.top)
+    return max(w, 0.0) * max(h, 0.0)
 
 
-def held_out_combos() -> list[tuple[int, int, int]]:
-    return [combo for combo in all_combos() if is_held_out(*combo)]
+def place(rng: np.random.Generator, layout: Layout) -> Scene:
+    """Random sizes and positions for ``layout``'s objects, kept in its left-to-right order."""
+    low, high = SINGLE_SIZE if len(layout.objects) == 1 else GROUP_SIZE
+    while True:
+        sizes = rng.uniform(low, high, size=len(layout.objects)) * SIZE
+        lefts = np.sort(rng.uniform(MARGIN, SIZE - MARGIN - sizes.max(), size=len(sizes)))
+        things = [Thing(c, s, float(x + (sizes.max() - d) / 2), float(rng.uniform(MARGIN, SIZE - MARGIN - d)),
+                        float(d)) for (c, s), x, d in zip(layout.objects, lefts, sizes)]
+        crowded = any(_overlap(a, b) > MAX_OVERLAP * min(a.size, b.size) ** 2
+                      for i, a in enumerate(things) for b in things[:i])
+        centres = [thing.centre_x for thing in things]
+        if not crowded and all(b - a >= MIN_GAP for a, b in zip(centres, centres[1:])):
+            order = rng.permutation(len(things))  # drawing order is independent of the left-to-right order
+            return Scene(layout.background, tuple(things[i] for i in order))
 
 
-def random_scene(rng: np.random.Generator, combo: tuple[int, int, int] | None = None) -> Scene:
-    """A random placement of ``combo`` (default: a random training combination)."""
-    if combo is None:
-        combos = training_combos()
-        combo = combos[rng.integers(len(combos))]
-    size = rng.uniform(MIN_FRACTION, MAX_FRACTION) * SIZE
-    left, top = rng.uniform(MARGIN, SIZE - MARGIN - size, size=2)
-    return Scene(*combo, left=float(left), top=float(top), size=float(size))
+def random_scene(rng: np.random.Generator, held_out: bool = False, count: int | None = None) -> Scene:
+    return place(rng, random_layout(rng, held_out, count))
+
+
+def _mask(thing: Thing, scale: int) -> Image.Image:
+    """The object's coverage at ``scale`` times the image size (mode "L", 255 inside)."""
+    mask = Image.new("L", (SIZE * scale, SIZE * scale), 0)
+    draw = ImageDraw.Draw(mask)
+    x0, y0, side = thing.left * scale, thing.top * scale, thing.size * scale
+    box = (x0, y0, x0 + side, y0 + side)
+    name = SHAPES[thing.shape]
+    if name == "circle":
+        draw.ellipse(box, fill=255)
+    elif name == "square":
+        draw.rectangle(box, fill=255)
+    elif name == "triangle":  # base at the bottom, apex at the top centre
+        draw.polygon([(x0 + side / 2, y0), (x0 + side, y0 + side), (x0, y0 + side)], fill=255)
+    else:  # ring: a disc with a hole half its diameter, through which whatever lies below shows
+        draw.ellipse(box, fill=255)
+        quarter = side / 4
+        draw.ellipse((x0 + quarter, y0 + quarter, x0 + 3 * quarter, y0 + 3 * quarter), fill=0)
+    return mask
 
 
 def render(scene: Scene) -> np.ndarray:
     """Draw ``scene`` as a (64, 64, 3) uint8 RGB array."""
     scale = SUPERSAMPLE
     image = Image.new("RGB", (SIZE * scale, SIZE * scale), COLOURS[COLOUR_NAMES[scene.background]])
-    draw = ImageDraw.Draw(image)
-    fill = COLOURS[COLOUR_NAMES[scene.colour]]
-    x0, y0, side = scene.left * scale, scene.top * scale, scene.size * scale
-    box = (x0, y0, x0 + side, y0 + side)
-    name = SHAPES[scene.shape]
-    if name == "circle":
-        draw.ellipse(box, fill=fill)
-    elif name == "square":
-        draw.rectangle(box, fill=fill)
-    elif name == "triangle":  # base at the bottom, apex at the top centre
-        draw.polygon([(x0 + side / 2, y0), (x0 + side, y0 + side), (x0, y0 + side)], fill=fill)
-    else:  # ring: the hole's diameter is half the outer one
-        draw.ellipse(box, fill=fill)
-        quarter = side / 4
-        background = COLOURS[COLOUR_NAMES[scene.background]]
-        draw.ellipse((x0 + quarter, y0 + quarter, x0 + 3 * quarter, y0 + 3 * quarter), fill=background)
+    for thing in scene.things:
+        image.paste(COLOURS[COLOUR_NAMES[thing.colour]], mask=_mask(thing, scale))
     return np.asarray(image.resize((SIZE, SIZE), Image.Resampling.BOX))
 
 
-def render_batch(rng: np.random.Generator, count: int, combos=None) -> tuple[np.ndarray, list[Scene]]:
-    """``count`` random scenes (from ``combos``, default the training ones) -> ((N, 64, 64, 3) uint8, scenes)."""
-    combos = training_combos() if combos is None else list(combos)
-    scenes = [random_scene(rng, combos[i]) for i in rng.integers(len(combos), size=count)]
+def render_batch(rng: np.random.Generator, count: int, held_out: bool = False,
+                 objects: int | None = None) -> tuple[np.ndarray, list[Scene]]:
+    """``count`` random scenes -> ((N, 64, 64, 3) uint8, scenes)."""
+    scenes = [random_scene(rng, held_out, objects) for _ in range(count)]
     return np.stack([render(scene) for scene in scenes]), scenes
