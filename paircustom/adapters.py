@@ -37,13 +37,15 @@ class Route:
     content: torch.Tensor          # rows with Δc, gradient flowing into B_c
     content_frozen: torch.Tensor   # rows with sg(Δc): B_c used as a constant
     style: torch.Tensor            # rows with Δs
+    minus_style: torch.Tensor      # rows with -Δs (the negative end of a Concept Sliders slider)
 
     @staticmethod
     def of(rows: list[str], device) -> "Route":
-        """``rows`` has one entry per sample: "base", "content", "content+style" (Δc frozen) or "style"."""
+        """``rows`` has one entry per sample: "base", "content", "content+style" (Δc frozen), "style" or
+        "-style"."""
         def pick(*kinds):
             return torch.tensor([i for i, r in enumerate(rows) if r in kinds], dtype=torch.long, device=device)
-        return Route(pick("content"), pick("content+style"), pick("content+style", "style"))
+        return Route(pick("content"), pick("content+style"), pick("content+style", "style"), pick("-style"))
 
 
 class PairLoRALinear(nn.Module):
@@ -72,6 +74,7 @@ class PairLoRALinear(nn.Module):
             return y
         y = self._add(y, x, self.route.content, self.content_A, self.content_B, self.content_scale)
         y = self._add(y, x, self.route.content_frozen, self.content_A, self.content_B.detach(), self.content_scale)
+        y = self._add(y, x, self.route.minus_style, self.style_A, self.style_B, -self.style_scale)
         return self._add(y, x, self.route.style, self.style_A, self.style_B, self.style_scale)
 
     @staticmethod

@@ -61,11 +61,13 @@ def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, timestep
                     "v_prediction model.")
 
 
-# Which image a row denoises, and through which adapters (see adapters.Route).
+# Which image a row denoises, under which prompt (0 content, 1 style), and through which adapters (adapters.Route).
 ROW_KINDS = {
-    "content": (0, "content"),               # L_content: content image through θ0 + Δc
-    "style": (1, "content+style"),           # L_style: style image through θ0 + sg(Δc) + Δs
-    "style-only": (1, "style"),              # DreamBooth-LoRA baseline: style image through θ0 + Δs
+    "content": (0, 0, "content"),            # L_content: content image, content prompt, θ0 + Δc
+    "style": (1, 1, "content+style"),        # L_style: style image, style prompt, θ0 + sg(Δc) + Δs
+    "style-only": (1, 1, "style"),           # DreamBooth-LoRA baseline: style image, style prompt, θ0 + Δs
+    "slider+": (1, 0, "style"),              # Concept Sliders visual slider: style image at +Δs ...
+    "slider-": (0, 0, "-style"),             # ... content image at -Δs, both under the content prompt
 }
 
 
@@ -81,6 +83,7 @@ def pair_losses(unet, layers, scheduler: DDPMScheduler, pair: EncodedPair, kinds
         raise TypeError(f"pair_losses needs the training scheduler (training_scheduler(pipe)), got "
                         f"{type(scheduler).__name__}, a sampling scheduler")
     images = [ROW_KINDS[kind][0] for kind in kinds]
+    prompts = [ROW_KINDS[kind][1] for kind in kinds]
     mean, std = pair.latent_mean[images], pair.latent_std[images]
     rows, device = len(kinds), mean.device
     # 1. x0 ~ N(mean, std) from each image's latent distribution; one eps and one t shared by all rows.
@@ -92,8 +95,8 @@ def pair_losses(unet, layers, scheduler: DDPMScheduler, pair: EncodedPair, kinds
     # 2. forward diffusion (DDPM): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps
     noisy = scheduler.add_noise(x0, noise, timesteps)
     # 3. one UNet call, each row through its own adapters
-    set_route(layers, [ROW_KINDS[kind][1] for kind in kinds], device)            # stays set for backward
-    prediction = unet(noisy, timesteps, **pair.cond.select(images).unet_kwargs()).sample   # (rows, C, h, w)
+    set_route(layers, [ROW_KINDS[kind][2] for kind in kinds], device)            # stays set for backward
+    prediction = unet(noisy, timesteps, **pair.cond.select(prompts).unet_kwargs()).sample  # (rows, C, h, w)
     # 4. per-image mean squared error
     target = prediction_target(scheduler, x0, noise, timesteps)
     losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))   # (rows,)

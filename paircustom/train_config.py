@@ -51,8 +51,10 @@ class TrainConfig:
     save_dtype: str | None = None            # style file tensors: fp32, fp16, bf16; None: fp16 for hub models, else fp32
     gradient_checkpointing: bool = False     # trade compute for memory
     use_8bit_adam: bool = False              # bitsandbytes AdamW8bit (GPU only)
-    method: str = "pair"                     # "pair" (the paper) or "style-only" (DreamBooth-LoRA baseline:
-                                             #   one LoRA trained on the style image alone, from step 0)
+    method: str = "pair"                     # "pair" (the paper), "style-only" (DreamBooth-LoRA baseline: one
+                                             #   LoRA trained on the style image alone, from step 0) or "slider"
+                                             #   (Concept Sliders visual slider: +Δs on the style image, -Δs on
+                                             #   the content image, both under the content prompt, from step 0)
     orthogonal: bool = True                  # False: ordinary trainable random A's (ablation of Sec. 3.2)
     preview_every: int = 0                   # write a base-vs-styled preview every N steps (0: never)
     checkpoint_every: int = 0                # save a resumable checkpoint every N steps and at the end (0: never);
@@ -78,7 +80,9 @@ class TrainConfig:
             gradient_accumulation=pick("gradient_accumulation", self.gradient_accumulation),
             content_prompt=self.content_prompt or f"a photo of a {self.token} {self.subject}",
         )
-        config = replace(config, style_prompt=config.style_prompt or f"{config.content_prompt} in {self.style} style",
+        # A slider is applied to the plain prompt at a LoRA scale, so its file carries no prompt suffix.
+        default_style_prompt = config.content_prompt + ("" if self.method == "slider" else f" in {self.style} style")
+        config = replace(config, style_prompt=config.style_prompt or default_style_prompt,
                          save_dtype=self.save_dtype or ("fp16" if is_hub_id(self.model) else "fp32"))
         config.validate()
         return config
@@ -99,7 +103,8 @@ class TrainConfig:
              "needs checkpoints: add --checkpoint-every N"),
             (self.gradient_accumulation >= 1, f"gradient_accumulation must be at least 1 (got {self.gradient_accumulation})"),
             (self.resolution >= 8 and self.resolution % 8 == 0, f"the resolution must be a multiple of 8 (got {self.resolution})"),
-            (self.method in ("pair", "style-only"), f"method must be pair or style-only (got {self.method!r})"),
+            (self.method in ("pair", "style-only", "slider"),
+             f"method must be pair, style-only or slider (got {self.method!r})"),
             (self.mixed_precision in ("no", "fp16", "bf16"), f"mixed_precision must be no, fp16 or bf16 (got {self.mixed_precision!r})"),
             (self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})"),
             (self.save_dtype in DTYPES, f"save_dtype must be one of {', '.join(DTYPES)} (got {self.save_dtype!r})"),

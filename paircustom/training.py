@@ -135,6 +135,8 @@ class PairTrainer:
         """The loss terms of a step: content only during the style warm-up, then content and style."""
         if self.config.method == "style-only":
             return ("style-only",)
+        if self.config.method == "slider":
+            return ("slider-", "slider+")
         return ("content",) if step < self.config.style_start else ("content", "style")
 
     def _train_only(self, kinds: tuple[str, ...]) -> None:
@@ -166,7 +168,8 @@ class PairTrainer:
     @staticmethod
     def _as_pair(losses: dict) -> tuple:
         """(content loss, style loss) with None for a term that was not computed."""
-        return losses.get("content"), losses.get("style", losses.get("style-only"))
+        return (losses.get("content", losses.get("slider-")),
+                losses.get("style", losses.get("style-only", losses.get("slider+"))))
 
     def train_step(self) -> tuple[float | None, float | None]:
         """One optimizer step (with accumulation); returns the mean (content, style) losses."""

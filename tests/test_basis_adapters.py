@@ -49,6 +49,7 @@ def _layer(rows=3, width=8, out=6, rank=2):
 
 @pytest.mark.parametrize("rows, uses_content, uses_style", [
     (["base"], False, False), (["content"], True, False), (["style"], False, True), (["content+style"], True, True),
+    (["-style"], False, -1),
 ])
 def test_each_route_adds_exactly_its_adapters(rows, uses_content, uses_style):
     layer, x = _layer(rows=1)
@@ -56,7 +57,7 @@ def test_each_route_adds_exactly_its_adapters(rows, uses_content, uses_style):
     if uses_content:
         expected = expected + x @ layer.content_A.T @ layer.content_B.T
     if uses_style:
-        expected = expected + x @ layer.style_A.T @ layer.style_B.T
+        expected = expected + int(uses_style) * (x @ layer.style_A.T @ layer.style_B.T)
     with pair_routing({"l": layer}, rows, "cpu"):
         got = layer(x)
     assert torch.allclose(got, expected, atol=TOLERANCE)

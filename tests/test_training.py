@@ -162,6 +162,26 @@ def test_style_only_baseline_trains_one_lora_on_the_style_image(pair, tmp_path):
     trainer.close()
 
 
+def test_slider_baseline_moves_the_style_image_up_and_the_content_image_down_under_one_prompt(pair, tmp_path):
+    """Concept Sliders: rows (content image, -Δs) and (style image, +Δs), both under the content prompt."""
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", method="slider", max_steps=2,
+                                       style_start=1), build_tiny_pipeline("sd"))
+    assert trainer.config.style_prompt == trainer.config.content_prompt and trainer.config.style_suffix == ""
+    assert trainer.kinds(0) == ("slider-", "slider+")
+    seen = []
+    hook = trainer.unet.register_forward_pre_hook(
+        lambda _m, args, kwargs: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True)
+    start = _snapshot(trainer)
+    trainer.train_step()
+    hook.remove()
+    assert torch.equal(seen[0][0], seen[0][1]), "both slider rows must use the content prompt"
+    assert torch.equal(seen[0][0], trainer.pair.cond.hidden[0])
+    assert _changed(start["style_B"], _snapshot(trainer)["style_B"]) > 0
+    assert _changed(start["content_B"], _snapshot(trainer)["content_B"]) == 0
+    assert None not in trainer.history[-1]
+    trainer.close()
+
+
 def test_non_orthogonal_ablation_trains_A_and_saves_it(pair, tmp_path):
     from safetensors.torch import load_file
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", orthogonal=False, max_steps=3,

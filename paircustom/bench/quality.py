@@ -14,6 +14,9 @@ on blue) and compare, with the same target layers, optimizer steps and seeds (pa
     db-lora     DreamBooth-LoRA baseline: one LoRA trained on the style image alone with the style prompt,
                 applied by LoRA scaling ...
     db-sg       ... and by style guidance
+    slider      Concept Sliders visual slider (Gandikota et al.), the paper's other baseline: one LoRA trained at +1
+                on the style image and at -1 on the content image (same eps and t, both under the content prompt),
+                applied to the plain prompt at a LoRA scale, its strength knob
     prompt-only control: the base model prompted with the style words, no LoRA (the shapes model never saw
                 style words in training, so they alone move the image; this row shows by how much)
 
@@ -79,6 +82,8 @@ METHODS = {
     "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),
     "db-lora": Method("DreamBooth-LoRA (baseline), LoRA scale", (("method", "style-only"),), "lora"),
     "db-sg": Method("DreamBooth-LoRA (baseline), style guidance", (("method", "style-only"),), "guidance"),
+    "slider": Method("Concept Sliders visual slider (baseline) on the same pair, LoRA scale",
+                     (("method", "slider"),), "lora"),
 }
 
 

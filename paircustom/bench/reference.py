@@ -71,11 +71,11 @@ class SequentialTrainer:
         losses = []
         # 2. content pass, 3. style pass: one row each, each with its own backward and optimizer step
         for kind, optimizer in zip(("content", "style"), self.optimizers):
-            row, route = ROW_KINDS[kind]                                        # image row, adapter route
+            row, prompt, route = ROW_KINDS[kind]                                # image row, prompt row, adapter route
             with trainer.accelerator.autocast():
                 noisy = scheduler.add_noise(x0[row:row + 1], noise, t)          # (1, C, h, w)
                 set_route(trainer.layers, [route], self.device)                 # kept through backward (checkpointing)
-                prediction = unet(noisy, t, **cond.select([row]).unet_kwargs()).sample   # (1, C, h, w)
+                prediction = unet(noisy, t, **cond.select([prompt]).unet_kwargs()).sample   # (1, C, h, w)
                 target = prediction_target(scheduler, x0[row:row + 1], noise, t)
                 loss = F.mse_loss(prediction.float(), target.float())
             loss.backward()
