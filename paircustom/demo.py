@@ -1,6 +1,6 @@
 """``paircustom demo``: the whole method on the embedded shapes model, on a laptop CPU.
 
-1. take a shipped example pair (a red circle and its colour-inverted version),
+1. take a shipped example pair (three shapes on blue and its colour-inverted version),
 2. train a style from it with the model's own fast defaults,
 3. generate several prompts (some never seen in the base model's training)
    with and without the style, same seed, and write one comparison grid.
@@ -16,15 +16,20 @@ import torch
 
 from .guidance import StyleGuidedPipeline
 from .images import atomic_write, grid
+from .shapes.world import Layout
 from .training import TrainConfig, train_pair
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    example: str = "red_circle"          # a key of paircustom.shapes.examples.EXAMPLES
-    combos: tuple[tuple[int, int, int], ...] = (   # (colour, shape, background); the first three are held out
-        (0, 0, 7), (2, 2, 3), (1, 3, 3),               # red circle/black, blue triangle/yellow, green ring/yellow
-        (1, 1, 4), (3, 3, 7), (4, 2, 6),               # green square/purple, yellow ring/black, purple triangle/white
+    example: str = "trio"                # a key of paircustom.shapes.examples.EXAMPLES
+    layouts: tuple[Layout, ...] = (      # the first three are held out of base training
+        Layout(7, ((0, 0),)),            # a red circle on a black background
+        Layout(3, ((2, 2),)),            # a blue triangle on a yellow background
+        Layout(6, ((0, 1), (4, 3))),     # a red square and a cyan ring on a white background
+        Layout(1, ((5, 2), (3, 0))),     # a magenta triangle and a yellow circle on a green background
+        Layout(8, ((6, 1),)),            # a white square on a gray background
+        Layout(0, ((3, 3), (2, 1), (6, 2))),   # a yellow ring, a blue square and a white triangle on red
     )
     train_steps: int | None = None        # None: the embedded model's own default
     style_scale: float = 3.0
@@ -36,7 +41,6 @@ class DemoConfig:
 
 def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
     from .shapes.examples import EXAMPLES, example_paths
-    from .shapes.world import caption, is_held_out
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,10 +52,10 @@ def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
     start = time.perf_counter()
     print(f"1/3 training the '{example.style}' style from {content.name} and {style.name} ...")
     style_file = train_pair(TrainConfig(
-        str(content), str(style), subject=caption(*example.combo).removeprefix("a photo of a "), style=example.style_prompt, model="shapes",
+        str(content), str(style), subject=example.subject, style=example.style_prompt, model="shapes",
         output=str(out / f"{config.example}-{example.style}.safetensors"), max_steps=config.train_steps,
         overwrite=True, progress=not args.quiet))
-    prompts = [caption(*combo) for combo in config.combos]
+    prompts = [layout.caption for layout in config.layouts]
     print(f"    {time.perf_counter() - start:.0f} s")
     print(f"2/3 generating {len(prompts)} prompts with and without the style ...")
     pipe = StyleGuidedPipeline.from_pretrained("shapes")
@@ -66,7 +70,7 @@ def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
     path = atomic_write(out / "demo-grid.png", lambda temp: sheet.save(temp, format="PNG"))
     print(f"    {time.perf_counter() - start:.0f} s in all")
     print("3/3 rows (left: base model, right: with the learned style):")
-    for i, (prompt, combo) in enumerate(zip(prompts, config.combos)):
-        print(f"  {i + 1}. {prompt}{'  (held out of base training)' if is_held_out(*combo) else ''}")
+    for i, (prompt, layout) in enumerate(zip(prompts, config.layouts)):
+        print(f"  {i + 1}. {prompt}{'  (held out of base training)' if layout.held_out else ''}")
     print(f"wrote {path}")
     return path

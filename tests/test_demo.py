@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from paircustom.demo import DemoConfig, run_demo
+from paircustom.shapes.world import Layout
 from paircustom.shapes import MODEL_DIR
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").is_file(),
@@ -13,8 +14,14 @@ pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").is_file(),
 
 
 def test_demo_writes_a_base_vs_styled_grid(tmp_path, capsys):
-    config = DemoConfig(train_steps=4, steps=3, combos=((0, 0, 7), (1, 1, 4)), zoom=1)
+    config = DemoConfig(train_steps=4, steps=3, layouts=DemoConfig().layouts[2:4], zoom=1)
     path = run_demo(SimpleNamespace(output_dir=str(tmp_path), quiet=True), config)
     assert Image.open(path).size == (2 * 64, 2 * 64)             # 2 prompts x (base, styled)
-    assert (tmp_path / "red_circle-inverted.safetensors").is_file()
+    assert (tmp_path / "trio-inverted.safetensors").is_file()
     assert "held out of base training" in capsys.readouterr().out
+
+
+def test_demo_prompts_start_with_three_held_out_layouts():
+    held = [layout.held_out for layout in DemoConfig().layouts]
+    assert held == [True, True, True, False, False, False], held
+    assert isinstance(DemoConfig().layouts[0], Layout)

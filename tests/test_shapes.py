@@ -1,114 +1,192 @@
-"""The shapes world: renderer, analyzer, held-out rule, styles, examples and the embedded model."""
+"""The shapes world v2: renderer, analyzer, held-out rule, styles, examples, base training and the embedded model."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from paircustom.shapes import MODEL_DIR, load_shapes_pipeline
 from paircustom.shapes.analyzer import analyze
-from paircustom.shapes.evaluate import generate, score
+from paircustom.shapes.evaluate import eval_layouts, generate, score
 from paircustom.shapes.examples import EXAMPLES, example_paths
-from paircustom.shapes.styles import STYLES, grayscale, hue_rotated, inverted, line_sketch, pixelate, posterize
+from paircustom.shapes.styles import (
+    KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, outlined,
+    pixelate, striped,
+)
 from paircustom.shapes.world import (
-    COLOURS, SHAPES, Scene, all_combos, caption, held_out_combos, is_held_out, random_scene, render, render_batch,
-    training_combos,
+    COLOURS, GROUP_SIZE, MARGIN, MAX_OVERLAP, MIN_GAP, PALETTE, SHAPES, SINGLE_SIZE, Layout, Scene, Thing, caption,
+    is_held_out, random_layout, render, render_batch,
 )
 
-RED, BLUE = COLOURS["red"], COLOURS["blue"]
+RED, BLUE, WHITE = COLOURS["red"], COLOURS["blue"], COLOURS["white"]
 
 
-def test_renderer_analyzer_round_trip_is_exact():
-    rng = np.random.default_rng(123)
-    images, scenes = render_batch(rng, 600, all_combos())
+@pytest.mark.parametrize("objects, exact_at_least", [(1, 1.0), (2, 0.97), (3, 0.93)])  # saw 1.0, 0.99, 0.95
+def test_renderer_analyzer_round_trip(objects, exact_at_least):
+    """Rendered scenes read back as their layout; overlaps can hide a corner, so 2-3 objects may miss a few."""
+    images, scenes = render_batch(np.random.default_rng(123), 300, objects=objects)
     readings = [analyze(image) for image in images]
-    wrong = [(s, r) for s, r in zip(scenes, readings) if (r.colour, r.shape, r.background) != s.combo]
-    assert not wrong, wrong[:3]
+    exact = np.mean([r == s.layout for r, s in zip(readings, scenes)])
+    counts = np.mean([len(r.objects) == objects for r in readings])
+    colours = np.mean([dict(r.objects).keys() == dict(s.layout.objects).keys() for r, s in zip(readings, scenes)])
+    assert exact >= exact_at_least, f"{objects} objects: {exact:.3f} read back exactly"
+    assert counts == 1.0 and colours == 1.0, (counts, colours)
 
 
-def test_extreme_sizes_and_positions_read_back():
-    for combo in all_combos()[::7]:
-        for size in (0.35 * 64, 0.65 * 64):
-            for corner in (2.0, 62.0 - size):
-                reading = analyze(render(Scene(*combo, left=corner, top=corner, size=size)))
-                assert (reading.colour, reading.shape, reading.background) == combo
-
-
-def test_render_pixels():
-    image = render(Scene(0, 0, 2, left=16, top=16, size=32))  # red circle on blue
+def test_render_pixels_and_drawing_order():
+    scene = Scene(2, (Thing(0, 0, left=16, top=16, size=32),))  # red circle on blue
+    image = render(scene)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert tuple(image[0, 0]) == BLUE and tuple(image[32, 32]) == RED
-    ring = render(Scene(0, 3, 2, left=16, top=16, size=32))
-    assert tuple(ring[32, 32]) == BLUE and tuple(ring[32, 20]) == RED
-    # Anti-aliased: the circle's rim holds colours between red and blue.
-    assert len({tuple(p) for p in image.reshape(-1, 3)}) > 2
+    assert len({tuple(p) for p in image.reshape(-1, 3)}) > 2  # anti-aliased rim
+    # A ring's hole shows whatever lies below it: here a white square drawn first.
+    ring = render(Scene(2, (Thing(6, 1, left=24, top=24, size=16), Thing(0, 3, left=16, top=16, size=32))))
+    assert tuple(ring[32, 32]) == WHITE and tuple(ring[32, 20]) == RED
 
 
-def test_held_out_rule_and_sampler():
-    assert len(all_combos()) == 8 * 7 * 4
-    assert len(held_out_combos()) == 32 and len(training_combos()) == 224 - 32
-    assert all((c + s + b) % 7 == 0 for c, s, b in held_out_combos())
-    assert is_held_out(0, 3, 4) and not is_held_out(0, 0, 2)
-    rng = np.random.default_rng(0)
-    scenes = [random_scene(rng) for _ in range(500)]
-    assert not any(is_held_out(*scene.combo) for scene in scenes)
-    assert all(0.35 * 64 <= s.size <= 0.65 * 64 and s.left >= 2 and s.left + s.size <= 62 for s in scenes)
-
-
-def test_caption():
-    assert caption(0, 0, 2) == "a photo of a red circle on a blue background"
-    assert caption(7, 3, 6) == "a photo of a black ring on a white background"
+def test_layout_caption_and_held_out_rule():
+    assert caption(0, 0, 2) == "a photo of a red circle on a blue background"  # v1's one-object form is kept
+    assert Layout(6, ((0, 1), (4, 3))).caption == "a photo of a red square and a cyan ring on a white background"
     assert SHAPES == ("circle", "square", "triangle", "ring")
+    assert is_held_out(0, 0, 7) and not is_held_out(0, 0, 2)
+    assert Layout(6, ((0, 1), (4, 3))).held_out and not Layout(2, ((0, 0), (3, 1))).held_out
+    rng = np.random.default_rng(0)
+    assert not any(random_layout(rng).held_out for _ in range(300))
+    assert all(random_layout(rng, held_out=True).held_out for _ in range(300))
+    counts = np.bincount([len(random_layout(rng).objects) for _ in range(600)])
+    assert counts[0] == 0 and min(counts[1:]) > 150, counts  # 1, 2 and 3 objects, about equally often
 
 
-def test_styles_shapes_and_dtypes():
-    image = render(Scene(3, 2, 4, left=10, top=12, size=30))
-    for style in STYLES.values():
+def test_placement_keeps_sizes_margins_order_and_overlap_limits():
+    _, scenes = render_batch(np.random.default_rng(1), 400)
+    for scene in scenes:
+        things = scene.things
+        low, high = SINGLE_SIZE if len(things) == 1 else GROUP_SIZE
+        assert all(low * 64 - 1e-6 <= t.size <= high * 64 + 1e-6 for t in things)
+        assert all(t.left >= MARGIN - 1e-6 and t.top >= MARGIN - 1e-6 for t in things)
+        assert all(t.left + t.size <= 64 - MARGIN + 1e-6 and t.top + t.size <= 64 - MARGIN + 1e-6 for t in things)
+        centres = sorted(t.centre_x for t in things)
+        assert all(b - a >= MIN_GAP for a, b in zip(centres, centres[1:]))
+        colours = [t.colour for t in things] + [scene.background]
+        assert len(set(colours)) == len(colours)
+        for i, a in enumerate(things):
+            for b in things[:i]:
+                w = min(a.left + a.size, b.left + b.size) - max(a.left, b.left)
+                h = min(a.top + a.size, b.top + b.size) - max(a.top, b.top)
+                assert max(w, 0) * max(h, 0) <= MAX_OVERLAP * min(a.size, b.size) ** 2 + 1e-6
+
+
+def test_palette_is_closed_under_the_colour_permuting_styles():
+    palette = {tuple(int(v) for v in colour) for colour in PALETTE}
+    for style in (inverted, hue_rotated):
+        mapped = {tuple(int(v) for v in style(np.array([[colour]], dtype=np.uint8))[0, 0]) for colour in palette}
+        assert all(min(np.abs(np.subtract(m, p)).max() for p in palette) <= 1 for m in mapped), style.__name__
+
+
+def test_styles_shapes_dtypes_and_names():
+    image = render(Scene(4, (Thing(3, 2, left=10, top=12, size=30),)))
+    for style in (*STYLES.values(), *KNOWN_STYLES.values()):
         out = style.apply(image)
         assert out.shape == (64, 64, 3) and out.dtype == np.uint8, style.name
-    assert {s.prompt for s in STYLES.values()} >= {"inverted colours", "line sketch", "grayscale"}
+    assert len(STYLES) == 6 and not set(STYLES) & set(KNOWN_STYLES)
+    assert {"inverted", "colours", "line", "sketch", "blurry"} <= set(STYLE_WORDS)
 
 
 def test_style_pixels():
     red = np.full((64, 64, 3), RED, dtype=np.uint8)
-    assert tuple(inverted(red)[5, 5]) == (35, 215, 215)
-    assert tuple(grayscale(red)[5, 5]) == (94, 94, 94)  # 0.299 * 220 + 0.587 * 40 + 0.114 * 40 = 93.8
-    assert tuple(posterize(red)[5, 5]) == (255, 0, 0)
-    assert tuple(hue_rotated(red)[5, 5]) == (40, 220, 40)  # red -> green
-    assert (pixelate(red) == red).all() and (line_sketch(red) == 255).all()
+    assert tuple(inverted(red)[5, 5]) == (40, 215, 215)
+    assert tuple(grayscale(red)[5, 5]) == (92, 92, 92)  # 0.299 * 215 + 0.587 * 40 + 0.114 * 40 = 92.3
+    assert tuple(hue_rotated(red)[5, 5]) == (40, 215, 40)  # red -> green
+    assert (pixelate(red) == red).all() and (line_sketch(red) == 255).all() and (outlined(red) == red).all()
+    assert (blurry(red) == red).all() and tuple(faded(red)[0, 0]) == (208, 120, 120)
+    assert tuple(striped(red)[0, 0]) == RED and tuple(striped(red)[4, 0]) == (129, 24, 24)
     stripes = np.zeros((64, 64, 3), dtype=np.uint8)
     stripes[:, ::2] = 200
     assert (pixelate(stripes) == 100).all()
     split = np.zeros((64, 64, 3), dtype=np.uint8)
     split[:, 32:] = 255
-    sketch = line_sketch(split)
+    sketch, outline = line_sketch(split), outlined(split)
     assert sketch[10, 31, 0] == 0 and sketch[10, 10, 0] == 255 and sketch[10, 50, 0] == 255
+    assert outline[10, 31, 0] == 20 and outline[10, 50, 0] == 255 and outline[10, 10, 0] == 0
 
 
 def test_example_pairs_are_shipped_and_current():
     for name, pair in EXAMPLES.items():
         content, style = pair.images()
-        assert analyze(content).colour == pair.combo[0]
+        assert analyze(content) == pair.scene.layout and not pair.scene.layout.held_out
+        assert len({c for c, _ in pair.scene.layout.objects}) == 3  # several colours define a colour style
         for path, expected in zip(example_paths(name), (content, style)):
             assert (np.asarray(Image.open(path).convert("RGB")) == expected).all(), path
 
 
-@pytest.mark.skipif(not (MODEL_DIR / "model_index.json").exists(),
-                    reason="embedded shapes model not trained/committed yet (python -m paircustom.shapes.train)")
+def test_score_counts_objects_colours_and_shapes():
+    layouts = [Layout(2, ((0, 0), (3, 1))), Layout(7, ((0, 0),))]
+    images = np.stack([render(Scene(2, (Thing(0, 0, 4, 20, 20), Thing(3, 1, 36, 20, 20)))),   # exact
+                       render(Scene(7, (Thing(0, 1, 20, 20, 24),)))])                        # square, not circle
+    result = score(images, layouts)
+    assert (result.colour, result.shape, result.background, result.objects, result.all) == (1.0, 2 / 3, 1.0, 1.0, 0.5)
+    assert [len(layout.objects) for layout in eval_layouts(6, True)] == [1, 2, 3, 1, 2, 3]
+
+
+def _tiny_base_config(**overrides):
+    from paircustom.shapes.train import BaseTrainConfig
+
+    settings = dict(vae_steps=2, vae_channels=(8, 8, 8, 8), latent_channels=4, vae_batch=2, decoder_steps=1,
+                    unet_steps=4, unet_channels=(16, 32), unet_heads=2, text_hidden=16, text_layers=1,
+                    pool_size=32, unet_batch=4, warmup_steps=1, checkpoint_every=2, sample_every=100)
+    return replace(BaseTrainConfig(), **{**settings, **overrides})
+
+
+def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch):
+    """A run stopped after a UNet checkpoint and started again equals an uninterrupted run, bitwise."""
+    from paircustom.shapes import train as base
+
+    monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)  # the held-out check is slow and optional
+    config = _tiny_base_config()
+    base.train(config, tmp_path / "straight")
+    saver = base._save_checkpoint
+
+    def stop_after_first(path, step, *args):
+        saver(path, step, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(base, "_save_checkpoint", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        base.train(config, tmp_path / "stopped")
+    assert json.loads((tmp_path / "stopped" / "unet_checkpoint.json").read_text())["step"] == 2
+    assert (tmp_path / "stopped" / "vae" / "config.json").is_file() and not (tmp_path / "stopped" / "unet").exists()
+    monkeypatch.setattr(base, "_save_checkpoint", saver)
+    base.train(config, tmp_path / "stopped")
+    for part in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
+                 "text_encoder/model.safetensors"):
+        a, b = (load_file(str(tmp_path / run / "pipeline" / part)) for run in ("straight", "stopped"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    with pytest.raises(SystemExit):  # another configuration cannot continue this run
+        base.train(replace(config, unet_steps=6), tmp_path / "stopped")
+
+
+needs_model = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").exists(),
+                                 reason="embedded shapes model not trained/committed yet (python -m paircustom.shapes.train)")
+
+
+@needs_model
 def test_embedded_model_follows_prompts():
     meta = json.loads((MODEL_DIR / "paircustom.json").read_text())
-    assert meta["family"] == "sd" and set(meta["train_defaults"]) == {
-        "learning_rate", "max_steps", "style_start", "rank", "resolution", "gradient_accumulation"}
+    assert meta["family"] == "sd" and meta["version"] == 2 and "rank" in meta["train_defaults"]
     size = sum(f.stat().st_size for f in MODEL_DIR.rglob("*") if f.is_file())
-    assert size < 25e6
+    assert size < 30e6
     torch.manual_seed(0)
     pipe = load_shapes_pipeline()
     pipe.set_progress_bar_config(disable=True)
     assert pipe.unet.dtype == torch.float32
-    assert pipe.tokenizer("a photo of a sbu red circle on a blue background in line sketch style").input_ids[-1] \
-        == pipe.tokenizer.eos_token_id  # pair prompts are not truncated
-    combos = training_combos()[::24] + held_out_combos()[::8]  # 8 + 4
-    result = score(generate(pipe, combos, seeds=(0,), steps=20, cfg=5.0), combos)
-    assert result.colour >= 0.75 and result.background >= 0.75 and result.shape >= 0.5, result  # saw 1.0, 1.0, 0.83
+    longest = "a photo of a sbu red circle and a yellow square and a white triangle on a blue background in " \
+              "inverted colours style"
+    assert pipe.tokenizer(longest).input_ids[-1] == pipe.tokenizer.eos_token_id  # pair prompts are not truncated
+    assert all(len(pipe.tokenizer(word, add_special_tokens=False).input_ids) == 1 for word in STYLE_WORDS)
+    layouts = eval_layouts(6, held_out=True)
+    result = score(generate(pipe, [layout.caption for layout in layouts], steps=20), layouts)
+    assert result.colour >= 0.6 and result.background >= 0.6, result

@@ -109,6 +109,7 @@ class QualityConfig:
     default_lora_scale: float = 1.0
     max_steps: int | None = None              # training steps; None = the model's paircustom.json defaults
     style_start_step: int | None = None       # first step with the style loss; None = the model's default
+    train: tuple[tuple[str, object], ...] = ()   # other TrainConfig overrides for every method (a tuning sweep)
     readable_threshold: float = 0.7           # analyzer shape accuracy on f(rendered) to score structure
     threads: int = 1                          # torch threads: 1 is far faster than 2 on a shared 2-core machine
     out: str = "benchmarks/results"           # where <name>.md/.png/.json go
@@ -201,7 +202,8 @@ def train_style(config: QualityConfig, style: str, method: Method, work: Path) -
     """Train (or reuse) the style file of one (style, training variant) on the fixed pair."""
     variant = "-".join(f"{k}={v}" for k, v in method.train) or "pair"
     steps = f"{config.max_steps or 'default'}-{config.style_start_step or 'default'}"
-    output = work / f"{style}-{variant}-{steps}.safetensors"
+    tuned = "".join(f"-{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in config.train)
+    output = work / f"{style}-{variant}-{steps}{tuned}.safetensors"
     if output.is_file():
         return output
     pair = ExamplePair("pair", EXAMPLES[config.pair].scene, style)
@@ -212,7 +214,7 @@ def train_style(config: QualityConfig, style: str, method: Method, work: Path) -
     train_pair(TrainConfig(str(paths[0]), str(paths[1]), subject=pair.subject,
                            style=pair.style_prompt, model=config.model, output=str(output), overwrite=True,
                            max_steps=config.max_steps, style_start=config.style_start_step, progress=False,
-                           **dict(method.train)))
+                           **{**dict(config.train), **dict(method.train)}))
     return output
 
 
@@ -301,6 +303,25 @@ def run(config: QualityConfig, log=print) -> dict:
     return results
 
 
+def parse_overrides(text: str) -> tuple[tuple[str, object], ...]:
+    """'rank=16,target_modules=to_q+to_v' -> (("rank", 16), ("target_modules", ("to_q", "to_v")))."""
+    overrides = []
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if "+" in value or key == "target_modules":
+            parsed: object = tuple(value.split("+"))
+        else:
+            try:
+                parsed = int(value)
+            except ValueError:
+                try:
+                    parsed = float(value)
+                except ValueError:
+                    parsed = value
+        overrides.append((key, parsed))
+    return tuple(overrides)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one style, two methods, two prompts (a smoke run)")
@@ -312,6 +333,12 @@ def main(argv=None) -> None:
                         help="in-sample check: evaluate only the training pair's own caption (quality-pair-caption.*)")
     parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--steps", type=int, default=None, help="pair-training steps (default: the model's)")
+    parser.add_argument("--style-start", type=int, default=None, help="first step with the style loss")
+    parser.add_argument("--train", default="", help="TrainConfig overrides for every method, e.g. "
+                        "'rank=16,learning_rate=2e-3,target_modules=to_q+to_k+to_v+to_out.0+ff.net.2'")
+    parser.add_argument("--name", default=None, help="file stem of the results (default quality)")
     args = parser.parse_args(argv)
     config = QualityConfig(**QUICK) if args.quick else QualityConfig()
     config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
@@ -320,6 +347,11 @@ def main(argv=None) -> None:
                                                                                              "quality-pair-caption"))
     if args.styles:
         config = replace(config, styles=tuple(args.styles.split(",")))
+    if args.methods:
+        config = replace(config, methods=tuple(args.methods.split(",")))
+    if args.steps is not None or args.style_start is not None:
+        config = replace(config, max_steps=args.steps, style_start_step=args.style_start)
+    config = replace(config, train=parse_overrides(args.train), name=args.name or config.name)
     run(config, log=lambda message: print(message, flush=True))
 
 
