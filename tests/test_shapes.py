@@ -14,8 +14,8 @@ from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.evaluate import eval_layouts, generate, score
 from paircustom.shapes.examples import EXAMPLES, example_paths
 from paircustom.shapes.styles import (
-    KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, outlined,
-    pixelate, striped,
+    KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, pixelate,
+    posterize, striped,
 )
 from paircustom.shapes.world import (
     COLOURS, GROUP_SIZE, MARGIN, MAX_OVERLAP, MIN_GAP, PALETTE, SHAPES, SINGLE_SIZE, Layout, Scene, Thing, caption,
@@ -101,7 +101,8 @@ def test_style_pixels():
     assert tuple(inverted(red)[5, 5]) == (40, 215, 215)
     assert tuple(grayscale(red)[5, 5]) == (92, 92, 92)  # 0.299 * 215 + 0.587 * 40 + 0.114 * 40 = 92.3
     assert tuple(hue_rotated(red)[5, 5]) == (40, 215, 40)  # red -> green
-    assert (pixelate(red) == red).all() and (line_sketch(red) == 255).all() and (outlined(red) == red).all()
+    assert tuple(posterize(red)[5, 5]) == (255, 0, 0) and tuple(posterize(np.full((1, 1, 3), 128, np.uint8))[0, 0]) == (255,) * 3
+    assert (pixelate(red) == red).all() and (line_sketch(red) == 255).all()
     assert (blurry(red) == red).all() and tuple(faded(red)[0, 0]) == (208, 120, 120)
     assert tuple(striped(red)[0, 0]) == RED and tuple(striped(red)[4, 0]) == (129, 24, 24)
     stripes = np.zeros((64, 64, 3), dtype=np.uint8)
@@ -109,9 +110,11 @@ def test_style_pixels():
     assert (pixelate(stripes) == 100).all()
     split = np.zeros((64, 64, 3), dtype=np.uint8)
     split[:, 32:] = 255
-    sketch, outline = line_sketch(split), outlined(split)
+    sketch = line_sketch(split)
     assert sketch[10, 31, 0] == 0 and sketch[10, 10, 0] == 255 and sketch[10, 50, 0] == 255
-    assert outline[10, 31, 0] == 20 and outline[10, 50, 0] == 255 and outline[10, 10, 0] == 0
+    quarter = np.zeros((64, 64, 3), dtype=np.uint8)
+    quarter[:8, :8] = 255  # a quarter of the top-left 16x16 block
+    assert (pixelate(quarter)[:16, :16] == 64).all() and (pixelate(quarter)[16:] == 0).all()
 
 
 def test_example_pairs_are_shipped_and_current():
@@ -142,31 +145,34 @@ def _tiny_base_config(**overrides):
 
 
 def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch):
-    """A run stopped after a UNet checkpoint and started again equals an uninterrupted run, bitwise."""
+    """Stopped between stages and inside the UNet stage, then started again: equal to an uninterrupted run, bitwise."""
     from paircustom.shapes import train as base
 
     monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)  # the held-out check is slow and optional
     config = _tiny_base_config()
     base.train(config, tmp_path / "straight")
-    saver = base._save_checkpoint
+    stopped = tmp_path / "stopped"
+    assert base.train(config, stopped, stop_after="vae") is None
+    assert (stopped / "vae" / "config.json").is_file() and not (stopped / "unet").exists()
+    saver = base.Checkpoint.save
 
-    def stop_after_first(path, step, *args):
-        saver(path, step, *args)
-        raise KeyboardInterrupt
+    def stop_after_first_unet_checkpoint(self, step):
+        saver(self, step)
+        if self.path.name.startswith("unet"):
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(base, "_save_checkpoint", stop_after_first)
+    monkeypatch.setattr(base.Checkpoint, "save", stop_after_first_unet_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        base.train(config, tmp_path / "stopped")
-    assert json.loads((tmp_path / "stopped" / "unet_checkpoint.json").read_text())["step"] == 2
-    assert (tmp_path / "stopped" / "vae" / "config.json").is_file() and not (tmp_path / "stopped" / "unet").exists()
-    monkeypatch.setattr(base, "_save_checkpoint", saver)
-    base.train(config, tmp_path / "stopped")
+        base.train(config, stopped)
+    assert json.loads((stopped / "unet_checkpoint.json").read_text())["step"] == 2
+    monkeypatch.setattr(base.Checkpoint, "save", saver)
+    base.train(config, stopped)
     for part in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
                  "text_encoder/model.safetensors"):
         a, b = (load_file(str(tmp_path / run / "pipeline" / part)) for run in ("straight", "stopped"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
     with pytest.raises(SystemExit):  # another configuration cannot continue this run
-        base.train(replace(config, unet_steps=6), tmp_path / "stopped")
+        base.train(replace(config, unet_steps=6), stopped)
 
 
 needs_model = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").exists(),

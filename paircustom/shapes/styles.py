@@ -17,8 +17,7 @@ from typing import Callable
 import numpy as np
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 weights
-BLOCK = 8  # pixelate block side in pixels
-OUTLINE = 20  # value of the dark outline
+BLOCK = 16  # pixelate block side in pixels (two latent cells: the blocks change a visible share of the image)
 
 
 def _edges(image: np.ndarray) -> np.ndarray:
@@ -51,23 +50,22 @@ def hue_rotated(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., [2, 0, 1]])
 
 
+def posterize(image: np.ndarray) -> np.ndarray:
+    """Two levels per channel: 0 below 128, 255 from 128 up."""
+    return np.where(image >= 128, 255, 0).astype(np.uint8)
+
+
 def pixelate(image: np.ndarray) -> np.ndarray:
-    """Each 8x8 block replaced by its mean colour."""
+    """Each 16x16 block replaced by its mean colour."""
     h, w, c = image.shape
     blocks = image.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, c).astype(np.float32)
-    means = np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)  # (H / 8, W / 8, 3)
+    means = np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)  # (H / 16, W / 16, 3)
     return np.repeat(np.repeat(means, BLOCK, axis=0), BLOCK, axis=1)
 
 
 def line_sketch(image: np.ndarray) -> np.ndarray:
     """Dark edges on white: 255 - 2 * edge strength, in grey."""
     return _grey(255 - 2 * _edges(image))
-
-
-def outlined(image: np.ndarray) -> np.ndarray:
-    """The image with a dark outline: each pixel is pulled towards black by its edge strength."""
-    weight = np.clip(_edges(image) / 64, 0, 1)[..., None]  # (H, W, 1)
-    return np.rint(image * (1 - weight) + OUTLINE * weight).astype(np.uint8)
 
 
 # --- known styles (named in base training) ---
@@ -108,8 +106,8 @@ STYLES = {
         Style("grayscale", "grayscale", grayscale),
         Style("hue_rotated", "hue rotated", hue_rotated),
         Style("pixelated", "pixelated", pixelate),
+        Style("posterized", "posterized", posterize),
         Style("line_sketch", "line sketch", line_sketch),
-        Style("outlined", "dark outline", outlined),
     )
 }
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..images import to_uint8
+from ..objective import training_scheduler
 from ..tiny import BASE_WORDS, sd_scheduler, write_clip_tokenizer
 from .evaluate import eval_layouts, generate, save_grid, score
 from .styles import KNOWN_STYLES, STYLE_WORDS, STYLES, styled_caption
@@ -49,13 +50,14 @@ class BaseTrainConfig:
     """Everything that shapes the base model and its training (about 90 minutes on one CPU core)."""
 
     seed: int = 0
-    vae_steps: int = 1000
+    vae_steps: int = 2500
     vae_channels: tuple = (32, 64, 64, 128)  # 4 levels: 64x64 -> 8x8 latents
     latent_channels: int = 16  # 8x8x16 latents: thin lines and hard block edges need more than SD's 4 channels
-    vae_norm_groups: int = 4  # few, wide groups: per-channel norms would erase the flat colours
+    vae_norm_groups: int = 2  # few, wide groups: per-channel norms would erase the flat colours
     vae_batch: int = 16
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
+    initial_logvar: float = -10.0  # bias of the encoder's log-variance outputs at initialisation
     decoder_steps: int = 400  # stage 3: the decoder alone, on the frozen encoder's latents
     decoder_lr: float = 3e-4
     unet_steps: int = 2000
@@ -93,8 +95,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def texture(rng: np.random.Generator) -> np.ndarray:
-    """A random mosaic: blocks of 1-16 pixels in random colours, half of them in a random palette of 2-6."""
-    block = int(rng.choice([1, 2, 4, 8, 16]))
+    """A random mosaic: blocks of 2-16 pixels in random colours, half of them in a random palette of 2-6."""
+    block = int(rng.choice([2, 4, 8, 16]))
     cells = SIZE // block
     if rng.random() < 0.5:
         colours = rng.integers(0, 256, size=(int(rng.integers(2, 7)), 3))
@@ -109,7 +111,7 @@ def vae_images(rng: np.random.Generator, count: int) -> np.ndarray:
     looks = [None, *KNOWN_STYLES.values(), *STYLES.values(), *STYLES.values()]  # benchmark styles weighted x2
     images = []
     for _ in range(count):
-        if rng.random() < 0.1:
+        if rng.random() < 0.05:
             images.append(texture(rng))
             continue
         image = render(random_scene(rng, held_out=bool(rng.random() < 0.15)))
@@ -127,6 +129,8 @@ def build_models(config: BaseTrainConfig, vocab_size: int):
         up_block_types=("UpDecoderBlock2D",) * levels, latent_channels=config.latent_channels,
         norm_num_groups=config.vae_norm_groups, sample_size=SIZE,
     )
+    with torch.no_grad():  # start the posterior narrow (std e^-5): with unit noise the decoder first learns gray
+        vae.encoder.conv_out.bias[config.latent_channels:] = config.initial_logvar
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=config.text_hidden, intermediate_size=2 * config.text_hidden,
         num_hidden_layers=config.text_layers, num_attention_heads=4, max_position_embeddings=config.max_length,
@@ -143,48 +147,53 @@ def build_models(config: BaseTrainConfig, vocab_size: int):
     return vae, text_encoder, unet, sd_scheduler("epsilon")
 
 
-def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, decoder_only: bool = False) -> str:
+def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: str = "cpu",
+              decoder_only: bool = False) -> str:
     """Stage 1 (or 3 with ``decoder_only``): L1 reconstruction + a tiny KL term; returns a one-line summary.
 
     With ``decoder_only`` the encoder is frozen, so the latent space the UNet learned stays put.
     """
-    stage, steps, base_lr = (3, config.decoder_steps, config.decoder_lr) if decoder_only else (
-        1, config.vae_steps, config.vae_lr)
+    stage, name, steps, base_lr = (3, "decoder", config.decoder_steps, config.decoder_lr) if decoder_only else (
+        1, "vae", config.vae_steps, config.vae_lr)
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else list(vae.parameters())
     vae.requires_grad_(False)
     for param in params:
         param.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=base_lr, weight_decay=0.0)
+    checkpoint = Checkpoint(out / f"{name}_checkpoint.safetensors", {"model": vae}, optimizer)
     vae.train()
-    for step in (bar := tqdm(range(steps), desc="decoder" if decoder_only else "vae", mininterval=20)):
+    for step in (bar := tqdm(range(checkpoint.load(), steps), desc=name, mininterval=20)):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(base_lr, step, config.warmup_steps, steps)
         rng = step_rng(config, stage, step)
-        images = to_tensor(vae_images(rng, config.vae_batch))  # (B, 3, 64, 64)
-        torch.manual_seed(int(rng.integers(2**31)))
+        images = to_tensor(vae_images(rng, config.vae_batch)).to(device)  # (B, 3, 64, 64)
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         with torch.set_grad_enabled(not decoder_only):
             posterior = vae.encode(images).latent_dist
-        recon = vae.decode(posterior.sample()).sample
+        latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
+        recon = vae.decode(latents).sample
         loss = F.l1_loss(recon, images) + (0 if decoder_only else config.kl_weight * posterior.kl().mean())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        if (step + 1) % config.checkpoint_every == 0:
+            checkpoint.save(step + 1)
     vae.requires_grad_(False).eval()
     images = vae_images(np.random.default_rng([config.seed, 99]), 256)
     with torch.no_grad():
-        recon = to_uint8(vae(to_tensor(images)).sample)  # (256, 64, 64, 3)
+        recon = to_uint8(vae(to_tensor(images).to(device)).sample)  # (256, 64, 64, 3)
     error = np.abs(recon.astype(np.float32) - images).mean()
     return f"{steps} steps; mean absolute reconstruction error {error:.2f} (0-255) on 256 mixed images"
 
 
 @torch.no_grad()
-def encode_pool(vae: AutoencoderKL, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, C, 8, 8)."""
+def encode_pool(vae: AutoencoderKL, images: np.ndarray, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, C, 8, 8), on ``device``."""
     means, stds = [], []
     for start in tqdm(range(0, len(images), 256), desc="encode pool", mininterval=20):
-        dist = vae.encode(to_tensor(images[start : start + 256])).latent_dist
+        dist = vae.encode(to_tensor(images[start : start + 256]).to(device)).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
     return torch.cat(means), torch.cat(stds)
@@ -202,37 +211,45 @@ def training_pool(config: BaseTrainConfig) -> tuple[np.ndarray, list[str]]:
     return images, captions
 
 
-def _save_checkpoint(path: Path, step: int, models, ema, optimizer) -> None:
-    """Models, EMA and AdamW moments as safetensors, the step and param groups as JSON (no pickle)."""
-    tensors = {f"model.{k}": v for k, v in models.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-    state = optimizer.state_dict()
-    for index, moments in state["state"].items():
-        tensors.update({f"adam.{index}.{name}": value.reshape(-1) if value.ndim == 0 else value
-                        for name, value in moments.items()})
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+class Checkpoint:
+    """Modules and AdamW moments of one stage as safetensors, the step and param groups as JSON (no pickle)."""
+
+    def __init__(self, path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer):
+        self.path, self.modules, self.optimizer = path, modules, optimizer
+
+    @torch.no_grad()
+    def save(self, step: int) -> None:
+        tensors = {f"{prefix}.{k}": v for prefix, module in self.modules.items() for k, v in module.state_dict().items()}
+        state = self.optimizer.state_dict()
+        for index, moments in state["state"].items():
+            tensors.update({f"adam.{index}.{name}": value.reshape(-1) if value.ndim == 0 else value
+                            for name, value in moments.items()})
+        temp = self.path.with_suffix(".tmp")
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temp))
+        temp.replace(self.path)
+        self.path.with_suffix(".json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+
+    def load(self) -> int:
+        """Restore the saved state if there is one; return the step to continue from (0 if none)."""
+        if not self.path.is_file():
+            return 0
+        tensors, meta = load_file(str(self.path)), json.loads(self.path.with_suffix(".json").read_text())
+        for prefix, module in self.modules.items():
+            module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        moments: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("adam."):
+                _, index, name = key.split(".")
+                moments.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
+        self.optimizer.load_state_dict({"state": moments, "param_groups": meta["param_groups"]})
+        print(f"resumed {self.path.name} at step {meta['step']}", flush=True)
+        return int(meta["step"])
 
 
-def _load_checkpoint(path: Path, models, ema, optimizer) -> int:
-    tensors, meta = load_file(str(path)), json.loads(path.with_suffix(".json").read_text())
-    models.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    moments: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("adam."):
-            _, index, name = key.split(".")
-            moments.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
-    optimizer.load_state_dict({"state": moments, "param_groups": meta["param_groups"]})
-    return int(meta["step"])
-
-
-def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path) -> None:
+def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path, device: str = "cpu") -> None:
     """Stage 2: UNet + text encoder through the diffusion loss; the pipeline ends up holding their EMA."""
     images, captions = training_pool(config)
-    means, stds = encode_pool(pipe.vae, images)
+    means, stds = encode_pool(pipe.vae, images, device)
     scaling = float(1.0 / means.std())
     pipe.vae.register_to_config(scaling_factor=scaling)
     print(f"latent pool {tuple(means.shape)}, scaling_factor {scaling:.4f}", flush=True)
@@ -241,28 +258,25 @@ def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path
         return pipe.tokenizer(texts, padding="max_length", max_length=config.max_length, truncation=True,
                               return_tensors="pt").input_ids
 
-    caption_ids, empty_ids = tokens(captions), tokens([""])  # (N, L), (1, L)
-    unet, text_encoder, scheduler = pipe.unet, pipe.text_encoder, pipe.scheduler
+    caption_ids, empty_ids = tokens(captions).to(device), tokens([""]).to(device)  # (N, L), (1, L)
+    unet, text_encoder, scheduler = pipe.unet, pipe.text_encoder, training_scheduler(pipe)  # DDPM forward process
     models = torch.nn.ModuleList([unet, text_encoder])
     ema = copy.deepcopy(models).requires_grad_(False)
     optimizer = torch.optim.AdamW(models.parameters(), lr=config.unet_lr, weight_decay=0.01)
-    checkpoint, start = out / "unet_checkpoint.safetensors", 0
-    if checkpoint.is_file():
-        start = _load_checkpoint(checkpoint, models, ema, optimizer)
-        print(f"resumed the UNet stage at step {start}", flush=True)
+    checkpoint = Checkpoint(out / "unet_checkpoint.safetensors", {"model": models, "ema": ema}, optimizer)
     models.train()
-    for step in (bar := tqdm(range(start, config.unet_steps), desc="unet", mininterval=20)):
+    for step in (bar := tqdm(range(checkpoint.load(), config.unet_steps), desc="unet", mininterval=20)):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(config.unet_lr, step, config.warmup_steps, config.unet_steps)
         rng = step_rng(config, 2, step)
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        index = torch.from_numpy(rng.integers(len(means), size=config.unet_batch))
-        noise_x0 = torch.randn(means[index].shape, generator=generator)
-        latents = (means[index] + stds[index] * noise_x0) * scaling  # (B, C, 8, 8)
-        drop = torch.from_numpy(rng.random(config.unet_batch) < config.caption_dropout)[:, None]
+        index = torch.from_numpy(rng.integers(len(means), size=config.unet_batch)).to(device)
+        draw = lambda: torch.randn(means[index].shape, generator=generator).to(device)  # noqa: E731
+        latents = (means[index] + stds[index] * draw()) * scaling  # (B, C, 8, 8)
+        drop = torch.from_numpy(rng.random(config.unet_batch) < config.caption_dropout)[:, None].to(device)
         ids = torch.where(drop, empty_ids, caption_ids[index])  # (B, L)
-        noise = torch.randn(latents.shape, generator=generator)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.unet_batch,), generator=generator)
+        noise = draw()
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.unet_batch,), generator=generator).to(device)
         prediction = unet(scheduler.add_noise(latents, noise, t), t, text_encoder(ids)[0]).sample
         loss = F.mse_loss(prediction, noise)
         optimizer.zero_grad(set_to_none=True)
@@ -273,8 +287,8 @@ def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path
         torch._foreach_lerp_(list(ema.parameters()), list(models.parameters()), 1 - decay)
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         done = step + 1
-        if done % config.checkpoint_every == 0 or done == config.unet_steps:
-            _save_checkpoint(checkpoint, done, models, ema, optimizer)
+        if done % config.checkpoint_every == 0:
+            checkpoint.save(done)
         if done % config.sample_every == 0 or done == config.unet_steps:
             check(pipe, ema, config, out / f"samples_{done:05d}.png", f"step {done}")
     models.load_state_dict(ema.state_dict())
@@ -310,8 +324,13 @@ def log(out: Path, stage: str, text: str, seconds: float) -> None:
         file.write(line + "\n")
 
 
-def train(config: BaseTrainConfig, out: Path) -> StableDiffusionPipeline:
-    """Run the stages that have no saved result under ``out`` yet, and save the fp16 pipeline to out/pipeline."""
+STAGES = ("vae", "unet", "decoder")
+
+
+def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: str = "decoder",
+          vae_from: Path | None = None) -> StableDiffusionPipeline | None:
+    """Run the stages that have no saved result under ``out`` yet, up to ``stop_after``; after the last stage
+    save the fp16 pipeline to out/pipeline.  ``vae_from``: a finished VAE stage (its folder) to start from."""
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
@@ -321,7 +340,9 @@ def train(config: BaseTrainConfig, out: Path) -> StableDiffusionPipeline:
     words = [*BASE_WORDS, *WORLD_WORDS, *STYLE_WORDS]
     tokenizer = write_clip_tokenizer(out / "tokenizer_files", words, max_length=config.max_length)
     vae, text_encoder, unet, scheduler = build_models(config, len(tokenizer))
-    for stage in ("vae", "unet", "decoder"):
+    if vae_from and not (out / "vae" / "config.json").is_file():
+        AutoencoderKL.from_pretrained(vae_from).save_pretrained(out / "vae")
+    for stage in STAGES[: STAGES.index(stop_after) + 1]:
         folder, began = out / stage, time.time()
         if stage == "vae" and (folder / "config.json").is_file():
             vae = AutoencoderKL.from_pretrained(folder).requires_grad_(False).eval()
@@ -333,17 +354,21 @@ def train(config: BaseTrainConfig, out: Path) -> StableDiffusionPipeline:
         pipe = StableDiffusionPipeline(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-        )
+        ).to(device)
         if stage == "vae":
-            log(out, stage, train_vae(vae, config), time.time() - began)
+            log(out, stage, train_vae(vae, config, out, device), time.time() - began)
             vae.save_pretrained(folder)
         elif stage == "unet":
-            train_unet(pipe, config, out)
+            train_unet(pipe, config, out, device)
             log(out, stage, f"{config.unet_steps} steps", time.time() - began)
             pipe.save_pretrained(folder)
         else:
-            log(out, stage, train_vae(vae, config, decoder_only=True), time.time() - began)
+            log(out, stage, train_vae(vae, config, out, device, decoder_only=True), time.time() - began)
             pipe.save_pretrained(folder)
+    if stop_after != STAGES[-1]:
+        print(f"stopped after the {stop_after} stage; run again with the same --out to continue", flush=True)
+        return None
+    pipe.to("cpu")
     save(pipe, out / "pipeline")
     return pipe
 
@@ -351,14 +376,17 @@ def train(config: BaseTrainConfig, out: Path) -> StableDiffusionPipeline:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="folder for stages, checkpoints, samples and logs")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    parser.add_argument("--stop-after", choices=STAGES, default=STAGES[-1], help="last stage to run this time")
+    parser.add_argument("--vae-from", type=Path, default=None, help="a finished VAE stage folder to start from")
     defaults = BaseTrainConfig()
     for field in fields(BaseTrainConfig):
         value = getattr(defaults, field.name)
         if isinstance(value, (int, float)):
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
-    train(BaseTrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(BaseTrainConfig)}),
-          args.out)
+    config = BaseTrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(BaseTrainConfig)})
+    train(config, args.out, args.device, args.stop_after, args.vae_from)
 
 
 if __name__ == "__main__":
