@@ -7,6 +7,7 @@ was trained on, ``analyzer`` reads them back, ``train`` rebuilds the model.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -19,3 +20,9 @@ def load_shapes_pipeline(dtype: torch.dtype = torch.float32, model_dir: str | Pa
     from ..families import load_pipeline
 
     return load_pipeline(str(model_dir) if model_dir else "shapes", dtype)[0]
+
+
+def world_version(model_dir: str | Path = MODEL_DIR) -> int:
+    """The shapes world a saved model was trained on: 2 for this package's world, 1 for the single-object world."""
+    settings = Path(model_dir) / "paircustom.json"
+    return json.loads(settings.read_text()).get("version", 1) if settings.is_file() else 0

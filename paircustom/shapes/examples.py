@@ -4,7 +4,8 @@
 
 writes ``<name>_content.png`` and ``<name>_<style>.png`` for every pair in ``EXAMPLES`` (default DIR:
 ``paircustom/shapes/examples``, shipped with the package).  The pairs show three objects in four colours, so
-that one pair says what a colour-changing style does to more than one colour.
+that one pair says what a colour-changing style does to more than one colour; ``red_circle`` is the one-object
+pair of the v1 world.
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ class ExamplePair:
         return content, STYLES[self.style].apply(content)
 
 
-EXAMPLES = {pair.name: pair for pair in (ExamplePair("trio", TRIO, "inverted"),
+# A centred red circle on blue: one object in colours both the v1 and the v2 palettes name.
+RED_CIRCLE = Scene(2, (Thing(0, 0, left=16, top=16, size=32),))
+
+EXAMPLES = {pair.name: pair for pair in (ExamplePair("red_circle", RED_CIRCLE, "inverted"),
+                                         ExamplePair("trio", TRIO, "inverted"),
                                          ExamplePair("trio_sketch", TRIO, "line_sketch"))}
 
 
