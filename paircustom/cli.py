@@ -5,6 +5,7 @@
     paircustom info dog-digital-art.safetensors
     paircustom export dog-digital-art.safetensors --format kohya -o dog-digital-art-kohya.safetensors
     paircustom demo
+    paircustom ui
 
 Mistakes in the input print one sentence and exit with code 2.
 """
@@ -149,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("kohya",), default="kohya", help="layout to write (default: %(default)s)")
     export.add_argument("--output", "-o", required=True, help="the .safetensors file to write")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ui = sub.add_parser("ui", help="the web app: train and apply styles in a browser (needs the ui extra)",
+                        description="Serve a Gradio page: upload a content/style pair or pick an example, train a "
+                                    "style with live progress, load style files and generate with style guidance.")
+    ui.add_argument("--model", default="shapes", help="hub id, diffusers folder, or 'shapes' (embedded; default)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)")
+    ui.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    ui.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: cuda when there is one)")
+    ui.add_argument("--workdir", help="folder for trained styles and previews (default: a new temporary folder)")
     demo = sub.add_parser("demo", help="train a style on the embedded model and write a comparison grid")
     demo.add_argument("--output-dir", default="paircustom-demo", help="folder for the style file and grid "
                                                                       "(default: %(default)s)")
@@ -347,6 +356,32 @@ def run_export(args) -> None:
     print(f"wrote {atomic_write(output, lambda temp: save_file(tensors, temp, metadata=header))}")
 
 
+def run_ui(args) -> None:
+    from .checks import check_number
+    from .families import check_device, resolve_model
+
+    check_number("--port", args.port, 1, 65535, integer=True, hint="; use e.g. 7860")
+    device = check_device(args.device)
+    resolve_model(args.model)
+    if args.workdir:
+        check_folder_writable(args.workdir, "work folder")
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise UserError("the web app needs Gradio; install it with pip install 'paircustom[ui]'.") from None
+    from .ui.app import launch
+    from .ui.studio import Studio
+
+    studio = Studio(args.model, args.workdir, device)
+    if args.model == "shapes":     # as in the demo: one thread is fastest for the embedded model
+        import torch
+
+        torch.set_num_threads(1)
+    print(f"paircustom ui: {studio.model} on http://{args.host}:{args.port} (work folder {studio.workdir}); "
+          "Ctrl+C stops it", flush=True)
+    launch(studio, args.host, args.port)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Our own warnings as one line (no source line), from process 0 only; everyone else's as Python prints them."""
     if issubclass(category, PairCustomWarning):
@@ -380,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     distributed.die_with_launcher()
-    commands = {"train": run_train, "generate": run_generate, "info": run_info, "export": run_export}
+    commands = {"train": run_train, "generate": run_generate, "info": run_info, "export": run_export,
+                "ui": run_ui}
     if args.command == "demo":
         from .demo import run_demo
 

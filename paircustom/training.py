@@ -210,7 +210,8 @@ class PairTrainer:
                 totals[kind] += loss.item() / draws
         return self._as_pair(totals)
 
-    def fit(self) -> None:
+    def fit(self, on_step=None) -> None:
+        """Train to ``max_steps``; ``on_step(trainer)`` runs on process 0 after each step (and its due preview)."""
         config, main = self.config, self.accelerator.is_main_process
         description = "pair training" + (f" ({self.processes} processes)" if self.processes > 1 else "")
         bar = tqdm(range(self.step, config.max_steps), desc=description, disable=not (config.progress and main),
@@ -228,6 +229,12 @@ class PairTrainer:
                 self.preview()
             if due(config.checkpoint_every) or due(config.save_every) or due(config.preview_every):
                 self.accelerator.wait_for_everyone()       # the others wait while process 0 writes
+            if main and on_step is not None:
+                on_step(self)
+
+    def preview_path(self, step: int) -> Path:
+        output = Path(self.config.output)
+        return output.with_name(f"{output.stem}-preview-{step:05d}.png")
 
     def preview(self, steps: int = 20) -> Path:
         """Write <output>-preview-<step>.png: base and styled images for the content prompt, same seed."""
@@ -239,8 +246,7 @@ class PairTrainer:
         size = dict(height=self.config.resolution, width=self.config.resolution, num_inference_steps=steps, seed=0)
         base = guided(self.config.content_prompt, styles={}, **size).images[0]
         styled = guided(self.config.content_prompt, styles={"style": 3.0}, **size).images[0]
-        path = Path(self.config.output).with_name(f"{Path(self.config.output).stem}-preview-{self.step:05d}.png")
-        return atomic_write(path, lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
+        return atomic_write(self.preview_path(self.step), lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
 
     def _save_checkpoint(self) -> None:
         """Called by every process (collective); process 0 writes the generators of all of them."""
@@ -307,15 +313,16 @@ class PairTrainer:
         remove_pair_lora(self.accelerator.unwrap_model(self.unet), self.layers)
 
 
-def train_pair(config: TrainConfig, pipe=None) -> Path:
+def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
     """Train a style from a content/style pair and write the style LoRA; return its path.
 
     Under several processes every process trains and returns the path; only process 0 writes.
+    ``on_step(trainer)`` is called after every step (``trainer.step``, ``trainer.history``, ``preview_path``).
     """
     trainer = PairTrainer(config, pipe)
     main = trainer.accelerator.is_main_process
     try:
-        trainer.fit()
+        trainer.fit(on_step)
         path = Path(trainer.config.output)
         if trainer.config.checkpoint_every:       # kept: --resume with more steps extends this run
             trainer._save_checkpoint()

@@ -1,4 +1,4 @@
-"""Every bad input to train, generate, info, export and demo: exit 2, ONE line 'paircustom: error: ...', no traceback,
+"""Every bad input to train, generate, info, export, ui and demo: exit 2, ONE line 'paircustom: error: ...', no traceback,
 and not a file created or changed (checked before any model loads, so no progress bar either)."""
 
 from __future__ import annotations
@@ -231,6 +231,11 @@ CASES = {
     "export no output": (["export", "{sf}"], None, 'required'),
     "export garbage": (["export", BAD, "-o", "{tmp}/k.safetensors"], lambda e: (e.tmp / "bad.safetensors").write_bytes(
         os.urandom(300)), 'not a readable .safetensors'),
+    # ---- ui (refused before Gradio starts)
+    "ui port 0": (["ui", "--port", "0"], None, 'must lie between 1 and 65535'),
+    "ui missing model": (["ui", "--model", "{tmp}/no-model"], None, 'does not exist'),
+    "ui work folder is a file": (["ui", "--workdir", "{content}"], None, 'is a file, not a folder'),
+    "ui unknown device": (["ui", "--device", "tpu"], None, 'is not a device'),
     # ---- info
     "info missing": (["info", "{tmp}/none.safetensors"], None, 'does not exist'),
     "info empty file": (["info", BAD], lambda e: (e.tmp / "bad.safetensors").write_bytes(b""), 'header too small'),
@@ -253,7 +258,7 @@ CASES = {
 
 def test_there_are_enough_cases():
     commands = [argv[0] for argv, _, _ in CASES.values()]
-    names = ("train", "generate", "info", "demo", "export")
+    names = ("train", "generate", "info", "demo", "export", "ui")
     assert len(CASES) >= 60 and {c: commands.count(c) >= 3 for c in names} == dict.fromkeys(names, True), \
         f"{len(CASES)} cases: {set(commands)}"
 

@@ -1,0 +1,149 @@
+"""``paircustom ui`` end to end in headless Chromium: a bad click, the bundled pair uploaded, a few training
+steps with live progress, a generation, and the page read back (result size, loss readout, a screenshot).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` and the ``ui`` extra (gradio, selenium).  In CI
+(``CI`` set) their absence fails the test; elsewhere it skips, saying what to install.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import paircustom
+from paircustom.shapes.examples import EXAMPLES, example_paths
+
+STEPS = 4                     # training steps: style loss from step 2 on the embedded model's schedule
+STATUS = re.compile(rf"step {STEPS}/{STEPS} · content loss \d+\.\d{{4}} · style loss \d+\.\d{{4}} · done")
+
+
+def _browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    missing = [name for name, found in (("chromium", chromium), ("chromium-driver", driver)) if not found]
+    for module in ("gradio", "selenium"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        message = (f"the browser test needs {', '.join(missing)}: apt-get install chromium chromium-driver and "
+                   "pip install -e '.[ui]'")
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must run this test, not skip it)")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1650"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve(tmp_path, port):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "PYTHONPATH": str(Path(paircustom.__file__).parents[1])}       # this checkout, from any folder
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "paircustom", "ui", "--port", str(port), "--workdir",
+                               str(tmp_path / "work")], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited: {(tmp_path / 'server.log').read_text()}"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    pytest.fail(f"the page did not come up in 120 s: {(tmp_path / 'server.log').read_text()}")
+
+
+def _text(driver, element_id) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id).text
+
+
+def _type(driver, element_id, text):
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.CSS_SELECTOR, f"#{element_id} textarea, #{element_id} input")
+    field.clear()
+    field.send_keys(text)
+
+
+def _upload(driver, element_id, path: Path):
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.CSS_SELECTOR, f"#{element_id} input[type=file]")
+    driver.execute_script("arguments[0].style.display = 'block';", field)    # Gradio hides it behind a drop zone
+    field.send_keys(str(path))
+
+
+def test_train_and_generate_in_the_browser(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _browser()
+    port = _free_port()
+    server = _serve(tmp_path, port)
+    start = time.monotonic()
+    try:
+        driver.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.find_elements(By.ID, "train"))
+        # a click without images: the CLI's one sentence, in the page
+        driver.find_element(By.ID, "train").click()
+        wait.until(lambda d: "paircustom: error:" in _text(d, "message"))
+        assert "give a content image and a style image" in _text(driver, "message")
+
+        name = next(iter(EXAMPLES))
+        pair = EXAMPLES[name]
+        content, style = example_paths(name)
+        _upload(driver, "content", content)
+        _upload(driver, "style", style)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#content img, #style img")) == 2)
+        _type(driver, "subject", pair.caption.removeprefix("a photo of a "))
+        _type(driver, "style-words", pair.style_prompt)
+        _type(driver, "steps", str(STEPS))
+        driver.find_element(By.ID, "train").click()
+        WebDriverWait(driver, 300).until(lambda d: STATUS.search(_text(d, "status")),
+                                         message="training did not finish with a loss readout")
+        assert driver.find_elements(By.CSS_SELECTOR, "#preview img"), "no training preview in the page"
+        assert driver.find_elements(By.CSS_SELECTOR, "#download a"), "no download link for the trained file"
+        wait.until(lambda d: d.find_element(By.ID, "scale-0").is_displayed())
+
+        _type(driver, "prompt", pair.caption)
+        _type(driver, "sample-steps", "10")
+        driver.find_element(By.ID, "generate").click()
+        size = "return [arguments[0].naturalWidth, arguments[0].naturalHeight];"
+        styled = WebDriverWait(driver, 180).until(
+            lambda d: next((img for img in d.find_elements(By.CSS_SELECTOR, "#styled img")
+                            if d.execute_script(size, img)[0] > 0), None), message="no styled image appeared")
+        assert driver.execute_script(size, styled) == [64, 64], "the styled image is not the model's 64x64"
+        assert driver.find_elements(By.CSS_SELECTOR, "#base img") and driver.find_elements(By.CSS_SELECTOR,
+                                                                                            "#compare img")
+        assert not _text(driver, "message").startswith("paircustom: error"), _text(driver, "message")
+        driver.save_screenshot(str(tmp_path / "ui.png"))
+        assert (tmp_path / "ui.png").stat().st_size > 10_000, "the screenshot is (nearly) empty"
+        print(f"browser test: {time.monotonic() - start:.0f} s after the page came up")
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait(30)
+    assert list((tmp_path / "work").glob("*.safetensors")), "no style file was trained"
