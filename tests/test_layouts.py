@@ -202,3 +202,20 @@ def test_file_for_another_architecture_names_family_and_first_differing_layer(st
     first = sorted(k for k in widened if ".attn2.to_" in k and "lora_A" in k)[0][len("unet."):-len(".lora_A.weight")]
     assert "an SD 1.x model" in message and f"first differing layer is {first} (file: 768 -> 32" in message, message
     assert message.count(". ") == 0 and message.endswith("trained on."), message
+
+
+def test_kohya_conv_layers_load_as_the_same_peft_layers(style_files, tmp_path):
+    """SD 1.x kohya files also adapt the 1x1 convolutions proj_in/proj_out: (r, in, 1, 1) and (out, r, 1, 1)."""
+    peft = load_file(style_files["sd"])
+    generator = torch.Generator().manual_seed(1)
+    for module in ("down_blocks.0.attentions.0.proj_in", "up_blocks.1.attentions.0.proj_out"):
+        peft[f"unet.{module}.lora_A.weight"] = torch.randn(2, 32, 1, 1, generator=generator) * 0.1
+        peft[f"unet.{module}.lora_B.weight"] = torch.randn(32, 2, 1, 1, generator=generator) * 0.1
+    save_file(peft, tmp_path / "peft.safetensors")
+    save_file(kohya(peft), tmp_path / "kohya.safetensors")
+    pipe = StyleGuidedPipeline(build_tiny_pipeline("sd"))
+    for name in ("peft", "kohya"):
+        pipe.load_style(tmp_path / f"{name}.safetensors", name=name, suffix=SUFFIX)
+    assert read_style(tmp_path / "kohya.safetensors").tensors.keys() == peft.keys()
+    difference = (styled_latents(pipe, "kohya") - styled_latents(pipe, "peft")).abs().max().item()
+    assert difference <= TOLERANCE, f"kohya conv layers differ from the peft layout's by {difference:.2e}"
