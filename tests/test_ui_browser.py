@@ -24,7 +24,7 @@ STEPS = 4                     # training steps: style loss from step 2 on the em
 STATUS = re.compile(rf"step {STEPS}/{STEPS} · content loss \d+\.\d{{4}} · style loss \d+\.\d{{4}} · done")
 
 
-def _browser():
+def _browser(tmp_path):
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     missing = [name for name, found in (("chromium", chromium), ("chromium-driver", driver)) if not found]
     for module in ("gradio", "selenium"):
@@ -46,7 +46,14 @@ def _browser():
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1650"):
         options.add_argument(argument)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")    # the browser's profile stays in tmp_path
+    log = tmp_path / "chromedriver.log"
+    service = Service(driver, log_output=str(log), service_args=["--verbose"])
+    try:
+        return webdriver.Chrome(service=service, options=options)
+    except Exception as error:
+        pytest.fail(f"Chromium did not start ({type(error).__name__}); the driver's log ends:\n"
+                    + "\n".join(log.read_text().splitlines()[-30:]))
 
 
 def _free_port() -> int:
@@ -56,8 +63,10 @@ def _free_port() -> int:
 
 
 def _serve(tmp_path, port):
+    (tmp_path / "server-tmp").mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONPATH": str(Path(paircustom.__file__).parents[1])}       # this checkout, from any folder
+           "PYTHONPATH": str(Path(paircustom.__file__).parents[1]),        # this checkout, from any folder
+           "TMPDIR": str(tmp_path / "server-tmp"), "GRADIO_TEMP_DIR": str(tmp_path / "server-tmp" / "gradio")}
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "paircustom", "ui", "--port", str(port), "--workdir",
                                str(tmp_path / "work")], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -99,7 +108,7 @@ def test_train_and_generate_in_the_browser(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = _browser()
+    driver = _browser(tmp_path)
     port = _free_port()
     server = _serve(tmp_path, port)
     start = time.monotonic()

@@ -67,7 +67,7 @@ def build(studio: Studio) -> gr.Blocks:
             base = gr.Image(label="base", format="png", interactive=False, height=200, elem_id="base")
             styled = gr.Image(label="styled", format="png", interactive=False, height=200, elem_id="styled")
             compare = gr.Image(label="base | styled", format="png", interactive=False, height=200, elem_id="compare")
-        shown = gr.State(0)                  # how many styles the sliders show
+        seen = gr.State((0, None, None))     # (styles with sliders, preview, trained file) the page shows
         timer = gr.Timer(1.0)
 
         def pick_example(name):
@@ -84,23 +84,23 @@ def build(studio: Studio) -> gr.Blocks:
                 return _error(error), studio.progress.text()
             return "", studio.progress.text()
 
-        def poll(shown):
+        def poll(seen):
+            """Every second: the progress line, and whatever changed since the last tick."""
             progress = studio.progress
-            grown = len(studio.styles) != shown
-            return (progress.text(), str(progress.preview) if progress.preview else gr.skip(),
-                    str(progress.output) if progress.output else gr.skip(), len(studio.styles),
-                    *(_sliders(studio) if grown else [gr.skip()] * MAX_STYLES))
+            now = (len(studio.styles), progress.preview, progress.output)
+            changed = lambda i, value: value if now[i] != seen[i] and now[i] is not None else gr.skip()  # noqa: E731
+            return (progress.text(), changed(1, str(progress.preview)), changed(2, str(progress.output)), now,
+                    *(_sliders(studio) if now[0] != seen[0] else [gr.skip()] * MAX_STYLES))
 
         def load_file(file, suffix):
             if file is None:
-                return "paircustom: error: choose a .safetensors style file first.", len(studio.styles), \
-                    *[gr.skip()] * MAX_STYLES
+                return "paircustom: error: choose a .safetensors style file first.", gr.skip(), *[gr.skip()] * MAX_STYLES
+            before = len(studio.notices)
             try:
                 name = studio.load(file, suffix)
             except UserError as error:
-                return _error(error), len(studio.styles), *[gr.skip()] * MAX_STYLES
-            notices = "\n\n".join(studio.notices[-1:]) if studio.notices else ""
-            return f"loaded '{name}'" + (f"\n\n{notices}" if notices else ""), len(studio.styles), *_sliders(studio)
+                return _error(error), gr.skip(), *[gr.skip()] * MAX_STYLES
+            return "\n\n".join([f"loaded '{name}'", *studio.notices[before:]]), gr.skip(), *_sliders(studio)
 
         def draw(prompt, seed, sample_steps, *values):
             scales = dict(zip(list(studio.styles)[:MAX_STYLES], values))
@@ -112,8 +112,8 @@ def build(studio: Studio) -> gr.Blocks:
 
         example.change(pick_example, example, [content, style, subject, words, prompt])
         train.click(start, [content, style, subject, words, steps], [message, status])
-        timer.tick(poll, shown, [status, preview, download, shown, *sliders])
-        load.click(load_file, [upload, suffix], [message, shown, *sliders])
+        timer.tick(poll, seen, [status, preview, download, seen, *sliders])
+        load.click(load_file, [upload, suffix], [message, seen, *sliders])
         generate.click(draw, [prompt, seed, sample_steps, *sliders], [message, base, styled, compare])
     return page
 
