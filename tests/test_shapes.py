@@ -204,3 +204,18 @@ def test_world_version_reads_the_model_settings(tmp_path):
     assert world_version(tmp_path) == 1
     (tmp_path / "paircustom.json").write_text(json.dumps({"family": "sd", "version": 2}))
     assert world_version(tmp_path) == 2
+
+
+def test_vae_ceilings_score_a_perfect_and_a_useless_round_trip(monkeypatch):
+    """1 when the VAE returns f(x) exactly, 0 when it returns x itself."""
+    from paircustom.shapes import evaluate
+
+    monkeypatch.setattr(evaluate, "vae_round_trip", lambda vae, images: images)
+    perfect = evaluate.vae_ceilings(None, count=8)
+    assert all(c == pytest.approx(1.0) for name, (c, e) in perfect.items() if name != "plain")
+    assert perfect["plain"][1] == 0.0
+    images, _ = render_batch(np.random.default_rng(7), 8)
+    monkeypatch.setattr(evaluate, "vae_round_trip", lambda vae, targets: images)
+    useless = evaluate.vae_ceilings(None, count=8)
+    assert all(c == pytest.approx(0.0, abs=1e-6) for name, (c, e) in useless.items() if name != "plain")
+    assert "inverted +0.00" in evaluate.format_ceilings(useless)

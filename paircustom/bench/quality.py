@@ -54,12 +54,10 @@ import torch
 from PIL import Image
 
 from ..guidance import StyleGuidedPipeline
-from ..images import to_uint8
 from ..shapes.analyzer import analyze
-from ..shapes.evaluate import eval_layouts
+from ..shapes.evaluate import eval_layouts, vae_round_trip
 from ..shapes.examples import EXAMPLES, ExamplePair
 from ..shapes.styles import STYLES
-from ..shapes.train import to_tensor
 from ..shapes.world import render_batch
 from ..training import TrainConfig, train_pair
 
@@ -190,12 +188,6 @@ def analyzer_reads(style: str, count: int = 200, seed: int = 0) -> float:
     apply = STYLES[style].apply
     return float(np.mean([shapes_read(apply(image)) == tuple(s for _, s in scene.layout.objects)
                           for image, scene in zip(images, scenes)]))
-
-
-@torch.no_grad()
-def vae_round_trip(vae, images: np.ndarray) -> np.ndarray:
-    """(N, 64, 64, 3) uint8 through the VAE (encoder mean, then decoder) -> (N, 64, 64, 3) uint8."""
-    return to_uint8(vae.decode(vae.encode(to_tensor(images).to(vae.dtype)).latent_dist.mean).sample)
 
 
 def train_style(config: QualityConfig, style: str, method: Method, work: Path) -> Path:

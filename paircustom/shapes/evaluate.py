@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..images import grid
+from ..images import grid, to_uint8
 from .analyzer import analyze
-from .world import Layout, random_layout
+from .styles import STYLES
+from .world import Layout, random_layout, render_batch
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,37 @@ def evaluate(pipe, layouts: list[Layout], seeds=(0, 1), steps: int = 50, cfg: fl
     return score(images, [layout for layout in layouts for _ in seeds]), images
 
 
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+@torch.no_grad()
+def vae_round_trip(vae, images: np.ndarray) -> np.ndarray:
+    """(N, 64, 64, 3) uint8 through the VAE (encoder mean, then decoder) -> (N, 64, 64, 3) uint8."""
+    device = next(vae.parameters()).device
+    return to_uint8(vae.decode(vae.encode(to_tensor(images).to(device, vae.dtype)).latent_dist.mean).sample)
+
+
+def vae_ceilings(vae, count: int = 128, seed: int = 7) -> dict[str, tuple[float, float]]:
+    """How well the VAE can draw each benchmark style, on ``count`` rendered training scenes x:
+    style -> (ceiling 1 - d(VAE(f(x)), f(x)) / d(x, f(x)), round-trip error d(VAE(f(x)), f(x))), with d the mean
+    absolute pixel error (0-255); key "plain" -> (nan, round-trip error of x itself)."""
+    images, _ = render_batch(np.random.default_rng(seed), count)
+    mae = lambda a, b: float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())  # noqa: E731
+    result = {"plain": (float("nan"), mae(vae_round_trip(vae, images), images))}
+    for name, style in STYLES.items():
+        target = np.stack([style.apply(image) for image in images])
+        error = mae(vae_round_trip(vae, target), target)
+        result[name] = (1 - error / mae(images, target), error)
+    return result
+
+
+def format_ceilings(ceilings: dict[str, tuple[float, float]]) -> str:
+    return "; ".join(f"{name} {error:.1f}" if name == "plain" else f"{name} {ceiling:+.2f} (error {error:.1f})"
+                     for name, (ceiling, error) in ceilings.items())
+
+
 def save_grid(images: np.ndarray, path, columns: int = 8) -> None:
     """(N, H, W, 3) uint8 -> one PNG with ``columns`` images per row."""
     pictures = [Image.fromarray(image) for image in images]
@@ -99,9 +131,17 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--layouts", type=int, default=48, help="layouts per split")
     parser.add_argument("--grid", default=None, help="write the held-out images to this PNG")
+    parser.add_argument("--vae", default=None, help="only report this VAE folder's round-trip error and style "
+                        "ceilings (e.g. a finished or checkpointed VAE stage of the base trainer)")
     args = parser.parse_args(argv)
 
     from . import load_shapes_pipeline
+
+    if args.vae:
+        from diffusers import AutoencoderKL
+
+        print(format_ceilings(vae_ceilings(AutoencoderKL.from_pretrained(args.vae).eval())))
+        return
 
     torch.manual_seed(0)
     pipe = load_shapes_pipeline(model_dir=args.model)

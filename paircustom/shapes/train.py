@@ -33,10 +33,9 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..images import to_uint8
 from ..objective import training_scheduler
 from ..tiny import BASE_WORDS, sd_scheduler, write_clip_tokenizer
-from .evaluate import eval_layouts, generate, save_grid, score
+from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, to_tensor, vae_ceilings
 from .styles import KNOWN_STYLES, STYLE_WORDS, STYLES, styled_caption
 from .world import SIZE, WORLD_WORDS, render, render_batch, random_scene
 
@@ -87,11 +86,6 @@ def lr_at(base: float, step: int, warmup: int, total: int) -> float:
 def step_rng(config: BaseTrainConfig, stage: int, step: int) -> np.random.Generator:
     """The data of one step depends on (seed, stage, step) alone, so resuming repeats it exactly."""
     return np.random.default_rng([config.seed, stage, step])
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def texture(rng: np.random.Generator) -> np.ndarray:
@@ -181,11 +175,7 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
         if (step + 1) % config.checkpoint_every == 0:
             checkpoint.save(step + 1)
     vae.requires_grad_(False).eval()
-    images = vae_images(np.random.default_rng([config.seed, 99]), 256)
-    with torch.no_grad():
-        recon = to_uint8(vae(to_tensor(images).to(device)).sample)  # (256, 64, 64, 3)
-    error = np.abs(recon.astype(np.float32) - images).mean()
-    return f"{steps} steps; mean absolute reconstruction error {error:.2f} (0-255) on 256 mixed images"
+    return f"{steps} steps; round-trip error (0-255) and style ceilings: {format_ceilings(vae_ceilings(vae))}"
 
 
 @torch.no_grad()
