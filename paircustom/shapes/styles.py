@@ -99,26 +99,20 @@ class Style:
     apply: Callable[[np.ndarray], np.ndarray]
 
 
-STYLES = {
-    style.name: style
-    for style in (
-        Style("inverted", "inverted colours", inverted),
-        Style("grayscale", "grayscale", grayscale),
-        Style("hue_rotated", "hue rotated", hue_rotated),
-        Style("pixelated", "pixelated", pixelate),
-        Style("posterized", "posterized", posterize),
-        Style("line_sketch", "line sketch", line_sketch),
-    )
-}
+def _by_name(*styles: Style) -> dict[str, Style]:
+    return {style.name: style for style in styles}
 
-KNOWN_STYLES = {
-    style.name: style
-    for style in (
-        Style("blurry", "blurry", blurry),
-        Style("faded", "faded", faded),
-        Style("striped", "striped", striped),
-    )
-}
+
+STYLES = _by_name(
+    Style("inverted", "inverted colours", inverted),
+    Style("grayscale", "grayscale", grayscale),
+    Style("hue_rotated", "hue rotated", hue_rotated),
+    Style("pixelated", "pixelated", pixelate),
+    Style("posterized", "posterized", posterize),
+    Style("line_sketch", "line sketch", line_sketch),
+)
+KNOWN_STYLES = _by_name(Style("blurry", "blurry", blurry), Style("faded", "faded", faded),
+                        Style("striped", "striped", striped))
 
 # Words of the style prompts; tokenizers must keep each one a single token.
 STYLE_WORDS = tuple(dict.fromkeys(w for s in (*STYLES.values(), *KNOWN_STYLES.values()) for w in s.prompt.split()))
