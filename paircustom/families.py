@@ -65,10 +65,40 @@ class Size:
 
 
 class Family:
-    """The interface; one subclass per family."""
+    """The interface; one subclass per family (UNet families here, SD3 and Flux in ``flow``)."""
 
     name: str
     pipeline_class: type
+    denoiser_name = lora_prefix = "unet"        # pipe.<denoiser_name>; the style file's key prefix
+    lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
+    flow = False                                # trained by flow matching (else DDPM eps / v)
+
+    def denoiser(self, pipe):
+        return getattr(pipe, self.denoiser_name)
+
+    def training_objective(self, pipe):
+        """The forward process training noises with: the model's DDPM schedule (``objective``)."""
+        from .objective import training_scheduler
+
+        return training_scheduler(pipe)
+
+    def predict(self, model, noisy, timesteps, cond: "Conditioning") -> torch.Tensor:
+        """The denoiser's output for latents (B, C, h, w) at ``timesteps`` (the scheduler's units), same layout."""
+        return model(noisy, timesteps, **cond.unet_kwargs()).sample
+
+    def vae_latents(self, vae, mean, std):
+        """Training latents' (mean, std) from the VAE's posterior."""
+        return mean * vae.config.scaling_factor, std * vae.config.scaling_factor
+
+    def text_encoders(self, pipe):
+        return [getattr(pipe, n, None) for n in ("text_encoder", "text_encoder_2")]
+
+    def pipeline_latents(self, latents):
+        """Latents (B, C, h, w) in the layout the family's pipeline takes and returns (Flux: packed)."""
+        return latents
+
+    def from_pipeline_latents(self, latents, shape):
+        return latents
 
     def encode(self, pipe, prompts: list[str], device, negative_prompt=None, with_negative=False, prompts_2=None,
                negative_prompt_2=None):
@@ -126,16 +156,19 @@ class StableDiffusionXL(Family):
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (StableDiffusion(), StableDiffusionXL())}
+from .flow import Flux, StableDiffusion3  # noqa: E402  (flow subclasses Family)
+
+FAMILIES.update({f.name: f for f in (StableDiffusion3(), Flux())})
 
 
 def family_of(pipe) -> Family:
-    """The family of a loaded diffusers pipeline (XL is checked first: it is not a subclass of SD)."""
-    for family in (FAMILIES["sdxl"], FAMILIES["sd"]):
+    """The family of a loaded diffusers pipeline (none of the pipeline classes subclasses another)."""
+    for family in FAMILIES.values():
         if isinstance(pipe, family.pipeline_class):
             return family
     raise UserError(
-        f"{type(pipe).__name__} is not supported; paircustom works with StableDiffusionPipeline (SD 1.x/2.x) "
-        "and StableDiffusionXLPipeline (SDXL)."
+        f"{type(pipe).__name__} is not supported; paircustom works with StableDiffusionPipeline (SD 1.x/2.x), "
+        "StableDiffusionXLPipeline (SDXL), StableDiffusion3Pipeline and FluxPipeline."
     )
 
 

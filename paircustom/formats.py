@@ -34,7 +34,7 @@ class StyleMetadata:
     """Everything needed to use (and reproduce) a trained adapter."""
 
     base_model: str
-    family: str                   # "sd" or "sdxl"
+    family: str                   # "sd", "sdxl", "sd3" or "flux"
     adapter: str                  # "style" or "content"
     content_rank: int
     style_rank: int
@@ -52,12 +52,15 @@ class StyleMetadata:
 
 
 def lora_state_dict(A: dict[str, torch.Tensor], B: dict[str, torch.Tensor], scale: float,
-                    dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """diffusers-layout tensors from per-module A (r, in) and B (out, r), stored in ``dtype``."""
+                    dtype=torch.float32, prefix: str = "unet") -> dict[str, torch.Tensor]:
+    """diffusers-layout tensors from per-module A (r, in) and B (out, r), stored in ``dtype``.
+
+    ``prefix`` is the denoiser's name in the pipeline: "unet", or "transformer" for SD3 / Flux.
+    """
     tensors = {}
     for name in A:
-        tensors[f"unet.{name}.lora_A.weight"] = A[name].detach().float().to(dtype).cpu().contiguous()
-        tensors[f"unet.{name}.lora_B.weight"] = (B[name].detach().float() * scale).to(dtype).cpu().contiguous()
+        tensors[f"{prefix}.{name}.lora_A.weight"] = A[name].detach().float().to(dtype).cpu().contiguous()
+        tensors[f"{prefix}.{name}.lora_B.weight"] = (B[name].detach().float() * scale).to(dtype).cpu().contiguous()
     return tensors
 
 
@@ -155,11 +158,12 @@ def _check_metadata(path, metadata: StyleMetadata) -> None:
         if not ok or (kind is float and not math.isfinite(value)):
             raise UserError(f"'{path}' has damaged paircustom metadata ({name} should be {kinds[kind]}, got "
                             f"{value!r:.60}); retrain it or pass the suffix yourself.")
-    if metadata.family not in ("sd", "sdxl"):
-        raise UserError(f"'{path}' names an unknown model family {metadata.family!r:.40}; it must be sd or sdxl.")
+    if metadata.family not in FAMILY_WORDS:
+        raise UserError(f"'{path}' names an unknown model family {metadata.family!r:.40}; it must be "
+                        f"{', '.join(FAMILY_WORDS)}.")
 
 
-FAMILY_WORDS = {"sd": "SD 1.x/2.x", "sdxl": "SDXL"}
+FAMILY_WORDS = {"sd": "SD 1.x/2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "Flux"}
 
 
 def check_fits(path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata | None, family: str, unet) -> None:

@@ -11,6 +11,9 @@ Symbols, as in the paper:
 
 (with "eps" replaced by the velocity v when the scheduler predicts v, as SD 2.x does).
 
+Flow-matching families (SD3, Flux; ``FlowMatching``): x_t = (1 - s) x0 + s eps and the target
+is eps - x0, with one sigma s for all rows as with t.
+
 x_t and the target always come from the DDPM forward process of the model's own noise
 schedule (``training_scheduler``), never from the pipeline's sampling scheduler: SDXL's
 EulerDiscreteScheduler noises in sigma space (x0 + sigma·eps) and, once it has sampled,
@@ -27,7 +30,7 @@ from diffusers import DDPMScheduler
 
 from .adapters import set_route
 from .errors import UserError
-from .families import Conditioning
+from .families import FAMILIES, Conditioning
 
 
 @dataclass
@@ -61,6 +64,46 @@ def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, timestep
                     "v_prediction model.")
 
 
+class FlowMatching:
+    """The rectified-flow forward process of SD3 / Flux training, as diffusers' training scripts draw it.
+
+    u ~ logit-normal(mean, std) ("logit_normal", SD3's choice) or uniform ("none"); the sigma is the
+    entry at u·N of the scheduler's own sigma table, so a static ``shift`` in the model's scheduler
+    config applies (SD3: 3.0) and a dynamically shifted one (Flux) trains on the unshifted table.
+    """
+
+    def __init__(self, scheduler_config, weighting: str = "logit_normal", logit_mean: float = 0.0,
+                 logit_std: float = 1.0):
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        table = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
+        self.sigmas, self.timesteps = table.sigmas.clone(), table.timesteps.clone()   # (N,) each, descending
+        self.weighting, self.logit_mean, self.logit_std = weighting, logit_mean, logit_std
+
+    def draw_sigma(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sigma, timestep = the scheduler's t for it) of one draw, each (1,)."""
+        if self.weighting == "logit_normal":
+            u = torch.sigmoid(torch.randn(1, generator=generator) * self.logit_std + self.logit_mean)
+        else:
+            u = torch.rand(1, generator=generator)
+        index = (u * len(self.timesteps)).long().clamp(max=len(self.timesteps) - 1)
+        return self.sigmas[index], self.timesteps[index]
+
+    def noisy_and_target(self, x0, noise, generator):
+        """(x_t, timesteps, target) for rows of x0 sharing ``noise`` and one drawn sigma."""
+        sigma, timestep = self.draw_sigma(generator)
+        s = sigma.to(x0.device, x0.dtype).view(1, 1, 1, 1)
+        return (1 - s) * x0 + s * noise, timestep.to(x0.device).expand(len(x0)), noise - x0
+
+
+def _ddpm_noisy_and_target(scheduler: DDPMScheduler, x0, noise, generator):
+    """(x_t, timesteps, target) of the DDPM forward process, one t for all rows."""
+    timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator)
+    timesteps = timestep.to(x0.device).expand(len(x0))                            # (rows,), same t
+    noisy = scheduler.add_noise(x0, noise, timesteps)      # x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps
+    return noisy, timesteps, prediction_target(scheduler, x0, noise, timesteps)
+
+
 # Which image a row denoises, under which prompt (0 content, 1 style), and through which adapters (adapters.Route).
 ROW_KINDS = {
     "content": (0, 0, "content"),            # L_content: content image, content prompt, θ0 + Δc
@@ -71,15 +114,17 @@ ROW_KINDS = {
 }
 
 
-def pair_losses(unet, layers, scheduler: DDPMScheduler, pair: EncodedPair, kinds: tuple[str, ...],
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """The loss of each row kind in ``kinds`` for one draw of eps and t, all in one batched UNet call.
+def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ...],
+                generator: torch.Generator, family=None) -> dict[str, torch.Tensor]:
+    """The loss of each row kind in ``kinds`` for one draw of eps and t, all in one batched denoiser call.
 
-    ``scheduler`` is the training scheduler (``training_scheduler(pipe)``), not the pipeline's own.
+    ``scheduler`` is the training objective (``family.training_objective(pipe)``: a DDPMScheduler for the
+    UNet families, ``FlowMatching`` for SD3 / Flux), not the pipeline's own; ``family`` makes the
+    denoiser call (default: the UNet call of SD / SDXL).
 
     Pair training runs ("content",) during the style warm-up and ("content", "style") after it.
     """
-    if not isinstance(scheduler, DDPMScheduler):
+    if not isinstance(scheduler, (DDPMScheduler, FlowMatching)):
         raise TypeError(f"pair_losses needs the training scheduler (training_scheduler(pipe)), got "
                         f"{type(scheduler).__name__}, a sampling scheduler")
     images = [ROW_KINDS[kind][0] for kind in kinds]
@@ -90,14 +135,15 @@ def pair_losses(unet, layers, scheduler: DDPMScheduler, pair: EncodedPair, kinds
     draw = lambda *shape: torch.randn(*shape, generator=generator).to(device, mean.dtype)  # noqa: E731
     x0 = mean + std * draw(*mean.shape)                                          # (rows, C, h, w)
     noise = draw(1, *mean.shape[1:]).expand_as(x0)                               # (rows, C, h, w), same eps
-    timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator)
-    timesteps = timestep.to(device).expand(rows)                                 # (rows,), same t
-    # 2. forward diffusion (DDPM): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps
-    noisy = scheduler.add_noise(x0, noise, timesteps)
-    # 3. one UNet call, each row through its own adapters
+    # 2. forward process, one t (sigma) for all rows: DDPM, or flow matching x_t = (1 - s) x0 + s eps
+    if isinstance(scheduler, FlowMatching):
+        noisy, timesteps, target = scheduler.noisy_and_target(x0, noise, generator)
+    else:
+        noisy, timesteps, target = _ddpm_noisy_and_target(scheduler, x0, noise, generator)
+    # 3. one denoiser call, each row through its own adapters
     set_route(layers, [ROW_KINDS[kind][2] for kind in kinds], device)            # stays set for backward
-    prediction = unet(noisy, timesteps, **pair.cond.select(prompts).unet_kwargs()).sample  # (rows, C, h, w)
+    family = family or FAMILIES["sd"]
+    prediction = family.predict(unet, noisy, timesteps, pair.cond.select(prompts))   # (rows, C, h, w)
     # 4. per-image mean squared error
-    target = prediction_target(scheduler, x0, noise, timesteps)
     losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))   # (rows,)
     return dict(zip(kinds, losses))
