@@ -85,9 +85,17 @@ class FlowFamily(Family):
     def sampling_sigmas(self, steps):
         return None
 
+    def cfg(self, guidance_scale, true_cfg_scale, negative_prompt) -> tuple[float, bool]:
+        """(scale of the ∅ term, whether there is one) for sampling."""
+        return guidance_scale, guidance_scale > 1
+
+    def with_guidance(self, pipe, cond: Conditioning, value: float) -> Conditioning:
+        return cond
+
 
 class StableDiffusion3(FlowFamily):
     name, pipeline_class = "sd3", StableDiffusion3Pipeline
+    default_guidance, default_style_start = 7.0, 0.2
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
                negative_prompt_2=None):
@@ -110,6 +118,11 @@ class StableDiffusion3(FlowFamily):
 class Flux(FlowFamily):
     name, pipeline_class = "flux", FluxPipeline
     train_guidance = 3.5      # the distilled-guidance input while training, as diffusers' Flux LoRA scripts default
+    default_guidance, default_style_start = 3.5, 6 / 28     # research code: style term from step 6 of 28
+
+    def cfg(self, guidance_scale, true_cfg_scale, negative_prompt):
+        """Guidance-distilled: no ∅ term unless a negative prompt asks for true CFG (FluxPipeline's rule)."""
+        return true_cfg_scale, true_cfg_scale > 1 and negative_prompt is not None
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
                negative_prompt_2=None):

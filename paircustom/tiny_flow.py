@@ -49,8 +49,8 @@ def tiny_t5(vocab_size: int, width: int = 32, seed: int = 0) -> T5EncoderModel:
     """A 2-layer T5 encoder ``width`` wide."""
     torch.manual_seed(seed)
     config = T5Config(vocab_size=vocab_size, d_model=width, d_kv=8, d_ff=2 * width, num_layers=2, num_heads=4,
-                      relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    return T5EncoderModel(config)
+                      relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    return T5EncoderModel(config).eval()
 
 
 def tiny_flow_vae(seed: int = 0, latent_channels: int = 4) -> AutoencoderKL:

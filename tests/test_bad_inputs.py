@@ -166,7 +166,7 @@ CASES = {
     "generate suffix not text": (generate(style=BAD), bad_style("suffix", style_suffix=3), 'style_suffix should be text'),
     "generate base model missing": (["generate", "a cat", "-s", BAD, "-o", "{png}"],
                                     bad_style("base", base_model="/nonexistent/model"), '/nonexistent/model'),
-    "generate unknown family": (generate(style=BAD), bad_style("family", family="sd3"), 'unknown model family'),
+    "generate unknown family": (generate(style=BAD), bad_style("family", family="kandinsky"), 'unknown model family'),
     "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), 'trained on a sdxl model'),
     "generate damaged metadata": (generate(style=BAD), bad_style("json", metadata={"paircustom": "{oops"}), 'damaged paircustom metadata'),
     "generate no LoRA keys": (generate(style=BAD), bad_style("keys", tensors=lambda d: {"x": d[next(iter(d))]}), 'no UNet LoRA weights'),

@@ -142,3 +142,50 @@ def test_style_file_loads_in_plain_diffusers_with_identical_transformer_outputs(
     assert (ours - base).abs().max() > 1e-3, "the style changes nothing: the comparison would prove nothing"
     worst = (ours - theirs).abs().max().item()
     assert worst <= 1e-5, f"diffusers' load_lora_weights gives outputs {worst:.3g} away from ours"
+
+
+def trained_style_file(pipe, tmp_path, seed=2):
+    """A style file of random adapters for ``pipe`` (whose transformer is left as it was)."""
+    family, layers = with_random_adapters(pipe, seed)
+    tensors = lora_state_dict({n: l.style_A for n, l in layers.items()}, {n: l.style_B for n, l in layers.items()},
+                              1.0, prefix=family.lora_prefix)
+    remove(pipe, family, layers)
+    metadata = StyleMetadata(base_model="tiny", family=family.name, adapter="style", content_rank=4, style_rank=4,
+                             alpha=4.0, target_modules=list(family.lora_targets), basis_seed=seed, subject="dog",
+                             style="digital art", style_suffix=" in digital art style", content_prompt=PROMPTS[0],
+                             style_prompt=PROMPTS[1])
+    return save_adapter(tmp_path / f"style{seed}.safetensors", tensors, metadata, overwrite=False)
+
+
+@pytest.mark.parametrize("true_cfg", [False, True])
+def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cfg):
+    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+
+    family = family_of(pipe)
+    plain_kwargs = dict(num_inference_steps=3, height=32, width=32, output_type="latent")
+    if family.name == "flux":
+        plain_kwargs.update(guidance_scale=3.5, max_sequence_length=32)
+        ours_kwargs = dict(guidance_scale=3.5)
+        if true_cfg:
+            plain_kwargs.update(true_cfg_scale=4.0, negative_prompt="blurry")
+            ours_kwargs.update(true_cfg_scale=4.0, negative_prompt="blurry")
+    else:
+        plain_kwargs.update(guidance_scale=5.0 if true_cfg else 1.0, max_sequence_length=32)
+        ours_kwargs = dict(guidance_scale=plain_kwargs["guidance_scale"])
+    latents = pipe("a photo of a dog", num_inference_steps=1, height=32, width=32, output_type="latent",
+                   max_sequence_length=32, generator=torch.Generator().manual_seed(0)).images * 0 \
+        + torch.randn(1, *pipe("a", num_inference_steps=1, height=32, width=32, output_type="latent",
+                                max_sequence_length=32).images.shape[1:], generator=torch.Generator().manual_seed(7))
+    expected = pipe("a photo of a dog", latents=latents.clone(), **plain_kwargs).images
+    guided = FlowStyleGuidedPipeline(pipe)
+    guided.load_style(trained_style_file(pipe, tmp_path), name="art")
+    ours = guided("a photo of a dog", styles={"art": 0.0}, latents=latents.clone(), num_inference_steps=3, height=32,
+                  width=32, output_type="latent", **ours_kwargs).images
+    assert ours.shape == expected.shape, f"latent layouts differ: {tuple(ours.shape)} vs {tuple(expected.shape)}"
+    worst = (ours - expected).abs().max().item()
+    assert worst <= 1e-4, f"style scale 0 is {worst:.3g} away from the plain {type(pipe).__name__}"
+    styled = guided("a photo of a dog", styles={"art": 3.0}, style_start=0.0, latents=latents.clone(),
+                    num_inference_steps=3, height=32, width=32, output_type="latent", **ours_kwargs).images
+    assert (styled - expected).abs().max() > 1e-3, "style scale 3 changes nothing"
+    again = pipe("a photo of a dog", latents=latents.clone(), **plain_kwargs).images
+    assert torch.equal(again, expected), "the wrapped pipeline, called directly, must stay the base model"
