@@ -172,6 +172,18 @@ def family_of(pipe) -> Family:
     )
 
 
+FLOW_NOTE = ("SD3 and Flux are supported in Python only so far (paircustom.flow_guidance.FlowStyleGuidedPipeline, "
+             "objective.pair_losses); the trainer and the command line take SD 1.x/2.x and SDXL")
+
+
+def unet_family_of(pipe) -> Family:
+    """``family_of`` for the code paths written for UNets (the trainer, StyleGuidedPipeline, the command line)."""
+    family = family_of(pipe)
+    if family.flow:
+        raise UserError(f"{type(pipe).__name__}: {FLOW_NOTE}.")
+    return family
+
+
 # A Hugging Face hub id: "name" or "owner/name" (letters, digits, "-", "_", "."; not starting with "." or "-").
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9_][\w.-]*/)?[A-Za-z0-9_][\w.-]*$")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -247,16 +259,20 @@ def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, v
     vae_path = _folder_or_hub_id(vae, "VAE", "config.json") if vae else None
     try:
         index = DiffusionPipeline.load_config(path)
+        if any(index.get("_class_name") == f.pipeline_class.__name__ for f in FAMILIES.values() if f.flow):
+            raise UserError(f"'{model}' is a {index['_class_name']}: {FLOW_NOTE}.")
         extra = {"safety_checker": None} if "safety_checker" in index else {}   # SDXL has none: no warning
         if vae_path:
             from diffusers import AutoencoderKL
 
             extra["vae"] = AutoencoderKL.from_pretrained(vae_path, dtype=dtype)
         pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, variant=variant, **extra)
+    except UserError:
+        raise
     except (OSError, ValueError) as error:   # not on the hub, no network, no such variant, an incomplete folder
         reason = str(error).strip().splitlines()[0].rstrip(".")
         what = f"the VAE '{vae}' or the model '{model}'" if vae else f"the model '{model}'"
         raise UserError(f"could not load {what} ({reason}); check the name or path.") from None
-    family_of(pipe)
+    unet_family_of(pipe)
     pipe.set_progress_bar_config(disable=True)
     return pipe, settings

@@ -27,7 +27,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from .adapters import peft_routing
 from .checks import MAX_SCALE, check_number, check_sampling
 from .errors import PairCustomWarning, UserError
-from .families import Conditioning, Size, check_device, family_of, load_pipeline
+from .families import Conditioning, Size, check_device, load_pipeline, unet_family_of
 from .formats import check_fits, read_style, require_suffix
 
 
@@ -47,7 +47,7 @@ class StyleGuidedPipeline:
 
     def __init__(self, pipe, routing=None):
         self.pipe = pipe
-        self.family = family_of(pipe)
+        self.family = unet_family_of(pipe)
         self.suffixes: dict[str, str] = {}     # style name -> prompt suffix
         # routing(adapter_names) -> context in which UNet row i uses adapter_names[i] (None: base weights)
         self.routing = routing or (lambda names: peft_routing(pipe.unet, names))

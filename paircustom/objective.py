@@ -130,7 +130,7 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ..
     images = [ROW_KINDS[kind][0] for kind in kinds]
     prompts = [ROW_KINDS[kind][1] for kind in kinds]
     mean, std = pair.latent_mean[images], pair.latent_std[images]
-    rows, device = len(kinds), mean.device
+    device = mean.device
     # 1. x0 ~ N(mean, std) from each image's latent distribution; one eps and one t shared by all rows.
     draw = lambda *shape: torch.randn(*shape, generator=generator).to(device, mean.dtype)  # noqa: E731
     x0 = mean + std * draw(*mean.shape)                                          # (rows, C, h, w)

@@ -27,7 +27,7 @@ from .adapters import add_pair_lora, pair_routing, remove_pair_lora
 from .checkpoint import (Checkpoint, check_run_inputs, load_checkpoint, result_settings, save_checkpoint,
                          unusable_checkpoint)
 from .errors import PairCustomWarning, UserError, reason
-from .families import DTYPES, Size, check_device, family_of, load_pipeline, resolve_model
+from .families import DTYPES, Size, check_device, load_pipeline, resolve_model, unet_family_of
 from .formats import StyleMetadata, lora_state_dict, save_adapter
 from .images import PreparedImage, atomic_write, grid, load_pair
 from .objective import EncodedPair, pair_losses, training_scheduler
@@ -65,7 +65,7 @@ class PairTrainer:
         device = distributed.process_device(check_device(config.device))
         if pipe is None:
             pipe, _ = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
-        self.pipe, self.family = pipe, family_of(pipe)
+        self.pipe, self.family = pipe, unet_family_of(pipe)
         self.noise_scheduler = training_scheduler(pipe)      # DDPM forward process; pipe.scheduler is for sampling
         if config.mixed_precision != "no" and not device.startswith("cuda"):
             warnings.warn(f"mixed precision needs a GPU; training without it on {device}.", PairCustomWarning, stacklevel=2)

@@ -189,3 +189,23 @@ def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cf
     assert (styled - expected).abs().max() > 1e-3, "style scale 3 changes nothing"
     again = pipe("a photo of a dog", latents=latents.clone(), **plain_kwargs).images
     assert torch.equal(again, expected), "the wrapped pipeline, called directly, must stay the base model"
+
+
+def test_command_line_refuses_a_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
+    from paircustom.cli import main
+
+    folder = tmp_path / "flux"
+    folder.mkdir()
+    (folder / "model_index.json").write_text('{"_class_name": "FluxPipeline", "transformer": ["diffusers", "x"]}')
+    image = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(image)
+    argv = ["train", str(image), str(image), "--subject", "dog", "--style", "art", "--model", str(folder),
+            "-o", str(tmp_path / "out.safetensors"), "--device", "cpu"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1, f"exit {exit_info.value.code}, stderr {err}"
+    assert err[0].startswith("paircustom: error: ") and "FluxPipeline" in err[0], err[0]
+    assert not list(tmp_path.glob("out*")), "nothing may be written"
