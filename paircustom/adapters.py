@@ -34,27 +34,37 @@ DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 class Route:
     """Which batch rows use which adapter (index tensors, computed once per step)."""
 
-    content: torch.Tensor          # rows with Δc, gradient flowing into B_c
-    content_frozen: torch.Tensor   # rows with sg(Δc): B_c used as a constant
-    style: torch.Tensor            # rows with Δs
-    minus_style: torch.Tensor      # rows with -Δs (the negative end of a Concept Sliders slider)
+    content: tuple[torch.Tensor, ...]          # per pair k: rows with Δc_k, gradient flowing into B_c,k
+    content_frozen: tuple[torch.Tensor, ...]   # per pair k: rows with sg(Δc_k): B_c,k used as a constant
+    style: torch.Tensor                        # rows with Δs
+    minus_style: torch.Tensor                  # rows with -Δs (the negative end of a Concept Sliders slider)
 
     @staticmethod
-    def of(rows: list[str], device) -> "Route":
+    def of(rows: list[str], device, pairs: list[int] | None = None) -> "Route":
         """``rows`` has one entry per sample: "base", "content", "content+style" (Δc frozen), "style" or
-        "-style"."""
-        def pick(*kinds):
-            return torch.tensor([i for i, r in enumerate(rows) if r in kinds], dtype=torch.long, device=device)
-        return Route(pick("content"), pick("content+style"), pick("content+style", "style"), pick("-style"))
+        "-style"; ``pairs`` the pair whose content adapter each row uses (default: pair 0 for all)."""
+        pairs = pairs or [0] * len(rows)
+        def pick(*kinds, pair=None):
+            return torch.tensor([i for i, r in enumerate(rows) if r in kinds and pair in (None, pairs[i])],
+                                dtype=torch.long, device=device)
+        count = max(pairs, default=0) + 1
+        return Route(tuple(pick("content", pair=k) for k in range(count)),
+                     tuple(pick("content+style", pair=k) for k in range(count)),
+                     pick("content+style", "style"), pick("-style"))
 
 
 class PairLoRALinear(nn.Module):
-    """y = W0 x + scale_c·B_c A_c x (routed rows) + scale_s·B_s A_s x (routed rows)."""
+    """y = W0 x + scale_c·B_c,k A_c,k x (rows of pair k) + scale_s·B_s A_s x (routed rows).
+
+    With several pairs the content adapters are stacked: ``content_A`` (pairs·r_c, in) and ``content_B``
+    (out, pairs·r_c); pair k owns rows / columns [k r_c, (k+1) r_c).
+    """
 
     def __init__(self, base: nn.Linear, content_A: torch.Tensor, style_A: torch.Tensor, content_scale: float,
-                 style_scale: float, trainable_A: bool = False):
+                 style_scale: float, trainable_A: bool = False, pairs: int = 1):
         super().__init__()
         self.base = base
+        self.content_rank = content_A.shape[0] // pairs
         # Adapters stay in float32 even when the base weights are half precision (they are what trains).
         device = base.weight.device
         for name, A in (("content_A", content_A), ("style_A", style_A)):   # (r, in) each
@@ -72,10 +82,17 @@ class PairLoRALinear(nn.Module):
         y = self.base(x)                                          # (B, N, out)
         if self.route is None:
             return y
-        y = self._add(y, x, self.route.content, self.content_A, self.content_B, self.content_scale)
-        y = self._add(y, x, self.route.content_frozen, self.content_A, self.content_B.detach(), self.content_scale)
+        for k, (rows, frozen_rows) in enumerate(zip(self.route.content, self.route.content_frozen)):
+            A, B = self.content_adapter(k)
+            y = self._add(y, x, rows, A, B, self.content_scale)
+            y = self._add(y, x, frozen_rows, A, B.detach(), self.content_scale)
         y = self._add(y, x, self.route.minus_style, self.style_A, self.style_B, -self.style_scale)
         return self._add(y, x, self.route.style, self.style_A, self.style_B, self.style_scale)
+
+    def content_adapter(self, pair: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A_c,k, B_c,k) of pair ``pair``: views into the stacked content adapters."""
+        rows = slice(pair * self.content_rank, (pair + 1) * self.content_rank)
+        return self.content_A[rows], self.content_B[:, rows]
 
     @staticmethod
     def _add(y, x, rows, A, B, scale):
@@ -105,22 +122,24 @@ def random_rows(width: int, rank: int, generator: torch.Generator) -> torch.Tens
 
 
 def add_pair_lora(unet: nn.Module, content_rank: int, style_rank: int, alpha_content: float, alpha_style: float,
-                  seed: int, targets=DEFAULT_TARGETS, orthogonal: bool = True) -> dict[str, PairLoRALinear]:
+                  seed: int, targets=DEFAULT_TARGETS, orthogonal: bool = True, pairs: int = 1
+                  ) -> dict[str, PairLoRALinear]:
     """Wrap every target projection of ``unet`` in a ``PairLoRALinear``; return them by module path.
 
     The returned paths are the original ones (``...attn1.to_q``), which are also the saved file's keys.
     ``orthogonal=False`` is the ablation: independent random A's that train like ordinary LoRA.
+    ``pairs`` > 1: one content adapter per pair (``basis.split_rows``), one shared style adapter.
     """
     layers, generator = {}, torch.Generator().manual_seed(seed)
     for name in target_names(unet, targets):
         base = unet.get_submodule(name).requires_grad_(False)
         if orthogonal:
-            content_A, style_A = split_rows(base.in_features, content_rank, style_rank, seed)
+            content_A, style_A = split_rows(base.in_features, content_rank, style_rank, seed, pairs)
         else:
-            content_A = random_rows(base.in_features, content_rank, generator)
+            content_A = random_rows(base.in_features, content_rank * pairs, generator)
             style_A = random_rows(base.in_features, style_rank, generator)
         layers[name] = PairLoRALinear(base, content_A, style_A, alpha_content / content_rank, alpha_style / style_rank,
-                                      trainable_A=not orthogonal)
+                                      trainable_A=not orthogonal, pairs=pairs)
         _replace(unet, name, layers[name])
     return layers
 
@@ -131,13 +150,15 @@ def remove_pair_lora(unet: nn.Module, layers: dict[str, PairLoRALinear]) -> None
         _replace(unet, name, layer.base)
 
 
-def set_route(layers: dict[str, PairLoRALinear], rows: list[str] | None, device) -> None:
-    """Route batch rows to adapters on every layer until the next call (None: no adapters).
+def set_route(layers: dict[str, PairLoRALinear], rows: list[str] | None, device, pairs: list[int] | None = None
+              ) -> None:
+    """Route batch rows to adapters on every layer until the next call (None: no adapters); ``pairs``: the
+    pair of each row's content adapter (default 0).
 
     Training leaves the route set through the backward pass, because gradient
     checkpointing runs the forward pass again there.
     """
-    route = None if rows is None else Route.of(rows, device)
+    route = None if rows is None else Route.of(rows, device, pairs)
     for layer in layers.values():
         layer.route = route
 

@@ -46,14 +46,16 @@ RESULT_SETTINGS = ("model", "content_rank", "style_rank", "alpha", "target_modul
                    "mixed_precision", "use_8bit_adam", "method", "orthogonal", "content_prompt", "style_prompt",
                    "scale_lr")
 # What a checkpoint written before a setting existed meant by it.
-LEGACY_SETTINGS = {"scale_lr": False}
+LEGACY_SETTINGS = {"scale_lr": False, "extra_pairs_sha256": []}
 
 
 def result_settings(config) -> dict:
     """The settings of ``config`` that shape the result, plus fingerprints of the two images, as JSON values."""
     settings = {key: getattr(config, key) for key in RESULT_SETTINGS}
+    digest = lambda path: hashlib.sha256(Path(path).read_bytes()).hexdigest()       # noqa: E731
     for role in ("content_image", "style_image"):
-        settings[role + "_sha256"] = hashlib.sha256(Path(getattr(config, role)).read_bytes()).hexdigest()
+        settings[role + "_sha256"] = digest(getattr(config, role))
+    settings["extra_pairs_sha256"] = [[digest(content), digest(style)] for content, style in config.extra_pairs]
     return json.loads(json.dumps(settings))          # tuples become lists, as they come back from the file
 
 

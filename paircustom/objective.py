@@ -37,9 +37,14 @@ from .families import FAMILIES, Conditioning
 class EncodedPair:
     """What training needs of the pair, computed once: the VAE and text encoders are not used again."""
 
-    latent_mean: torch.Tensor      # (2, C, h, w) content, style; already times the VAE scaling factor
-    latent_std: torch.Tensor       # (2, C, h, w)
-    cond: Conditioning             # 2 rows: c_content, c_style
+    latent_mean: torch.Tensor      # (2K, C, h, w) content, style of pair 0, then of pair 1, ...; times the
+                                   #   VAE scaling factor
+    latent_std: torch.Tensor       # (2K, C, h, w)
+    cond: Conditioning             # 2K rows: c_content, c_style of each pair (SDXL: with that image's size)
+
+    @property
+    def pairs(self) -> int:
+        return len(self.latent_mean) // 2
 
 
 def training_scheduler(pipe_or_scheduler) -> DDPMScheduler:
@@ -80,26 +85,28 @@ class FlowMatching:
         self.sigmas, self.timesteps = table.sigmas.clone(), table.timesteps.clone()   # (N,) each, descending
         self.weighting, self.logit_mean, self.logit_std = weighting, logit_mean, logit_std
 
-    def draw_sigma(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sigma, timestep = the scheduler's t for it) of one draw, each (1,)."""
+    def draw_sigma(self, generator: torch.Generator, count: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sigma, timestep = the scheduler's t for it) of ``count`` draws, each (count,)."""
         if self.weighting == "logit_normal":
-            u = torch.sigmoid(torch.randn(1, generator=generator) * self.logit_std + self.logit_mean)
+            u = torch.sigmoid(torch.randn(count, generator=generator) * self.logit_std + self.logit_mean)
         else:
-            u = torch.rand(1, generator=generator)
+            u = torch.rand(count, generator=generator)
         index = (u * len(self.timesteps)).long().clamp(max=len(self.timesteps) - 1)
         return self.sigmas[index], self.timesteps[index]
 
-    def noisy_and_target(self, x0, noise, generator):
-        """(x_t, timesteps, target) for rows of x0 sharing ``noise`` and one drawn sigma."""
-        sigma, timestep = self.draw_sigma(generator)
-        s = sigma.to(x0.device, x0.dtype).view(1, 1, 1, 1)
-        return (1 - s) * x0 + s * noise, timestep.to(x0.device).expand(len(x0)), noise - x0
+    def noisy_and_target(self, x0, noise, generator, pair_of: list[int] | None = None):
+        """(x_t, timesteps, target) for rows of x0: one sigma drawn per pair, ``pair_of`` the pair of each row
+        (default: one pair, one sigma for all rows)."""
+        pair_of = pair_of or [0] * len(x0)
+        sigma, timestep = self.draw_sigma(generator, max(pair_of) + 1)
+        s = sigma[pair_of].to(x0.device, x0.dtype).view(-1, 1, 1, 1)
+        return (1 - s) * x0 + s * noise, timestep[pair_of].to(x0.device), noise - x0
 
 
-def _ddpm_noisy_and_target(scheduler: DDPMScheduler, x0, noise, generator):
-    """(x_t, timesteps, target) of the DDPM forward process, one t for all rows."""
-    timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator)
-    timesteps = timestep.to(x0.device).expand(len(x0))                            # (rows,), same t
+def _ddpm_noisy_and_target(scheduler: DDPMScheduler, x0, noise, generator, pair_of: list[int]):
+    """(x_t, timesteps, target) of the DDPM forward process, one t per pair (``pair_of``: each row's pair)."""
+    timestep = torch.randint(0, scheduler.config.num_train_timesteps, (max(pair_of) + 1,), generator=generator)
+    timesteps = timestep.to(x0.device)[pair_of]                                   # (rows,), t of its pair
     noisy = scheduler.add_noise(x0, noise, timesteps)      # x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps
     return noisy, timesteps, prediction_target(scheduler, x0, noise, timesteps)
 
@@ -123,27 +130,34 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ..
     denoiser call (default: the UNet call of SD / SDXL).
 
     Pair training runs ("content",) during the style warm-up and ("content", "style") after it.
+
+    Several pairs are batched: every pair gets the rows of ``kinds`` (pair-major), its own draw of eps and t
+    shared by its rows, and its own content adapter; each returned loss is the mean over the pairs.  Draw
+    order: x0 for all rows, then eps (pairs, C, h, w), then t (pairs,); with one pair the draws, rows and
+    losses are those of single-pair training.
     """
     if not isinstance(scheduler, (DDPMScheduler, FlowMatching)):
         raise TypeError(f"pair_losses needs the training scheduler (training_scheduler(pipe)), got "
                         f"{type(scheduler).__name__}, a sampling scheduler")
-    images = [ROW_KINDS[kind][0] for kind in kinds]
-    prompts = [ROW_KINDS[kind][1] for kind in kinds]
+    pairs = pair.pairs
+    pair_of = [k for k in range(pairs) for _ in kinds]                          # the pair of each row
+    images = [2 * k + ROW_KINDS[kind][0] for k in range(pairs) for kind in kinds]
+    prompts = [2 * k + ROW_KINDS[kind][1] for k in range(pairs) for kind in kinds]
     mean, std = pair.latent_mean[images], pair.latent_std[images]
     device = mean.device
-    # 1. x0 ~ N(mean, std) from each image's latent distribution; one eps and one t shared by all rows.
+    # 1. x0 ~ N(mean, std) from each image's latent distribution; one eps and one t per pair, shared by its rows.
     draw = lambda *shape: torch.randn(*shape, generator=generator).to(device, mean.dtype)  # noqa: E731
     x0 = mean + std * draw(*mean.shape)                                          # (rows, C, h, w)
-    noise = draw(1, *mean.shape[1:]).expand_as(x0)                               # (rows, C, h, w), same eps
-    # 2. forward process, one t (sigma) for all rows: DDPM, or flow matching x_t = (1 - s) x0 + s eps
+    noise = draw(pairs, *mean.shape[1:])[pair_of]                                # (rows, C, h, w), eps of its pair
+    # 2. forward process, one t (sigma) per pair: DDPM, or flow matching x_t = (1 - s) x0 + s eps
     if isinstance(scheduler, FlowMatching):
-        noisy, timesteps, target = scheduler.noisy_and_target(x0, noise, generator)
+        noisy, timesteps, target = scheduler.noisy_and_target(x0, noise, generator, pair_of)
     else:
-        noisy, timesteps, target = _ddpm_noisy_and_target(scheduler, x0, noise, generator)
+        noisy, timesteps, target = _ddpm_noisy_and_target(scheduler, x0, noise, generator, pair_of)
     # 3. one denoiser call, each row through its own adapters
-    set_route(layers, [ROW_KINDS[kind][2] for kind in kinds], device)            # stays set for backward
+    set_route(layers, [ROW_KINDS[kind][2] for _ in range(pairs) for kind in kinds], device, pair_of)  # kept for backward
     family = family or FAMILIES["sd"]
     prediction = family.predict(unet, noisy, timesteps, pair.cond.select(prompts))   # (rows, C, h, w)
     # 4. per-image mean squared error
     losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))   # (rows,)
-    return dict(zip(kinds, losses))
+    return dict(zip(kinds, losses.view(pairs, len(kinds)).mean(0)))

@@ -79,8 +79,9 @@ class ModelPlan:
                 return None
         return cls.of_folder(path)
 
-    def check_targets(self, targets, content_rank: int, style_rank: int, orthogonal: bool = True) -> None:
-        """At least one target layer, each wide enough for both orthogonal ranks."""
+    def check_targets(self, targets, content_rank: int, style_rank: int, orthogonal: bool = True,
+                      pairs: int = 1) -> None:
+        """At least one target layer, each wide enough for all orthogonal ranks (a content rank per pair)."""
         from .adapters import target_names
         from .basis import check_ranks
 
@@ -89,7 +90,7 @@ class ModelPlan:
             raise UserError(f"no layer of this UNet matches the target modules {list(targets)}; "
                             "use names such as to_q, to_k, to_v, to_out.0.")
         if orthogonal:
-            check_ranks(min(self.unet.get_submodule(n).in_features for n in names), content_rank, style_rank)
+            check_ranks(min(self.unet.get_submodule(n).in_features for n in names), content_rank, style_rank, pairs)
 
     def check_prompt(self, prompt: str, suffix: str) -> None:
         """``prompt + suffix`` must fit every text encoder, or truncation would silently drop the style words."""

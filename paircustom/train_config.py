@@ -21,6 +21,8 @@ class TrainConfig:
 
     content_image: str                       # photo of the subject
     style_image: str                         # the same picture in the target style
+    extra_pairs: tuple[tuple[str, str], ...] = ()   # more (content, style) pairs of the same style: one shared
+                                             #   style LoRA, one content LoRA per pair, all pairs in every step
     subject: str = "object"                  # the subject word: "dog"
     style: str = "custom"                    # the style description: "digital art"
     model: str = "shapes"                    # hub id, diffusers folder, or "shapes" (embedded model)
@@ -117,6 +119,18 @@ class TrainConfig:
                 raise UserError(message + ".")
 
     @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (content image, style image) pair, the first one first."""
+        return [(self.content_image, self.style_image), *map(tuple, self.extra_pairs)]
+
+    def content_output(self, pair: int) -> Path:
+        """The content LoRA file of ``pair`` (``save_content``): <stem>-content.safetensors, or with several
+        pairs <stem>-content-1.safetensors, <stem>-content-2.safetensors, ..."""
+        output = Path(self.output)
+        number = f"-{pair + 1}" if self.extra_pairs else ""
+        return output.with_name(f"{output.stem}-content{number}.safetensors")
+
+    @property
     def style_suffix(self) -> str:
         return self.style_prompt[len(self.content_prompt):]
 
@@ -132,4 +146,4 @@ class TrainConfig:
     def outputs(self) -> list[Path]:
         """Every file this run may write (previews and temporary files aside)."""
         output = Path(self.output)
-        return [output, self.checkpoint_path] + [output.with_name(output.stem + "-content.safetensors")] * self.save_content
+        return [output, self.checkpoint_path] + [self.content_output(k) for k in range(len(self.pairs))] * self.save_content

@@ -52,14 +52,15 @@ class PairTrainer:
             model_defaults = settings.get("train_defaults", {})
             config = replace(config, model=config.model if config.model == "shapes" else path)
         self.config = config = config.resolved(model_defaults)
-        images = load_pair(config.content_image, config.style_image, config.resolution)
+        images = [image for content, style in config.pairs for image in load_pair(content, style, config.resolution)]
         if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
             raise UserError("checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
                             "its state in shards; train without them, or use plain DDP (no DeepSpeed config).")
         resume_from = check_run_inputs(config, distributed.world_size())
         plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
         if plan is not None:
-            plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal)
+            plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal,
+                               len(config.pairs))
             plan.check_prompt(config.content_prompt, config.style_suffix)
         # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
         device = distributed.process_device(check_device(config.device))
@@ -81,7 +82,7 @@ class PairTrainer:
         self.processes = self.accelerator.num_processes
         device = self.device = self.accelerator.device
         pipe.to(device)
-        self.pair = self._encode_pair(*images)
+        self.pair = self._encode_pairs(images)
         if not config.preview_every:
             for module in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)):
                 if module is not None:
@@ -91,7 +92,8 @@ class PairTrainer:
         alpha_c = config.alpha or config.content_rank
         alpha_s = config.alpha or config.style_rank
         self.layers = add_pair_lora(unet, config.content_rank, config.style_rank, alpha_c, alpha_s,
-                                    config.basis_seed, config.target_modules, orthogonal=config.orthogonal)
+                                    config.basis_seed, config.target_modules, orthogonal=config.orthogonal,
+                                    pairs=len(config.pairs))
         if not self.layers:
             raise UserError(f"no layer of this UNet matches the target modules {list(config.target_modules)}; "
                             "use names such as to_q, to_k, to_v, to_out.0.")
@@ -121,13 +123,15 @@ class PairTrainer:
             self._load_checkpoint()
 
     @torch.no_grad()
-    def _encode_pair(self, content: PreparedImage, style: PreparedImage) -> EncodedPair:
+    def _encode_pairs(self, images: list[PreparedImage]) -> EncodedPair:
+        """``images``: content, style of pair 0, then of pair 1, ...; the two prompts are shared by all pairs."""
         config, pipe, device = self.config, self.pipe, self.device
-        pixels = torch.stack([content.pixels, style.pixels]).to(device, pipe.vae.dtype)    # (2, 3, H, W)
+        pixels = torch.stack([image.pixels for image in images]).to(device, pipe.vae.dtype)    # (2K, 3, H, W)
         latent_dist = pipe.vae.encode(pixels).latent_dist
         scale = pipe.vae.config.scaling_factor
         cond, _ = self.family.encode(pipe, [config.content_prompt, config.style_prompt], device)
-        sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in (content, style)]
+        cond = cond.select([0, 1] * (len(images) // 2))
+        sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
         cond = self.family.add_size(pipe, cond, sizes)
         return EncodedPair(latent_dist.mean * scale, latent_dist.std * scale, cond)
 
@@ -282,6 +286,7 @@ class PairTrainer:
                                                "dtype", "variant", "vae", "method", "orthogonal")}
         training["step"] = self.step
         training["processes"] = self.processes       # N x gradient_accumulation draws per step
+        training["pairs"] = len(c.pairs)
         if c.scale_lr:
             training["scale_lr"], training["effective_learning_rate"] = True, self.learning_rate
         if self.history:
@@ -300,11 +305,11 @@ class PairTrainer:
         style = lora_state_dict({n: l.style_A for n, l in layers.items()}, {n: l.style_B for n, l in layers.items()},
                                 next(iter(layers.values())).style_scale, DTYPES[self.config.save_dtype])
         path = save_adapter(path or self.config.output, style, self.metadata("style"), overwrite=True)
-        if self.config.save_content:
-            content = lora_state_dict({n: l.content_A for n, l in layers.items()},
-                                      {n: l.content_B for n, l in layers.items()}, next(iter(layers.values())).content_scale,
-                                      DTYPES[self.config.save_dtype])
-            save_adapter(path.with_name(path.stem + "-content.safetensors"), content, self.metadata("content"),
+        for k in range(len(self.config.pairs)) if self.config.save_content else ():
+            adapters = {n: l.content_adapter(k) for n, l in layers.items()}
+            content = lora_state_dict({n: A for n, (A, _) in adapters.items()}, {n: B for n, (_, B) in adapters.items()},
+                                      next(iter(layers.values())).content_scale, DTYPES[self.config.save_dtype])
+            save_adapter(replace(self.config, output=str(path)).content_output(k), content, self.metadata("content"),
                          overwrite=True)
         return path
 

@@ -1,0 +1,96 @@
+"""Several pairs per style: one shared style LoRA, one content LoRA per pair (rows of one orthonormal basis)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+
+import paircustom.training as training
+from paircustom.adapters import set_route
+from paircustom.basis import split_rows
+from paircustom.objective import prediction_target
+from paircustom.tiny import build_tiny_pipeline
+from paircustom.training import PairTrainer
+from tests.conftest import quick_config, write_pair
+
+
+def single_pair_losses(unet, layers, scheduler, pair, kinds, generator):
+    """The single-pair objective as it was before several pairs existed (the reference): rows = kinds,
+    x0 for all rows, then ONE eps, then ONE t, both shared by all rows."""
+    rows_of = {"content": (0, 0, "content"), "style": (1, 1, "content+style")}
+    images = [rows_of[k][0] for k in kinds]
+    mean, std = pair.latent_mean[images], pair.latent_std[images]
+    draw = lambda *shape: torch.randn(*shape, generator=generator).to(mean.device, mean.dtype)  # noqa: E731
+    x0 = mean + std * draw(*mean.shape)
+    noise = draw(1, *mean.shape[1:]).expand_as(x0)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator).expand(len(kinds))
+    noisy = scheduler.add_noise(x0, noise, timesteps)
+    set_route(layers, [rows_of[k][2] for k in kinds], mean.device)
+    prediction = unet(noisy, timesteps, **pair.cond.select([rows_of[k][1] for k in kinds]).unet_kwargs()).sample
+    target = prediction_target(scheduler, x0, noise, timesteps)
+    return dict(zip(kinds, F.mse_loss(prediction, target, reduction="none").mean(dim=(1, 2, 3))))
+
+
+def trained_weights(config, family, steps=5):
+    trainer = PairTrainer(config, build_tiny_pipeline(family))
+    for _ in range(steps):
+        trainer.train_step()
+    weights = [p.detach().clone() for p in trainer.content_params + trainer.style_params]
+    trainer.close()
+    return weights
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_one_pair_through_the_multi_pair_path_equals_single_pair_training_bitwise(family, pair, tmp_path,
+                                                                                   monkeypatch):
+    config = quick_config(*pair, tmp_path / "out.safetensors", max_steps=5, style_start=2)
+    multi = trained_weights(config, family)
+    monkeypatch.setattr(training, "pair_losses", single_pair_losses)
+    single = trained_weights(config, family)
+    assert len(multi) == len(single) and all(torch.equal(a, b) for a, b in zip(multi, single)), \
+        "one pair through the multi-pair objective differs from single-pair training"
+    assert any(w.abs().max() > 0 for w in multi), "nothing trained"
+
+
+def test_content_rows_of_every_pair_are_orthogonal_to_the_style_and_to_each_other():
+    content, style = split_rows(64, 4, 6, seed=3, pairs=3)
+    one_content, one_style = split_rows(64, 4, 6, seed=3)
+    assert content.shape == (12, 64) and torch.equal(style, one_style) and torch.equal(content[:4], one_content), \
+        "pair 0 and the style must keep the single-pair rows"
+    gram = torch.cat([content, style]) @ torch.cat([content, style]).T
+    assert (gram - torch.eye(18)).abs().max() < 1e-5, "content and style rows are not orthonormal"
+
+
+def _second_pair(folder):
+    rng = np.random.default_rng(5)
+    content = (rng.random((48, 48, 3)) * 255).astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(content).save(folder / "c2.png")
+    Image.fromarray(255 - content).save(folder / "s2.png")
+    return str(folder / "c2.png"), str(folder / "s2.png")
+
+
+def test_two_pairs_train_one_style_and_two_content_loras(pair, tmp_path):
+    extra = _second_pair(tmp_path / "second")
+    config = replace(quick_config(*pair, tmp_path / "two.safetensors", max_steps=4, style_start=1),
+                     extra_pairs=(extra,), save_content=True)
+    trainer = PairTrainer(config, build_tiny_pipeline("sd"))
+    for _ in range(4):
+        trainer.train_step()
+    layer = next(iter(trainer.layers.values()))
+    (A0, B0), (A1, B1) = layer.content_adapter(0), layer.content_adapter(1)
+    assert (A0 @ A1.T).abs().max() < 1e-5 and (A1 @ layer.style_A.T).abs().max() < 1e-5
+    assert B0.abs().max() > 0 and B1.abs().max() > 0 and not torch.equal(B0, B1), "each pair trains its own content"
+    trainer.save()
+    trainer.close()
+    files = sorted(p.name for p in tmp_path.glob("two*.safetensors"))
+    assert files == ["two-content-1.safetensors", "two-content-2.safetensors", "two.safetensors"], files
+    style = load_file(tmp_path / "two.safetensors")
+    single_A = split_rows(layer.style_A.shape[1], 4, 4, 0)[1]
+    key = next(k for k in style if k.endswith("lora_A.weight") and style[k].shape[1] == single_A.shape[1])
+    assert torch.equal(style[key], single_A), "the style rows must not depend on the number of pairs"
+
