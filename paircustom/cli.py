@@ -1,7 +1,9 @@
 """Command line: a thin layer over ``train_pair`` and ``StyleGuidedPipeline``.
 
     paircustom train CONTENT STYLE_IMAGE --subject dog --style "digital art"
+    paircustom train --pair c1.png s1.png --pair c2.png s2.png --subject dog --style "digital art"
     paircustom generate "a photo of a cat" --style-file dog-digital-art.safetensors --compare
+    paircustom stylize photo.png -s dog-digital-art.safetensors=3 -o photo-art.png
     paircustom info dog-digital-art.safetensors
     paircustom export dog-digital-art.safetensors --format kohya -o dog-digital-art-kohya.safetensors
     paircustom demo
@@ -37,8 +39,11 @@ def _train_parser(sub) -> None:
                                    "the style LoRA as a .safetensors file (paper Sec. 3). Options left out take the "
                                    "model's own defaults (the embedded 'shapes' model has small, fast ones), else "
                                    "the paper's.")
-    p.add_argument("content_image", help="photo of the subject (PNG/JPEG)")
-    p.add_argument("style_image", help="the same picture in the target style, same aspect ratio")
+    p.add_argument("content_image", nargs="?", help="photo of the subject (PNG/JPEG); or give pairs with --pair")
+    p.add_argument("style_image", nargs="?", help="the same picture in the target style, same aspect ratio")
+    p.add_argument("--pair", nargs=2, action="append", default=[], metavar=("CONTENT", "STYLE"),
+                   help="a (content, style) pair; repeat for several pairs of one style: one shared style LoRA, one "
+                        "content LoRA per pair, all pairs in every step (after the positional pair, if given)")
     p.add_argument("--subject", required=True, help='the subject word, e.g. "dog"')
     p.add_argument("--style", required=True, help='the style description, e.g. "digital art"')
     p.add_argument("--model", default="shapes", help="hub id, diffusers folder, or 'shapes' (embedded; default)")
@@ -89,15 +94,7 @@ def _generate_parser(sub) -> None:
                                           "under torchrun / accelerate launch")
     p.add_argument("--seeds", help="seeds, e.g. 0-3 or 0,5,9: one image per prompt and seed (batch naming as "
                                    "with --prompts-file)")
-    p.add_argument("--style-file", "-s", action="append", default=[], metavar="FILE[=SCALE]",
-                   help="style file, optionally with its own scale; repeat to combine styles")
-    p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
-    p.add_argument("--model", help="base model (default: the first style file's base model, else 'shapes')")
-    _model_options(p, dtype_default=None, dtype_help="dtype of the model (default: fp16 on a GPU, else fp32)")
-    p.add_argument("--guidance-scale", type=float, default=5.0, help="CFG scale (default: %(default)s)")
-    p.add_argument("--style-scale", type=float, default=3.0, help="style guidance scale (default: %(default)s)")
-    p.add_argument("--style-start", type=float, default=0.2, help="fraction of steps before style guidance starts "
-                                                                  "(default: %(default)s)")
+    _style_options(p)
     p.add_argument("--lora-scale", type=float, help="instead of style guidance, the baseline: style LoRA at this "
                                                     "scale with plain CFG")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (default: %(default)s)")
@@ -114,8 +111,54 @@ def _generate_parser(sub) -> None:
     p.add_argument("--name", action="append", default=[], help="name of each --style-file, in order (default: the "
                                                                    "file's stem); needed when stems repeat")
     p.add_argument("--compare", action="store_true", help="also write <output>-compare.png: base | styled, same seed")
+    _control_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _stylize_parser(sub) -> None:
+    p = sub.add_parser("stylize", help="apply learned styles to an existing image",
+                       description="Stylise an image with style guidance: 'sdedit' noises it to --strength and "
+                                   "denoises; 'inversion' inverts it by deterministic DDIM under the prompt first, "
+                                   "which keeps the layout better. The image is resized and centre-cropped as in "
+                                   "training.")
+    p.add_argument("image", help="the image to stylise (PNG/JPEG)")
+    p.add_argument("--prompt", help="what the image shows (default: the first style file's content prompt)")
+    p.add_argument("--strength", type=float, default=0.6, help="share of the denoising steps redone, 0-1 "
+                                                                "(default: %(default)s)")
+    p.add_argument("--method", choices=("sdedit", "inversion"), default="sdedit", help="default: %(default)s")
+    p.add_argument("--inversion-refine", type=int, default=0, help="inversion: fixed-point iterations per step "
+                                                                    "(default: %(default)s)")
+    _style_options(p)
+    p.add_argument("--steps", type=int, default=50, help="denoising steps at strength 1 (default: %(default)s)")
+    p.add_argument("--negative-prompt", help="negative prompt")
+    p.add_argument("--resolution", type=int, help="square size in pixels (default: the model's size)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sdedit noise (default: %(default)s)")
+    p.add_argument("--name", action="append", default=[], help="name of each --style-file, in order")
+    p.add_argument("--output", "-o", default="stylized.png", help="image file (default: %(default)s)")
+    _control_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing image")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _style_options(p) -> None:
+    """The options generate and stylize share: style files, model, guidance."""
+    p.add_argument("--style-file", "-s", action="append", default=[], metavar="FILE[=SCALE]",
+                   help="style file, optionally with its own scale; repeat to combine styles")
+    p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
+    p.add_argument("--model", help="base model (default: the first style file's base model, else 'shapes')")
+    _model_options(p, dtype_default=None, dtype_help="dtype of the model (default: fp16 on a GPU, else fp32)")
+    p.add_argument("--guidance-scale", type=float, default=5.0, help="CFG scale (default: %(default)s)")
+    p.add_argument("--style-scale", type=float, default=3.0, help="style guidance scale (default: %(default)s)")
+    p.add_argument("--style-start", type=float, default=0.2, help="fraction of the (denoising) steps before style guidance starts "
+                                                                  "(default: %(default)s)")
+
+
+def _control_options(p) -> None:
+    p.add_argument("--controlnet", help="ControlNet folder or hub id, e.g. diffusers/controlnet-canny-sdxl-1.0")
+    p.add_argument("--control-image", help="the ControlNet's conditioning image (edges, depth, pose, ...)")
+    p.add_argument("--controlnet-scale", type=float, default=1.0, help="ControlNet conditioning scale "
+                                                                       "(default: %(default)s)")
 
 
 def _model_options(p, dtype_default, dtype_help) -> None:
@@ -139,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _generate_parser(sub)
+    _stylize_parser(sub)
     info = sub.add_parser("info", help="print a style file's metadata")
     info.add_argument("file", help="a .safetensors style file")
     export = sub.add_parser("export", help="write a style file in another tool's LoRA layout",
@@ -168,8 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 def run_train(args) -> None:
     from .training import TrainConfig, train_pair
 
+    if (args.content_image is None) != (args.style_image is None):
+        raise UserError("give the style image after the content image, or give pairs with --pair CONTENT STYLE.")
+    pairs = ([(args.content_image, args.style_image)] if args.content_image else []) + [tuple(p) for p in args.pair]
+    if not pairs:
+        raise UserError("give a content and a style image, e.g. paircustom train dog.png dog_art.png, or pairs with "
+                        "--pair CONTENT STYLE.")
     config = TrainConfig(
-        content_image=args.content_image, style_image=args.style_image, subject=args.subject, style=args.style,
+        content_image=pairs[0][0], style_image=pairs[0][1], extra_pairs=tuple(pairs[1:]), subject=args.subject,
+        style=args.style,
         model=args.model, output=args.output, token=args.token, content_prompt=args.content_prompt,
         style_prompt=args.style_prompt, rank=args.rank, content_rank=args.content_rank, style_rank=args.style_rank,
         alpha=args.alpha, target_modules=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
@@ -194,17 +245,15 @@ def _parse_style(text: str, default: float) -> tuple[str, float]:
         raise UserError(f"'{text}' is not FILE or FILE=SCALE with a number as scale; e.g. art.safetensors=3.") from None
 
 
-def run_generate(args) -> None:
-    from .families import DTYPES, check_device, resolve_model
+def _read_styles(args):
+    """The --style-file list, checked before any model loads: ((path, scale) list, names, metadata, model)."""
+    from .families import resolve_model
     from .formats import read_adapter, require_suffix
-    from .guidance import StyleGuidedPipeline
-    from .images import check_writable
-    from .preflight import check_generation
 
     styles = [_parse_style(s, args.style_scale) for s in args.style_file]
     if not styles:
         raise UserError("give at least one style with --style-file FILE (written by 'paircustom train').")
-    if args.lora_scale is not None and len(styles) != 1:
+    if getattr(args, "lora_scale", None) is not None and len(styles) != 1:
         raise UserError("--lora-scale applies one style; give exactly one --style-file.")
     if args.name and len(args.name) != len(styles):
         raise UserError(f"give one --name per --style-file ({len(styles)}), or none; got {len(args.name)}.")
@@ -214,22 +263,62 @@ def run_generate(args) -> None:
     metadata = [read_adapter(path)[1] for path, _ in styles]       # every file checked before the model loads
     for (path, _), meta in zip(styles, metadata):
         require_suffix(path, meta, args.suffix)
+    model = args.model
+    if model is None:
+        model = metadata[0].base_model if metadata[0] else "shapes"
+    resolve_model(model)
+    return styles, names, metadata, model
+
+
+def _read_control(args):
+    """--controlnet and --control-image, both or neither; the image opened (and the folder checked) now."""
+    from .families import _folder_or_hub_id
+    from .images import open_rgb
+
+    if (args.controlnet is None) != (args.control_image is None):
+        raise UserError("--controlnet and --control-image go together: give the ControlNet model and its "
+                        "conditioning image, or neither.")
+    if args.controlnet is None:
+        return None
+    from .checks import check_number
+
+    check_number("the ControlNet conditioning scale", args.controlnet_scale, 0, 100, hint="; 1 is diffusers' default")
+    _folder_or_hub_id(args.controlnet, "ControlNet", "config.json")
+    return open_rgb(args.control_image, "control image")
+
+
+def _open_pipeline(args, model: str, device: str, styles, names):
+    """The model (with --controlnet) on ``device`` with every style loaded: (pipeline, {name: scale}, files)."""
+    from .families import DTYPES
+    from .guidance import StyleGuidedPipeline
+
+    dtype = args.dtype or ("fp16" if device.startswith("cuda") else "fp32")
+    pipe = StyleGuidedPipeline.from_pretrained(model, DTYPES[dtype], device, variant=args.variant, vae=args.vae,
+                                               controlnet=args.controlnet)
+    pipe.pipe.set_progress_bar_config(disable=args.quiet or not distributed.is_main())
+    scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
+    files = {name: {"file": str(Path(path).resolve()), "scale": scale} for (path, scale), name in zip(styles, names)}
+    return pipe, scales, files
+
+
+def run_generate(args) -> None:
+    from .families import check_device
+    from .images import check_writable
+    from .preflight import check_generation
+
+    styles, names, metadata, model = _read_styles(args)
     if (args.prompt_2 or args.negative_prompt_2) and {m.family for m in metadata if m} == {"sd"}:
         raise UserError("--prompt-2 and --negative-prompt-2 feed SDXL's second text encoder; these styles are for "
                         "an SD model with one text encoder, so drop them.")
     if not 0.0 <= args.guidance_rescale <= 1.0:
         raise UserError(f"--guidance-rescale must lie in [0, 1]; got {args.guidance_rescale}.")
-    model = args.model
-    if model is None:
-        model = metadata[0].base_model if metadata[0] else "shapes"
-    resolve_model(model)
+    control_image = _read_control(args)
     work = _generation_jobs(args)                      # None: one prompt, --num-images images
     prompts = [args.prompt] if work is None else list(dict.fromkeys(job.prompt for job in work))
     check_generation(model, prompts, styles, args.suffix, args.lora_scale, guidance_scale=args.guidance_scale,
                      style_start=args.style_start, steps=args.steps, height=args.height, width=args.width,
                      seed=args.seed, num_images=args.num_images)
     device = distributed.process_device(check_device(args.device))
-    dtype = args.dtype or ("fp16" if device.startswith("cuda") else "fp32")
     output = Path(args.output)
     if work is None:
         paths = [output] if args.num_images == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix}")
@@ -246,13 +335,12 @@ def run_generate(args) -> None:
         state = PartialState(cpu=device == "cpu")
         state.wait_for_everyone()                # every process has checked the outputs before any is written
 
-    pipe = StyleGuidedPipeline.from_pretrained(model, DTYPES[dtype], device, variant=args.variant, vae=args.vae)
-    pipe.pipe.set_progress_bar_config(disable=args.quiet or not distributed.is_main())
-    scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
-    files = {name: {"file": str(Path(path).resolve()), "scale": scale} for (path, scale), name in zip(styles, names)}
+    pipe, scales, files = _open_pipeline(args, model, device, styles, names)
     common = dict(guidance_scale=args.guidance_scale, num_inference_steps=args.steps, negative_prompt=args.negative_prompt,
                   height=args.height, width=args.width, prompt_2=args.prompt_2, negative_prompt_2=args.negative_prompt_2,
                   guidance_rescale=args.guidance_rescale)
+    if control_image is not None:
+        common.update(control_image=control_image, controlnet_conditioning_scale=args.controlnet_scale)
     seed = 0 if args.seed is None else args.seed
     if work is None:
         text = png_text(args, model, files, args.prompt, seed)
@@ -266,6 +354,39 @@ def run_generate(args) -> None:
             _draw(pipe, args, scales, job.prompt, dict(common, seed=job.seed), [job.path], job.compare, [text])
     if state is not None:
         state.wait_for_everyone()                # the run is over when every process's images are written
+
+
+def run_stylize(args) -> None:
+    from .families import check_device
+    from .images import check_writable, open_rgb, save_image
+    from .preflight import check_generation
+    from .stylize import check_stylize
+
+    styles, names, metadata, model = _read_styles(args)
+    check_stylize(args.strength, args.method, args.inversion_refine)
+    image = open_rgb(args.image, "image")
+    control_image = _read_control(args)
+    prompt = args.prompt if args.prompt is not None else metadata[0].content_prompt if metadata[0] else None
+    if prompt is None:
+        raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
+    check_generation(model, [prompt], styles, args.suffix, None, guidance_scale=args.guidance_scale,
+                     style_start=args.style_start, steps=args.steps, height=args.resolution, width=args.resolution,
+                     seed=args.seed, num_images=1)
+    output = check_writable(args.output, args.overwrite)
+    device = check_device(args.device)
+    pipe, scales, files = _open_pipeline(args, model, device, styles, names)
+    styled = pipe.stylize(image, prompt, scales, args.strength, args.method, guidance_scale=args.guidance_scale,
+                          style_start=args.style_start, num_inference_steps=args.steps, seed=args.seed,
+                          negative_prompt=args.negative_prompt, resolution=args.resolution, control_image=control_image,
+                          controlnet_conditioning_scale=args.controlnet_scale,
+                          inversion_refine=args.inversion_refine).images[0]
+    from . import __version__
+
+    text = {"image": str(Path(args.image).resolve()), "prompt": prompt, "method": f"stylize {args.method}",
+            "strength": str(args.strength), "seed": str(args.seed), "model": model, "styles": json.dumps(files),
+            "steps": str(args.steps), "guidance_scale": str(args.guidance_scale), "style_start": str(args.style_start),
+            "software": f"paircustom {__version__}"}
+    print(f"wrote {save_image(styled, output, args.overwrite, text=text)}")
 
 
 def _draw(pipe, args, scales: dict, prompt: str, call: dict, paths: list[Path], compare: Path, texts: list[dict]):
@@ -415,8 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     distributed.die_with_launcher()
-    commands = {"train": run_train, "generate": run_generate, "info": run_info, "export": run_export,
-                "ui": run_ui}
+    commands = {"train": run_train, "generate": run_generate, "stylize": run_stylize, "info": run_info,
+                "export": run_export, "ui": run_ui}
     if args.command == "demo":
         from .demo import run_demo
 

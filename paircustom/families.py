@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (DiffusionPipeline, StableDiffusionControlNetPipeline, StableDiffusionPipeline,
+                       StableDiffusionXLControlNetPipeline, StableDiffusionXLPipeline)
 from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
 
@@ -69,6 +70,7 @@ class Family:
 
     name: str
     pipeline_class: type
+    controlnet_class: type | None = None      # its ControlNet pipeline (SD, SDXL)
     denoiser_name = lora_prefix = "unet"        # pipe.<denoiser_name>; the style file's key prefix
     lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
     flow = False                                # trained by flow matching (else DDPM eps / v)
@@ -118,7 +120,7 @@ class Family:
 
 
 class StableDiffusion(Family):
-    name, pipeline_class = "sd", StableDiffusionPipeline
+    name, pipeline_class, controlnet_class = "sd", StableDiffusionPipeline, StableDiffusionControlNetPipeline
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
                negative_prompt_2=None):
@@ -131,7 +133,7 @@ class StableDiffusion(Family):
 
 
 class StableDiffusionXL(Family):
-    name, pipeline_class = "sdxl", StableDiffusionXLPipeline
+    name, pipeline_class, controlnet_class = "sdxl", StableDiffusionXLPipeline, StableDiffusionXLControlNetPipeline
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
                negative_prompt_2=None):
@@ -164,11 +166,11 @@ FAMILIES.update({f.name: f for f in (StableDiffusion3(), Flux())})
 def family_of(pipe) -> Family:
     """The family of a loaded diffusers pipeline (none of the pipeline classes subclasses another)."""
     for family in FAMILIES.values():
-        if isinstance(pipe, family.pipeline_class):
+        if isinstance(pipe, tuple(c for c in (family.pipeline_class, family.controlnet_class) if c is not None)):
             return family
     raise UserError(
         f"{type(pipe).__name__} is not supported; paircustom works with StableDiffusionPipeline (SD 1.x/2.x), "
-        "StableDiffusionXLPipeline (SDXL), StableDiffusion3Pipeline and FluxPipeline."
+        "StableDiffusionXLPipeline (SDXL), their ControlNet pipelines, StableDiffusion3Pipeline and FluxPipeline."
     )
 
 
@@ -203,7 +205,8 @@ def _folder_or_hub_id(name: str, what: str, marker: str) -> str:
     return name
 
 
-EXAMPLE_IDS = {"model": "stabilityai/stable-diffusion-xl-base-1.0 (or 'shapes')", "VAE": "madebyollin/sdxl-vae-fp16-fix"}
+EXAMPLE_IDS = {"model": "stabilityai/stable-diffusion-xl-base-1.0 (or 'shapes')", "VAE": "madebyollin/sdxl-vae-fp16-fix",
+               "ControlNet": "diffusers/controlnet-canny-sdxl-1.0"}
 
 
 def is_hub_id(model: str) -> bool:

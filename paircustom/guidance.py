@@ -9,7 +9,9 @@
 
 All predictions of one denoising step come from ONE batched UNet call in which
 each row picks its adapter (peft's mixed-batch ``adapter_names``).  The first
-``style_start`` fraction of the steps runs plain CFG, as in the paper.
+``style_start`` fraction of the steps runs plain CFG, as in the paper.  With a
+ControlNet (``control``) its residuals are computed once per step for all rows;
+stylising existing images (SDEdit, DDIM inversion) lives in ``stylize``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,10 +28,12 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import resca
 from diffusers.utils.torch_utils import randn_tensor
 
 from .adapters import peft_routing
+from .control import Control, load_controlnet, residuals_kwargs, with_controlnet
 from .checks import MAX_SCALE, check_number, check_sampling
 from .errors import PairCustomWarning, UserError
 from .families import Conditioning, Size, check_device, load_pipeline, unet_family_of
 from .formats import check_fits, read_style, require_suffix
+from .latents import to_images
 
 
 def style_guidance(e_uncond, e_cond, e_styles, guidance_scale: float, style_scales: list[float]):
@@ -42,27 +47,52 @@ def style_guidance(e_uncond, e_cond, e_styles, guidance_scale: float, style_scal
     return guided
 
 
+@dataclass
+class Guide:
+    """What every denoising step of style guidance needs, prepared once (``StyleGuidedPipeline._guide``)."""
+
+    cond_of: dict[int, Conditioning]     # number of active row blocks (2: ∅ and c; all: with styles) -> rows
+    names: list[str | None]              # adapter of each row block
+    scales: list[float]                  # λ_i of each style block, in block order
+    guidance_scale: float                # λ_cfg
+    first_styled: int = 0                # index of the first step with style terms
+    guidance_rescale: float = 0.0
+    batched: bool = True                 # one UNet call per step (False: one per term, for comparison)
+    control: Control | None = None       # ControlNet image and scale
+
+
 class StyleGuidedPipeline:
     """Generate with one or more learned styles by style guidance; wraps (and shares) a diffusers pipeline."""
 
-    def __init__(self, pipe, routing=None):
+    def __init__(self, pipe, routing=None, controlnet=None):
+        """Wrap ``pipe`` (SD, SDXL, or their ControlNet pipelines); ``controlnet`` (a ControlNetModel) turns an SD /
+        SDXL pipeline into its ControlNet pipeline sharing the same components (diffusers' ``from_pipe``)."""
+        if controlnet is not None:
+            pipe = with_controlnet(pipe, controlnet)
         self.pipe = pipe
         self.family = unet_family_of(pipe)
         self.suffixes: dict[str, str] = {}     # style name -> prompt suffix
+        self.content_prompts: dict[str, str | None] = {}   # style name -> its file's content prompt (stylize)
         # routing(adapter_names) -> context in which UNet row i uses adapter_names[i] (None: base weights)
         self.routing = routing or (lambda names: peft_routing(pipe.unet, names))
 
     @classmethod
     def from_pretrained(cls, model: str, torch_dtype=torch.float32, device: str | None = None,
-                        variant: str | None = None, vae: str | None = None) -> "StyleGuidedPipeline":
+                        variant: str | None = None, vae: str | None = None, controlnet=None) -> "StyleGuidedPipeline":
         """Load a hub id, a local folder or "shapes" (the embedded model).
 
         ``variant`` ("fp16") picks weight files; ``vae`` (folder or hub id) replaces the VAE, e.g.
-        "madebyollin/sdxl-vae-fp16-fix" for SDXL in fp16.  ``device`` is checked before anything loads.
+        "madebyollin/sdxl-vae-fp16-fix" for SDXL in fp16; ``controlnet`` (ControlNetModel, folder or hub id)
+        adds a ControlNet.  ``device`` is checked before anything loads.
         """
         device = check_device(device) if device else None
         pipe, _ = load_pipeline(model, torch_dtype, variant=variant, vae=vae)
-        return cls(pipe.to(device) if device else pipe)
+        if isinstance(controlnet, (str, Path)):
+            controlnet = load_controlnet(str(controlnet), torch_dtype)
+        guided = cls(pipe, controlnet=controlnet)
+        if device:
+            guided.pipe.to(device)
+        return guided
 
     def load_style(self, path: str | Path, name: str | None = None, suffix: str | None = None) -> str:
         """Load a style file as peft adapter ``name`` (default: the file's stem); return the name.
@@ -89,6 +119,7 @@ class StyleGuidedPipeline:
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             self.pipe.unet.load_lora_adapter(tensors, prefix="unet", adapter_name=name)
         self.suffixes[name] = suffix if suffix is not None else metadata.style_suffix
+        self.content_prompts[name] = metadata.content_prompt if metadata is not None else None
         if metadata is not None and metadata.adapter != "style":
             warnings.warn(f"'{path}' holds a {metadata.adapter} LoRA, not a style; the style file is the one "
                           "without '-content' in its name.", PairCustomWarning, stacklevel=2)
@@ -116,7 +147,8 @@ class StyleGuidedPipeline:
                  latents: torch.Tensor | None = None, output_type: str = "pil", num_images_per_prompt: int = 1,
                  eta: float = 0.0, batched: bool = True, base_adapter: str | None = None,
                  prompt_2: str | list[str] | None = None, negative_prompt_2: str | None = None,
-                 guidance_rescale: float = 0.0, denoising_end: float | None = None, callback_on_step_end=None):
+                 guidance_rescale: float = 0.0, denoising_end: float | None = None, callback_on_step_end=None,
+                 control_image=None, controlnet_conditioning_scale: float = 1.0):
         """Generate; returns the wrapped pipeline's own output type (``.images``).
 
         ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
@@ -126,39 +158,30 @@ class StyleGuidedPipeline:
         appended to both prompts), ``guidance_rescale`` (applied to the guided prediction),
         ``denoising_end`` (stop at this fraction, e.g. for a refiner) and
         ``callback_on_step_end(pipe, i, t, {"latents": ...})``, which may return replacement latents.
+        With a ControlNet (see ``__init__``): ``control_image`` (PIL image, path or tensor) and
+        ``controlnet_conditioning_scale``, as in diffusers' ControlNet pipelines.
         """
-        pipe, family = self.pipe, self.family
+        pipe = self.pipe
         # 1. check inputs
         scales = self._scales(styles, style_scale)
         if not (0.0 <= guidance_rescale <= 1.0) or not (denoising_end is None or 0.0 < denoising_end <= 1.0):
             raise UserError(f"guidance_rescale must lie in [0, 1] (got {guidance_rescale}) and denoising_end in "
                             f"(0, 1] (got {denoising_end}).")
-        if family.name != "sdxl" and (prompt_2 is not None or negative_prompt_2 is not None):
-            raise UserError("prompt_2 and negative_prompt_2 feed SDXL's second text encoder; this pipeline has one "
-                            "text encoder, so drop them.")
         factor = pipe.vae_scale_factor
         check_sampling(guidance_scale, scales, style_start, num_inference_steps, height, width, seed,
                        num_images_per_prompt, factor, pipe.scheduler.config.get("num_train_timesteps", 1000))
         height = height or pipe.unet.config.sample_size * factor
         width = width or pipe.unet.config.sample_size * factor
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        prompts_2 = None if prompt_2 is None else [prompt_2] * len(prompts) if isinstance(prompt_2, str) else list(prompt_2)
-        if prompts_2 is not None and len(prompts_2) != len(prompts):
-            raise UserError(f"give one prompt_2 per prompt ({len(prompts)}); got {len(prompts_2)}.")
         device = pipe._execution_device
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
 
-        # 2. encode prompts: ∅, c, and c + suffix_i for each style; one row block each
-        size = [Size((height, width), (0, 0), (height, width))]
-        cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=True, prompts_2=prompts_2,
-                                     negative_prompt_2=negative_prompt_2)
-        suffixed = lambda texts, name: None if texts is None else [p + self.suffixes[name] for p in texts]  # noqa: E731
-        blocks = [uncond, cond] + [family.encode(pipe, suffixed(prompts, n), device,
-                                                 prompts_2=suffixed(prompts_2, n))[0] for n in scales]
-        blocks = [family.add_size(pipe, b, size * len(prompts)).repeat(num_images_per_prompt) for b in blocks]
-        names = [base_adapter, base_adapter, *scales]                    # adapter of each block
-        cond_of = {active: Conditioning.cat(blocks[:active]) for active in {2, len(blocks)}}  # (k·B, T, D) each
+        # 2. encode prompts: ∅, c, and c + suffix_i for each style; one row block each; the control image
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        size = Size((height, width), (0, 0), (height, width))
+        guide = self._guide(prompts, scales, [size] * len(prompts), guidance_scale, negative_prompt, prompt_2,
+                            negative_prompt_2, num_images_per_prompt, base_adapter, guidance_rescale, batched)
+        guide.control = self._control(control_image, height, width, controlnet_conditioning_scale)
 
         # 3. timesteps, 4. initial latents, 5. scheduler extras, on a private copy of the pipeline's scheduler:
         #    its state (Euler's step index, PNDM's history) stays as the user and a running training left it.
@@ -166,75 +189,99 @@ class StyleGuidedPipeline:
         scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = scheduler.timesteps
         shape = (len(prompts) * num_images_per_prompt, pipe.unet.config.in_channels, height // factor, width // factor)
+        dtype = guide.cond_of[2].hidden.dtype
         if latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=cond.hidden.dtype)
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         elif latents.shape != shape:
             raise UserError(f"latents must have shape {tuple(shape)} for these settings; got {tuple(latents.shape)}.")
-        latents = latents.to(device, cond.hidden.dtype) * scheduler.init_noise_sigma            # (B, C, h, w)
-        extra = pipe.prepare_extra_step_kwargs(generator, eta)     # reads only the step signature
-        first_styled = round(style_start * len(timesteps))
+        latents = latents.to(device, dtype) * scheduler.init_noise_sigma                     # (B, C, h, w)
+        guide.first_styled = round(style_start * len(timesteps))
         if denoising_end is not None:    # diffusers' rule: keep the steps at or above the cut-off timestep
             steps = scheduler.config.num_train_timesteps
             timesteps = timesteps[timesteps >= int(round(steps - denoising_end * steps))]
 
-        # 6. denoising loop (peft adapters are switched on only for it)
-        with self._adapters_enabled():
-            for i, t in enumerate(pipe.progress_bar(timesteps)):
-                active = len(blocks) if i >= first_styled else 2             # style terms only after style_start
-                model_input = scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
-                e_uncond, e_cond, *e_styles = self._predict(model_input, t, cond_of[active], names[:active],
-                                                            batched).chunk(active)
-                guided = style_guidance(e_uncond, e_cond, e_styles, guidance_scale,
-                                        [scales[n] for n in names[2:active]])
-                if guidance_rescale > 0:
-                    guided = rescale_noise_cfg(guided, e_cond, guidance_rescale)
-                latents = scheduler.step(guided, t, latents, **extra, return_dict=False)[0]
-                if callback_on_step_end is not None:
-                    latents = (callback_on_step_end(pipe, i, t, {"latents": latents}) or {}).get("latents", latents)
-
-        # 7. decode
+        # 6. denoising loop, 7. decode
+        latents = self.denoise(scheduler, latents, timesteps, guide, pipe.prepare_extra_step_kwargs(generator, eta),
+                               callback_on_step_end)
         return self._decode(latents, output_type, generator)
 
-    def _predict(self, model_input, t, cond: Conditioning, names: list[str | None], batched: bool):
-        """UNet predictions for all row blocks (one adapter name per block): one call, or one call per term."""
+    def stylize(self, image, prompt: str | None = None, styles=None, strength: float = 0.6, method: str = "sdedit",
+                **kwargs):
+        """Stylise an existing image (PIL or path) by "sdedit" or "inversion"; see ``paircustom.stylize``."""
+        from .stylize import stylize
+
+        return stylize(self, image, prompt, styles, strength, method, **kwargs)
+
+    def _guide(self, prompts: list[str], scales: dict[str, float], sizes: list[Size], guidance_scale: float,
+               negative_prompt=None, prompt_2=None, negative_prompt_2=None, num_images_per_prompt: int = 1,
+               base_adapter: str | None = None, guidance_rescale: float = 0.0, batched: bool = True) -> "Guide":
+        """Encode ∅, c and c + suffix_i (one row block each, ``sizes`` one per prompt) into a ``Guide``."""
+        pipe, family = self.pipe, self.family
+        if family.name != "sdxl" and (prompt_2 is not None or negative_prompt_2 is not None):
+            raise UserError("prompt_2 and negative_prompt_2 feed SDXL's second text encoder; this pipeline has one "
+                            "text encoder, so drop them.")
+        prompts_2 = None if prompt_2 is None else [prompt_2] * len(prompts) if isinstance(prompt_2, str) else list(prompt_2)
+        if prompts_2 is not None and len(prompts_2) != len(prompts):
+            raise UserError(f"give one prompt_2 per prompt ({len(prompts)}); got {len(prompts_2)}.")
+        device = pipe._execution_device
+        cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=True, prompts_2=prompts_2,
+                                     negative_prompt_2=negative_prompt_2)
+        suffixed = lambda texts, name: None if texts is None else [p + self.suffixes[name] for p in texts]  # noqa: E731
+        blocks = [uncond, cond] + [family.encode(pipe, suffixed(prompts, n), device,
+                                                 prompts_2=suffixed(prompts_2, n))[0] for n in scales]
+        blocks = [family.add_size(pipe, b, sizes).repeat(num_images_per_prompt) for b in blocks]
+        cond_of = {active: Conditioning.cat(blocks[:active]) for active in {2, len(blocks)}}  # (k·B, T, D) each
+        return Guide(cond_of, [base_adapter, base_adapter, *scales], list(scales.values()), guidance_scale,
+                     guidance_rescale=guidance_rescale, batched=batched)
+
+    def _control(self, control_image, height: int, width: int, scale: float):
+        """The control image prepared for the pipeline's ControlNet, or None without one."""
+        if control_image is None and getattr(self.pipe, "controlnet", None) is None:
+            return None
+        return Control.of(self.pipe, control_image, height, width, scale)
+
+    def denoise(self, scheduler, latents, timesteps, guide: "Guide", extra: dict | None = None,
+                callback_on_step_end=None) -> torch.Tensor:
+        """Run ``scheduler`` over ``timesteps`` from ``latents`` with style guidance (Eqs. 10-11); each step is
+        one batched UNet call (and one ControlNet call) on all row blocks; style terms from ``guide.first_styled``."""
+        pipe, blocks = self.pipe, 2 + len(guide.scales)
+        with self._adapters_enabled():    # peft adapters are switched on only for the loop
+            for i, t in enumerate(pipe.progress_bar(timesteps)):
+                active = blocks if i >= guide.first_styled else 2           # style terms only after style_start
+                model_input = scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
+                e_uncond, e_cond, *e_styles = self._predict(model_input, t, guide.cond_of[active],
+                                                            guide.names[:active], guide.batched,
+                                                            guide.control).chunk(active)
+                guided = style_guidance(e_uncond, e_cond, e_styles, guide.guidance_scale, guide.scales[:active - 2])
+                if guide.guidance_rescale > 0:
+                    guided = rescale_noise_cfg(guided, e_cond, guide.guidance_rescale)
+                latents = scheduler.step(guided, t, latents, **(extra or {}), return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    latents = (callback_on_step_end(pipe, i, t, {"latents": latents}) or {}).get("latents", latents)
+        return latents
+
+    def _predict(self, model_input, t, cond: Conditioning, names: list[str | None], batched: bool, control=None):
+        """UNet predictions for all row blocks (one adapter name per block): one call, or one call per term.
+
+        With a ControlNet its residuals are computed once, in one call on all rows, and handed to the UNet.
+        """
         rows = len(model_input) // len(names)
         per_row = [name for name in names for _ in range(rows)]
+        residuals = control.residuals(model_input, t, cond) if control is not None else None
         if batched:
             with self.routing(per_row):
-                return self.pipe.unet(model_input, t, **cond.unet_kwargs(), return_dict=False)[0]
+                return self.pipe.unet(model_input, t, **cond.unet_kwargs(), **residuals_kwargs(residuals),
+                                      return_dict=False)[0]
         out = []   # the reference algorithm: unconditional + conditional together, then each style alone
         for start, stop in [(0, 2)] + [(k, k + 1) for k in range(2, len(names))]:
             part = list(range(start * rows, stop * rows))
             with self.routing(per_row[start * rows:stop * rows]):
                 out.append(self.pipe.unet(model_input[part], t, **cond.select(part).unet_kwargs(),
-                                          return_dict=False)[0])
+                                          **residuals_kwargs(residuals, part), return_dict=False)[0])
         return torch.cat(out)
 
     def _decode(self, latents, output_type: str, generator):
-        pipe = self.pipe
-        if not torch.isfinite(latents).all():     # never hand out black images made of NaN
-            raise UserError("sampling produced non-finite values (NaN or infinity); lower the guidance, style or "
-                            "LoRA scale.")
-        if output_type == "latent":
-            return self.family.output(latents)
-        vae = pipe.vae
-        upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
-        context = nullcontext() if not upcast else _float32(vae)
-        with context:
-            latents = latents.to(vae.dtype)
-            mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
-            if mean is not None and std is not None:
-                shape = (1, -1, 1, 1)
-                latents = latents * torch.tensor(std).view(shape).to(latents) / vae.config.scaling_factor \
-                    + torch.tensor(mean).view(shape).to(latents)
-            else:
-                latents = latents / vae.config.scaling_factor
-            images = vae.decode(latents, return_dict=False, generator=generator)[0]
-        if not torch.isfinite(images).all():     # e.g. a half-precision VAE that overflowed
-            raise UserError("decoding produced non-finite values (NaN or infinity); lower the guidance, style or "
-                            "LoRA scale, or decode in float32.")
-        images = pipe.image_processor.postprocess(images, output_type=output_type)
-        return self.family.output(images)
+        return self.family.output(to_images(self.pipe, latents, output_type, generator))
 
     def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):
         """Baseline: base weights + scale·(style LoRA) with plain CFG, prompting with the style suffix."""
@@ -264,12 +311,3 @@ class StyleGuidedPipeline:
         names = list(self.suffixes)
         self.pipe.unet.set_adapters(names, [weights.get(n, 1.0) for n in names])
 
-
-@contextmanager
-def _float32(vae):
-    """Run a half-precision VAE in float32 for decoding (SDXL's VAE overflows in fp16)."""
-    vae.to(torch.float32)
-    try:
-        yield
-    finally:
-        vae.to(torch.float16)

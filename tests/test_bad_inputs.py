@@ -28,7 +28,11 @@ LONG = " ".join(["painting"] * 80)          # past the 77-token limit of the tin
 def saved(tmp_path_factory):
     """A tiny SD model folder and a style file trained on it (the files no case may change)."""
     root = tmp_path_factory.mktemp("bad-inputs")
-    build_tiny_pipeline("sd").save_pretrained(root / "model")
+    pipe = build_tiny_pipeline("sd")
+    pipe.save_pretrained(root / "model")
+    from diffusers import ControlNetModel
+
+    ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(8, 16)).save_pretrained(root / "controlnet")
     content, style = write_pair(root / "pair")
     train_pair(quick_config(content, style, root / "art.safetensors", model=str(root / "model"), max_steps=2,
                             style_start=1))
@@ -39,6 +43,7 @@ def saved(tmp_path_factory):
 class Env:
     tmp: Path
     model: Path
+    controlnet: Path          # a tiny ControlNet folder
     sf: Path                  # a good style file
     content: Path
     style: Path
@@ -55,6 +60,14 @@ def train(*extra):
 def generate(*extra, style="{sf}"):
     return ["generate", "a cat", "-s", style, "--model", "{model}", "--steps", "2", "--height", "32", "--width",
             "32", "-o", "{png}", *extra]
+
+
+def stylize(*extra, style="{sf}"):
+    return ["stylize", "{content}", "-s", style, "--model", "{model}", "--steps", "2", "--resolution", "32",
+            "-o", "{png}", *extra]
+
+
+CONTROL = ("--controlnet", "{controlnet}")
 
 
 def checkpoint_with(e: Env, **settings):
@@ -122,6 +135,18 @@ CASES = {
                                    "--model", "{tmp}", "--output", "{out}", *FAST], None, 'no model_index.json'),
     "train style words past token limit": (train("--style-prompt", "a photo of a sbu dog " + LONG), None, 'style words would be cut off'),
     "train style prompt not extending": (train("--style-prompt", "a painting"), None, 'must extend the content prompt'),
+    "train pair missing image": (train("--pair", "{content}", "{tmp}/none.png"), None, 'does not exist'),
+    "train pair aspect mismatch": (train("--pair", "{content}", "{tmp}/wide.png"),
+                                   lambda e: Image.new("RGB", (64, 32)).save(e.tmp / "wide.png"), 'same aspect ratio'),
+    "train content without style": (["train", "{content}", "--subject", "dog", "--style", "art", "--model", "{model}",
+                                     "--output", "{out}", *FAST], None, 'give the style image after'),
+    "train no images": (["train", "--subject", "dog", "--style", "art", "--model", "{model}", "--output", "{out}",
+                         *FAST], None, 'give a content and a style image'),
+    "train pair with one image": (train("--pair", "{content}"), None, 'expected 2 arguments'),
+    "train pairs' ranks too large": (train("--rank", "8", "--pair", "{content}", "{style}", "--pair", "{content}",
+                                           "{style}", "--pair", "{content}", "{style}"), None, '4 x content rank 8'),
+    "train resume with another extra pair": (train("--resume", "--pair", "{content}", "{style}"),
+                                             lambda e: checkpoint_with(e, learning_rate=1e-2), '(extra_pairs_sha256 [] ->'),
     "train missing subject": (["train", "{content}", "{style}", "--style", "art", "--model", "{model}"], None, '--subject'),
     # ---- train: outputs and resuming
     "train output exists": (train(), lambda e: e.out.write_bytes(b"precious"), 'already exists'),
@@ -222,6 +247,31 @@ CASES = {
         "sd15", tensors=lambda d: kohya(wider_context(d)), metadata={}), 'an SD 1.x model, and its first differing layer'),
     "generate LyCORIS file": (generate("--suffix", " in x style", style=BAD), bad_style(
         "loha", tensors=lambda d: {"lora_unet_x.hada_w1_a": d[next(iter(d))]}, metadata={}), 'cannot convert'),
+    # ---- stylize and ControlNet
+    "stylize missing image": (stylize(), lambda e: e.content.unlink(), 'does not exist'),
+    "stylize image is text": (stylize(), lambda e: e.content.write_text("hello"), 'not a readable image'),
+    "stylize strength 1.5": (stylize("--strength", "1.5"), None, 'strength must lie between 0 and 1'),
+    "stylize strength -0.1": (stylize("--strength=-0.1"), None, 'strength must lie between 0 and 1'),
+    "stylize strength nan": (stylize("--strength", "nan"), None, 'strength must be a finite'),
+    "stylize unknown method": (stylize("--method", "ddpm"), None, "invalid choice: 'ddpm'"),
+    "stylize refine -1": (stylize("--inversion-refine=-1"), None, 'inversion refinements must lie'),
+    "stylize no style": (["stylize", "{content}", "--model", "{model}", "-o", "{png}"], None, 'give at least one style'),
+    "stylize steps 0": (stylize("--steps", "0"), None, 'denoising steps must lie'),
+    "stylize resolution 33": (stylize("--resolution", "33"), None, 'multiples of 2'),
+    "stylize output exists": (stylize(), lambda e: e.png.write_bytes(b"precious"), 'already exists'),
+    "stylize foreign file, no prompt": (stylize("--suffix", " in x style", style=BAD),
+                                        bad_style("kohya", tensors=kohya, metadata={}), 'give --prompt'),
+    "stylize control image missing": (stylize(*CONTROL, "--control-image", "{tmp}/none.png"), None, 'does not exist'),
+    "stylize controlnet without image": (stylize(*CONTROL), None, 'go together'),
+    "generate control image missing": (generate(*CONTROL, "--control-image", "{tmp}/none.png"), None, 'does not exist'),
+    "generate controlnet without image": (generate(*CONTROL), None, 'go together'),
+    "generate control image without controlnet": (generate("--control-image", "{content}"), None, 'go together'),
+    "generate controlnet missing": (generate("--controlnet", "{tmp}/no-cn", "--control-image", "{content}"), None,
+                                    "the ControlNet folder"),
+    "generate controlnet not a folder of one": (generate("--controlnet", "{tmp}", "--control-image", "{content}"),
+                                                None, 'no config.json'),
+    "generate controlnet scale nan": (generate(*CONTROL, "--control-image", "{content}", "--controlnet-scale", "nan"),
+                                      None, 'conditioning scale must be a finite'),
     # ---- export
     "export missing": (["export", "{tmp}/none.safetensors", "-o", "{tmp}/k.safetensors"], None, 'does not exist'),
     "export output exists": (["export", "{sf}", "-o", "{content}"], None, 'already exists'),
@@ -258,7 +308,7 @@ CASES = {
 
 def test_there_are_enough_cases():
     commands = [argv[0] for argv, _, _ in CASES.values()]
-    names = ("train", "generate", "info", "demo", "export", "ui")
+    names = ("train", "generate", "stylize", "info", "demo", "export", "ui")
     assert len(CASES) >= 60 and {c: commands.count(c) >= 3 for c in names} == dict.fromkeys(names, True), \
         f"{len(CASES)} cases: {set(commands)}"
 
@@ -267,7 +317,7 @@ def test_there_are_enough_cases():
 def test_bad_input_is_one_sentence_and_touches_nothing(name, saved, tmp_path, capsys, monkeypatch):
     argv, setup, match = CASES[name]
     content, style = write_pair(tmp_path)
-    env = Env(tmp_path, saved / "model", saved / "art.safetensors", content, style, tmp_path / "out.safetensors",
+    env = Env(tmp_path, saved / "model", saved / "controlnet", saved / "art.safetensors", content, style, tmp_path / "out.safetensors",
               tmp_path / "cat.png")
     if setup == "ro":
         env.ro = read_only_folder(tmp_path)

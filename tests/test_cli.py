@@ -427,3 +427,33 @@ def test_sdxl_second_prompt_and_guidance_rescale(style_files, model_dirs, tmp_pa
     assert Image.open(tmp_path / "a.png").text["prompt_2"] == "a dog"
     _refusal([*args, "-s", str(style_files["sd"]), "--model", model_dirs["sd"], "--prompt-2", "a dog",
               "-o", str(tmp_path / "b.png")], capsys, "second text encoder")
+
+
+@pytest.mark.parametrize("method", ["sdedit", "inversion"])
+def test_stylize_writes_the_styled_image_with_its_settings(method, trained, tmp_path):
+    _, style = trained
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(3).random((40, 56, 3)) * 255).astype(np.uint8)).save(photo)
+    out = tmp_path / "styled.png"
+    assert main(["stylize", str(photo), "-s", f"{style}=3", "--method", method, "--strength", "0.5", "--steps", "4",
+                 "--resolution", "32", "-o", str(out), "--quiet"]) == 0
+    written = Image.open(out)
+    assert written.size == (32, 32)
+    assert written.text["method"] == f"stylize {method}" and written.text["prompt"] == "a photo of a sbu dog"
+    assert written.text["strength"] == "0.5"
+
+
+def test_generate_and_stylize_with_a_controlnet(trained, model_dirs, tmp_path):
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    _, style = trained
+    unet = UNet2DConditionModel.from_pretrained(model_dirs["sd"], subfolder="unet")
+    ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16)).save_pretrained(tmp_path / "cn")
+    edges = tmp_path / "edges.png"
+    Image.fromarray((np.random.default_rng(4).random((32, 32, 3)) * 255).astype(np.uint8)).save(edges)
+    control = ["--controlnet", str(tmp_path / "cn"), "--control-image", str(edges), "--quiet"]
+    assert main(["generate", "a photo of a cat", "-s", str(style), "--steps", "2", "--height", "32", "--width", "32",
+                 "-o", str(tmp_path / "cat.png"), *control]) == 0
+    assert main(["stylize", str(edges), "-s", str(style), "--steps", "2", "--resolution", "32",
+                 "-o", str(tmp_path / "styled.png"), *control]) == 0
+    assert Image.open(tmp_path / "cat.png").size == (32, 32) and Image.open(tmp_path / "styled.png").size == (32, 32)

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 import paircustom.training as training
 from paircustom.adapters import set_route
 from paircustom.basis import split_rows
+from paircustom.cli import main
 from paircustom.objective import prediction_target
 from paircustom.tiny import build_tiny_pipeline
 from paircustom.training import PairTrainer
@@ -94,3 +95,18 @@ def test_two_pairs_train_one_style_and_two_content_loras(pair, tmp_path):
     key = next(k for k in style if k.endswith("lora_A.weight") and style[k].shape[1] == single_A.shape[1])
     assert torch.equal(style[key], single_A), "the style rows must not depend on the number of pairs"
 
+
+def test_cli_pair_option_equals_positional_pair_and_takes_several(pair, tmp_path):
+    model = tmp_path / "model"
+    build_tiny_pipeline("sd").save_pretrained(model)
+    fast = ["--subject", "dog", "--style", "art", "--model", str(model), "--rank", "4", "--lr", "1e-2", "--steps", "2",
+            "--style-start", "1", "--accumulation", "1", "--resolution", "32", "--quiet"]
+    content, style = map(str, pair)
+    assert main(["train", content, style, "-o", str(tmp_path / "a.safetensors"), *fast]) == 0
+    assert main(["train", "--pair", content, style, "-o", str(tmp_path / "b.safetensors"), *fast]) == 0
+    a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "--pair differs from the positional pair"
+    extra = _second_pair(tmp_path / "second")
+    assert main(["train", content, style, "--pair", *extra, "-o", str(tmp_path / "c.safetensors"), *fast]) == 0
+    c = load_file(tmp_path / "c.safetensors")
+    assert any(not torch.equal(a[k], c[k]) for k in a), "the second pair changed nothing"
