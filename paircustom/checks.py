@@ -37,13 +37,22 @@ def check_number(name: str, value, low, high, *, integer: bool = False, hint: st
 
 def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_start: float, steps: int,
                    height: int | None, width: int | None, seed: int | None, num_images: int,
-                   factor: int = 8, max_steps: int = 1000, lora_scale: float | None = None) -> None:
+                   factor: int = 8, max_steps: int = 1000, lora_scale: float | None = None,
+                   style_end: float | None = None, style_interval: int = 1,
+                   style_tolerance: float | None = None) -> None:
     """The numbers of one generation call; ``factor`` is the VAE's, ``max_steps`` the scheduler's train steps."""
     check_number("the guidance scale", guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5")
     for name, scale in style_scales.items():
         check_number(f"the scale of style '{name}'", scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 3")
     check_number("the LoRA scale", lora_scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
     check_number("style_start", style_start, 0, 1, hint=" (a fraction of the steps)")
+    check_number("style_end", style_end, 0, 1, hint=" (a fraction of the steps)")
+    if style_end is not None and style_end <= style_start:
+        raise UserError(f"style_end ({style_end:g}) must come after style_start ({style_start:g}); with no style "
+                        "steps left, drop the styles instead.")
+    check_number("style_interval", style_interval, 1, MAX_STEPS, integer=True,
+                 hint="; 1 recomputes the style terms on every step")
+    check_number("style_tolerance", style_tolerance, 0, MAX_SCALE, hint="; e.g. 0.1, or omit it")
     check_number("the number of denoising steps", steps, 1, max_steps, integer=True,
                   hint=f"; the scheduler has {max_steps} timesteps")
     for side, value in (("height", height), ("width", width)):

@@ -95,6 +95,14 @@ def _generate_parser(sub) -> None:
     p.add_argument("--seeds", help="seeds, e.g. 0-3 or 0,5,9: one image per prompt and seed (batch naming as "
                                    "with --prompts-file)")
     _style_options(p)
+    p.add_argument("--style-end", type=float, help="fraction of steps after which style guidance stops (default: 1, "
+                                                   "the last step)")
+    p.add_argument("--style-interval", type=int, default=1, metavar="K",
+                   help="recompute the style terms every K steps and reuse them in between, where only the CFG "
+                        "rows are computed (default: %(default)s, every step; see README 'Cheaper style guidance')")
+    p.add_argument("--style-tolerance", type=float, metavar="T",
+                   help="also recompute the style terms once the base prediction has changed by more than T "
+                        "(relative L1) since they were computed; K is then the longest reuse, e.g. K=8, T=0.1")
     p.add_argument("--lora-scale", type=float, help="instead of style guidance, the baseline: style LoRA at this "
                                                     "scale with plain CFG")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (default: %(default)s)")
@@ -316,7 +324,8 @@ def run_generate(args) -> None:
     work = _generation_jobs(args)                      # None: one prompt, --num-images images
     prompts = [args.prompt] if work is None else list(dict.fromkeys(job.prompt for job in work))
     check_generation(model, prompts, styles, args.suffix, args.lora_scale, guidance_scale=args.guidance_scale,
-                     style_start=args.style_start, steps=args.steps, height=args.height, width=args.width,
+                     style_start=args.style_start, style_end=args.style_end, style_interval=args.style_interval,
+                     style_tolerance=args.style_tolerance, steps=args.steps, height=args.height, width=args.width,
                      seed=args.seed, num_images=args.num_images)
     device = distributed.process_device(check_device(args.device))
     output = Path(args.output)
@@ -396,7 +405,8 @@ def _draw(pipe, args, scales: dict, prompt: str, call: dict, paths: list[Path], 
     if args.lora_scale is not None:
         styled = pipe.lora_scale(prompt, next(iter(scales)), args.lora_scale, **call).images
     else:
-        styled = pipe(prompt, styles=scales, style_start=args.style_start, **call).images
+        styled = pipe(prompt, styles=scales, style_start=args.style_start, style_end=args.style_end,
+                      style_interval=args.style_interval, style_tolerance=args.style_tolerance, **call).images
     for image, path, text in zip(styled, paths, texts):
         print(f"wrote {save_image(image, path, args.overwrite, text=text)}")
     if args.compare:
@@ -438,6 +448,11 @@ def png_text(args, model: str, styles: dict, prompt: str, seed: int) -> dict[str
         text["method"] = f"lora-scale {args.lora_scale}"
     else:
         text["method"], text["style_start"] = "style guidance", str(args.style_start)
+        for key in ("style_end", "style_tolerance"):
+            if getattr(args, key) is not None:
+                text[key] = str(getattr(args, key))
+        if args.style_interval != 1:
+            text["style_interval"] = str(args.style_interval)
     for key in ("negative_prompt", "prompt_2", "negative_prompt_2", "guidance_rescale"):
         if getattr(args, key):
             text[key] = str(getattr(args, key))

@@ -120,7 +120,8 @@ class FlowStyleGuidedPipeline:
                     v = family.predict(self.transformer, latents.repeat(active, 1, 1, 1), t.expand(active * rows),
                                        cond_of[active]).chunk(active)
                 v_uncond, v_cond, v_styles = (v[0], v[1], v[2:]) if with_uncond else (v[0], v[0], v[1:])
-                guided = style_guidance(v_uncond, v_cond, v_styles, cfg, [scales[n] for n in names[plain:active]])
+                deltas = [v_style - v_cond for v_style in v_styles]           # v_i(c_i) − v0(c), Eq. 10-11
+                guided = style_guidance(v_uncond, v_cond, deltas, cfg, [scales[n] for n in names[plain:active]])
                 latents = scheduler.step(guided, t, latents, return_dict=False)[0]
 
         # 4. decode

@@ -9,7 +9,10 @@
 
 All predictions of one denoising step come from ONE batched UNet call in which
 each row picks its adapter (peft's mixed-batch ``adapter_names``).  The first
-``style_start`` fraction of the steps runs plain CFG, as in the paper.  With a
+``style_start`` fraction of the steps runs plain CFG, as in the paper; after ``style_end`` it runs plain CFG
+again.  In between, the style delta e_i(c_i) − e0(c) may be recomputed only every ``style_interval`` steps (or
+when ``style_tolerance`` says it is stale) and reused in between, where the call holds the CFG rows only
+(``StyleSchedule``).  With a
 ControlNet (``control``) its residuals are computed once per step for all rows;
 stylising existing images (SDEdit, DDIM inversion) lives in ``stylize``.
 """
@@ -20,7 +23,7 @@ import copy
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,15 +39,65 @@ from .formats import check_fits, read_style, require_suffix
 from .latents import to_images
 
 
-def style_guidance(e_uncond, e_cond, e_styles, guidance_scale: float, style_scales: list[float]):
+def style_guidance(e_uncond, e_cond, style_deltas, guidance_scale: float, style_scales: list[float]):
     """Paper Eq. 10 (one style) and Eq. 11 (several): CFG plus one term per style.
 
     eps = e0(∅) + λ_cfg (e0(c) − e0(∅)) + Σ_i λ_i (e_i(c_i) − e0(c)); every tensor (B, C, h, w).
+    ``style_deltas[i]`` is the bracket e_i(c_i) − e0(c), of this step or cached from an earlier one.
     """
     guided = e_uncond + guidance_scale * (e_cond - e_uncond)
-    for e_style, scale in zip(e_styles, style_scales, strict=True):
-        guided = guided + scale * (e_style - e_cond)
+    for delta, scale in zip(style_deltas, style_scales, strict=True):
+        guided = guided + scale * delta
     return guided
+
+
+@dataclass
+class StyleSchedule:
+    """When the style terms act (steps ``first`` <= i < ``stop``) and when their deltas are recomputed.
+
+    A delta d_i = e_i(x_t, c_i) − e0(x_t, c) is computed on the first style step and then every ``interval``
+    steps; the steps in between reuse the last one and call the UNet with the CFG rows only.  This is the
+    caching idea of DeepCache (Ma et al., 2023) and of CFG-caching samplers applied to the style term: the
+    style direction changes slowly along the trajectory, the prediction it is added to is still fresh.
+
+    Adaptive rule (``tolerance``): the delta is stale once the base prediction it was measured against has
+    moved.  On every reuse step we compute r = |e0(c) − e0_ref(c)|₁ / |e0_ref(c)|₁, the relative L1 change of
+    the conditional CFG row since the delta's own step (which we compute anyway); if r > tolerance the next
+    step recomputes (one step late, so every step stays ONE batched UNet call).  This approximates the
+    criterion of TeaCache (Liu et al., arXiv 2411.19108), which recomputes a cached output once the relative L1
+    change of a cheap proxy of the model input exceeds a threshold: both d_i and e0(c) are functions of the
+    same x_t and t, and to first order d_i changes by (J_i − J_0)·Δx_t, so it drifts when x_t (and with it
+    e0(c)) has moved, and not while e0(c) stays put.  ``interval`` remains the longest reuse.
+    """
+
+    first: int
+    stop: int
+    interval: int = 1
+    tolerance: float | None = None
+    deltas: list = field(default_factory=list)    # cached d_i, (B, C, h, w) each
+    _computed_at: int = -1
+    _reference: torch.Tensor | None = None        # e0(c) of the step the deltas were computed on
+    _stale: bool = False
+
+    def active(self, i: int) -> bool:
+        """Does step ``i`` add style terms?"""
+        return self.first <= i < self.stop
+
+    def fresh(self, i: int) -> bool:
+        """Does step ``i`` compute the style rows (else it reuses ``deltas``)?"""
+        return self.active(i) and (not self.deltas or self._stale or i - self._computed_at >= self.interval)
+
+    def update(self, i: int, e_cond, e_styles: list) -> list:
+        """Step ``i``'s style deltas: fresh from ``e_styles`` when given, else the cached ones."""
+        if not self.active(i):
+            return []
+        if e_styles:
+            self.deltas = [e_style - e_cond for e_style in e_styles]
+            self._computed_at, self._reference, self._stale = i, e_cond, False
+        elif self.tolerance is not None:
+            change = (e_cond - self._reference).abs().mean() / self._reference.abs().mean().clamp_min(1e-12)
+            self._stale = bool(change > self.tolerance)
+        return self.deltas
 
 
 @dataclass
@@ -56,6 +109,9 @@ class Guide:
     scales: list[float]                  # λ_i of each style block, in block order
     guidance_scale: float                # λ_cfg
     first_styled: int = 0                # index of the first step with style terms
+    stop_styled: int | None = None       # index of the first step without them again (None: none such)
+    style_interval: int = 1              # style deltas recomputed every this many style steps (``StyleSchedule``)
+    style_tolerance: float | None = None  # ... or once e0(c) has moved by this relative L1 change
     guidance_rescale: float = 0.0
     batched: bool = True                 # one UNet call per step (False: one per term, for comparison)
     control: Control | None = None       # ControlNet image and scale
@@ -142,7 +198,8 @@ class StyleGuidedPipeline:
 
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], styles=None, style_scale: float = 3.0, guidance_scale: float = 5.0,
-                 style_start: float = 0.2, num_inference_steps: int = 50, negative_prompt: str | None = None,
+                 style_start: float = 0.2, style_end: float | None = None, style_interval: int = 1,
+                 style_tolerance: float | None = None, num_inference_steps: int = 50, negative_prompt: str | None = None,
                  height: int | None = None, width: int | None = None, seed: int | None = None, generator=None,
                  latents: torch.Tensor | None = None, output_type: str = "pil", num_images_per_prompt: int = 1,
                  eta: float = 0.0, batched: bool = True, base_adapter: str | None = None,
@@ -152,6 +209,10 @@ class StyleGuidedPipeline:
         """Generate; returns the wrapped pipeline's own output type (``.images``).
 
         ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
+        Style terms act from ``style_start`` up to ``style_end`` (fractions of the steps; None: to the end).
+        ``style_interval=k`` recomputes the style deltas e_i(c_i) − e0(c) every k style steps and reuses them
+        in between (only the CFG rows are computed there); ``style_tolerance`` also recomputes them early when
+        the base prediction has moved by more than that relative L1 change (see ``StyleSchedule``).
         ``batched=False`` makes one UNet call per term instead of one per step (same result, for comparison).
         ``base_adapter``: the adapter behind e0 (None: base weights; ``lora_scale`` sets it).
         As in diffusers: ``prompt_2``/``negative_prompt_2`` (SDXL's second text encoder; style suffixes are
@@ -169,7 +230,8 @@ class StyleGuidedPipeline:
                             f"(0, 1] (got {denoising_end}).")
         factor = pipe.vae_scale_factor
         check_sampling(guidance_scale, scales, style_start, num_inference_steps, height, width, seed,
-                       num_images_per_prompt, factor, pipe.scheduler.config.get("num_train_timesteps", 1000))
+                       num_images_per_prompt, factor, pipe.scheduler.config.get("num_train_timesteps", 1000),
+                       style_end=style_end, style_interval=style_interval, style_tolerance=style_tolerance)
         height = height or pipe.unet.config.sample_size * factor
         width = width or pipe.unet.config.sample_size * factor
         device = pipe._execution_device
@@ -196,6 +258,8 @@ class StyleGuidedPipeline:
             raise UserError(f"latents must have shape {tuple(shape)} for these settings; got {tuple(latents.shape)}.")
         latents = latents.to(device, dtype) * scheduler.init_noise_sigma                     # (B, C, h, w)
         guide.first_styled = round(style_start * len(timesteps))
+        guide.stop_styled = None if style_end is None else round(style_end * len(timesteps))
+        guide.style_interval, guide.style_tolerance = style_interval, style_tolerance
         if denoising_end is not None:    # diffusers' rule: keep the steps at or above the cut-off timestep
             steps = scheduler.config.num_train_timesteps
             timesteps = timesteps[timesteps >= int(round(steps - denoising_end * steps))]
@@ -243,18 +307,28 @@ class StyleGuidedPipeline:
     def denoise(self, scheduler, latents, timesteps, guide: "Guide", extra: dict | None = None,
                 callback_on_step_end=None) -> torch.Tensor:
         """Run ``scheduler`` over ``timesteps`` from ``latents`` with style guidance (Eqs. 10-11); each step is
-        one batched UNet call (and one ControlNet call) on all row blocks; style terms from ``guide.first_styled``."""
+        one batched UNet call (and one ControlNet call) on the CFG row blocks and, when ``StyleSchedule`` says so,
+        the style blocks; style terms from ``guide.first_styled`` up to ``guide.stop_styled``."""
         pipe, blocks = self.pipe, 2 + len(guide.scales)
+        stop = len(timesteps) if guide.stop_styled is None else guide.stop_styled
+        schedule = StyleSchedule(guide.first_styled, stop if guide.scales else 0, guide.style_interval,
+                                 guide.style_tolerance)
         with self._adapters_enabled():    # peft adapters are switched on only for the loop
             for i, t in enumerate(pipe.progress_bar(timesteps)):
-                active = blocks if i >= guide.first_styled else 2           # style terms only after style_start
+                # 6a. the rows of this step: CFG always, the style rows when the schedule recomputes them
+                active = blocks if schedule.fresh(i) else 2
                 model_input = scheduler.scale_model_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
+                # 6b. one batched UNet call of those rows
                 e_uncond, e_cond, *e_styles = self._predict(model_input, t, guide.cond_of[active],
                                                             guide.names[:active], guide.batched,
                                                             guide.control).chunk(active)
-                guided = style_guidance(e_uncond, e_cond, e_styles, guide.guidance_scale, guide.scales[:active - 2])
+                # 6c. style deltas e_i(c_i) − e0(c): this step's, cached ones, or none outside the style steps
+                deltas = schedule.update(i, e_cond, e_styles)
+                # 6d. Eqs. 10-11
+                guided = style_guidance(e_uncond, e_cond, deltas, guide.guidance_scale, guide.scales[:len(deltas)])
                 if guide.guidance_rescale > 0:
                     guided = rescale_noise_cfg(guided, e_cond, guide.guidance_rescale)
+                # 6e. scheduler step
                 latents = scheduler.step(guided, t, latents, **(extra or {}), return_dict=False)[0]
                 if callback_on_step_end is not None:
                     latents = (callback_on_step_end(pipe, i, t, {"latents": latents}) or {}).get("latents", latents)

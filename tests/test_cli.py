@@ -249,6 +249,20 @@ def test_png_carries_prompt_seed_styles_and_model(trained, model_dirs, tmp_path)
     assert Image.open(tmp_path / "cat-compare.png").text["layout"] == "base | styled"
 
 
+def test_style_interval_and_end_reach_the_sampler_and_the_png(trained, tmp_path):
+    import numpy as np
+    _, style = trained
+    args = ["generate", "a photo of a cat", "-s", f"{style}=3", "--steps", "5", "--height", "32", "--width", "32",
+            "--quiet"]
+    main([*args, "-o", str(tmp_path / "full.png")])
+    main([*args, "-o", str(tmp_path / "cached.png"), "--style-interval", "3", "--style-end", "0.8"])
+    full, cached = Image.open(tmp_path / "full.png"), Image.open(tmp_path / "cached.png")
+    assert {"style_interval", "style_end", "style_tolerance"} & full.text.keys() == set(), full.text
+    assert cached.text["style_interval"] == "3" and cached.text["style_end"] == "0.8", cached.text
+    difference = np.abs(np.asarray(full, dtype=float) - np.asarray(cached, dtype=float)).max()
+    assert difference > 0, "--style-interval 3 --style-end 0.8 drew the full-guidance image"
+
+
 def test_name_tells_styles_with_the_same_stem_apart(trained, tmp_path, capsys):
     import shutil
     _, style = trained
