@@ -13,12 +13,24 @@ def test_quick_benchmark_has_every_row_and_matching_losses(tmp_path):
         ("loss match", "eval content loss"), ("loss match", "eval style loss"),
         ("sampling", "plain CFG"), ("sampling", "1 style"), ("sampling", "3 styles"),
         ("sampling", "1 style, one call per term"), ("sampling", "3 styles, one call per term"),
+        *[("sampling", variant) for variant in perf.CACHED],
         ("peak training memory", "no checkpointing"), ("peak training memory", "gradient checkpointing"),
     ]
     # the fused step is the same algorithm: both reach the same evaluation losses
     assert all(row.result == "met" for row in rows if row.measurement.startswith("loss match"))
     # the sampling rows carry the evaluation floor (1 + 0.4 N at style_start 0.2)
     assert "floor 1.40x" in rows[5].target and "floor 2.20x" in rows[6].target
+    # the cheaper settings count the UNet rows they computed: 5 steps, style from step 1, 2 CFG rows per step
+    sampling = {row.variant: row for row in rows if row.measurement.startswith("sampling")}
+    expected_rows = {"plain CFG": 10, "1 style": 14, "3 styles": 22, "1 style, style_interval 2": 12,
+                     "1 style, style_interval 4": 11, "1 style, style_interval 2, style_end 0.8": 12,
+                     "3 styles, style_interval 4": 13}
+    assert {v: int(sampling[v].rows.split()[0]) for v in expected_rows} == expected_rows
+    adaptive = int(sampling["1 style, adaptive (style_interval 8, style_tolerance 0.1)"].rows.split()[0])
+    assert 11 <= adaptive <= 14, adaptive
+    for variant in perf.CACHED:                    # deviation from full guidance: a finite number, 0 allowed
+        assert 0 <= float(sampling[variant].deviation) < 10, (variant, sampling[variant].deviation)
+        assert sampling[variant].target == ("" if variant.startswith("3") else "<= 1.15x"), variant
     text = out.read_text()
     assert "os.cpu_count()" in text and "torch.set_num_threads(1)" in text and text.count("\n| ") == len(rows) + 1
 

@@ -1,19 +1,26 @@
-"""Quality benchmark (issue 4), quick mode: a trained style must beat no style on ground-truth fidelity."""
+"""Quality benchmark (issue 4), quick mode: a trained style must beat no style on ground-truth fidelity; and the
+rows of the cheaper style guidance (issue 14), which need no trained world to check."""
 
+import numpy as np
 import pytest
+import torch
 
+from paircustom.bench import CHEAP_GUIDANCE
+from paircustom.bench.quality import METHODS, QualityConfig, Sample, generate
+from paircustom.bench.quality_report import shortcut_table
+from paircustom.guidance import StyleGuidedPipeline
 from paircustom.shapes import world_version
+from paircustom.tiny import build_tiny_pipeline
 
-pytestmark = pytest.mark.skipif(
+
+@pytest.mark.skipif(
     world_version() != 2,
     reason="the embedded shapes model was not trained on the v2 world (python -m paircustom.shapes.train); the "
            "quality benchmark needs a model that has learned this world, another gives meaningless fidelities")
-
-
 def test_quick_benchmark_trained_style_beats_no_style(tmp_path):
     from dataclasses import replace
 
-    from paircustom.bench.quality import QUICK, QualityConfig, run
+    from paircustom.bench.quality import QUICK, run
 
     config = replace(QualityConfig(**QUICK), out=str(tmp_path), work=str(tmp_path / "work"))
     results = run(config, log=lambda message: None)
@@ -21,3 +28,44 @@ def test_quick_benchmark_trained_style_beats_no_style(tmp_path):
     assert overall["none"] == pytest.approx(0.0)
     assert max(overall[m] for m in config.methods) > overall["none"], overall
     assert all((tmp_path / f"{config.name}.{ext}").is_file() for ext in ("md", "png", "json"))
+
+
+def test_cheaper_guidance_methods_sample_with_their_options(style_files):
+    """Each issue-14 method is the pair-sg file under its own sampling options, and is run with exactly them."""
+    assert {f"pair-sg-{key}" for key in CHEAP_GUIDANCE} <= METHODS.keys()
+    guided = StyleGuidedPipeline(build_tiny_pipeline("sd"))
+    guided.pipe.set_progress_bar_config(disable=True)
+    guided.load_style(style_files["sd"], name="art")
+    config = QualityConfig(steps=10)
+    sample = Sample(["a photo of a cat", "a dog"], ["held-out", "training"],
+                    torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0)))
+    full = generate(guided, sample, config, "art", 3.0, "guidance", METHODS["pair-sg"].sample)
+    for key, (_, options) in CHEAP_GUIDANCE.items():
+        method = METHODS[f"pair-sg-{key}"]
+        assert method.train == METHODS["pair-sg"].train and method.apply == "guidance", key
+        got = generate(guided, sample, config, "art", 3.0, method.apply, method.sample)
+        direct = guided(sample.prompts, styles={"art": 3.0}, num_inference_steps=10, guidance_scale=5.0,
+                        style_start=0.2, latents=sample.latents.clone(), output_type="np", **options).images
+        assert np.array_equal(got, (np.asarray(direct) * 255).round().clip(0, 255).astype(np.uint8)), key
+        assert not np.array_equal(got, full), f"{key}: sampled as full style guidance"
+
+
+def _record(style, method, fidelity, leakage):
+    return dict(style=style, method=method, scale=3.0, split="all", fidelity=fidelity, leakage=leakage,
+                structure=None, n=4)
+
+
+def test_shortcut_table_holds_each_style_to_full_guidance():
+    results = {"config": dict(styles=["inverted", "grayscale"], methods=["pair-sg", "pair-sg-i2", "pair-sg-i4"],
+                              default_style_scale=3.0, default_lora_scale=1.0),
+               "records": [_record("inverted", "pair-sg", 0.30, 0.25), _record("grayscale", "pair-sg", 0.10, 0.50),
+                           _record("inverted", "pair-sg-i2", 0.285, 0.25),     # 0.015 below, same leakage: met
+                           _record("grayscale", "pair-sg-i2", 0.125, 0.375),   # above and less leakage: met
+                           _record("inverted", "pair-sg-i4", 0.27, 0.25),      # 0.03 below: missed
+                           _record("grayscale", "pair-sg-i4", 0.10, 0.625)]}   # more leakage: missed
+    lines = shortcut_table(results).splitlines()
+    verdict = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[-2].strip() for line in lines[2:]}
+    assert verdict == {("pair-sg-i2", "inverted"): "met", ("pair-sg-i2", "grayscale"): "met",
+                       ("pair-sg-i2", "every style"): "met", ("pair-sg-i4", "inverted"): "MISSED",
+                       ("pair-sg-i4", "grayscale"): "MISSED", ("pair-sg-i4", "every style"): "MISSED"}, verdict
+    assert shortcut_table({**results, "config": {**results["config"], "methods": ["pair-sg"]}}) == ""

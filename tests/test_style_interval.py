@@ -92,8 +92,8 @@ def _rows_per_step(guided, steps, batched=True, **call):
         calls.clear()
 
     try:
-        guided(num_inference_steps=steps, output_type="latent", seed=0, batched=batched, callback_on_step_end=end_of_step,
-               **SIZE, **call)
+        guided(num_inference_steps=steps, output_type="latent", seed=0, batched=batched,
+               callback_on_step_end=end_of_step, **SIZE, **call)
     finally:
         hook.remove()
     return per_step

@@ -1,1 +1,10 @@
 """Performance benchmarks: ``python -m paircustom.bench.perf`` (see ``perf`` for what is measured)."""
+
+# The cheaper style-guidance settings of issue 14 (StyleGuidedPipeline options), measured for speed by ``perf``
+# ("1 style, <label>") and for quality by ``quality`` (method "pair-sg-<key>"): key -> (label, options).
+CHEAP_GUIDANCE = {
+    "i2": ("style_interval 2", dict(style_interval=2)),
+    "i4": ("style_interval 4", dict(style_interval=4)),
+    "i2-end0.8": ("style_interval 2, style_end 0.8", dict(style_interval=2, style_end=0.8)),
+    "adaptive": ("adaptive (style_interval 8, style_tolerance 0.1)", dict(style_interval=8, style_tolerance=0.1)),
+}

@@ -2,6 +2,7 @@
 
     python -m paircustom.bench.perf [--quick] [--repeats 3] [--steps 50] [--big-steps 10] [--out benchmarks/results/perf.md]
                                     [--sdxl-shape [--construct-only]] [--threads N] [--models small mid sdxl]
+                                    [--parts training sampling memory]
 
 What is measured (medians over ``repeats`` timed runs after ``warmup`` untimed ones, both
 algorithms / all variants interleaved in the same process, ``torch.set_num_threads`` fixed):
@@ -12,7 +13,10 @@ algorithms / all variants interleaved in the same process, ``torch.set_num_threa
    evaluation loss over fixed draws after N steps of each, which must agree within a tolerance.
 2. sampling: ``StyleGuidedPipeline`` denoising loop (latents out, VAE decode excluded) for plain CFG,
    1 and 3 styles, batched and one UNet call per term, as a ratio to plain CFG next to the floor set
-   by denoiser evaluations, (s·2 + (1-s)·(2+N)) / 2 for style_start s.
+   by denoiser evaluations, (s·2 + (1-s)·(2+N)) / 2 for style_start s; then the cheaper settings of
+   issue 14 (``style_interval``, ``style_end``, ``style_tolerance``) with the UNet rows they actually
+   computed (counted by a hook on the UNet forward) and how far their latents land from full style
+   guidance, relative to how far the style moves them from plain CFG.
 3. peak training memory with and without gradient checkpointing (``memory``; a process each).
 4. the SDXL-shaped UNet: all of the above on a GPU with ``--sdxl-shape``; on a CPU it is only built on
    the meta device and its parameters counted.
@@ -35,6 +39,7 @@ import torch
 
 from ..guidance import StyleGuidedPipeline
 from ..training import PairTrainer, TrainConfig
+from . import CHEAP_GUIDANCE
 from .memory import run_probe
 from .models import SPECS, ModelSpec, build_pipeline, parameter_count, shapes_available, write_pair, write_random_styles
 from .reference import AdapterState, SequentialTrainer
@@ -43,6 +48,10 @@ PROMPT = "a photo of a sbu dog"
 STYLE_START = 0.2                      # fraction of sampling steps with plain CFG (the paper's setting)
 TRAIN_SPEEDUP_TARGET = 1.8             # ours vs sequential steps/s, mid-size model
 FLOOR_SLACK = 1.10                     # style guidance within 10% of its evaluation floor
+CACHED_TARGET = 1.15                   # 1 style with reused style deltas vs plain CFG (issue 14)
+# The cheaper settings of issue 14: variant -> (number of styles, StyleGuidedPipeline options).
+CACHED = {**{f"1 style, {label}": (1, options) for label, options in CHEAP_GUIDANCE.values()},
+          "3 styles, style_interval 4": (3, dict(style_interval=4))}
 CHECKPOINT_MEMORY_TARGET = 0.60        # checkpointing / no checkpointing, training memory above the model
 
 
@@ -61,6 +70,7 @@ class BenchConfig:
     memory_steps: int = 2             # training steps inside each memory probe
     threads: int = os.cpu_count() or 1
     construct_only: bool = False      # SDXL: build on the meta device, count parameters, run nothing
+    parts: tuple[str, ...] = ("training", "sampling", "memory")   # which measurements run
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -78,6 +88,8 @@ class Row:
     ratio: str = ""
     target: str = ""
     result: str = ""          # "met", "MISSED" or "" (no target)
+    rows: str = ""            # sampling: UNet rows computed per sample (batch rows summed over the calls)
+    deviation: str = ""       # cheaper sampling: mean |z - z_full| / mean |z_full - z_CFG| of the final latents
 
 
 def _verdict(ok: bool) -> str:
@@ -148,30 +160,49 @@ def _floor(styles: int, steps: int) -> float:
 
 
 def bench_sampling(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, steps: int) -> list[Row]:
-    """Denoising-loop time of plain CFG and style guidance (1 and 3 styles, batched or one call per term)."""
+    """Denoising-loop time of plain CFG and style guidance (1 and 3 styles, batched or one call per term), and of
+    the cheaper settings in ``CACHED``: UNet rows computed and deviation from full style guidance."""
     guided = StyleGuidedPipeline(pipe)
     names = [guided.load_style(path) for path in write_random_styles(pipe, folder, spec.rank, 3)]
-    variants = {"plain CFG": ([], True), "1 style": (names[:1], True), "3 styles": (names, True),
-                "1 style, one call per term": (names[:1], False), "3 styles, one call per term": (names, False)}
+    variants = {"plain CFG": ([], True, {}), "1 style": (names[:1], True, {}), "3 styles": (names, True, {}),
+                "1 style, one call per term": (names[:1], False, {}), "3 styles, one call per term": (names, False, {}),
+                **{variant: (names[:count], True, options) for variant, (count, options) in CACHED.items()}}
 
-    def sample(styles, batched, n):
-        guided(PROMPT, styles={name: 3.0 for name in styles}, style_start=STYLE_START, num_inference_steps=n,
-               height=spec.resolution, width=spec.resolution, seed=0, output_type="latent", batched=batched)
+    def sample(styles, batched, options, n):
+        return guided(PROMPT, styles={name: 3.0 for name in styles}, style_start=STYLE_START, num_inference_steps=n,
+                      height=spec.resolution, width=spec.resolution, seed=0, output_type="latent", batched=batched,
+                      **options).images
 
-    for styles, batched in variants.values():          # warm-up: every code path once, untimed
+    for styles, batched, options in variants.values():          # warm-up: every code path once, untimed
         for _ in range(config.warmup):
-            sample(styles, batched, 2)
+            sample(styles, batched, options, 2)
+    rows_of, latents = {}, {}                                    # UNet rows per sample; its latents (same seed)
+    for variant, (styles, batched, options) in variants.items():
+        counted = []
+        hook = pipe.unet.register_forward_pre_hook(lambda module, args: counted.append(len(args[0])))
+        try:
+            latents[variant] = sample(styles, batched, options, steps)
+        finally:
+            hook.remove()
+        rows_of[variant] = sum(counted)
     times = {variant: [] for variant in variants}
     for _ in range(config.repeats):
-        for variant, (styles, batched) in variants.items():
-            times[variant].append(_timed(lambda: sample(styles, batched, steps), config.device))
+        for variant, (styles, batched, options) in variants.items():
+            times[variant].append(_timed(lambda: sample(styles, batched, options, steps), config.device))
     median = {variant: statistics.median(values) for variant, values in times.items()}
     rows = []
-    for variant, (styles, batched) in variants.items():
+    for variant, (styles, batched, options) in variants.items():
         ratio = median[variant] / median["plain CFG"]
         floor = _floor(len(styles), steps)
-        row = Row(f"sampling, {steps} steps", spec.label, variant, f"{median[variant]:.3f} s", f"{ratio:.2f}x CFG")
-        if styles and batched:
+        row = Row(f"sampling, {steps} steps", spec.label, variant, f"{median[variant]:.3f} s", f"{ratio:.2f}x CFG",
+                  rows=f"{rows_of[variant]} ({rows_of[variant] / rows_of['plain CFG']:.2f}x CFG)")
+        if options:
+            full = latents[variant.split(",")[0]]
+            moved = (full - latents["plain CFG"]).abs().mean()
+            row = replace(row, deviation=f"{((latents[variant] - full).abs().mean() / moved).item():.3f}")
+            if len(styles) == 1:
+                row = replace(row, target=f"<= {CACHED_TARGET:.2f}x", result=_verdict(ratio <= CACHED_TARGET))
+        elif styles and batched:
             row = replace(row, target=f"floor {floor:.2f}x, <= {FLOOR_SLACK * floor:.2f}x",
                           result=_verdict(ratio <= FLOOR_SLACK * floor))
         elif styles:
@@ -218,13 +249,16 @@ def run(config: BenchConfig, log=print) -> list[Row]:
         log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: building")
         pipe = build_pipeline(model, config.device)
         with tempfile.TemporaryDirectory(prefix=f"paircustom-bench-{model}-") as folder:
-            log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: training")
-            rows += bench_training(spec, pipe, config, Path(folder), big)
-            log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: sampling")
-            rows += bench_sampling(spec, pipe, config, Path(folder), config.big_steps if big else config.steps)
+            if "training" in config.parts:
+                log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: training")
+                rows += bench_training(spec, pipe, config, Path(folder), big)
+            if "sampling" in config.parts:
+                log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: sampling")
+                rows += bench_sampling(spec, pipe, config, Path(folder), config.big_steps if big else config.steps)
         del pipe
-        log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: memory")
-        rows += bench_memory(spec, config, big)
+        if "memory" in config.parts:
+            log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: memory")
+            rows += bench_memory(spec, config, big)
     return rows
 
 
@@ -234,6 +268,11 @@ NOTES = """\
   same zero adapters with the same seed and draws, then compares the mean evaluation loss over fixed draws.
 - sampling: median wall time of the denoising loop (prompt encoding included, VAE decode excluded); the floor is
   the number of denoiser row-evaluations relative to plain CFG, (0.2*2 + 0.8*(2+N))/2 at style_start 0.2.
+  "UNet rows": batch rows the UNet computed for one sample, counted by a hook on its forward (plain CFG: 2 per
+  step). The cheaper settings (issue 14) reuse the style deltas between recompute steps, where only the 2 CFG rows
+  run; their "deviation from full" is mean |z - z_full| / mean |z_full - z_CFG| over the final latents of the
+  same seed (z_full: full style guidance with as many styles; 0: identical, 1: as far from it as plain CFG is).
+  The styles here are random LoRAs, so this measures how closely the shortcut follows full guidance, not quality.
 - peak training memory: each configuration in its own process. "whole process" = RSS high-water mark of the
   process (model building included); "above loaded model" = highest RSS during the training steps minus the RSS
   once the model, adapters and encoded pair are loaded (GPU: torch.cuda.max_memory_allocated instead of RSS).
@@ -253,10 +292,11 @@ def machine_info(config: BenchConfig, load_before: tuple[float, ...]) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    header = ("measurement", "model", "variant", "median", "ratio", "target / floor", "result")
+    header = ("measurement", "model", "variant", "median", "ratio", "UNet rows", "deviation from full",
+              "target / floor", "result")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join((r.measurement, r.model, r.variant, r.median, r.ratio, r.target, r.result)) + " |"
-              for r in rows]
+    lines += ["| " + " | ".join((r.measurement, r.model, r.variant, r.median, r.ratio, r.rows, r.deviation,
+                                 r.target, r.result)) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -268,6 +308,8 @@ def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:
     parser.add_argument("--big-steps", type=int, help="sampling steps (mid-size / SDXL)")
     parser.add_argument("--threads", type=int, help="torch threads (default: os.cpu_count())")
     parser.add_argument("--models", nargs="+", choices=("small", "tiny", "shapes", "mid", "sdxl"))
+    parser.add_argument("--parts", nargs="+", choices=("training", "sampling", "memory"),
+                        help="measurements to run (default: all)")
     parser.add_argument("--sdxl-shape", action="store_true", help="the SDXL-shaped UNet (GPU; on a CPU: construct only)")
     parser.add_argument("--construct-only", action="store_true", help="with --sdxl-shape: only build and count it")
     parser.add_argument("--out", help="also write the table and machine info to this Markdown file")
@@ -275,7 +317,8 @@ def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:
     args = parser.parse_args(argv)
     config = QUICK if args.quick else BenchConfig()
     overrides = {k: v for k, v in dict(repeats=args.repeats, steps=args.steps, big_steps=args.big_steps,
-                                       threads=args.threads, models=args.models and tuple(args.models)).items()
+                                       threads=args.threads, models=args.models and tuple(args.models),
+                                       parts=args.parts and tuple(args.parts)).items()
                  if v is not None}
     if args.sdxl_shape:
         overrides["models"] = ("sdxl",)

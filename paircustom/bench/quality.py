@@ -14,6 +14,8 @@ on blue) and compare, with the same target layers, optimizer steps and seeds (pa
     db-lora     DreamBooth-LoRA baseline: one LoRA trained on the style image alone with the style prompt,
                 applied by LoRA scaling ...
     db-sg       ... and by style guidance
+    pair-sg-*   the pair-sg file with the cheaper style guidance of issue 14 (``CHEAP_GUIDANCE``: style deltas
+                reused for several steps, ``style_end``, the adaptive rule), to compare with pair-sg at equal scale
     slider      Concept Sliders visual slider (Gandikota et al.), the paper's other baseline: one LoRA trained at +1
                 on the style image and at -1 on the content image (same eps and t, both under the content prompt),
                 applied to the plain prompt at a LoRA scale, its strength knob
@@ -60,6 +62,7 @@ from ..shapes.examples import EXAMPLES, ExamplePair
 from ..shapes.styles import STYLES
 from ..shapes.world import render_batch
 from ..training import TrainConfig, train_pair
+from . import CHEAP_GUIDANCE
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Method:
     train: tuple[tuple[str, object], ...]   # TrainConfig fields that differ from the defaults
     apply: str                              # "guidance" (style scale) or "lora" (LoRA scale)
     scales: tuple[float, ...] | None = None  # fixed scales instead of the config's sweep
+    sample: tuple[tuple[str, object], ...] = ()   # StyleGuidedPipeline options (style_interval, ...) for guidance
 
 
 METHODS = {
@@ -82,6 +86,8 @@ METHODS = {
     "db-sg": Method("DreamBooth-LoRA (baseline), style guidance", (("method", "style-only"),), "guidance"),
     "slider": Method("Concept Sliders visual slider (baseline) on the same pair, LoRA scale",
                      (("method", "slider"),), "lora"),
+    **{f"pair-sg-{key}": Method(f"Pair Customization, style guidance, {label} (issue 14)", (), "guidance",
+                                sample=tuple(options.items())) for key, (label, options) in CHEAP_GUIDANCE.items()},
 }
 
 
@@ -145,14 +151,16 @@ def evaluation_set(config: QualityConfig, pipe) -> Sample:
 
 
 def generate(guided: StyleGuidedPipeline, sample: Sample, config: QualityConfig, style: str | None = None,
-             scale: float = 0.0, apply: str = "guidance") -> np.ndarray:
-    """All samples in one pipeline call -> (N, 64, 64, 3) uint8; no style = the base model, plain CFG."""
+             scale: float = 0.0, apply: str = "guidance", options: tuple[tuple[str, object], ...] = ()) -> np.ndarray:
+    """All samples in one pipeline call -> (N, 64, 64, 3) uint8; no style = the base model, plain CFG.
+
+    ``options``: further style-guidance options (a method's ``sample``, e.g. style_interval)."""
     common = dict(num_inference_steps=config.steps, guidance_scale=config.guidance_scale,
                   style_start=config.style_start, latents=sample.latents.clone(), output_type="np")
     if style is None:
         out = guided(sample.prompts, styles={}, **common)
     elif apply == "guidance":
-        out = guided(sample.prompts, styles={style: scale}, **common)
+        out = guided(sample.prompts, styles={style: scale}, **common, **dict(options))
     else:
         out = guided.lora_scale(sample.prompts, style, scale, **common)
     return (np.asarray(out.images) * 255).round().clip(0, 255).astype(np.uint8)
@@ -253,7 +261,7 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
         trained = time.time() - start
         scales = method.scales or (config.style_scales if method.apply == "guidance" else config.lora_scales)
         for scale in scales:
-            styled = generate(guided, sample, config, loaded[path], scale, method.apply)
+            styled = generate(guided, sample, config, loaded[path], scale, method.apply, method.sample)
             overall = score(key, scale, styled)
             default = config.default_style_scale if method.apply == "guidance" else config.default_lora_scale
             if scale == default or len(scales) == 1:

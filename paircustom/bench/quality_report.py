@@ -84,6 +84,37 @@ def summary_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+SHORTCUT_FIDELITY = 0.02     # issue 14: a cheaper style guidance loses at most this fidelity against full guidance
+
+
+def shortcut_table(results: dict) -> str:
+    """Each cheaper style guidance (a method with sampling options) against full style guidance ("pair-sg") at
+    the default scale, per style: fidelity at most ``SHORTCUT_FIDELITY`` below full guidance's (a non-inferiority
+    margin: higher is fine) and leakage no higher ("" without both)."""
+    from .quality import METHODS
+
+    table, methods = _at_default(results), results["config"]["methods"]
+    shortcuts = [m for m in methods if METHODS[m].sample]
+    if "pair-sg" not in methods or not shortcuts:
+        return ""
+    lines = ["| method | style | fidelity (full) | Δ fidelity | leakage (full) | target | result |",
+             "|---|---|---|---|---|---|---|"]
+    for method in shortcuts:
+        verdicts = []
+        for style in results["config"]["styles"]:
+            full, cheap = table.get((style, "pair-sg", "all")), table.get((style, method, "all"))
+            if full is None or cheap is None:
+                continue
+            change = cheap["fidelity"] - full["fidelity"]
+            met = change >= -SHORTCUT_FIDELITY and cheap["leakage"] <= full["leakage"]
+            verdicts.append(met)
+            lines.append(f"| {method} | {style} | {cheap['fidelity']:+.3f} ({full['fidelity']:+.3f}) | {change:+.3f} | "
+                         f"{cheap['leakage']:.2f} ({full['leakage']:.2f}) | Δ >= -{SHORTCUT_FIDELITY}, leakage no "
+                         f"higher | {'met' if met else 'MISSED'} |")
+        lines.append(f"| {method} | every style | | | | all met | {'met' if all(verdicts) else 'MISSED'} |")
+    return "\n".join(lines)
+
+
 def sweep_table(results: dict) -> str:
     """Every (style, method, scale)."""
     by_key = {(r["style"], r["method"], r["scale"], r["split"]): r for r in results["records"]}
@@ -97,6 +128,15 @@ def sweep_table(results: dict) -> str:
                      f"{_fmt(h.get('fidelity'), True)} | {_fmt(t.get('fidelity'), True)} | {_fmt(r['leakage'])} | "
                      f"{_fmt(r['structure'])} |")
     return "\n".join(lines)
+
+
+def _shortcut_section(results: dict) -> str:
+    table = shortcut_table(results)
+    return "" if not table else f"""## Cheaper style guidance against full style guidance (issue 14)
+
+{table}
+
+"""
 
 
 def _overrides(config: dict) -> str:
@@ -144,7 +184,7 @@ Captions: {prompts}.
 
 {summary_table(results)}
 
-Samples (first seed of each caption; per style the rows are `none`, `ideal`, then each method at its default \
+{_shortcut_section(results)}Samples (first seed of each caption; per style the rows are `none`, `ideal`, then each method at its default \
 scale in the order above; the first column of the `none` and `ideal` rows is the training style image):
 
 ![samples]({config['name']}-samples.png)
