@@ -39,3 +39,10 @@ def test_sdxl_shape_only_constructs_on_the_cpu():
     rows = perf.run(perf.BenchConfig(models=("sdxl",), device="cpu"))
     assert len(rows) == 1 and rows[0].measurement == "construction only"
     assert rows[0].median.startswith("2.567 B parameters")    # SDXL's UNet has 2.567 B parameters
+
+
+def test_cpu_clock_is_chosen_and_reported():
+    config, _, _ = perf.parse_args(["--quick", "--clock", "cpu", "--parts", "sampling"])
+    assert config.clock == "cpu" and config.parts == ("sampling",)
+    assert "clock: process CPU time" in perf.machine_info(config, (0.0, 0.0, 0.0))
+    assert perf.parse_args(["--quick"])[0].clock == "wall"

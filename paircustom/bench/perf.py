@@ -71,6 +71,7 @@ class BenchConfig:
     threads: int = os.cpu_count() or 1
     construct_only: bool = False      # SDXL: build on the meta device, count parameters, run nothing
     parts: tuple[str, ...] = ("training", "sampling", "memory")   # which measurements run
+    clock: str = "wall"               # "wall", or "cpu": process CPU time (a shared CPU, 1 thread; not for GPUs)
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -96,14 +97,16 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def _timed(function, device: str) -> float:
-    """Wall-clock seconds of one call (synchronising the GPU around it)."""
+def _timed(function, device: str, clock: str = "wall") -> float:
+    """Seconds of one call: wall clock (synchronising the GPU around it) or, with ``clock="cpu"``, this
+    process's CPU time, which other processes on a shared CPU inflate far less (meaningful with 1 thread)."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    now = time.process_time if clock == "cpu" else time.perf_counter
     sync()
-    start = time.perf_counter()
+    start = now()
     function()
     sync()
-    return time.perf_counter() - start
+    return now() - start
 
 
 def make_trainer(spec: ModelSpec, pipe, folder: Path, checkpointing: bool = False) -> PairTrainer:
@@ -130,7 +133,7 @@ def bench_training(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, big
     for _ in range(n):
         for name in ("ours", "seq"):
             states[name].activate()
-            times[name].append(_timed(steps[name], config.device))
+            times[name].append(_timed(steps[name], config.device, config.clock))
     evaluations = {}                                          # the same fixed draws, each algorithm's adapters
     for name in ("ours", "seq"):
         states[name].activate()
@@ -188,7 +191,8 @@ def bench_sampling(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, ste
     times = {variant: [] for variant in variants}
     for _ in range(config.repeats):
         for variant, (styles, batched, options) in variants.items():
-            times[variant].append(_timed(lambda: sample(styles, batched, options, steps), config.device))
+            times[variant].append(_timed(lambda: sample(styles, batched, options, steps), config.device,
+                                         config.clock))
     median = {variant: statistics.median(values) for variant, values in times.items()}
     rows = []
     for variant, (styles, batched, options) in variants.items():
@@ -266,7 +270,8 @@ NOTES = """\
 - training step: median wall time of one optimizer step (gradient_accumulation 1, style loss on from step 0);
   "x ours faster" = sequential seconds per step / ours = ratio of steps/s. The loss match trains both from the
   same zero adapters with the same seed and draws, then compares the mean evaluation loss over fixed draws.
-- sampling: median wall time of the denoising loop (prompt encoding included, VAE decode excluded); the floor is
+- sampling: median time (wall, or process CPU with --clock cpu) of the denoising loop (prompt encoding included,
+  VAE decode excluded); the floor is
   the number of denoiser row-evaluations relative to plain CFG, (0.2*2 + 0.8*(2+N))/2 at style_start 0.2.
   "UNet rows": batch rows the UNet computed for one sample, counted by a hook on its forward (plain CFG: 2 per
   step). The cheaper settings (issue 14) reuse the style deltas between recompute steps, where only the 2 CFG rows
@@ -285,6 +290,7 @@ def machine_info(config: BenchConfig, load_before: tuple[float, ...]) -> str:
     return (f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
             f"- machine: {platform.processor() or platform.machine()}, os.cpu_count() = {os.cpu_count()}, GPU: {gpu}\n"
             f"- torch {torch.__version__}, torch.set_num_threads({config.threads}), python {platform.python_version()}\n"
+            f"- clock: {'process CPU time (time.process_time)' if config.clock == 'cpu' else 'wall time'}\n"
             f"- medians of {config.repeats} timed runs after {config.warmup} warm-up run(s); sampling steps: "
             f"{config.steps} (small models), {config.big_steps} (mid-size / SDXL), style_start {STYLE_START}\n"
             f"- 1-minute load average before / after the run: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
@@ -310,6 +316,8 @@ def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:
     parser.add_argument("--models", nargs="+", choices=("small", "tiny", "shapes", "mid", "sdxl"))
     parser.add_argument("--parts", nargs="+", choices=("training", "sampling", "memory"),
                         help="measurements to run (default: all)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), help="wall time (default) or this process's CPU time, "
+                        "for a CPU shared with other work (use with --threads 1)")
     parser.add_argument("--sdxl-shape", action="store_true", help="the SDXL-shaped UNet (GPU; on a CPU: construct only)")
     parser.add_argument("--construct-only", action="store_true", help="with --sdxl-shape: only build and count it")
     parser.add_argument("--out", help="also write the table and machine info to this Markdown file")
@@ -318,7 +326,7 @@ def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:
     config = QUICK if args.quick else BenchConfig()
     overrides = {k: v for k, v in dict(repeats=args.repeats, steps=args.steps, big_steps=args.big_steps,
                                        threads=args.threads, models=args.models and tuple(args.models),
-                                       parts=args.parts and tuple(args.parts)).items()
+                                       parts=args.parts and tuple(args.parts), clock=args.clock).items()
                  if v is not None}
     if args.sdxl_shape:
         overrides["models"] = ("sdxl",)
