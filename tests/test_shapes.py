@@ -43,6 +43,9 @@ def test_render_pixels_and_drawing_order():
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert tuple(image[0, 0]) == BLUE and tuple(image[32, 32]) == RED
     assert len({tuple(p) for p in image.reshape(-1, 3)}) > 2  # anti-aliased rim
+    palette = np.arange(27, dtype=np.uint8).reshape(9, 3) * 9   # any colours, for VAE training
+    recoloured = render(scene, palette)
+    assert tuple(recoloured[0, 0]) == tuple(palette[2]) and tuple(recoloured[32, 32]) == tuple(palette[0])
     # A ring's hole shows whatever lies below it: here a white square drawn first.
     ring = render(Scene(2, (Thing(6, 1, left=24, top=24, size=16), Thing(0, 3, left=16, top=16, size=32))))
     assert tuple(ring[32, 32]) == WHITE and tuple(ring[32, 20]) == RED

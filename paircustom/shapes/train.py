@@ -61,6 +61,7 @@ class BaseTrainConfig:
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
     initial_logvar: float = -10.0  # bias of the encoder's log-variance outputs at initialisation
+    random_colour_share: float = 0.0  # VAE scenes drawn in random colours instead of the palette
     decoder_steps: int = 400  # stage 3: the decoder alone, on the frozen encoder's latents
     decoder_lr: float = 3e-4
     unet_steps: int = 2000
@@ -104,7 +105,7 @@ def texture(rng: np.random.Generator) -> np.ndarray:
     return np.repeat(np.repeat(grid, block, axis=0), block, axis=1).astype(np.uint8)
 
 
-def vae_images(rng: np.random.Generator, count: int) -> np.ndarray:
+def vae_images(rng: np.random.Generator, count: int, config: "BaseTrainConfig") -> np.ndarray:
     """What the VAE trains on -> (N, 64, 64, 3) uint8: scenes (plain, known and benchmark styles) and textures."""
     looks = [None, *KNOWN_STYLES.values(), *STYLES.values(), *STYLES.values()]  # benchmark styles weighted x2
     images = []
@@ -112,7 +113,9 @@ def vae_images(rng: np.random.Generator, count: int) -> np.ndarray:
         if rng.random() < 0.05:
             images.append(texture(rng))
             continue
-        image = render(random_scene(rng, held_out=bool(rng.random() < 0.15)))
+        scene = random_scene(rng, held_out=bool(rng.random() < 0.15))
+        recolour = rng.random() < config.random_colour_share  # any colour, so colour is not learned as 9 classes
+        image = render(scene, rng.integers(0, 256, size=(9, 3)).astype(np.uint8) if recolour else None)
         look = looks[rng.integers(len(looks))]
         images.append(image if look is None else look.apply(image))
     return np.stack(images)
@@ -127,7 +130,7 @@ def build_models(config: BaseTrainConfig, vocab_size: int):
         up_block_types=("UpDecoderBlock2D",) * levels, latent_channels=config.latent_channels,
         norm_num_groups=config.vae_norm_groups, sample_size=SIZE,
     )
-    with torch.no_grad():  # start the posterior narrow (std e^-5): with unit noise the decoder first learns gray
+    with torch.no_grad():  # start the posterior narrow (std e^-5) so that the decoder sees the means
         vae.encoder.conv_out.bias[config.latent_channels:] = config.initial_logvar
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=config.text_hidden, intermediate_size=2 * config.text_hidden,
@@ -164,7 +167,7 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
         for group in optimizer.param_groups:
             group["lr"] = lr_at(base_lr, step, config.warmup_steps, steps)
         rng = step_rng(config, stage, step)
-        images = to_tensor(vae_images(rng, config.vae_batch)).to(device)  # (B, 3, 64, 64)
+        images = to_tensor(vae_images(rng, config.vae_batch, config)).to(device)  # (B, 3, 64, 64)
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         with torch.set_grad_enabled(not decoder_only):
             posterior = vae.encode(images).latent_dist
@@ -328,7 +331,9 @@ def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: s
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
-    if saved.is_file() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(config))):
+    # A field added after a run was saved takes its default, which keeps the earlier behaviour.
+    if saved.is_file() and {**asdict(BaseTrainConfig()), **json.loads(saved.read_text())} != json.loads(
+            json.dumps(asdict(config))):
         raise SystemExit(f"{out} holds a run with another configuration ({saved}); use a new --out.")
     saved.write_text(json.dumps(asdict(config), indent=2))
     words = [*BASE_WORDS, *WORLD_WORDS, *STYLE_WORDS]

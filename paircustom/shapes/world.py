@@ -165,12 +165,14 @@ def _mask(thing: Thing, scale: int) -> Image.Image:
     return mask
 
 
-def render(scene: Scene) -> np.ndarray:
-    """Draw ``scene`` as a (64, 64, 3) uint8 RGB array."""
+def render(scene: Scene, palette: np.ndarray | None = None) -> np.ndarray:
+    """Draw ``scene`` as a (64, 64, 3) uint8 RGB array; ``palette`` (9, 3) replaces the colours (VAE training)."""
     scale = SUPERSAMPLE
-    image = Image.new("RGB", (SIZE * scale, SIZE * scale), COLOURS[COLOUR_NAMES[scene.background]])
+    colours = PALETTE.astype(np.uint8) if palette is None else palette
+    colour = lambda index: tuple(int(v) for v in colours[index])  # noqa: E731
+    image = Image.new("RGB", (SIZE * scale, SIZE * scale), colour(scene.background))
     for thing in scene.things:
-        image.paste(COLOURS[COLOUR_NAMES[thing.colour]], mask=_mask(thing, scale))
+        image.paste(colour(thing.colour), mask=_mask(thing, scale))
     return np.asarray(image.resize((SIZE, SIZE), Image.Resampling.BOX))
 
 
