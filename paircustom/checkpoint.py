@@ -102,6 +102,29 @@ class Checkpoint:
     generator_states: list[torch.Tensor]   # one per process, in process order
 
 
+def split_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's per-parameter state {index: {key: value}} -> (tensors "optimizer.<i>.<key>", JSON scalars
+    "<i>.<key>"), so that it can be stored without pickle."""
+    tensors, scalars = {}, {}
+    for index, entries in state.items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, scalars
+
+
+def join_optimizer_state(tensors: dict[str, torch.Tensor], scalars: dict) -> dict[int, dict]:
+    """The inverse of ``split_optimizer_state`` (other entries of ``tensors`` are ignored)."""
+    state: dict[int, dict] = {}
+    for key, value in [*((k, v) for k, v in tensors.items() if k.startswith("optimizer.")),
+                       *((f"optimizer.{k}", v) for k, v in scalars.items())]:
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    return state
+
+
 def numbered_path(path: str | Path, step: int) -> Path:
     """style.checkpoint.safetensors -> style.checkpoint-step00250.safetensors"""
     path = Path(path)
@@ -137,13 +160,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint, keep: int = 1) -> 
     tensors = {f"param.{i}": p.detach().cpu().contiguous() for i, p in enumerate(checkpoint.params)}
     for index, state in enumerate(checkpoint.generator_states):
         tensors["generator" if index == 0 else f"generator.{index}"] = state.cpu().contiguous()
-    scalars = {}
-    for index, entries in checkpoint.optimizer_state.items():
-        for key, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{index}.{key}"] = value
+    optimizer_tensors, scalars = split_optimizer_state(checkpoint.optimizer_state)
+    tensors.update(optimizer_tensors)
     header = {"version": VERSION, "step": checkpoint.step, "settings": checkpoint.settings,
               "history": checkpoint.history, "optimizer_scalars": scalars,
               "num_processes": len(checkpoint.generator_states)}
@@ -209,11 +227,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         with safe_open(str(path), framework="pt") as file:
             tensors = {key: file.get_tensor(key) for key in file.keys()}
         params = [tensors[f"param.{i}"] for i in range(sum(k.startswith("param.") for k in tensors))]
-        state: dict[int, dict] = {}
-        for key, value in [*((k, v) for k, v in tensors.items() if k.startswith("optimizer.")),
-                           *((f"optimizer.{k}", v) for k, v in header["optimizer_scalars"].items())]:
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
+        state = join_optimizer_state(tensors, header["optimizer_scalars"])
         generators = [tensors["generator"]] + [tensors[f"generator.{r}"] for r in range(1, header.get("num_processes", 1))]
         return Checkpoint(header["step"], header["settings"], header["history"], params, state, generators)
     except Exception as error:

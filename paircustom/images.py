@@ -108,6 +108,11 @@ def load_pair(content: str | Path, style: str | Path, resolution: int) -> tuple[
     return prepare(content_image, resolution), prepare(style_image, resolution)
 
 
+def from_uint8(images: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [-1, 1]: the inverse of ``to_uint8``."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..images import grid, to_uint8
+from ..images import from_uint8, grid, to_uint8
 from .analyzer import analyze
 from .styles import STYLES
 from .world import Layout, random_layout, render_batch
@@ -77,16 +77,11 @@ def evaluate(pipe, layouts: list[Layout], seeds=(0, 1), steps: int = 50, cfg: fl
     return score(images, [layout for layout in layouts for _ in seeds]), images
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
 @torch.no_grad()
 def vae_round_trip(vae, images: np.ndarray) -> np.ndarray:
     """(N, 64, 64, 3) uint8 through the VAE (encoder mean, then decoder) -> (N, 64, 64, 3) uint8."""
     device = next(vae.parameters()).device
-    return to_uint8(vae.decode(vae.encode(to_tensor(images).to(device, vae.dtype)).latent_dist.mean).sample)
+    return to_uint8(vae.decode(vae.encode(from_uint8(images).to(device, vae.dtype)).latent_dist.mean).sample)
 
 
 def vae_ceilings(vae, count: int = 128, seed: int = 7) -> dict[str, tuple[float, float]]:

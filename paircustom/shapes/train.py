@@ -34,9 +34,11 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from ..checkpoint import join_optimizer_state, split_optimizer_state
+from ..images import atomic_write, from_uint8
 from ..objective import training_scheduler
 from ..tiny import BASE_WORDS, sd_scheduler, write_clip_tokenizer
-from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, to_tensor, vae_ceilings
+from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, vae_ceilings
 from .styles import KNOWN_STYLES, STYLE_WORDS, STYLES, styled_caption
 from .world import SIZE, WORLD_WORDS, render, render_batch, random_scene
 
@@ -167,7 +169,7 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
         for group in optimizer.param_groups:
             group["lr"] = lr_at(base_lr, step, config.warmup_steps, steps)
         rng = step_rng(config, stage, step)
-        images = to_tensor(vae_images(rng, config.vae_batch, config)).to(device)  # (B, 3, 64, 64)
+        images = from_uint8(vae_images(rng, config.vae_batch, config)).to(device)  # (B, 3, 64, 64)
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         with torch.set_grad_enabled(not decoder_only):
             posterior = vae.encode(images).latent_dist
@@ -190,7 +192,7 @@ def encode_pool(vae: AutoencoderKL, images: np.ndarray, device: str = "cpu") -> 
     """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, C, 8, 8), on ``device``."""
     means, stds = [], []
     for start in tqdm(range(0, len(images), 256), desc="encode pool", mininterval=20):
-        dist = vae.encode(to_tensor(images[start : start + 256]).to(device)).latent_dist
+        dist = vae.encode(from_uint8(images[start : start + 256]).to(device)).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
     return torch.cat(means), torch.cat(stds)
@@ -209,22 +211,21 @@ def training_pool(config: BaseTrainConfig) -> tuple[np.ndarray, list[str]]:
 
 
 class Checkpoint:
-    """Modules and AdamW moments of one stage as safetensors, the step and param groups as JSON (no pickle)."""
+    """Modules and optimizer state of one stage as safetensors, the step, param groups and optimizer scalars as
+    JSON (no pickle; the optimizer state is stored as the pair trainer's checkpoints store it)."""
 
     def __init__(self, path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer):
         self.path, self.modules, self.optimizer = path, modules, optimizer
 
     @torch.no_grad()
     def save(self, step: int) -> None:
-        tensors = {f"{prefix}.{k}": v for prefix, module in self.modules.items() for k, v in module.state_dict().items()}
+        tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous()
+                   for prefix, module in self.modules.items() for k, v in module.state_dict().items()}
         state = self.optimizer.state_dict()
-        for index, moments in state["state"].items():
-            tensors.update({f"adam.{index}.{name}": value.reshape(-1) if value.ndim == 0 else value
-                            for name, value in moments.items()})
-        temp = self.path.with_suffix(".tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temp))
-        temp.replace(self.path)
-        self.path.with_suffix(".json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+        optimizer_tensors, scalars = split_optimizer_state(state["state"])
+        atomic_write(self.path, lambda temp: save_file({**tensors, **optimizer_tensors}, temp))
+        self.path.with_suffix(".json").write_text(json.dumps(
+            {"step": step, "param_groups": state["param_groups"], "optimizer_scalars": scalars}))
 
     def load(self) -> int:
         """Restore the saved state if there is one; return the step to continue from (0 if none)."""
@@ -233,12 +234,8 @@ class Checkpoint:
         tensors, meta = load_file(str(self.path)), json.loads(self.path.with_suffix(".json").read_text())
         for prefix, module in self.modules.items():
             module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-        moments: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("adam."):
-                _, index, name = key.split(".")
-                moments.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
-        self.optimizer.load_state_dict({"state": moments, "param_groups": meta["param_groups"]})
+        self.optimizer.load_state_dict({"state": join_optimizer_state(tensors, meta["optimizer_scalars"]),
+                                        "param_groups": meta["param_groups"]})
         print(f"resumed {self.path.name} at step {meta['step']}", flush=True)
         return int(meta["step"])
 
