@@ -24,9 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys, time
 from pathlib import Path
+import torch
 import paircustom.checkpoint as checkpoint, paircustom.formats as formats
 from paircustom.training import PairTrainer, TrainConfig, train_pair
 args = json.loads(sys.argv[1])
+torch.set_num_threads(args["threads"])   # float sums depend on the thread count; match the parent's
 def hang():
     Path(args["marker"]).write_text("now")
     time.sleep(600)
@@ -71,7 +73,8 @@ def test_kill_then_resume_gives_the_same_bytes(moment, setup, tmp_path):
     output = tmp_path / "reference.safetensors"           # same name: the file records nothing else about its path
     config = replace(reference_config, output=str(output))
     marker = tmp_path / "marker"
-    args = json.dumps({"config": asdict(config), "die": moment, "at": KILLS[moment], "marker": str(marker)})
+    args = json.dumps({"config": asdict(config), "die": moment, "at": KILLS[moment], "marker": str(marker),
+                       "threads": torch.get_num_threads()})
     child = subprocess.Popen([sys.executable, "-c", CHILD, args], cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     try:
