@@ -90,7 +90,7 @@ def build_pipeline(args, dtype):
     from paircustom.tiny import build_tiny_pipeline, real_scheduler
 
     if args.model:
-        pipe, _ = load_pipeline(args.model, dtype, variant=args.variant, vae=args.vae)
+        pipe = load_pipeline(args.model, dtype, variant=args.variant, vae=args.vae)
         return pipe.to(args.device)
     if args.tiny:
         pipe = build_tiny_pipeline("sdxl", scheduler="sdxl-euler")

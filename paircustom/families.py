@@ -1,19 +1,15 @@
-"""What differs between model families, behind one small interface.
-
-A *family* knows how to turn prompts into the denoiser's conditioning and
-which extra inputs its UNet takes.  Everything else (training, guidance,
-file formats) is written once against ``Conditioning`` and ``Family``.
+"""The UNet model families behind ``family.Family``, the registry of all families, and loading a model by name.
 
 - ``sd``:   Stable Diffusion 1.x / 2.x (one CLIP text encoder; 2.x may predict v).
 - ``sdxl``: Stable Diffusion XL (two text encoders, pooled text embeddings and
             the "micro-conditioning" time ids: original size, crop, target size).
+- ``sd3``, ``flux``: the flow-matching transformers, in ``flow``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,100 +19,8 @@ from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
 
 from .errors import UserError
-
-
-@dataclass
-class Conditioning:
-    """Text conditioning of a batch: one row per sample."""
-
-    hidden: torch.Tensor                                   # (B, T, D) encoder_hidden_states
-    added: dict[str, torch.Tensor] = field(default_factory=dict)  # SDXL: text_embeds (B, P), time_ids (B, 6)
-
-    def __len__(self) -> int:
-        return self.hidden.shape[0]
-
-    def unet_kwargs(self) -> dict:
-        return {"encoder_hidden_states": self.hidden, "added_cond_kwargs": self.added or None}
-
-    def select(self, rows: list[int]) -> "Conditioning":
-        """The given rows, in that order."""
-        return Conditioning(self.hidden[rows], {k: v[rows] for k, v in self.added.items()})
-
-    def repeat(self, times: int) -> "Conditioning":
-        """Repeat every row ``times`` times in place: (a, b) -> (a, a, b, b)."""
-        return Conditioning(self.hidden.repeat_interleave(times, 0),
-                            {k: v.repeat_interleave(times, 0) for k, v in self.added.items()})
-
-    def to(self, *args, **kwargs) -> "Conditioning":
-        return Conditioning(self.hidden.to(*args, **kwargs), {k: v.to(*args, **kwargs) for k, v in self.added.items()})
-
-    @staticmethod
-    def cat(parts: list["Conditioning"]) -> "Conditioning":
-        return Conditioning(torch.cat([p.hidden for p in parts]),
-                            {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added})
-
-
-@dataclass(frozen=True)
-class Size:
-    """SDXL micro-conditioning of one image; SD ignores it."""
-
-    original: tuple[int, int]           # (height, width) before resizing
-    crop_top_left: tuple[int, int]      # (top, left)
-    target: tuple[int, int]             # (height, width) generated / trained
-
-
-class Family:
-    """The interface; one subclass per family (UNet families here, SD3 and Flux in ``flow``)."""
-
-    name: str
-    pipeline_class: type
-    controlnet_class: type | None = None      # its ControlNet pipeline (SD, SDXL)
-    denoiser_name = lora_prefix = "unet"        # pipe.<denoiser_name>; the style file's key prefix
-    lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
-    flow = False                                # trained by flow matching (else DDPM eps / v)
-
-    def denoiser(self, pipe):
-        return getattr(pipe, self.denoiser_name)
-
-    def training_objective(self, pipe):
-        """The forward process training noises with: the model's DDPM schedule (``objective``)."""
-        from .objective import training_scheduler
-
-        return training_scheduler(pipe)
-
-    def predict(self, model, noisy, timesteps, cond: "Conditioning") -> torch.Tensor:
-        """The denoiser's output for latents (B, C, h, w) at ``timesteps`` (the scheduler's units), same layout."""
-        return model(noisy, timesteps, **cond.unet_kwargs()).sample
-
-    def vae_latents(self, vae, mean, std):
-        """Training latents' (mean, std) from the VAE's posterior."""
-        return mean * vae.config.scaling_factor, std * vae.config.scaling_factor
-
-    def text_encoders(self, pipe):
-        return [getattr(pipe, n, None) for n in ("text_encoder", "text_encoder_2")]
-
-    def pipeline_latents(self, latents):
-        """Latents (B, C, h, w) in the layout the family's pipeline takes and returns (Flux: packed)."""
-        return latents
-
-    def from_pipeline_latents(self, latents, shape):
-        return latents
-
-    def encode(self, pipe, prompts: list[str], device, negative_prompt=None, with_negative=False, prompts_2=None,
-               negative_prompt_2=None):
-        """Return (cond, uncond-or-None) for ``prompts``; uncond follows the pipeline's own rules.
-
-        ``prompts_2``/``negative_prompt_2``: SDXL's second text encoder (None: the same as the first).
-        """
-        raise NotImplementedError
-
-    def add_size(self, pipe, cond: Conditioning, sizes: list[Size]) -> Conditioning:
-        """Attach per-sample size conditioning (SDXL); identity for SD."""
-        return cond
-
-    def output(self, images):
-        """Wrap images (or latents) in the family's own pipeline output class."""
-        raise NotImplementedError
+from .family import Conditioning, Family
+from .flow import Flux, StableDiffusion3
 
 
 class StableDiffusion(Family):
@@ -157,10 +61,7 @@ class StableDiffusionXL(Family):
         return StableDiffusionXLPipelineOutput(images=images)
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (StableDiffusion(), StableDiffusionXL())}
-from .flow import Flux, StableDiffusion3  # noqa: E402  (flow subclasses Family)
-
-FAMILIES.update({f.name: f for f in (StableDiffusion3(), Flux())})
+FAMILIES: dict[str, Family] = {f.name: f for f in (StableDiffusion(), StableDiffusionXL(), StableDiffusion3(), Flux())}
 
 
 def family_of(pipe) -> Family:
@@ -252,13 +153,13 @@ def check_device(device: str | None) -> str:
 
 
 def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, vae: str | None = None,
-                  ) -> tuple[DiffusionPipeline, dict]:
-    """Load an SD or SDXL pipeline by name, folder or hub id; return it with its paircustom settings.
+                  ) -> DiffusionPipeline:
+    """Load an SD or SDXL pipeline by name, folder or hub id (its paircustom settings: ``resolve_model``).
 
     ``variant`` picks weight files such as "fp16"; ``vae`` (folder or hub id) replaces the pipeline's VAE,
     e.g. madebyollin/sdxl-vae-fp16-fix, which SDXL needs to decode in fp16.
     """
-    path, settings = resolve_model(model)
+    path, _ = resolve_model(model)
     vae_path = _folder_or_hub_id(vae, "VAE", "config.json") if vae else None
     try:
         index = DiffusionPipeline.load_config(path)
@@ -278,4 +179,4 @@ def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, v
         raise UserError(f"could not load {what} ({reason}); check the name or path.") from None
     unet_family_of(pipe)
     pipe.set_progress_bar_config(disable=True)
-    return pipe, settings
+    return pipe

@@ -22,7 +22,8 @@ from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.pipelines.stable_diffusion_3.pipeline_output import StableDiffusion3PipelineOutput
 
-from .families import Conditioning, Family
+from .family import Conditioning, Family
+from .objective import FlowMatching
 
 TRANSFORMER_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
 
@@ -48,8 +49,6 @@ class FlowFamily(Family):
     flow = True
 
     def training_objective(self, pipe):
-        from .objective import FlowMatching
-
         return FlowMatching(pipe.scheduler.config)
 
     def vae_latents(self, vae, mean, std):

@@ -24,7 +24,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from .adapters import peft_routing
 from .checks import check_sampling
 from .errors import UserError
-from .families import Conditioning, family_of
+from .families import family_of
+from .family import Conditioning
 from .formats import METADATA_KEY
 from .guidance import style_guidance
 

@@ -34,7 +34,8 @@ from .adapters import peft_routing
 from .control import Control, load_controlnet, residuals_kwargs, with_controlnet
 from .checks import MAX_SCALE, check_number, check_sampling
 from .errors import PairCustomWarning, UserError
-from .families import Conditioning, Size, check_device, load_pipeline, unet_family_of
+from .families import check_device, load_pipeline, unet_family_of
+from .family import Conditioning, Size
 from .formats import check_fits, read_style, require_suffix
 from .latents import to_images
 
@@ -142,7 +143,7 @@ class StyleGuidedPipeline:
         adds a ControlNet.  ``device`` is checked before anything loads.
         """
         device = check_device(device) if device else None
-        pipe, _ = load_pipeline(model, torch_dtype, variant=variant, vae=vae)
+        pipe = load_pipeline(model, torch_dtype, variant=variant, vae=vae)
         if isinstance(controlnet, (str, Path)):
             controlnet = load_controlnet(str(controlnet), torch_dtype)
         guided = cls(pipe, controlnet=controlnet)
@@ -355,6 +356,8 @@ class StyleGuidedPipeline:
         return torch.cat(out)
 
     def _decode(self, latents, output_type: str, generator):
+        # latents (B, C, h, w) -> the family's output class; ``to_images`` undoes the latent normalisation first,
+        # x = D(z · σ / s + m) (VAE scaling factor s, per-channel latent mean m and std σ; see ``latents``)
         return self.family.output(to_images(self.pipe, latents, output_type, generator))
 
     def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):

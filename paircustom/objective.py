@@ -23,6 +23,7 @@ reuses its step index for every timestep.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,9 @@ from diffusers import DDPMScheduler
 
 from .adapters import set_route
 from .errors import UserError
-from .families import FAMILIES, Conditioning
+
+if TYPE_CHECKING:      # the families choose their objective here, so this module must not import them
+    from .family import Conditioning, Family
 
 
 @dataclass
@@ -122,12 +125,12 @@ ROW_KINDS = {
 
 
 def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ...],
-                generator: torch.Generator, family=None) -> dict[str, torch.Tensor]:
+                generator: torch.Generator, family: Family) -> dict[str, torch.Tensor]:
     """The loss of each row kind in ``kinds`` for one draw of eps and t, all in one batched denoiser call.
 
     ``scheduler`` is the training objective (``family.training_objective(pipe)``: a DDPMScheduler for the
     UNet families, ``FlowMatching`` for SD3 / Flux), not the pipeline's own; ``family`` makes the
-    denoiser call (default: the UNet call of SD / SDXL).
+    denoiser call.
 
     Pair training runs ("content",) during the style warm-up and ("content", "style") after it.
 
@@ -156,7 +159,6 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ..
         noisy, timesteps, target = _ddpm_noisy_and_target(scheduler, x0, noise, generator, pair_of)
     # 3. one denoiser call, each row through its own adapters
     set_route(layers, [ROW_KINDS[kind][2] for _ in range(pairs) for kind in kinds], device, pair_of)  # kept for backward
-    family = family or FAMILIES["sd"]
     prediction = family.predict(unet, noisy, timesteps, pair.cond.select(prompts))   # (rows, C, h, w)
     # 4. per-image mean squared error
     losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))   # (rows,)

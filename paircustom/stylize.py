@@ -37,7 +37,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .checks import check_number, check_sampling
 from .errors import UserError
-from .families import Size
+from .family import Size
 from .images import open_rgb, prepare, to_rgb
 from .latents import encode
 

@@ -27,7 +27,8 @@ from .adapters import add_pair_lora, pair_routing, remove_pair_lora
 from .checkpoint import (Checkpoint, check_run_inputs, load_checkpoint, result_settings, save_checkpoint,
                          unusable_checkpoint)
 from .errors import PairCustomWarning, UserError, reason
-from .families import DTYPES, Size, check_device, load_pipeline, resolve_model, unet_family_of
+from .families import DTYPES, check_device, load_pipeline, resolve_model, unet_family_of
+from .family import Size
 from .formats import StyleMetadata, lora_state_dict, save_adapter
 from .images import PreparedImage, atomic_write, grid, load_pair
 from .objective import EncodedPair, pair_losses, training_scheduler
@@ -65,7 +66,7 @@ class PairTrainer:
         # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
         device = distributed.process_device(check_device(config.device))
         if pipe is None:
-            pipe, _ = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
+            pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
         self.pipe, self.family = pipe, unet_family_of(pipe)
         self.noise_scheduler = training_scheduler(pipe)      # DDPM forward process; pipe.scheduler is for sampling
         if config.mixed_precision != "no" and not device.startswith("cuda"):
@@ -182,7 +183,8 @@ class PairTrainer:
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(config.gradient_accumulation):
             with self.accelerator.accumulate(self.unet), self.accelerator.autocast():
-                losses = pair_losses(self.unet, self.layers, self.noise_scheduler, self.pair, kinds, self.generator)
+                losses = pair_losses(self.unet, self.layers, self.noise_scheduler, self.pair, kinds, self.generator,
+                                     self.family)
                 self.accelerator.backward(sum(losses.values()))
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -210,7 +212,7 @@ class PairTrainer:
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(draws):
             for kind, loss in pair_losses(self.unet, self.layers, self.noise_scheduler, self.pair, kinds,
-                                          generator).items():
+                                          generator, self.family).items():
                 totals[kind] += loss.item() / draws
         return self._as_pair(totals)
 

@@ -74,7 +74,7 @@ def capture(trainer, kinds, seed):
     try:
         with torch.no_grad():
             losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds,
-                                 torch.Generator().manual_seed(seed))
+                                 torch.Generator().manual_seed(seed), trainer.family)
     finally:
         for handle in handles:
             handle.remove()
@@ -165,5 +165,5 @@ def test_pair_losses_refuses_the_sampling_scheduler(pair, tmp_path):
     trainer = make_trainer("sdxl-euler", pair, tmp_path)
     with pytest.raises(TypeError, match="training scheduler"):
         pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, ("content",),
-                    torch.Generator().manual_seed(0))
+                    torch.Generator().manual_seed(0), trainer.family)
     trainer.close()

@@ -16,10 +16,10 @@ from paircustom.cli import main
 from paircustom.objective import prediction_target
 from paircustom.tiny import build_tiny_pipeline
 from paircustom.training import PairTrainer
-from tests.conftest import quick_config, write_pair
+from tests.conftest import quick_config
 
 
-def single_pair_losses(unet, layers, scheduler, pair, kinds, generator):
+def single_pair_losses(unet, layers, scheduler, pair, kinds, generator, family):
     """The single-pair objective as it was before several pairs existed (the reference): rows = kinds,
     x0 for all rows, then ONE eps, then ONE t, both shared by all rows."""
     rows_of = {"content": (0, 0, "content"), "style": (1, 1, "content+style")}

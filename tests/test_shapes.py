@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from paircustom.shapes import MODEL_DIR, load_shapes_pipeline, world_version
+from paircustom.families import load_pipeline
+from paircustom.shapes import MODEL_DIR, world_version
 from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.evaluate import eval_layouts, generate, score
 from paircustom.shapes.examples import EXAMPLES, example_paths
@@ -189,7 +190,7 @@ def test_embedded_model_follows_prompts():
     size = sum(f.stat().st_size for f in MODEL_DIR.rglob("*") if f.is_file())
     assert size < 30e6
     torch.manual_seed(0)
-    pipe = load_shapes_pipeline()
+    pipe = load_pipeline("shapes")
     pipe.set_progress_bar_config(disable=True)
     assert pipe.unet.dtype == torch.float32
     longest = "a photo of a sbu red circle and a yellow square and a white triangle on a blue background in " \

@@ -46,7 +46,7 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
             layer.style_B.normal_(std=0.1)
     from paircustom.objective import pair_losses
     losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair, ("content", "style"),
-                         torch.Generator().manual_seed(0))
+                         torch.Generator().manual_seed(0), trainer.family)
     losses["style"].backward()
     content_grad = max((p.grad.abs().max().item() if p.grad is not None else 0.0) for p in trainer.content_params)
     style_grad = max(p.grad.abs().max().item() for p in trainer.style_params)

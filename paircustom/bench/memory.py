@@ -61,8 +61,7 @@ def _release_freed_memory() -> None:
 
 def probe(model: str, checkpointing: bool, steps: int) -> dict:
     """Build ``model``, train ``steps`` steps, return the three memory figures (bytes)."""
-    from .models import SPECS, build_pipeline
-    from .perf import make_trainer
+    from .models import SPECS, build_pipeline, make_trainer
 
     cuda = torch.cuda.is_available()
     spec = SPECS[model]

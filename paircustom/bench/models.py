@@ -25,6 +25,7 @@ from ..adapters import DEFAULT_TARGETS, target_names
 from ..formats import StyleMetadata, lora_state_dict, save_adapter
 from ..families import family_of
 from ..tiny import build_tiny_pipeline, sd_scheduler, tiny_text_encoder, write_clip_tokenizer
+from ..training import PairTrainer, TrainConfig
 
 # SD 1.x UNet layout (CompVis config), channels scaled from (320, 640, 1280, 1280).
 MID_UNET = dict(
@@ -90,7 +91,7 @@ def build_pipeline(name: str, device: str = "cpu"):
     elif name == "shapes":
         from ..families import load_pipeline
 
-        pipe, _ = load_pipeline("shapes")
+        pipe = load_pipeline("shapes")
     else:
         with tempfile.TemporaryDirectory(prefix="paircustom-bench-") as folder:   # the tokenizer reads it at once
             tokenizer = write_clip_tokenizer(Path(folder) / "tokenizer")
@@ -125,6 +126,17 @@ def write_pair(folder: Path, size: int) -> tuple[str, str]:
     content.save(folder / "content.png")
     style.save(folder / "style.png")
     return str(folder / "content.png"), str(folder / "style.png")
+
+
+def make_trainer(spec: ModelSpec, pipe, folder: Path, checkpointing: bool = False) -> PairTrainer:
+    """A ``PairTrainer`` on ``pipe`` with the spec's settings, style from step 0, one draw per step."""
+    content, style = write_pair(folder, spec.resolution)
+    config = TrainConfig(content, style, subject="dog", style="watercolor", model=spec.name,
+                         output=str(folder / "style.safetensors"), rank=spec.rank, learning_rate=spec.learning_rate,
+                         max_steps=10 ** 6, style_start=0, gradient_accumulation=1, resolution=spec.resolution,
+                         mixed_precision="bf16" if spec.dtype == torch.bfloat16 else "no",
+                         gradient_checkpointing=checkpointing, progress=False, overwrite=True)
+    return PairTrainer(config, pipe)
 
 
 STYLE_SUFFIXES = (" in watercolor style", " in sketch style", " in oil painting style")

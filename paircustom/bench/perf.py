@@ -38,10 +38,10 @@ from pathlib import Path
 import torch
 
 from ..guidance import StyleGuidedPipeline
-from ..training import PairTrainer, TrainConfig
 from . import CHEAP_GUIDANCE
 from .memory import run_probe
-from .models import SPECS, ModelSpec, build_pipeline, parameter_count, shapes_available, write_pair, write_random_styles
+from .models import (SPECS, ModelSpec, build_pipeline, make_trainer, parameter_count, shapes_available,
+                     write_random_styles)
 from .reference import AdapterState, SequentialTrainer
 
 PROMPT = "a photo of a sbu dog"
@@ -107,17 +107,6 @@ def _timed(function, device: str, clock: str = "wall") -> float:
     function()
     sync()
     return now() - start
-
-
-def make_trainer(spec: ModelSpec, pipe, folder: Path, checkpointing: bool = False) -> PairTrainer:
-    """A ``PairTrainer`` on ``pipe`` with the spec's settings, style from step 0, one draw per step."""
-    content, style = write_pair(folder, spec.resolution)
-    config = TrainConfig(content, style, subject="dog", style="watercolor", model=spec.name,
-                         output=str(folder / "style.safetensors"), rank=spec.rank, learning_rate=spec.learning_rate,
-                         max_steps=10 ** 6, style_start=0, gradient_accumulation=1, resolution=spec.resolution,
-                         mixed_precision="bf16" if spec.dtype == torch.bfloat16 else "no",
-                         gradient_checkpointing=checkpointing, progress=False, overwrite=True)
-    return PairTrainer(config, pipe)
 
 
 def bench_training(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, big: bool) -> list[Row]:

@@ -62,33 +62,8 @@ from ..shapes.examples import EXAMPLES, ExamplePair
 from ..shapes.styles import STYLES
 from ..shapes.world import render_batch
 from ..training import TrainConfig, train_pair
-from . import CHEAP_GUIDANCE
-
-
-@dataclass(frozen=True)
-class Method:
-    """How a style is trained (TrainConfig overrides) and how it is applied at generation."""
-
-    label: str
-    train: tuple[tuple[str, object], ...]   # TrainConfig fields that differ from the defaults
-    apply: str                              # "guidance" (style scale) or "lora" (LoRA scale)
-    scales: tuple[float, ...] | None = None  # fixed scales instead of the config's sweep
-    sample: tuple[tuple[str, object], ...] = ()   # StyleGuidedPipeline options (style_interval, ...) for guidance
-
-
-METHODS = {
-    "prompt-only": Method("control: the style words alone (base model, style prompt, LoRA scale 0)", (), "lora",
-                          (0.0,)),
-    "pair-sg": Method("Pair Customization, style guidance", (), "guidance"),
-    "pair-lora": Method("Pair Customization, LoRA scale", (), "lora"),
-    "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),
-    "db-lora": Method("DreamBooth-LoRA (baseline), LoRA scale", (("method", "style-only"),), "lora"),
-    "db-sg": Method("DreamBooth-LoRA (baseline), style guidance", (("method", "style-only"),), "guidance"),
-    "slider": Method("Concept Sliders visual slider (baseline) on the same pair, LoRA scale",
-                     (("method", "slider"),), "lora"),
-    **{f"pair-sg-{key}": Method(f"Pair Customization, style guidance, {label} (issue 14)", (), "guidance",
-                                sample=tuple(options.items())) for key, (label, options) in CHEAP_GUIDANCE.items()},
-}
+from . import quality_report
+from .methods import METHODS, Method
 
 
 @dataclass(frozen=True)
@@ -275,8 +250,6 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
 
 def run(config: QualityConfig, log=print) -> dict:
     """Run the benchmark; write <name>.md, .png, .json under ``config.out``; return the results."""
-    from . import quality_report
-
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     started = time.time()

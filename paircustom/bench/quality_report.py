@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..images import atomic_write, grid
+from .methods import METHODS
 
 READING_MARK = "<!-- reading: written by hand below this line; kept when the benchmark is re-run -->"
 FLAGS = {"quality-quick": " --quick", "quality-pair-caption": " --pair-caption",
@@ -37,8 +38,6 @@ def _records(results: dict, split: str = "all") -> list[dict]:
 
 def _at_default(results: dict) -> dict:
     """{(style, method, split): record} at each method's default scale (or its only scale)."""
-    from .quality import METHODS
-
     config, table = results["config"], {}
     for r in results["records"]:
         if r["method"] in REFERENCES:
@@ -91,8 +90,6 @@ def shortcut_table(results: dict) -> str:
     """Each cheaper style guidance (a method with sampling options) against full style guidance ("pair-sg") at
     the default scale, per style: fidelity at most ``SHORTCUT_FIDELITY`` below full guidance's (a non-inferiority
     margin: higher is fine) and leakage no higher ("" without both)."""
-    from .quality import METHODS
-
     table, methods = _at_default(results), results["config"]["methods"]
     shortcuts = [m for m in methods if METHODS[m].sample]
     if "pair-sg" not in methods or not shortcuts:
@@ -146,8 +143,6 @@ def _overrides(config: dict) -> str:
 
 
 def markdown(results: dict, reading: str) -> str:
-    from .quality import METHODS
-
     config = results["config"]
     readable = {r["style"]: r["analyzer_reads"] for r in _records(results)}
     prompts = "; ".join(f"{p} ({split})" for split, p in results["prompts"])

@@ -130,8 +130,6 @@ def main(argv=None) -> None:
                         "ceilings (e.g. a finished or checkpointed VAE stage of the base trainer)")
     args = parser.parse_args(argv)
 
-    from . import load_shapes_pipeline
-
     if args.vae:
         from diffusers import AutoencoderKL
 
@@ -139,7 +137,9 @@ def main(argv=None) -> None:
         return
 
     torch.manual_seed(0)
-    pipe = load_shapes_pipeline(model_dir=args.model)
+    from ..families import load_pipeline
+
+    pipe = load_pipeline(args.model or "shapes")
     pipe.set_progress_bar_config(disable=True)
     seeds = tuple(range(args.seeds))
     print(f"steps {args.steps}, cfg {args.cfg}, seeds {args.seeds}")
