@@ -4,7 +4,8 @@ Nothing here unpickles: a checkpoint (or a file someone put in its place) can ho
 numbers and text, never code.  The header also records the settings that shape
 the result, so ``--resume`` with other settings is refused with what changed.
 
-    param.<i>                the trainable tensors (content B's, then style B's), in optimizer order
+    param.<i>                the trainable tensors in optimizer order: the content adapters' B's, then the style
+                             adapter's (with orthogonal=False also their A's, which train there)
     optimizer.<i>.<key>      tensor entries of the optimizer state (AdamW: step, exp_avg, exp_avg_sq)
     generator                the noise generator's state (uint8) of process 0 ...
     generator.<r>            ... and of process r of a run under several processes

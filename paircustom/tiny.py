@@ -93,20 +93,20 @@ def tiny_text_encoder(vocab_size: int, hidden: int, projection: int | None = Non
     return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
 
 
-def tiny_vae(seed: int = 0, channels=(16, 32)) -> AutoencoderKL:
-    """An AutoencoderKL that downsamples by 2 ** (len(channels) - 1)."""
+def tiny_vae(seed: int = 0) -> AutoencoderKL:
+    """A two-level AutoencoderKL: images (B, 3, H, W) <-> latents (B, 4, H/2, W/2)."""
     torch.manual_seed(seed)
     return AutoencoderKL(
-        block_out_channels=channels,
-        down_block_types=("DownEncoderBlock2D",) * len(channels),
-        up_block_types=("UpDecoderBlock2D",) * len(channels),
+        block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
         latent_channels=4,
         norm_num_groups=8,
         sample_size=32,
     )
 
 
-def tiny_unet(cross_attention_dim: int, sdxl: bool = False, seed: int = 0, channels=(32, 64)) -> UNet2DConditionModel:
+def tiny_unet(cross_attention_dim: int, sdxl: bool = False, seed: int = 0) -> UNet2DConditionModel:
     """A two-level UNet with cross-attention; ``sdxl`` adds SDXL's text-and-time micro-conditioning."""
     torch.manual_seed(seed)
     extra = {}
@@ -121,7 +121,7 @@ def tiny_unet(cross_attention_dim: int, sdxl: bool = False, seed: int = 0, chann
         sample_size=16,
         in_channels=4,
         out_channels=4,
-        block_out_channels=channels,
+        block_out_channels=(32, 64),
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from paircustom.errors import UserError
 from paircustom.tiny import build_tiny_pipeline
 from paircustom.ui.studio import Studio
-from tests.conftest import RESOLUTION, write_pair
+from tests.conftest import RESOLUTION
 from tests.test_layouts import kohya, with_text_encoder
 
 TINY_DEFAULTS = dict(rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1,

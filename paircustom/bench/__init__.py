@@ -1,4 +1,5 @@
-"""Performance benchmarks: ``python -m paircustom.bench.perf`` (see ``perf`` for what is measured)."""
+"""Benchmarks: speed and memory (``python -m paircustom.bench.perf``, see ``perf``) and whether a style is learnt
+(``python -m paircustom.bench.quality``, see ``quality``)."""
 
 # The cheaper style-guidance settings of issue 14 (StyleGuidedPipeline options), measured for speed by ``perf``
 # ("1 style, <label>") and for quality by ``quality`` (method "pair-sg-<key>"): key -> (label, options).
