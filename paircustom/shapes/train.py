@@ -56,7 +56,7 @@ class BaseTrainConfig:
 
     seed: int = 0
     vae_steps: int = 2500
-    vae_channels: tuple = (32, 64, 64, 128)  # 4 levels: 64x64 -> 8x8 latents
+    vae_channels: tuple = (16, 32, 64, 64)  # 4 levels: 64x64 -> 8x8 latents
     latent_channels: int = 16  # 8x8x16 latents: thin lines and hard block edges need more than SD's 4 channels
     vae_norm_groups: int = 2  # few, wide groups: per-channel norms would erase the flat colours
     vae_batch: int = 16
@@ -64,6 +64,7 @@ class BaseTrainConfig:
     kl_weight: float = 1e-6
     initial_logvar: float = -10.0  # bias of the encoder's log-variance outputs at initialisation
     random_colour_share: float = 0.0  # VAE scenes drawn in random colours instead of the palette
+    colour_latent_weight: float = 1.0  # L1 tying latent channels 0-2 to the image's 8x8 mean colour
     decoder_steps: int = 400  # stage 3: the decoder alone, on the frozen encoder's latents
     decoder_lr: float = 3e-4
     unet_steps: int = 2000
@@ -123,6 +124,18 @@ def vae_images(rng: np.random.Generator, count: int, config: "BaseTrainConfig") 
     return np.stack(images)
 
 
+def orthogonal_output(conv: torch.nn.Conv2d) -> None:
+    """Give the decoder's last conv (3, C, k, k) three orthonormal rows at its initial norm; training keeps it frozen.
+
+    Trained, those rows become equal within ~100 steps: each pixel then decodes to the median of its channels
+    (the L1 optimum without colour), and as the gradient reaching the features is ``W^T g`` with equal rows, no
+    chroma signal gets back to the decoder or encoder again. Fixed orthonormal rows pass every colour's gradient.
+    """
+    weight = conv.weight  # (3, C, k, k)
+    basis, _ = torch.linalg.qr(torch.randn(weight[0].numel(), weight.shape[0]))  # (C*k*k, 3), orthonormal columns
+    weight.copy_(basis.T.reshape(weight.shape) * weight.norm() / weight.shape[0] ** 0.5)
+
+
 def build_models(config: BaseTrainConfig, vocab_size: int):
     """Fresh (vae, text_encoder, unet, scheduler), seeded."""
     torch.manual_seed(config.seed)
@@ -134,6 +147,7 @@ def build_models(config: BaseTrainConfig, vocab_size: int):
     )
     with torch.no_grad():  # start the posterior narrow (std e^-5) so that the decoder sees the means
         vae.encoder.conv_out.bias[config.latent_channels:] = config.initial_logvar
+        orthogonal_output(vae.decoder.conv_out)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=config.text_hidden, intermediate_size=2 * config.text_hidden,
         num_hidden_layers=config.text_layers, num_attention_heads=4, max_position_embeddings=config.max_length,
@@ -152,13 +166,15 @@ def build_models(config: BaseTrainConfig, vocab_size: int):
 
 def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: str = "cpu",
               decoder_only: bool = False) -> str:
-    """Stage 1 (or 3 with ``decoder_only``): L1 reconstruction + a tiny KL term; returns a one-line summary.
+    """Stage 1 (or 3 with ``decoder_only``): L1 reconstruction + a tiny KL term + the colour-latent term;
+    returns a one-line summary. The decoder's output conv stays as ``orthogonal_output`` set it.
 
     With ``decoder_only`` the encoder is frozen, so the latent space the UNet learned stays put.
     """
     stage, name, steps, base_lr = (3, "decoder", config.decoder_steps, config.decoder_lr) if decoder_only else (
         1, "vae", config.vae_steps, config.vae_lr)
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else list(vae.parameters())
+    params = [param for param in params if param is not vae.decoder.conv_out.weight]  # see orthogonal_output
     vae.requires_grad_(False)
     for param in params:
         param.requires_grad_(True)
@@ -175,7 +191,10 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
             posterior = vae.encode(images).latent_dist
         latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
         recon = vae.decode(latents).sample
-        loss = F.l1_loss(recon, images) + (0 if decoder_only else config.kl_weight * posterior.kl().mean())
+        loss = F.l1_loss(recon, images)
+        if not decoder_only:  # a tiny KL, and colour kept in the latent: channels 0-2 ~ the 8x8 mean colour
+            loss = loss + config.kl_weight * posterior.kl().mean() + config.colour_latent_weight * F.l1_loss(
+                posterior.mean[:, :3], F.avg_pool2d(images, SIZE // posterior.mean.shape[-1]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
