@@ -148,6 +148,29 @@ def _tiny_base_config(**overrides):
     return replace(BaseTrainConfig(), **{**settings, **overrides})
 
 
+def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_mean_colour(tmp_path):
+    """The decoder's last conv starts with orthonormal rows and never trains; the colour-latent term pulls
+    latent channels 0-2 towards the 8x8 mean colour, much closer than training without it."""
+    import torch.nn.functional as F
+
+    from paircustom.images import from_uint8
+    from paircustom.shapes import train as base
+
+    gaps = {}
+    for weight in (0.0, 1.0):
+        config = _tiny_base_config(vae_steps=40, vae_batch=4, vae_lr=1e-2, colour_latent_weight=weight)
+        vae = base.build_models(config, 10)[0]
+        rows = vae.decoder.conv_out.weight.flatten(1).clone()  # (3, C*k*k)
+        gram = rows @ rows.T / rows.norm(dim=1).mean() ** 2
+        torch.testing.assert_close(gram, torch.eye(3), atol=1e-5, rtol=0, msg="output rows not orthonormal")
+        base.train_vae(vae, config, tmp_path / str(weight))
+        assert torch.equal(vae.decoder.conv_out.weight.flatten(1), rows), "the output conv trained"
+        images = from_uint8(base.vae_images(np.random.default_rng(3), 8, config))
+        with torch.no_grad():
+            gaps[weight] = F.l1_loss(vae.encode(images).latent_dist.mean[:, :3], F.avg_pool2d(images, 8)).item()
+    assert gaps[1.0] < 0.5 * gaps[0.0], f"mean |latent[:3] - 8x8 mean colour| with / without the term: {gaps}"
+
+
 def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch):
     """Stopped between stages and inside the UNet stage, then started again: equal to an uninterrupted run, bitwise."""
     from paircustom.shapes import train as base
