@@ -114,7 +114,8 @@ def build_pipeline(args, dtype):
 
 def run(args) -> dict:
     from paircustom.bench.models import write_pair
-    from paircustom.families import DTYPES, check_device
+    from paircustom.distributed import check_device
+    from paircustom.families import DTYPES
     from paircustom.guidance import StyleGuidedPipeline
     from paircustom.training import PairTrainer, TrainConfig
 
@@ -148,7 +149,7 @@ def run(args) -> dict:
 
     guided = StyleGuidedPipeline(pipe)
     guided.load_style(path, name="style")
-    image = meter.run("generation", lambda: guided(config.content_prompt, styles={"style": 3.0},
+    image = meter.run("generation", lambda: guided(config.content_prompt, styles=["style"],
                                                    num_inference_steps=args.sample_steps, height=resolution,
                                                    width=resolution, seed=0).images[0])
     image.save(folder / "generated.png")

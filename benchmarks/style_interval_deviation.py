@@ -3,8 +3,8 @@
     python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--out FILE]
 
 Trains the demo's style (``paircustom demo``: the red_circle pair, the embedded shapes model, its default steps),
-then draws the demo's six prompts x ``--seeds`` seeds with plain CFG (x_base), full style guidance (x_full, style
-scale 3, style_start 0.2) and each setting of ``paircustom.bench.CHEAP_GUIDANCE`` (x), same initial noise, and
+then draws the demo's six prompts x ``--seeds`` seeds with plain CFG (x_base), full style guidance (x_full, the
+default style scale, CFG and style_start of ``GenerateConfig``) and each setting of ``paircustom.bench.CHEAP_GUIDANCE`` (x), same initial noise, and
 reports in pixels (0-255):
 
     deviation   mean |x - x_full| / mean |x_full - x_base|   (0: the full-guidance image; 1: as far as no style)
@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the s
 
 from paircustom.bench import CHEAP_GUIDANCE          # noqa: E402
 from paircustom.demo import DemoConfig                # noqa: E402
+from paircustom.generate_config import GENERATE       # noqa: E402
 from paircustom.guidance import StyleGuidedPipeline   # noqa: E402
 from paircustom.shapes import world_version           # noqa: E402
 from paircustom.shapes.examples import EXAMPLES, example_paths   # noqa: E402
@@ -41,7 +42,7 @@ SETTINGS = {"full style guidance (style_interval 1)": {},
             **{label: options for label, options in CHEAP_GUIDANCE.values()}}
 
 
-def measure(seeds: int = 2, steps: int = 50, train_steps: int | None = None, log=print) -> list[tuple[str, float, float]]:
+def measure(seeds: int = 2, steps: int = GENERATE.num_inference_steps, train_steps: int | None = None, log=print) -> list[tuple[str, float, float]]:
     """(setting, deviation, style kept) for every setting; the first is full guidance itself (0, 1)."""
     demo = DemoConfig()
     example = EXAMPLES[demo.example]
@@ -58,17 +59,16 @@ def measure(seeds: int = 2, steps: int = 50, train_steps: int | None = None, log
     prompts = [layout.caption for layout in demo.layouts]
 
     def draw(styles, options) -> np.ndarray:
-        return np.concatenate([np.asarray(guided(prompts, styles=styles, guidance_scale=demo.guidance_scale,
-                                                 style_start=0.2, num_inference_steps=steps, seed=seed,
+        return np.concatenate([np.asarray(guided(prompts, styles=styles, num_inference_steps=steps, seed=seed,
                                                  output_type="np", **options).images) * 255
                                for seed in range(seeds)])
 
     base = draw({}, {})
-    full = draw({name: demo.style_scale}, {})
+    full = draw([name], {})                  # at the default style scale
     moved = np.abs(full - base).mean()
     rows = []
     for label, options in SETTINGS.items():
-        x = draw({name: demo.style_scale}, options)
+        x = draw([name], options)
         rows.append((label, float(np.abs(x - full).mean() / moved), float(np.abs(x - base).mean() / moved)))
         log(f"{label}: deviation {rows[-1][1]:.3f}, style kept {rows[-1][2]:.3f}")
     return rows
@@ -81,8 +81,9 @@ def report(rows, args, minutes: float) -> str:
             f"Command: `python benchmarks/style_interval_deviation.py {' '.join(sys.argv[1:])}`\n\n"
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {minutes:.1f} min, "
             f"torch.set_num_threads(1), os.cpu_count() = {os.cpu_count()}\n"
-            f"- embedded shapes model, world v{world_version()}; the demo's style (red_circle pair), style scale 3, "
-            f"CFG 5, style_start 0.2, {args.steps} DDIM steps, the demo's 6 prompts x {args.seeds} seeds\n"
+            f"- embedded shapes model, world v{world_version()}; the demo's style (red_circle pair), style scale "
+            f"{GENERATE.style_scale:g}, CFG {GENERATE.guidance_scale:g}, style_start {GENERATE.style_start:g}, "
+            f"{args.steps} DDIM steps, the demo's 6 prompts x {args.seeds} seeds\n"
             f"- deviation = mean |x - x_full| / mean |x_full - x_base|, style kept = mean |x - x_base| / "
             f"mean |x_full - x_base| (pixels, 0-255)\n\n" + "\n".join(lines) + "\n")
 
@@ -90,7 +91,7 @@ def report(rows, args, minutes: float) -> str:
 def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=50, help="DDIM sampling steps")
+    parser.add_argument("--steps", type=int, default=GENERATE.num_inference_steps, help="DDIM sampling steps")
     parser.add_argument("--train-steps", type=int, default=None, help="pair-training steps (default: the model's)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "style-interval-deviation.md"))
     args = parser.parse_args(argv)

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .basis import split_rows
-
-DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+from .train_config import DEFAULT_TARGETS
 
 
 @dataclass(frozen=True)

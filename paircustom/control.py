@@ -53,9 +53,9 @@ def load_controlnet(name: str, dtype=torch.float32):
     """A ControlNetModel from a folder (with config.json) or a hub id; one sentence if it cannot load."""
     from diffusers import ControlNetModel
 
-    from .families import _folder_or_hub_id
+    from .model_names import folder_or_hub_id
 
-    path = _folder_or_hub_id(name, "ControlNet", "config.json")
+    path = folder_or_hub_id(name, "ControlNet", "config.json")
     try:
         return ControlNetModel.from_pretrained(path, torch_dtype=dtype)
     except (OSError, ValueError) as error:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .generate_config import GENERATE
 from .guidance import StyleGuidedPipeline
 from .images import atomic_write, grid
 from .shapes.world import Layout
@@ -34,9 +35,7 @@ class DemoConfig:
         Layout(2, ((6, 2),)),            # a white triangle on a blue background
     )
     train_steps: int | None = None        # None: the embedded model's own default
-    style_scale: float = 3.0
-    guidance_scale: float = 5.0
-    steps: int = 50
+    steps: int = GENERATE.num_inference_steps   # denoising steps; style and CFG scale: GENERATE's
     seed: int = 0
     zoom: int = 2                         # the grid's pixels per model pixel
 
@@ -63,9 +62,9 @@ def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
     pipe = StyleGuidedPipeline.from_pretrained("shapes")
     pipe.pipe.set_progress_bar_config(disable=args.quiet)
     name = pipe.load_style(style_file, name=example.style)
-    common = dict(guidance_scale=config.guidance_scale, num_inference_steps=config.steps, seed=config.seed)
+    common = dict(num_inference_steps=config.steps, seed=config.seed)
     base = pipe(prompts, styles={}, **common).images                      # all prompts in one batch
-    styled = pipe(prompts, styles={name: config.style_scale}, **common).images
+    styled = pipe(prompts, styles=[name], **common).images                # at the default style scale
     rows = [list(pair) for pair in zip(base, styled)]
     sheet = grid(rows)
     sheet = sheet.resize((sheet.width * config.zoom, sheet.height * config.zoom), resample=0)

@@ -1,4 +1,5 @@
-"""Several processes (torchrun, accelerate launch): who we are, who prints, and launcher pitfalls.
+"""Where we run: the device (``check_device``) and, under several processes (torchrun, accelerate launch), who we
+are, who prints, and launcher pitfalls.
 
 Semantics of training under N processes (see README, "Several GPUs / several machines"):
 every process holds the whole model and the same pair; process r draws its own (eps, t)
@@ -54,6 +55,26 @@ def prints_errors() -> bool:
     """The first process of each machine prints errors: bad input fails alike in every process of a machine
     (one line, not N), while a machine that lacks a file still says so."""
     return local_rank() == 0
+
+
+def check_device(device: str | None) -> str:
+    """The device to run on ("cuda" when there is one, else "cpu"); refuse one this machine lacks."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"'{device}' is not a device; use cpu, cuda, cuda:1 or mps.") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise UserError(f"the device '{device}' is not available on this machine; use "
+                        f"{' or '.join(k for k, ok in available.items() if ok)}.")
+    index = torch.device(device).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise UserError(f"there is no GPU {device} (this machine has {torch.cuda.device_count()}).")
+    return device
 
 
 def process_device(device: str) -> str:

@@ -8,10 +8,6 @@
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
-
 import torch
 from diffusers import (DiffusionPipeline, StableDiffusionControlNetPipeline, StableDiffusionPipeline,
                        StableDiffusionXLControlNetPipeline, StableDiffusionXLPipeline)
@@ -21,6 +17,9 @@ from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOut
 from .errors import UserError
 from .family import Conditioning, Family
 from .flow import Flux, StableDiffusion3
+from .model_names import DTYPE_NAMES, folder_or_hub_id, resolve_model
+
+DTYPES = dict(zip(DTYPE_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
 
 
 class StableDiffusion(Family):
@@ -87,71 +86,6 @@ def unet_family_of(pipe) -> Family:
     return family
 
 
-# A Hugging Face hub id: "name" or "owner/name" (letters, digits, "-", "_", "."; not starting with "." or "-").
-HUB_ID = re.compile(r"^(?:[A-Za-z0-9_][\w.-]*/)?[A-Za-z0-9_][\w.-]*$")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def _folder_or_hub_id(name: str, what: str, marker: str) -> str:
-    """An existing folder holding ``marker`` as its absolute path, else a hub id; refuse a missing folder."""
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / marker).is_file():
-            raise UserError(f"'{name}' is not a diffusers {'pipeline' if what == 'model' else what} folder (no {marker}); "
-                            "give a folder written by save_pretrained or a hub id.")
-        return str(path.resolve())
-    if not HUB_ID.match(name) or (path.parent.name and path.parent.is_dir()):   # ./x, /a/b, dir/missing
-        raise UserError(f"the {what} folder '{name}' does not exist; give a diffusers folder written by "
-                        f"save_pretrained or a hub id such as {EXAMPLE_IDS[what]}.")
-    return name
-
-
-EXAMPLE_IDS = {"model": "stabilityai/stable-diffusion-xl-base-1.0 (or 'shapes')", "VAE": "madebyollin/sdxl-vae-fp16-fix",
-               "ControlNet": "diffusers/controlnet-canny-sdxl-1.0"}
-
-
-def is_hub_id(model: str) -> bool:
-    """True for a model that is neither the embedded one nor a local folder."""
-    return model != "shapes" and not Path(model).expanduser().exists()
-
-
-def resolve_model(model: str) -> tuple[str, dict]:
-    """Map a model name to (absolute folder or hub id, its paircustom.json settings or {}).
-
-    "shapes" names the small model shipped inside the package; a local folder
-    saved with ``save_pretrained`` becomes its absolute path (style files then
-    work from any folder); anything else must look like a hub id.  Nothing is loaded.
-    """
-    if model == "shapes":
-        from .shapes import MODEL_DIR
-
-        model = str(MODEL_DIR)
-        if not (MODEL_DIR / "model_index.json").is_file():
-            raise UserError(f"the embedded shapes model is missing from {MODEL_DIR}; reinstall paircustom.")
-    model = _folder_or_hub_id(model, "model", "model_index.json")
-    settings_file = Path(model) / "paircustom.json"
-    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-    return model, settings
-
-
-def check_device(device: str | None) -> str:
-    """The device to run on ("cuda" when there is one, else "cpu"); refuse one this machine lacks."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise UserError(f"'{device}' is not a device; use cpu, cuda, cuda:1 or mps.") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(kind, False):
-        raise UserError(f"the device '{device}' is not available on this machine; use "
-                        f"{' or '.join(k for k, ok in available.items() if ok)}.")
-    index = torch.device(device).index
-    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
-        raise UserError(f"there is no GPU {device} (this machine has {torch.cuda.device_count()}).")
-    return device
-
-
 def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, vae: str | None = None,
                   ) -> DiffusionPipeline:
     """Load an SD or SDXL pipeline by name, folder or hub id (its paircustom settings: ``resolve_model``).
@@ -160,7 +94,7 @@ def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, v
     e.g. madebyollin/sdxl-vae-fp16-fix, which SDXL needs to decode in fp16.
     """
     path, _ = resolve_model(model)
-    vae_path = _folder_or_hub_id(vae, "VAE", "config.json") if vae else None
+    vae_path = folder_or_hub_id(vae, "VAE", "config.json") if vae else None
     try:
         index = DiffusionPipeline.load_config(path)
         if any(index.get("_class_name") == f.pipeline_class.__name__ for f in FAMILIES.values() if f.flow):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .objective import training_scheduler
+from .train_config import DEFAULT_TARGETS
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Family:
     pipeline_class: type
     controlnet_class: type | None = None      # its ControlNet pipeline (SD, SDXL)
     denoiser_name = lora_prefix = "unet"        # pipe.<denoiser_name>; the style file's key prefix
-    lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
+    lora_targets = DEFAULT_TARGETS
     flow = False                                # trained by flow matching (else DDPM eps / v)
 
     def denoiser(self, pipe):

@@ -23,6 +23,7 @@ from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.pipelines.stable_diffusion_3.pipeline_output import StableDiffusion3PipelineOutput
 
 from .family import Conditioning, Family
+from .generate_config import GENERATE
 from .objective import FlowMatching
 
 TRANSFORMER_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
@@ -94,7 +95,7 @@ class FlowFamily(Family):
 
 class StableDiffusion3(FlowFamily):
     name, pipeline_class = "sd3", StableDiffusion3Pipeline
-    default_guidance, default_style_start = 7.0, 0.2
+    default_guidance, default_style_start = 7.0, GENERATE.style_start
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
                negative_prompt_2=None):

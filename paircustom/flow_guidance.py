@@ -26,6 +26,7 @@ from .checks import check_sampling
 from .errors import UserError
 from .families import family_of
 from .family import Conditioning
+from .generate_config import GENERATE
 from .formats import METADATA_KEY
 from .guidance import style_guidance
 
@@ -67,7 +68,8 @@ class FlowStyleGuidedPipeline:
         return name
 
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str], styles: dict[str, float] | None = None, style_scale: float = 3.0,
+    def __call__(self, prompt: str | list[str], styles: dict[str, float] | None = None,
+                 style_scale: float = GENERATE.style_scale,
                  guidance_scale: float | None = None, true_cfg_scale: float = 1.0, negative_prompt: str | None = None,
                  style_start: float | None = None, num_inference_steps: int = 28, height: int | None = None,
                  width: int | None = None, generator=None, latents: torch.Tensor | None = None,

@@ -34,9 +34,11 @@ from .adapters import peft_routing
 from .control import Control, load_controlnet, residuals_kwargs, with_controlnet
 from .checks import MAX_SCALE, check_number, check_sampling
 from .errors import PairCustomWarning, UserError
-from .families import check_device, load_pipeline, unet_family_of
+from .distributed import check_device
+from .families import load_pipeline, unet_family_of
 from .family import Conditioning, Size
 from .formats import check_fits, read_style, require_suffix
+from .generate_config import GENERATE
 from .latents import to_images
 
 
@@ -113,7 +115,7 @@ class Guide:
     stop_styled: int | None = None       # index of the first step without them again (None: none such)
     style_interval: int = 1              # style deltas recomputed every this many style steps (``StyleSchedule``)
     style_tolerance: float | None = None  # ... or once e0(c) has moved by this relative L1 change
-    guidance_rescale: float = 0.0
+    guidance_rescale: float = GENERATE.guidance_rescale
     batched: bool = True                 # one UNet call per step (False: one per term, for comparison)
     control: Control | None = None       # ControlNet image and scale
 
@@ -121,16 +123,20 @@ class Guide:
 class StyleGuidedPipeline:
     """Generate with one or more learned styles by style guidance; wraps (and shares) a diffusers pipeline."""
 
-    def __init__(self, pipe, routing=None, controlnet=None):
+    def __init__(self, pipe, routing=None, controlnet=None, routed_styles: dict[str, str] | None = None):
         """Wrap ``pipe`` (SD, SDXL, or their ControlNet pipelines); ``controlnet`` (a ControlNetModel) turns an SD /
-        SDXL pipeline into its ControlNet pipeline sharing the same components (diffusers' ``from_pipe``)."""
+        SDXL pipeline into its ControlNet pipeline sharing the same components (diffusers' ``from_pipe``).
+
+        ``routing(adapter_names)`` gives the context in which UNet row i uses adapter_names[i] (None: the base
+        weights); by default peft's adapters, loaded with ``load_style``.  ``routed_styles`` ({name: prompt
+        suffix}) are styles that ``routing`` applies itself, e.g. a training run's own adapter layers (previews).
+        """
         if controlnet is not None:
             pipe = with_controlnet(pipe, controlnet)
         self.pipe = pipe
         self.family = unet_family_of(pipe)
-        self.suffixes: dict[str, str] = {}     # style name -> prompt suffix
+        self.suffixes: dict[str, str] = dict(routed_styles or {})     # style name -> prompt suffix
         self.content_prompts: dict[str, str | None] = {}   # style name -> its file's content prompt (stylize)
-        # routing(adapter_names) -> context in which UNet row i uses adapter_names[i] (None: base weights)
         self.routing = routing or (lambda names: peft_routing(pipe.unet, names))
 
     @classmethod
@@ -198,15 +204,20 @@ class StyleGuidedPipeline:
         return {name: float(scale) for name, scale in styles.items() if scale != 0}
 
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str], styles=None, style_scale: float = 3.0, guidance_scale: float = 5.0,
-                 style_start: float = 0.2, style_end: float | None = None, style_interval: int = 1,
-                 style_tolerance: float | None = None, num_inference_steps: int = 50, negative_prompt: str | None = None,
-                 height: int | None = None, width: int | None = None, seed: int | None = None, generator=None,
-                 latents: torch.Tensor | None = None, output_type: str = "pil", num_images_per_prompt: int = 1,
-                 eta: float = 0.0, batched: bool = True, base_adapter: str | None = None,
-                 prompt_2: str | list[str] | None = None, negative_prompt_2: str | None = None,
-                 guidance_rescale: float = 0.0, denoising_end: float | None = None, callback_on_step_end=None,
-                 control_image=None, controlnet_conditioning_scale: float = 1.0):
+    def __call__(self, prompt: str | list[str], styles=None, style_scale: float = GENERATE.style_scale,
+                 guidance_scale: float = GENERATE.guidance_scale, style_start: float = GENERATE.style_start,
+                 style_end: float | None = GENERATE.style_end, style_interval: int = GENERATE.style_interval,
+                 style_tolerance: float | None = GENERATE.style_tolerance,
+                 num_inference_steps: int = GENERATE.num_inference_steps,
+                 negative_prompt: str | None = GENERATE.negative_prompt, height: int | None = GENERATE.height,
+                 width: int | None = GENERATE.width, seed: int | None = None, generator=None,
+                 latents: torch.Tensor | None = None, output_type: str = "pil",
+                 num_images_per_prompt: int = GENERATE.num_images_per_prompt, eta: float = 0.0, batched: bool = True,
+                 base_adapter: str | None = None, prompt_2: str | list[str] | None = GENERATE.prompt_2,
+                 negative_prompt_2: str | None = GENERATE.negative_prompt_2,
+                 guidance_rescale: float = GENERATE.guidance_rescale, denoising_end: float | None = None,
+                 callback_on_step_end=None, control_image=None,
+                 controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale):
         """Generate; returns the wrapped pipeline's own output type (``.images``).
 
         ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
@@ -270,8 +281,8 @@ class StyleGuidedPipeline:
                                callback_on_step_end)
         return self._decode(latents, output_type, generator)
 
-    def stylize(self, image, prompt: str | None = None, styles=None, strength: float = 0.6, method: str = "sdedit",
-                **kwargs):
+    def stylize(self, image, prompt: str | None = None, styles=None, strength: float = GENERATE.strength,
+                method: str = GENERATE.method, **kwargs):
         """Stylise an existing image (PIL or path) by "sdedit" or "inversion"; see ``paircustom.stylize``."""
         from .stylize import stylize
 
@@ -279,7 +290,8 @@ class StyleGuidedPipeline:
 
     def _guide(self, prompts: list[str], scales: dict[str, float], sizes: list[Size], guidance_scale: float,
                negative_prompt=None, prompt_2=None, negative_prompt_2=None, num_images_per_prompt: int = 1,
-               base_adapter: str | None = None, guidance_rescale: float = 0.0, batched: bool = True) -> "Guide":
+               base_adapter: str | None = None, guidance_rescale: float = GENERATE.guidance_rescale,
+               batched: bool = True) -> "Guide":
         """Encode ∅, c and c + suffix_i (one row block each, ``sizes`` one per prompt) into a ``Guide``."""
         pipe, family = self.pipe, self.family
         if family.name != "sdxl" and (prompt_2 is not None or negative_prompt_2 is not None):

@@ -66,7 +66,7 @@ class ModelPlan:
     @classmethod
     def of_model(cls, model: str) -> "ModelPlan | None":
         """For a folder or "shapes"; for a hub id only if its config files download (else None: checked on load)."""
-        from .families import resolve_model
+        from .model_names import resolve_model
 
         path, _ = resolve_model(model)
         if not Path(path).is_dir():

@@ -38,13 +38,11 @@ from diffusers.utils.torch_utils import randn_tensor
 from .checks import check_number, check_sampling
 from .errors import UserError
 from .family import Size
+from .generate_config import GENERATE
 from .images import open_rgb, prepare, to_rgb
 from .latents import encode
 
 METHODS = ("sdedit", "inversion")
-DEFAULT_STRENGTH = 0.6
-
-
 def check_stylize(strength, method: str, refine: int = 0) -> None:
     """The settings only stylising has; refused in one sentence."""
     check_number("the strength", strength, 0, 1, hint=" (0 keeps the image, 1 redraws it from pure noise)")
@@ -108,12 +106,15 @@ def ddim_invert(guided, latents: torch.Tensor, timesteps: torch.Tensor, schedule
 
 
 @torch.no_grad()
-def stylize(guided, image, prompt: str | None = None, styles=None, strength: float = DEFAULT_STRENGTH,
-            method: str = "sdedit", style_scale: float = 3.0, guidance_scale: float = 5.0, style_start: float = 0.2,
-            num_inference_steps: int = 50, negative_prompt: str | None = None, prompt_2: str | None = None,
-            negative_prompt_2: str | None = None, resolution: int | None = None, seed: int | None = None,
-            generator=None, output_type: str = "pil", eta: float = 0.0, batched: bool = True, control_image=None,
-            controlnet_conditioning_scale: float = 1.0, inversion_refine: int = 0):
+def stylize(guided, image, prompt: str | None = None, styles=None, strength: float = GENERATE.strength,
+            method: str = GENERATE.method, style_scale: float = GENERATE.style_scale,
+            guidance_scale: float = GENERATE.guidance_scale, style_start: float = GENERATE.style_start,
+            num_inference_steps: int = GENERATE.num_inference_steps, negative_prompt: str | None = None,
+            prompt_2: str | None = None, negative_prompt_2: str | None = None,
+            resolution: int | None = GENERATE.resolution, seed: int | None = None, generator=None,
+            output_type: str = "pil", eta: float = 0.0, batched: bool = True, control_image=None,
+            controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
+            inversion_refine: int = GENERATE.inversion_refine):
     """Stylise ``image`` (PIL image or path) with style guidance; returns the pipeline's output class (``.images``).
 
     ``prompt`` describes the image (default: the content prompt of the first style's file); ``strength`` in

@@ -1,18 +1,33 @@
-"""Everything that defines a training run (``TrainConfig``), with the paper's defaults."""
+"""Everything that defines a training run (``TrainConfig``): the only place its defaults are written.
+
+Each field's ``setting`` holds its documentation, which is also its ``paircustom train`` option's help.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .adapters import DEFAULT_TARGETS
 from .checks import check_training_numbers
 from .errors import UserError
-from .families import DTYPES, is_hub_id
+from .model_names import DTYPE_NAMES, is_hub_id, pipeline_settings, resolve_model
+from .options import device_setting, setting, vae_setting, variant_setting
 
 # The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
 PAPER_DEFAULTS = dict(learning_rate=1e-5, max_steps=750, style_start=250, rank=64, resolution=512,
                       gradient_accumulation=4)
+MIXED_PRECISION = ("no", "fp16", "bf16")
+METHODS = ("pair", "style-only", "slider")
+DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")   # a UNet's attention projections, as in the paper
+
+
+def model_defaults(settings: dict) -> dict:
+    """The training defaults of a model whose paircustom.json holds ``settings``: its own, else the paper's."""
+    return {**PAPER_DEFAULTS, **settings.get("train_defaults", {})}
+
+
+def _default(name: str) -> str:
+    return f"the model's; paper: {PAPER_DEFAULTS[name]:g}"
 
 
 @dataclass(frozen=True)
@@ -23,71 +38,100 @@ class TrainConfig:
     style_image: str                         # the same picture in the target style
     extra_pairs: tuple[tuple[str, str], ...] = ()   # more (content, style) pairs of the same style: one shared
                                              #   style LoRA, one content LoRA per pair, all pairs in every step
-    subject: str = "object"                  # the subject word: "dog"
-    style: str = "custom"                    # the style description: "digital art"
-    model: str = "shapes"                    # hub id, diffusers folder, or "shapes" (embedded model)
-    output: str = "style.safetensors"        # the style LoRA file written at the end
-    token: str = "sbu"                       # rare token V* bound to the content
-    content_prompt: str | None = None        # default "a photo of a {token} {subject}"
-    style_prompt: str | None = None          # default content_prompt + " in {style} style"
-    rank: int | None = None                  # content and style rank (paper 64) ...
-    content_rank: int | None = None          # ... or each separately
-    style_rank: int | None = None
-    alpha: float | None = None               # LoRA alpha; None = rank (scale 1)
-    target_modules: tuple[str, ...] = DEFAULT_TARGETS
-    basis_seed: int = 0                      # seed of the orthonormal bases (saved in the file)
-    learning_rate: float | None = None       # paper 1e-5
-    scale_lr: bool = False                   # under N processes train with N x learning_rate (default: as given)
-    weight_decay: float = 1e-4
-    max_steps: int | None = None             # optimizer steps (paper 750)
-    style_start: int | None = None           # first step with the style loss (paper 250 of 750; None keeps
-                                             #   the default's share of max_steps, e.g. 1/3)
-    gradient_accumulation: int | None = None  # draws of (eps, t) per step (paper 4)
-    resolution: int | None = None            # square training size in pixels (paper 512)
-    seed: int = 0                            # noise/timestep seed
-    mixed_precision: str = "no"              # "no", "fp16" or "bf16" (GPU only)
-    device: str | None = None                # "cuda", "cuda:1", "cpu", "mps"; None: cuda when there is one
-    dtype: str = "fp32"                      # frozen base weights: fp32, fp16 or bf16 (adapters train in fp32)
-    variant: str | None = None               # weight files to load, e.g. "fp16"
-    vae: str | None = None                   # replacement VAE (folder or hub id), e.g. madebyollin/sdxl-vae-fp16-fix
-    save_dtype: str | None = None            # style file tensors: fp32, fp16, bf16; None: fp16 for hub models, else fp32
-    gradient_checkpointing: bool = False     # trade compute for memory
-    use_8bit_adam: bool = False              # bitsandbytes AdamW8bit (GPU only)
-    method: str = "pair"                     # "pair" (the paper), "style-only" (DreamBooth-LoRA baseline: one
-                                             #   LoRA trained on the style image alone, from step 0) or "slider"
-                                             #   (Concept Sliders visual slider: +Δs on the style image, -Δs on
-                                             #   the content image, both under the content prompt, from step 0)
-    orthogonal: bool = True                  # False: ordinary trainable random A's (ablation of Sec. 3.2)
-    preview_every: int = 0                   # write a base-vs-styled preview every N steps (0: never)
-    checkpoint_every: int = 0                # save a resumable checkpoint every N steps and at the end (0: never);
-                                             #   kept, so --resume with more --steps extends a finished run
-    keep_checkpoints: int = 1                # 1: one rolling checkpoint; N > 1: also the newest N numbered ones
-    save_every: int = 0                      # also write <output stem>-step00250.safetensors every N steps (0: never)
-    resume: bool = False                     # continue from the checkpoint beside the output
-    save_content: bool = False               # also write the content LoRA (<output>-content.safetensors)
-    overwrite: bool = False                  # replace an existing output file
-    progress: bool = True                    # show a progress bar
+    subject: str = setting("object", 'the subject word, e.g. "dog"', required=True)
+    style: str = setting("custom", 'the style description, e.g. "digital art"', required=True)
+    model: str = setting("shapes", "hub id, diffusers folder, or 'shapes' (the embedded model)")
+    output: str = setting("style.safetensors", "the style LoRA file written at the end", short="-o")
+    token: str = setting("sbu", "rare token V* bound to the content")
+    content_prompt: str | None = setting(None, "the content prompt", default_text='"a photo of a <token> <subject>"')
+    style_prompt: str | None = setting(None, "the style prompt",
+                                       default_text='the content prompt + " in <style> style"')
+    rank: int | None = setting(None, "rank of both adapters", default_text=_default("rank"))
+    content_rank: int | None = setting(None, "content rank, overrides --rank")
+    style_rank: int | None = setting(None, "style rank, overrides --rank")
+    alpha: float | None = setting(None, "LoRA alpha", default_text="the rank, i.e. scale 1")
+    target_modules: tuple[str, ...] = setting(DEFAULT_TARGETS, "attention projections to adapt, comma-separated",
+                                              flag="--targets")
+    basis_seed: int = setting(0, "seed of the orthonormal bases (saved in the file)")
+    learning_rate: float | None = setting(None, "AdamW learning rate", flag="--lr",
+                                          default_text=_default("learning_rate"))
+    scale_lr: bool = setting(False, "under N processes train with N x --lr (else --lr as given; each step averages "
+                                    "N x --accumulation draws)")
+    weight_decay: float = setting(1e-4, "AdamW weight decay")
+    max_steps: int | None = setting(None, "optimizer steps", flag="--steps", default_text=_default("max_steps"))
+    style_start: int | None = setting(None, "first step with the style loss", default_text=(
+        f"the model's share of --steps; paper: {PAPER_DEFAULTS['style_start']} of {PAPER_DEFAULTS['max_steps']}"))
+    gradient_accumulation: int | None = setting(None, "draws of (eps, t) per step (gradient accumulation)",
+                                                flag="--accumulation", default_text=_default("gradient_accumulation"))
+    resolution: int | None = setting(None, "square training size in pixels", default_text=_default("resolution"))
+    seed: int = setting(0, "noise/timestep seed")
+    mixed_precision: str = setting("no", "GPU mixed precision", choices=MIXED_PRECISION)
+    device: str | None = device_setting()
+    dtype: str = setting("fp32", "dtype of the frozen base weights (the adapters train in fp32)", choices=DTYPE_NAMES)
+    variant: str | None = variant_setting()
+    vae: str | None = vae_setting()
+    save_dtype: str | None = setting(None, "dtype of the saved style file", choices=DTYPE_NAMES,
+                                     default_text="fp16 for hub models, else fp32")
+    gradient_checkpointing: bool = setting(False, "save memory at the cost of compute")
+    use_8bit_adam: bool = setting(False, "bitsandbytes AdamW8bit (GPU only)")
+    method: str = setting("pair", '"pair" (the paper), "style-only" (DreamBooth-LoRA baseline: one LoRA trained on '
+                          'the style image alone, from step 0) or "slider" (Concept Sliders visual slider: +Δs on the '
+                          'style image, -Δs on the content image, both under the content prompt, from step 0)',
+                          choices=METHODS, cli=False)
+    orthogonal: bool = setting(True, "False: ordinary trainable random A's (ablation of Sec. 3.2)", cli=False)
+    preview_every: int = setting(0, "write a base-vs-styled preview PNG every N steps (0: never)")
+    checkpoint_every: int = setting(0, "save a resumable checkpoint every N steps and at the end (0: never); kept, "
+                                       "so --resume with more --steps extends a finished run")
+    keep_checkpoints: int = setting(1, "with --checkpoint-every: also keep the newest N checkpoints as "
+                                       "<output>.checkpoint-step00250.safetensors (1: the rolling one only)")
+    save_every: int = setting(0, "also write <output>-step00250.safetensors every N steps (0: never)")
+    resume: bool = setting(False, "continue from the checkpoint beside the output")
+    save_content: bool = setting(False, "also write the content LoRA (<output>-content.safetensors)")
+    overwrite: bool = setting(False, "replace an existing output file")
+    progress: bool = True                    # show a progress bar (the command line's --quiet: none)
 
-    def resolved(self, model_defaults: dict) -> "TrainConfig":
-        """Fill every ``None`` from the model's defaults, then the paper's; validate the result."""
-        pick = lambda key, value: value if value is not None else model_defaults.get(key, PAPER_DEFAULTS[key])  # noqa: E731
+    def resolved(self, pipe=None) -> "TrainConfig":
+        """Fill every ``None`` from the model's defaults, then the paper's; validate the result.
+
+        The model's defaults are those of its paircustom.json: of ``model`` (then stored as found: an absolute
+        folder or a hub id, so the style file works anywhere), or, when training runs on a ``pipe`` passed in,
+        of the folder that pipeline was loaded from (none for one built in code).
+        """
+        config = self
+        if pipe is None:
+            path, settings = resolve_model(self.model)
+            config = replace(self, model=self.model if self.model == "shapes" else path)
+        else:
+            settings = pipeline_settings(pipe)
+        defaults = model_defaults(settings)
+        pick = lambda key, value: defaults[key] if value is None else value  # noqa: E731
         rank = pick("rank", self.rank)
+        max_steps = pick("max_steps", self.max_steps)
+        content_prompt = self.content_prompt or f"a photo of a {self.token} {self.subject}"
+        # A slider is applied to the plain prompt at a LoRA scale, so its file carries no prompt suffix.
+        default_style_prompt = content_prompt + ("" if self.method == "slider" else f" in {self.style} style")
         config = replace(
-            self, content_rank=rank if self.content_rank is None else self.content_rank,
+            config, content_rank=rank if self.content_rank is None else self.content_rank,
             style_rank=rank if self.style_rank is None else self.style_rank,
-            learning_rate=pick("learning_rate", self.learning_rate), max_steps=pick("max_steps", self.max_steps),
+            learning_rate=pick("learning_rate", self.learning_rate), max_steps=max_steps,
+            # None keeps the default's share of the steps (paper: 250 of 750, a third)
             style_start=self.style_start if self.style_start is not None else
-            round(pick("style_start", None) / pick("max_steps", None) * pick("max_steps", self.max_steps)),
+            round(defaults["style_start"] / defaults["max_steps"] * max_steps),
             resolution=pick("resolution", self.resolution),
             gradient_accumulation=pick("gradient_accumulation", self.gradient_accumulation),
-            content_prompt=self.content_prompt or f"a photo of a {self.token} {self.subject}",
-        )
-        # A slider is applied to the plain prompt at a LoRA scale, so its file carries no prompt suffix.
-        default_style_prompt = config.content_prompt + ("" if self.method == "slider" else f" in {self.style} style")
-        config = replace(config, style_prompt=config.style_prompt or default_style_prompt,
-                         save_dtype=self.save_dtype or ("fp16" if is_hub_id(self.model) else "fp32"))
+            content_prompt=content_prompt, style_prompt=self.style_prompt or default_style_prompt,
+            save_dtype=self.save_dtype or ("fp16" if is_hub_id(self.model) else "fp32"))
         config.validate()
         return config
+
+    @property
+    def content_alpha(self) -> float:
+        """The content LoRA's alpha: ``alpha``, or its rank (scale 1)."""
+        return self.alpha or self.content_rank
+
+    @property
+    def style_alpha(self) -> float:
+        return self.alpha or self.style_rank
 
     def validate(self) -> None:
         check_training_numbers(self)                 # types, finiteness and ranges first
@@ -105,11 +149,11 @@ class TrainConfig:
              "needs checkpoints: add --checkpoint-every N"),
             (self.gradient_accumulation >= 1, f"gradient_accumulation must be at least 1 (got {self.gradient_accumulation})"),
             (self.resolution >= 8 and self.resolution % 8 == 0, f"the resolution must be a multiple of 8 (got {self.resolution})"),
-            (self.method in ("pair", "style-only", "slider"),
+            (self.method in METHODS,
              f"method must be pair, style-only or slider (got {self.method!r})"),
-            (self.mixed_precision in ("no", "fp16", "bf16"), f"mixed_precision must be no, fp16 or bf16 (got {self.mixed_precision!r})"),
-            (self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})"),
-            (self.save_dtype in DTYPES, f"save_dtype must be one of {', '.join(DTYPES)} (got {self.save_dtype!r})"),
+            (self.mixed_precision in MIXED_PRECISION, f"mixed_precision must be no, fp16 or bf16 (got {self.mixed_precision!r})"),
+            (self.dtype in DTYPE_NAMES, f"dtype must be one of {', '.join(DTYPE_NAMES)} (got {self.dtype!r})"),
+            (self.save_dtype in DTYPE_NAMES, f"save_dtype must be one of {', '.join(DTYPE_NAMES)} (got {self.save_dtype!r})"),
             (self.style_prompt.startswith(self.content_prompt), "the style prompt must extend the content prompt "
              f"(got {self.style_prompt!r} for {self.content_prompt!r}) so its suffix can be reused at generation"),
             (str(self.output).endswith(".safetensors"), f"the output must be a .safetensors file (got {self.output})"),

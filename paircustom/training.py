@@ -27,7 +27,7 @@ from .adapters import add_pair_lora, pair_routing, remove_pair_lora
 from .checkpoint import (Checkpoint, check_run_inputs, load_checkpoint, result_settings, save_checkpoint,
                          unusable_checkpoint)
 from .errors import PairCustomWarning, UserError, reason
-from .families import DTYPES, check_device, load_pipeline, resolve_model, unet_family_of
+from .families import DTYPES, load_pipeline, unet_family_of
 from .family import Size
 from .formats import StyleMetadata, lora_state_dict, save_adapter
 from .images import PreparedImage, atomic_write, grid, load_pair
@@ -47,12 +47,7 @@ class PairTrainer:
         from accelerate import Accelerator, DistributedDataParallelKwargs
 
         # 1. settings and inputs first, so mistakes are reported before a large model loads
-        model_defaults = {}
-        if pipe is None:     # store the model as found (absolute folder or hub id) so the style file works anywhere
-            path, settings = resolve_model(config.model)
-            model_defaults = settings.get("train_defaults", {})
-            config = replace(config, model=config.model if config.model == "shapes" else path)
-        self.config = config = config.resolved(model_defaults)
+        self.config = config = config.resolved(pipe)
         images = [image for content, style in config.pairs for image in load_pair(content, style, config.resolution)]
         if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
             raise UserError("checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
@@ -64,7 +59,7 @@ class PairTrainer:
                                len(config.pairs))
             plan.check_prompt(config.content_prompt, config.style_suffix)
         # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
-        device = distributed.process_device(check_device(config.device))
+        device = distributed.process_device(distributed.check_device(config.device))
         if pipe is None:
             pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
         self.pipe, self.family = pipe, unet_family_of(pipe)
@@ -90,9 +85,8 @@ class PairTrainer:
                     module.to("cpu")
         # 3. adapters: frozen UNet, frozen A's, trainable zero B's
         unet = pipe.unet.requires_grad_(False)
-        alpha_c = config.alpha or config.content_rank
-        alpha_s = config.alpha or config.style_rank
-        self.layers = add_pair_lora(unet, config.content_rank, config.style_rank, alpha_c, alpha_s,
+        self.layers = add_pair_lora(unet, config.content_rank, config.style_rank, config.content_alpha,
+                                    config.style_alpha,
                                     config.basis_seed, config.target_modules, orthogonal=config.orthogonal,
                                     pairs=len(config.pairs))
         if not self.layers:
@@ -247,11 +241,10 @@ class PairTrainer:
         from .guidance import StyleGuidedPipeline
 
         routing = lambda names: pair_routing(self.layers, ["style" if n else "base" for n in names], self.device)  # noqa: E731
-        guided = StyleGuidedPipeline(self.pipe, routing=routing)
-        guided.suffixes["style"] = self.config.style_suffix
+        guided = StyleGuidedPipeline(self.pipe, routing=routing, routed_styles={"style": self.config.style_suffix})
         size = dict(height=self.config.resolution, width=self.config.resolution, num_inference_steps=steps, seed=0)
         base = guided(self.config.content_prompt, styles={}, **size).images[0]
-        styled = guided(self.config.content_prompt, styles={"style": 3.0}, **size).images[0]
+        styled = guided(self.config.content_prompt, styles=["style"], **size).images[0]     # the default style scale
         return atomic_write(self.preview_path(self.step), lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
 
     def _save_checkpoint(self) -> None:
@@ -293,7 +286,7 @@ class PairTrainer:
             training["scale_lr"], training["effective_learning_rate"] = True, self.learning_rate
         if self.history:
             training["final_losses"] = list(self.history[-1][1:])
-        alpha = c.alpha or (c.style_rank if adapter == "style" else c.content_rank)
+        alpha = c.style_alpha if adapter == "style" else c.content_alpha
         return StyleMetadata(
             base_model=c.model, family=self.family.name, adapter=adapter, content_rank=c.content_rank,
             style_rank=c.style_rank, alpha=alpha, target_modules=list(c.target_modules), basis_seed=c.basis_seed,

@@ -320,7 +320,7 @@ def test_train_with_half_precision_base_weights_and_half_precision_file(model_di
 @pytest.mark.parametrize("model, expected", [("shapes", "fp32"), ("stabilityai/stable-diffusion-xl-base-1.0", "fp16")])
 def test_style_files_default_to_fp16_for_hub_models(model, expected):
     from paircustom.training import TrainConfig
-    assert TrainConfig("c.png", "s.png", model=model).resolved({}).save_dtype == expected
+    assert TrainConfig("c.png", "s.png", model=model).resolved().save_dtype == expected
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 """Pair training (paper Eqs. 6-8): what trains, what stays frozen, and that losses fall."""
 
+import json
+
 import pytest
 import torch
 from diffusers import DDIMScheduler
@@ -196,13 +198,35 @@ def test_non_orthogonal_ablation_trains_A_and_saves_it(pair, tmp_path):
     trainer.close()
 
 
+def _model_folder(folder, train_defaults: dict) -> str:
+    """A model folder as far as resolving settings reads it: model_index.json, paircustom.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_index.json").write_text("{}")
+    (folder / "paircustom.json").write_text(json.dumps({"train_defaults": train_defaults}))
+    return str(folder)
+
+
 @pytest.mark.parametrize("given, model_defaults, expected_start", [
     (dict(max_steps=30), {}, 10),                                        # the paper's 250 of 750
     (dict(max_steps=30, style_start=5), {}, 5),                          # given wins
     (dict(), {"max_steps": 300, "style_start": 100}, 100),               # the model's own defaults
     (dict(max_steps=12), {"max_steps": 300, "style_start": 150}, 6),     # the model's share
 ])
-def test_style_start_defaults_keep_their_share_of_the_steps(given, model_defaults, expected_start):
+def test_style_start_defaults_keep_their_share_of_the_steps(given, model_defaults, expected_start, tmp_path):
     from paircustom.training import TrainConfig
-    config = TrainConfig("c.png", "s.png", **given).resolved(model_defaults)
+    model = _model_folder(tmp_path / "model", model_defaults)
+    config = TrainConfig("c.png", "s.png", model=model, **given).resolved()
     assert config.style_start == expected_start
+
+
+def test_a_pipeline_passed_in_brings_the_defaults_of_the_folder_it_was_loaded_from(tmp_path):
+    from types import SimpleNamespace
+
+    from paircustom.training import TrainConfig
+    folder = _model_folder(tmp_path / "model", {"max_steps": 40, "style_start": 10, "rank": 2, "resolution": 16,
+                                                "learning_rate": 0.5, "gradient_accumulation": 3})
+    loaded = TrainConfig("c.png", "s.png").resolved(SimpleNamespace(name_or_path=folder))
+    assert (loaded.max_steps, loaded.style_start, loaded.content_rank, loaded.style_rank, loaded.resolution,
+            loaded.learning_rate, loaded.gradient_accumulation) == (40, 10, 2, 2, 16, 0.5, 3), loaded
+    built = TrainConfig("c.png", "s.png").resolved(SimpleNamespace(name_or_path=None))   # built in code: the paper's
+    assert (built.max_steps, built.content_rank, built.resolution) == (750, 64, 512), built

@@ -21,11 +21,14 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLP
 from diffusers import UNet2DConditionModel
 from PIL import Image
 
-from ..adapters import DEFAULT_TARGETS, target_names
+from ..adapters import target_names
 from ..formats import StyleMetadata, lora_state_dict, save_adapter
 from ..families import family_of
 from ..tiny import build_tiny_pipeline, sd_scheduler, tiny_text_encoder, write_clip_tokenizer
-from ..training import PairTrainer, TrainConfig
+from ..model_names import folder_settings
+from ..shapes import MODEL_DIR
+from ..train_config import DEFAULT_TARGETS, TrainConfig, model_defaults
+from ..training import PairTrainer
 
 # SD 1.x UNet layout (CompVis config), channels scaled from (320, 640, 1280, 1280).
 MID_UNET = dict(
@@ -62,17 +65,21 @@ class ModelSpec:
     dtype: torch.dtype = torch.float32
 
 
+def _shapes_spec() -> ModelSpec:
+    """The embedded model with the training defaults of its paircustom.json."""
+    defaults = model_defaults(folder_settings(str(MODEL_DIR)))
+    return ModelSpec("shapes", "shapes (embedded)", defaults["resolution"], defaults["rank"], defaults["learning_rate"])
+
+
 SPECS = {
     "tiny": ModelSpec("tiny", "tiny SD (in-code)", 32, 4, 1e-2),
-    "shapes": ModelSpec("shapes", "shapes (embedded)", 64, 8, 1e-3),
+    "shapes": _shapes_spec(),
     "mid": ModelSpec("mid", "mid-size SD (220 M UNet)", 256, 64, 1e-4),
     "sdxl": ModelSpec("sdxl", "SDXL-shaped (2.6 B UNet)", 512, 64, 1e-4, torch.bfloat16),
 }
 
 
 def shapes_available() -> bool:
-    from ..shapes import MODEL_DIR
-
     return (MODEL_DIR / "model_index.json").is_file()
 
 

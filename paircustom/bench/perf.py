@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from ..generate_config import GENERATE
 from ..guidance import StyleGuidedPipeline
 from . import CHEAP_GUIDANCE
 from .memory import run_probe
@@ -45,7 +46,7 @@ from .models import (SPECS, ModelSpec, build_pipeline, make_trainer, parameter_c
 from .reference import AdapterState, SequentialTrainer
 
 PROMPT = "a photo of a sbu dog"
-STYLE_START = 0.2                      # fraction of sampling steps with plain CFG (the paper's setting)
+STYLE_START = GENERATE.style_start     # fraction of sampling steps with plain CFG (the paper's setting)
 TRAIN_SPEEDUP_TARGET = 1.8             # ours vs sequential steps/s, mid-size model
 FLOOR_SLACK = 1.10                     # style guidance within 10% of its evaluation floor
 CACHED_TARGET = 1.15                   # 1 style with reused style deltas vs plain CFG (issue 14)
@@ -62,7 +63,7 @@ class BenchConfig:
     models: tuple[str, ...] = ("small", "mid", "sdxl")   # "small": shapes if present, else tiny; "sdxl": GPU only
     repeats: int = 3                  # timed runs per measurement
     warmup: int = 1                   # untimed runs before them
-    steps: int = 50                   # sampling steps, small models
+    steps: int = GENERATE.num_inference_steps   # sampling steps, small models
     big_steps: int = 10               # sampling steps, mid-size / SDXL (compute-bound; same floor at s = 0.2)
     match_steps: int = 20             # training steps before the loss match, small models (big: warmup + repeats)
     eval_draws: int = 4               # fixed (eps, t) draws of the evaluation loss
@@ -161,7 +162,7 @@ def bench_sampling(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, ste
                 **{variant: (names[:count], True, options) for variant, (count, options) in CACHED.items()}}
 
     def sample(styles, batched, options, n):
-        return guided(PROMPT, styles={name: 3.0 for name in styles}, style_start=STYLE_START, num_inference_steps=n,
+        return guided(PROMPT, styles=styles, style_start=STYLE_START, num_inference_steps=n,
                       height=spec.resolution, width=spec.resolution, seed=0, output_type="latent", batched=batched,
                       **options).images
 
@@ -261,7 +262,8 @@ NOTES = """\
   same zero adapters with the same seed and draws, then compares the mean evaluation loss over fixed draws.
 - sampling: median time (wall, or process CPU with --clock cpu) of the denoising loop (prompt encoding included,
   VAE decode excluded); the floor is
-  the number of denoiser row-evaluations relative to plain CFG, (0.2*2 + 0.8*(2+N))/2 at style_start 0.2.
+  the number of denoiser row-evaluations relative to plain CFG, (s*2 + (1-s)*(2+N))/2 at style_start s (the default
+  style scale and style_start of GenerateConfig).
   "UNet rows": batch rows the UNet computed for one sample, counted by a hook on its forward (plain CFG: 2 per
   step). The cheaper settings (issue 14) reuse the style deltas between recompute steps, where only the 2 CFG rows
   run; their "deviation from full" is mean |z - z_full| / mean |z_full - z_CFG| over the final latents of the

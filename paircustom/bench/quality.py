@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..generate_config import GENERATE
 from ..guidance import StyleGuidedPipeline
 from ..shapes.analyzer import analyze
 from ..shapes.evaluate import eval_layouts, vae_round_trip
@@ -80,11 +81,11 @@ class QualityConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3)     # initial-latent seeds, the same for every prompt and method
     prompt_seed: int = 0                      # which captions are drawn
     steps: int = 25                           # DDIM sampling steps (paper 50)
-    guidance_scale: float = 5.0               # CFG for every image, base included (paper 5)
-    style_start: float = 0.2                  # fraction of steps before style guidance starts (paper 0.2)
-    style_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)   # style-guidance sweep (paper default 3)
+    guidance_scale: float = GENERATE.guidance_scale   # CFG for every image, base included
+    style_start: float = GENERATE.style_start  # fraction of steps before style guidance starts
+    style_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)   # style-guidance sweep around the default
     lora_scales: tuple[float, ...] = (0.5, 1.0, 1.5)        # LoRA-scale sweep (paper baseline 1)
-    default_style_scale: float = 3.0          # the operating point of the main table
+    default_style_scale: float = GENERATE.style_scale   # the operating point of the main table
     default_lora_scale: float = 1.0
     max_steps: int | None = None              # training steps; None = the model's paircustom.json defaults
     style_start_step: int | None = None       # first step with the style loss; None = the model's default

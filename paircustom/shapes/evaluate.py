@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..generate_config import GENERATE
 from ..images import from_uint8, grid, to_uint8
 from .analyzer import analyze
 from .styles import STYLES
@@ -41,7 +42,8 @@ def eval_layouts(count: int, held_out: bool, seed: int = 0) -> list[Layout]:
 
 
 @torch.no_grad()
-def generate(pipe, prompts: list[str], seeds=(0,), steps: int = 50, cfg: float = 5.0, batch: int = 64) -> np.ndarray:
+def generate(pipe, prompts: list[str], seeds=(0,), steps: int = GENERATE.num_inference_steps,
+             cfg: float = GENERATE.guidance_scale, batch: int = 64) -> np.ndarray:
     """Images for every (prompt, seed), prompt-major -> (len(prompts) * len(seeds), 64, 64, 3) uint8."""
     jobs = [(prompt, seed) for prompt in prompts for seed in seeds]
     images = []
@@ -71,7 +73,8 @@ def score(images: np.ndarray, layouts: list[Layout]) -> Adherence:
     return Adherence(colour / objects, shape / objects, background / n, count / n, exact / n, n)
 
 
-def evaluate(pipe, layouts: list[Layout], seeds=(0, 1), steps: int = 50, cfg: float = 5.0):
+def evaluate(pipe, layouts: list[Layout], seeds=(0, 1), steps: int = GENERATE.num_inference_steps,
+             cfg: float = GENERATE.guidance_scale):
     """Generate ``layouts`` x ``seeds`` and score them; also returns the images."""
     images = generate(pipe, [layout.caption for layout in layouts], seeds, steps, cfg)
     return score(images, [layout for layout in layouts for _ in seeds]), images
@@ -121,8 +124,8 @@ def format_row(name: str, result: Adherence) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="pipeline folder (default: the embedded shapes model)")
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=GENERATE.num_inference_steps)
+    parser.add_argument("--cfg", type=float, default=GENERATE.guidance_scale)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--layouts", type=int, default=48, help="layouts per split")
     parser.add_argument("--grid", default=None, help="write the held-out images to this PNG")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..errors import UserError
+from ..generate_config import GENERATE
 from .studio import Studio
 
 MAX_STYLES = 6            # sliders on the page; styles loaded beyond these stay at scale 0
@@ -30,7 +31,7 @@ def _sliders(studio: Studio) -> list:
 def build(studio: Studio) -> gr.Blocks:
     from ..shapes.examples import EXAMPLES, example_paths
 
-    steps_default = studio.defaults.get("max_steps", 750)
+    steps_default = studio.defaults["max_steps"]
     with gr.Blocks(title="paircustom") as page:
         gr.Markdown("## paircustom: learn a style from one image pair\nTrain a style LoRA from a content image and "
                     f"the same picture in a style, then apply it with style guidance. Model: `{studio.model}`.")
@@ -56,11 +57,11 @@ def build(studio: Studio) -> gr.Blocks:
                                 placeholder=" in watercolor style", elem_id="suffix")
             load = gr.Button("Load style file", elem_id="load")
         prompt = gr.Textbox(label="prompt", elem_id="prompt")
-        sliders = [gr.Slider(*SLIDER_RANGE, value=3.0, step=0.5, visible=False, elem_id=f"scale-{i}")
+        sliders = [gr.Slider(*SLIDER_RANGE, value=GENERATE.style_scale, step=0.5, visible=False, elem_id=f"scale-{i}")
                    for i in range(MAX_STYLES)]
         with gr.Row():
             seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
-            sample_steps = gr.Slider(5, 100, value=50, step=1, label="denoising steps", elem_id="sample-steps")
+            sample_steps = gr.Slider(5, 100, value=GENERATE.num_inference_steps, step=1, label="denoising steps", elem_id="sample-steps")
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
         message = gr.Markdown(elem_id="message")
         with gr.Row():

@@ -17,9 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError, reason
-from ..families import resolve_model
+from ..model_names import resolve_model
 from ..images import grid, load_pair
-from ..train_config import TrainConfig
+from ..generate_config import GENERATE
+from ..train_config import TrainConfig, model_defaults
 
 PREVIEWS = 3              # previews per training run (each is two 20-step samples)
 
@@ -58,7 +59,7 @@ class Studio:
     def __init__(self, model: str = "shapes", workdir: str | Path | None = None, device: str | None = None):
         _, settings = resolve_model(model)        # a missing folder is one sentence, before the page starts
         self.model, self.device = model, device
-        self.defaults = settings.get("train_defaults", {})
+        self.defaults = model_defaults(settings)      # the training defaults, the page's starting values
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="paircustom-ui-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.progress = Progress()
@@ -82,7 +83,7 @@ class Studio:
         config = TrainConfig(str(content), str(style), subject=subject.strip(), style=style_words.strip(),
                              model=self.model, output=str(output), max_steps=steps, device=self.device,
                              progress=False)
-        resolved = config.resolved(self.defaults)             # numbers checked here, in the caller's thread
+        resolved = config.resolved()                  # numbers checked here, in the caller's thread
         load_pair(config.content_image, config.style_image, resolved.resolution)    # images too
         config = replace(config, preview_every=-(-resolved.max_steps // PREVIEWS))      # ceil
         self.progress = Progress(running=True, total=resolved.max_steps)
@@ -142,8 +143,9 @@ class Studio:
         self.styles[name] = path
         return name
 
-    def generate(self, prompt: str, scales: dict[str, float], seed: int = 0, steps: int = 50,
-                 guidance_scale: float = 5.0, style_start: float = 0.2):
+    def generate(self, prompt: str, scales: dict[str, float], seed: int = 0,
+                 steps: int = GENERATE.num_inference_steps, guidance_scale: float = GENERATE.guidance_scale,
+                 style_start: float = GENERATE.style_start):
         """(base image, styled image, labelled comparison) for one prompt, same seed."""
         if not (prompt or "").strip():
             raise UserError('give a prompt, e.g. "a photo of a red circle on a blue background".')
