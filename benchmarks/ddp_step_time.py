@@ -37,7 +37,7 @@ def worker(args) -> None:
         trainer = PairTrainer(TrainConfig(str(examples / "red_circle_content.png"),
                                           str(examples / "red_circle_inverted.png"), subject="circle",
                                           style="inverted", output=str(Path(folder) / "x.safetensors"),
-                                          max_steps=2 * args.steps, style_start=args.steps, gradient_accumulation=1,
+                                          max_steps=2 * args.steps, style_start_step=args.steps, gradient_accumulation=1,
                                           progress=False, device="cpu"))
         times = []
         for _ in range(2 * args.steps):
@@ -85,7 +85,7 @@ def main() -> None:
              "accumulation 1); medians over the rounds, first step of each phase left out.", "",
              "| variant | warm-up step (style B's unused) | step with the style loss |", "|---|---|---|"]
     for variant, label in (("find_unused", "all adapters in DDP, find_unused_parameters=True (before)"),
-                           ("exclude", "unused adapters left out of DDP, rebuilt at style_start (now)")):
+                           ("exclude", "unused adapters left out of DDP, rebuilt at style_start_step (now)")):
         lines.append(f"| {label} | {phases[variant]['warm-up'] * 1000:.0f} ms | {phases[variant]['style'] * 1000:.0f} ms |")
     (RESULTS / "ddp-step-time.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

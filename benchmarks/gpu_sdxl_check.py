@@ -133,7 +133,7 @@ def run(args) -> dict:
     total = args.warmup + args.steps
     config = TrainConfig(content, style, subject="dog", style="digital art", model=args.model or "shapes",
                          output=str(folder / "style.safetensors"), rank=rank, learning_rate=1e-4, max_steps=total,
-                         style_start=0, gradient_accumulation=1, resolution=resolution, device=args.device,
+                         style_start_step=0, gradient_accumulation=1, resolution=resolution, device=args.device,
                          mixed_precision=args.dtype if cuda and args.dtype != "fp32" else "no",
                          gradient_checkpointing=args.gradient_checkpointing, save_dtype="fp16", progress=False,
                          preview_every=10 ** 9)   # never due; keeps the VAE and text encoders on the device

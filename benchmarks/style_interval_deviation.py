@@ -4,7 +4,7 @@
 
 Trains the demo's style (``paircustom demo``: the red_circle pair, the embedded shapes model, its default steps),
 then draws the demo's six prompts x ``--seeds`` seeds with plain CFG (x_base), full style guidance (x_full, the
-default style scale, CFG and style_start of ``GenerateConfig``) and each setting of ``paircustom.bench.CHEAP_GUIDANCE`` (x), same initial noise, and
+default style scale, CFG and style_start_fraction of ``GenerateConfig``) and each setting of ``paircustom.bench.CHEAP_GUIDANCE`` (x), same initial noise, and
 reports in pixels (0-255):
 
     deviation   mean |x - x_full| / mean |x_full - x_base|   (0: the full-guidance image; 1: as far as no style)
@@ -82,7 +82,7 @@ def report(rows, args, minutes: float) -> str:
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {minutes:.1f} min, "
             f"torch.set_num_threads(1), os.cpu_count() = {os.cpu_count()}\n"
             f"- embedded shapes model, world v{world_version()}; the demo's style (red_circle pair), style scale "
-            f"{GENERATE.style_scale:g}, CFG {GENERATE.guidance_scale:g}, style_start {GENERATE.style_start:g}, "
+            f"{GENERATE.style_scale:g}, CFG {GENERATE.guidance_scale:g}, style_start_fraction {GENERATE.style_start_fraction:g}, "
             f"{args.steps} DDIM steps, the demo's 6 prompts x {args.seeds} seeds\n"
             f"- deviation = mean |x - x_full| / mean |x_full - x_base|, style kept = mean |x - x_base| / "
             f"mean |x_full - x_base| (pixels, 0-255)\n\n" + "\n".join(lines) + "\n")

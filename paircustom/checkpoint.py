@@ -38,12 +38,13 @@ from . import distributed
 from .checks import check_writable, remove_stale_temp_files
 from .errors import PairCustomWarning, UserError, reason
 from .images import atomic_write
+from .train_config import file_name
 
 VERSION = 1
 HEADER_KEY = "paircustom_checkpoint"
 # Settings that change the trained weights; the rest (output, progress, preview/checkpoint cadence) may differ.
 RESULT_SETTINGS = ("model", "content_rank", "style_rank", "alpha", "target_modules", "basis_seed", "learning_rate",
-                   "weight_decay", "max_steps", "style_start", "gradient_accumulation", "resolution", "seed",
+                   "weight_decay", "max_steps", "style_start_step", "gradient_accumulation", "resolution", "seed",
                    "mixed_precision", "use_8bit_adam", "method", "orthogonal", "content_prompt", "style_prompt",
                    "scale_lr")
 # What a checkpoint written before a setting existed meant by it.
@@ -52,7 +53,7 @@ LEGACY_SETTINGS = {"scale_lr": False, "extra_pairs_sha256": []}
 
 def result_settings(config) -> dict:
     """The settings of ``config`` that shape the result, plus fingerprints of the two images, as JSON values."""
-    settings = {key: getattr(config, key) for key in RESULT_SETTINGS}
+    settings = {file_name(key): getattr(config, key) for key in RESULT_SETTINGS}
     digest = lambda path: hashlib.sha256(Path(path).read_bytes()).hexdigest()       # noqa: E731
     for role in ("content_image", "style_image"):
         settings[role + "_sha256"] = digest(getattr(config, role))

@@ -35,7 +35,7 @@ def check_number(name: str, value, low, high, *, integer: bool = False, hint: st
         raise UserError(f"{name} must lie between {show(low)} and {show(high)} (got {show(value)}){hint}.")
 
 
-def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_start: float, steps: int,
+def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_start_fraction: float, steps: int,
                    height: int | None, width: int | None, seed: int | None, num_images: int,
                    factor: int = 8, max_steps: int = 1000, lora_scale: float | None = None,
                    style_end: float | None = None, style_interval: int = 1,
@@ -45,11 +45,11 @@ def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_
     for name, scale in style_scales.items():
         check_number(f"the scale of style '{name}'", scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 3")
     check_number("the LoRA scale", lora_scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
-    check_number("style_start", style_start, 0, 1, hint=" (a fraction of the steps)")
+    check_number("style_start_fraction", style_start_fraction, 0, 1, hint=" (a fraction of the steps)")
     check_number("style_end", style_end, 0, 1, hint=" (a fraction of the steps)")
-    if style_end is not None and style_end <= style_start:
-        raise UserError(f"style_end ({style_end:g}) must come after style_start ({style_start:g}); with no style "
-                        "steps left, drop the styles instead.")
+    if style_end is not None and style_end <= style_start_fraction:
+        raise UserError(f"style_end ({style_end:g}) must come after style_start_fraction ({style_start_fraction:g}); "
+                        "with no style steps left, drop the styles instead.")
     check_number("style_interval", style_interval, 1, MAX_STEPS, integer=True,
                  hint="; 1 recomputes the style terms on every step")
     check_number("style_tolerance", style_tolerance, 0, MAX_SCALE, hint="; e.g. 0.1, or omit it")
@@ -64,7 +64,7 @@ def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_
 
 
 def check_training_numbers(config) -> None:
-    """The numeric settings of a resolved TrainConfig (ranks and style_start are checked beside it)."""
+    """The numeric settings of a resolved TrainConfig (ranks and style_start_step are checked beside it)."""
     check_number("alpha", config.alpha, 1e-6, 1e4, hint="; omit it to use the rank")
     check_number("the learning rate", config.learning_rate, 0, 1, hint="; the paper uses 1e-5")
     check_number("the weight decay", config.weight_decay, 0, 1, hint="; omit it for the default")

@@ -17,7 +17,7 @@ from .options import add_options, from_args
 # What every pipeline call of ``generate`` passes on as it is (the style options go to style guidance only).
 CALL = ("guidance_scale", "num_inference_steps", "negative_prompt", "height", "width", "prompt_2",
         "negative_prompt_2", "guidance_rescale")
-STYLE = ("style_start", "style_end", "style_interval", "style_tolerance")
+STYLE = ("style_start_fraction", "style_end", "style_interval", "style_tolerance")
 
 
 def generate_parser(sub) -> None:
@@ -194,18 +194,19 @@ def run_stylize(args) -> None:
     if prompt is None:
         raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
     check_generation(config.model, [prompt], styles, args.suffix, None, guidance_scale=config.guidance_scale,
-                     style_start=config.style_start, steps=config.num_inference_steps, height=config.resolution,
+                     style_start_fraction=config.style_start_fraction, steps=config.num_inference_steps, height=config.resolution,
                      width=config.resolution, seed=args.seed, num_images=1)
     output = check_writable(args.output, args.overwrite)
     pipe, scales, files = _open_pipeline(args, config, config.device, styles, names)
     styled = pipe.stylize(image, prompt, scales, seed=args.seed, control_image=control_image,
-                          **config.values(("strength", "method", "guidance_scale", "style_start", "num_inference_steps",
+                          **config.values(("strength", "method", "guidance_scale", "style_start_fraction",
+                                           "num_inference_steps",
                                            "negative_prompt", "resolution", "controlnet_conditioning_scale",
                                            "inversion_refine"))).images[0]
     text = {"image": str(Path(args.image).resolve()), "prompt": prompt, "method": f"stylize {config.method}",
             "strength": str(config.strength), "seed": str(args.seed), "model": config.model,
             "styles": json.dumps(files), "steps": str(config.num_inference_steps),
-            "guidance_scale": str(config.guidance_scale), "style_start": str(config.style_start),
+            "guidance_scale": str(config.guidance_scale), "style_start": str(config.style_start_fraction),
             "software": f"paircustom {__version__}"}
     print(f"wrote {save_image(styled, output, args.overwrite, text=text)}")
 
@@ -251,14 +252,16 @@ def _generation_jobs(args, config: GenerateConfig):
 
 
 def png_text(args, config: GenerateConfig, styles: dict, prompt: str, seed: int) -> dict[str, str]:
-    """What made an image, for PNG text chunks (shown by image viewers and other diffusion tools)."""
+    """What made an image, for PNG text chunks (shown by image viewers and other diffusion tools).
+
+    The key "style_start" holds ``style_start_fraction``, as in images written before the field was renamed."""
     text = {"prompt": prompt, "seed": str(seed), "model": config.model, "styles": json.dumps(styles),
             "steps": str(config.num_inference_steps), "guidance_scale": str(config.guidance_scale),
             "software": f"paircustom {__version__}"}
     if args.lora_scale is not None:
         text["method"] = f"lora-scale {args.lora_scale}"
     else:
-        text["method"], text["style_start"] = "style guidance", str(config.style_start)
+        text["method"], text["style_start"] = "style guidance", str(config.style_start_fraction)
         for key in ("style_end", "style_tolerance"):
             if getattr(config, key) is not None:
                 text[key] = str(getattr(config, key))

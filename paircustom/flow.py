@@ -95,7 +95,7 @@ class FlowFamily(Family):
 
 class StableDiffusion3(FlowFamily):
     name, pipeline_class = "sd3", StableDiffusion3Pipeline
-    default_guidance, default_style_start = 7.0, GENERATE.style_start
+    default_guidance, default_style_start_fraction = 7.0, GENERATE.style_start_fraction
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
                negative_prompt_2=None):
@@ -118,7 +118,7 @@ class StableDiffusion3(FlowFamily):
 class Flux(FlowFamily):
     name, pipeline_class = "flux", FluxPipeline
     train_guidance = 3.5      # the distilled-guidance input while training, as diffusers' Flux LoRA scripts default
-    default_guidance, default_style_start = 3.5, 6 / 28     # research code: style term from step 6 of 28
+    default_guidance, default_style_start_fraction = 3.5, 6 / 28     # research code: style term from step 6 of 28
 
     def cfg(self, guidance_scale, true_cfg_scale, negative_prompt):
         """Guidance-distilled: no ∅ term unless a negative prompt asks for true CFG (FluxPipeline's rule)."""

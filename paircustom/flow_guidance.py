@@ -6,7 +6,7 @@
                            with a ``negative_prompt`` and ``true_cfg_scale`` > 1 the ∅ term of SD3 comes back.
 
 As for the UNets, all rows of a step go through ONE batched transformer call (peft's per-row
-``adapter_names``) and the first ``style_start`` fraction of the steps carries no style term.
+``adapter_names``) and the first ``style_start_fraction`` of the steps carry no style term.
 Latents follow the wrapped pipeline's own convention (Flux: packed), so the same ``latents`` give
 the plain pipeline's result when every style scale is 0.
 """
@@ -71,21 +71,23 @@ class FlowStyleGuidedPipeline:
     def __call__(self, prompt: str | list[str], styles: dict[str, float] | None = None,
                  style_scale: float = GENERATE.style_scale,
                  guidance_scale: float | None = None, true_cfg_scale: float = 1.0, negative_prompt: str | None = None,
-                 style_start: float | None = None, num_inference_steps: int = 28, height: int | None = None,
+                 style_start_fraction: float | None = None, num_inference_steps: int = 28,
+                 height: int | None = None,
                  width: int | None = None, generator=None, latents: torch.Tensor | None = None,
                  output_type: str = "pil"):
         """Generate; returns the wrapped pipeline's own output class.
 
         ``guidance_scale``: SD3's CFG scale (default 7), Flux's distilled guidance value (default 3.5).
-        ``style_start`` default: 0.2 (SD3), 6/28 (Flux, as the research code: style from step 6 of 28).
+        ``style_start_fraction`` default: 0.2 (SD3), 6/28 (Flux, as the research code: style from step 6 of 28).
         """
         pipe, family = self.pipe, self.family
         guidance_scale = family.default_guidance if guidance_scale is None else guidance_scale
-        style_start = family.default_style_start if style_start is None else style_start
+        if style_start_fraction is None:
+            style_start_fraction = family.default_style_start_fraction
         scales = self._scales(styles, style_scale)
         factor = pipe.vae_scale_factor * 2
-        check_sampling(guidance_scale, scales, style_start, num_inference_steps, height, width, None, 1, factor)
-        check_sampling(true_cfg_scale, {}, style_start, num_inference_steps, None, None, None, 1, factor)
+        check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, height, width, None, 1, factor)
+        check_sampling(true_cfg_scale, {}, style_start_fraction, num_inference_steps, None, None, None, 1, factor)
         height = height or pipe.default_sample_size * pipe.vae_scale_factor
         width = width or pipe.default_sample_size * pipe.vae_scale_factor
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -111,7 +113,7 @@ class FlowStyleGuidedPipeline:
                 raise UserError(f"latents do not fit {height}x{width} images (latent shape {tuple(shape)}).")
         scheduler = copy.deepcopy(pipe.scheduler)
         timesteps = family.sampling_timesteps(pipe, scheduler, num_inference_steps, shape[2:], device)
-        first_styled = round(style_start * len(timesteps))
+        first_styled = round(style_start_fraction * len(timesteps))
 
         # 3. denoising: one transformer call per step
         with self._adapters_enabled():

@@ -27,7 +27,8 @@ class GenerateConfig:
     # style guidance (Eqs. 10-11): CFG scale, one scale per style, the steps with style terms
     guidance_scale: float = setting(5.0, "CFG scale (the paper's 5)")
     style_scale: float = setting(3.0, "style guidance scale of each style given without its own (the paper's 3)")
-    style_start: float = setting(0.2, "fraction of the (denoising) steps before style guidance starts")
+    style_start_fraction: float = setting(0.2, "fraction of the (denoising) steps before style guidance starts",
+                                          deprecated=("--style-start",))
     style_end: float | None = setting(None, "fraction of the steps after which style guidance stops",
                                       default_text="1, the last step")
     style_interval: int = setting(1, "recompute the style terms every K steps and reuse them in between, where only "
@@ -71,6 +72,6 @@ class GenerateConfig:
 GENERATE = GenerateConfig()
 MODEL_OPTIONS = ("model", "device", "dtype", "variant", "vae")
 STYLIZE_ONLY = ("strength", "method", "inversion_refine", "resolution")
-STYLIZE_OPTIONS = (*MODEL_OPTIONS, "guidance_scale", "style_scale", "style_start", "num_inference_steps",
+STYLIZE_OPTIONS = (*MODEL_OPTIONS, "guidance_scale", "style_scale", "style_start_fraction", "num_inference_steps",
                    "negative_prompt", "controlnet_conditioning_scale", *STYLIZE_ONLY)
 GENERATE_OPTIONS = tuple(name for name in GenerateConfig.__dataclass_fields__ if name not in STYLIZE_ONLY)

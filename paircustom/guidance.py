@@ -9,7 +9,7 @@
 
 All predictions of one denoising step come from ONE batched UNet call in which
 each row picks its adapter (peft's mixed-batch ``adapter_names``).  The first
-``style_start`` fraction of the steps runs plain CFG, as in the paper; after ``style_end`` it runs plain CFG
+``style_start_fraction`` of the steps run plain CFG, as in the paper; after ``style_end`` plain CFG runs
 again.  In between, the style delta e_i(c_i) − e0(c) may be recomputed only every ``style_interval`` steps (or
 when ``style_tolerance`` says it is stale) and reused in between, where the call holds the CFG rows only
 (``StyleSchedule``).  With a
@@ -205,7 +205,8 @@ class StyleGuidedPipeline:
 
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], styles=None, style_scale: float = GENERATE.style_scale,
-                 guidance_scale: float = GENERATE.guidance_scale, style_start: float = GENERATE.style_start,
+                 guidance_scale: float = GENERATE.guidance_scale,
+                 style_start_fraction: float = GENERATE.style_start_fraction,
                  style_end: float | None = GENERATE.style_end, style_interval: int = GENERATE.style_interval,
                  style_tolerance: float | None = GENERATE.style_tolerance,
                  num_inference_steps: int = GENERATE.num_inference_steps,
@@ -221,7 +222,7 @@ class StyleGuidedPipeline:
         """Generate; returns the wrapped pipeline's own output type (``.images``).
 
         ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
-        Style terms act from ``style_start`` up to ``style_end`` (fractions of the steps; None: to the end).
+        Style terms act from ``style_start_fraction`` up to ``style_end`` (fractions of the steps; None: to the end).
         ``style_interval=k`` recomputes the style deltas e_i(c_i) − e0(c) every k style steps and reuses them
         in between (only the CFG rows are computed there); ``style_tolerance`` also recomputes them early when
         the base prediction has moved by more than that relative L1 change (see ``StyleSchedule``).
@@ -241,7 +242,7 @@ class StyleGuidedPipeline:
             raise UserError(f"guidance_rescale must lie in [0, 1] (got {guidance_rescale}) and denoising_end in "
                             f"(0, 1] (got {denoising_end}).")
         factor = pipe.vae_scale_factor
-        check_sampling(guidance_scale, scales, style_start, num_inference_steps, height, width, seed,
+        check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, height, width, seed,
                        num_images_per_prompt, factor, pipe.scheduler.config.get("num_train_timesteps", 1000),
                        style_end=style_end, style_interval=style_interval, style_tolerance=style_tolerance)
         height = height or pipe.unet.config.sample_size * factor
@@ -269,7 +270,7 @@ class StyleGuidedPipeline:
         elif latents.shape != shape:
             raise UserError(f"latents must have shape {tuple(shape)} for these settings; got {tuple(latents.shape)}.")
         latents = latents.to(device, dtype) * scheduler.init_noise_sigma                     # (B, C, h, w)
-        guide.first_styled = round(style_start * len(timesteps))
+        guide.first_styled = round(style_start_fraction * len(timesteps))
         guide.stop_styled = None if style_end is None else round(style_end * len(timesteps))
         guide.style_interval, guide.style_tolerance = style_interval, style_tolerance
         if denoising_end is not None:    # diffusers' rule: keep the steps at or above the cut-off timestep

@@ -24,7 +24,7 @@ so with guidance_scale 1 and no style the image comes back up to an error that s
 Garibi et al. 2024, "ReNoise"): e0 is evaluated again at the x_next just found, k times per step, so that
 x_next solves the DDIM step exactly; each iteration costs one more UNet call per step.
 A DDIM scheduler is built from the pipeline's scheduler config for this method: only DDIM's deterministic
-step undoes the inversion.  Style guidance starts after ``style_start`` of the n denoising steps.
+step undoes the inversion.  Style guidance starts after ``style_start_fraction`` of the n denoising steps.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def ddim_invert(guided, latents: torch.Tensor, timesteps: torch.Tensor, schedule
 @torch.no_grad()
 def stylize(guided, image, prompt: str | None = None, styles=None, strength: float = GENERATE.strength,
             method: str = GENERATE.method, style_scale: float = GENERATE.style_scale,
-            guidance_scale: float = GENERATE.guidance_scale, style_start: float = GENERATE.style_start,
+            guidance_scale: float = GENERATE.guidance_scale,
+            style_start_fraction: float = GENERATE.style_start_fraction,
             num_inference_steps: int = GENERATE.num_inference_steps, negative_prompt: str | None = None,
             prompt_2: str | None = None, negative_prompt_2: str | None = None,
             resolution: int | None = GENERATE.resolution, seed: int | None = None, generator=None,
@@ -128,7 +129,8 @@ def stylize(guided, image, prompt: str | None = None, styles=None, strength: flo
     check_stylize(strength, method, inversion_refine)
     scales = guided._scales(styles, style_scale)
     factor = pipe.vae_scale_factor
-    check_sampling(guidance_scale, scales, style_start, num_inference_steps, resolution, resolution, seed, 1, factor,
+    check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, resolution, resolution, seed, 1,
+                   factor,
                    pipe.scheduler.config.get("num_train_timesteps", 1000))
     if prompt is None:
         prompt = next((guided.content_prompts.get(name) for name in (scales or guided.suffixes)
@@ -158,7 +160,7 @@ def stylize(guided, image, prompt: str | None = None, styles=None, strength: flo
         latents = scheduler.add_noise(z0, noise, timesteps[:1])
     else:
         latents = ddim_invert(guided, z0, timesteps, scheduler, guide, inversion_refine)
-    # 3. style-guided denoising over the kept steps; style terms after style_start of them
-    guide.first_styled = round(style_start * len(timesteps))
+    # 3. style-guided denoising over the kept steps; style terms after style_start_fraction of them
+    guide.first_styled = round(style_start_fraction * len(timesteps))
     latents = guided.denoise(scheduler, latents, timesteps, guide, pipe.prepare_extra_step_kwargs(generator, eta))
     return guided._decode(latents, output_type, generator)

@@ -14,16 +14,26 @@ from .model_names import DTYPE_NAMES, is_hub_id, pipeline_settings, resolve_mode
 from .options import device_setting, setting, vae_setting, variant_setting
 
 # The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
-PAPER_DEFAULTS = dict(learning_rate=1e-5, max_steps=750, style_start=250, rank=64, resolution=512,
+PAPER_DEFAULTS = dict(learning_rate=1e-5, max_steps=750, style_start_step=250, rank=64, resolution=512,
                       gradient_accumulation=4)
 MIXED_PRECISION = ("no", "fp16", "bf16")
 METHODS = ("pair", "style-only", "slider")
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")   # a UNet's attention projections, as in the paper
 
 
+# Files keep the names that fields had when the files were first written (paircustom.json's "train_defaults",
+# checkpoints, the style file's "training" metadata), so that files written before a rename still read.
+FILE_NAMES = {"style_start_step": "style_start"}
+
+
+def file_name(field: str) -> str:
+    return FILE_NAMES.get(field, field)
+
+
 def model_defaults(settings: dict) -> dict:
     """The training defaults of a model whose paircustom.json holds ``settings``: its own, else the paper's."""
-    return {**PAPER_DEFAULTS, **settings.get("train_defaults", {})}
+    given = settings.get("train_defaults", {})
+    return {name: given.get(file_name(name), value) for name, value in PAPER_DEFAULTS.items()}
 
 
 def _default(name: str) -> str:
@@ -59,8 +69,9 @@ class TrainConfig:
                                     "N x --accumulation draws)")
     weight_decay: float = setting(1e-4, "AdamW weight decay")
     max_steps: int | None = setting(None, "optimizer steps", flag="--steps", default_text=_default("max_steps"))
-    style_start: int | None = setting(None, "first step with the style loss", default_text=(
-        f"the model's share of --steps; paper: {PAPER_DEFAULTS['style_start']} of {PAPER_DEFAULTS['max_steps']}"))
+    style_start_step: int | None = setting(None, "first optimizer step with the style loss", default_text=(
+        f"the model's share of --steps; paper: {PAPER_DEFAULTS['style_start_step']} of {PAPER_DEFAULTS['max_steps']}"),
+                                           deprecated=("--style-start",))
     gradient_accumulation: int | None = setting(None, "draws of (eps, t) per step (gradient accumulation)",
                                                 flag="--accumulation", default_text=_default("gradient_accumulation"))
     resolution: int | None = setting(None, "square training size in pixels", default_text=_default("resolution"))
@@ -115,8 +126,8 @@ class TrainConfig:
             style_rank=rank if self.style_rank is None else self.style_rank,
             learning_rate=pick("learning_rate", self.learning_rate), max_steps=max_steps,
             # None keeps the default's share of the steps (paper: 250 of 750, a third)
-            style_start=self.style_start if self.style_start is not None else
-            round(defaults["style_start"] / defaults["max_steps"] * max_steps),
+            style_start_step=self.style_start_step if self.style_start_step is not None else
+            round(defaults["style_start_step"] / defaults["max_steps"] * max_steps),
             resolution=pick("resolution", self.resolution),
             gradient_accumulation=pick("gradient_accumulation", self.gradient_accumulation),
             content_prompt=content_prompt, style_prompt=self.style_prompt or default_style_prompt,
@@ -141,8 +152,8 @@ class TrainConfig:
             (self.alpha is None or self.alpha > 0, f"alpha must be positive (got {self.alpha}); omit it to use the rank"),
             (self.learning_rate > 0, f"the learning rate must be a positive number (got {self.learning_rate})"),
             (self.max_steps >= 1, f"max_steps must be at least 1 (got {self.max_steps})"),
-            (0 <= self.style_start < self.max_steps, f"style_start ({self.style_start}) must be at least 0 and below "
-             f"max_steps ({self.max_steps}), or the style is never trained"),
+            (0 <= self.style_start_step < self.max_steps, f"style_start_step ({self.style_start_step}) must be at least "
+             f"0 and below max_steps ({self.max_steps}), or the style is never trained"),
             (min(self.preview_every, self.checkpoint_every, self.save_every) >= 0, "preview, checkpoint and save "
              "intervals must be 0 (never) or a number of steps"),
             (self.keep_checkpoints == 1 or self.checkpoint_every > 0, f"keeping {self.keep_checkpoints} checkpoints "

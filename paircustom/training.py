@@ -33,7 +33,7 @@ from .formats import StyleMetadata, lora_state_dict, save_adapter
 from .images import PreparedImage, atomic_write, grid, load_pair
 from .objective import EncodedPair, pair_losses, training_scheduler
 from .preflight import ModelPlan
-from .train_config import TrainConfig  # noqa: F401  (re-exported: callers import it from here)
+from .train_config import TrainConfig, file_name  # TrainConfig: re-exported, callers import it from here
 
 
 class PairTrainer:
@@ -136,7 +136,7 @@ class PairTrainer:
             return ("style-only",)
         if self.config.method == "slider":
             return ("slider-", "slider+")
-        return ("content",) if step < self.config.style_start else ("content", "style")
+        return ("content",) if step < self.config.style_start_step else ("content", "style")
 
     def _train_only(self, kinds: tuple[str, ...]) -> None:
         """Make exactly the parameters that ``kinds`` uses trainable; rebuild DDP when that set changes.
@@ -144,7 +144,7 @@ class PairTrainer:
         DDP (find_unused_parameters=False) expects a gradient for every parameter it holds in every step, and
         the style B's get none during the style warm-up (nor the content B's in style-only training). So they
         are frozen and left out of DDP until they are used: DDP is built for the warm-up without them and
-        rebuilt once, at style_start, with them. The optimizer skips parameters without a gradient either way,
+        rebuilt once, at style_start_step, with them. The optimizer skips parameters without a gradient either way,
         so the result is the same; a single process (no DDP) leaves every adapter trainable.
         """
         from accelerate.utils import DistributedType
@@ -276,9 +276,9 @@ class PairTrainer:
 
     def metadata(self, adapter: str) -> StyleMetadata:
         c = self.config
-        training = {k: getattr(c, k) for k in ("learning_rate", "weight_decay", "max_steps", "style_start",
-                                               "gradient_accumulation", "resolution", "seed", "mixed_precision",
-                                               "dtype", "variant", "vae", "method", "orthogonal")}
+        training = {file_name(k): getattr(c, k) for k in (
+            "learning_rate", "weight_decay", "max_steps", "style_start_step", "gradient_accumulation", "resolution",
+            "seed", "mixed_precision", "dtype", "variant", "vae", "method", "orthogonal")}
         training["step"] = self.step
         training["processes"] = self.processes       # N x gradient_accumulation draws per step
         training["pairs"] = len(c.pairs)

@@ -28,7 +28,7 @@ def write_pair(folder: Path, size=(48, 48), style_size=None) -> tuple[Path, Path
 def quick_config(content, style, output, **overrides) -> TrainConfig:
     """A few fast steps with a large learning rate so the adapters move visibly."""
     settings = dict(subject="dog", style="digital art", output=str(output), rank=4, learning_rate=1e-2,
-                    max_steps=6, style_start=2, gradient_accumulation=1, resolution=RESOLUTION, progress=False)
+                    max_steps=6, style_start_step=2, gradient_accumulation=1, resolution=RESOLUTION, progress=False)
     settings.update(overrides)
     return TrainConfig(str(content), str(style), **settings)
 

@@ -19,7 +19,7 @@ from tests.helpers_bad_inputs import (edited_style, integer_weights, noise_image
                                       read_only_folder, reshaped_B, widened_B, snapshot, wider_context, with_value,
                                       without_B, written_by)
 
-FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start", "1", "--accumulation", "1",
+FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start-step", "1", "--accumulation", "1",
         "--resolution", str(RESOLUTION), "--quiet"]
 LONG = " ".join(["painting"] * 80)          # past the 77-token limit of the tiny text encoder
 
@@ -35,7 +35,7 @@ def saved(tmp_path_factory):
     ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(8, 16)).save_pretrained(root / "controlnet")
     content, style = write_pair(root / "pair")
     train_pair(quick_config(content, style, root / "art.safetensors", model=str(root / "model"), max_steps=2,
-                            style_start=1))
+                            style_start_step=1))
     return root
 
 
@@ -72,7 +72,7 @@ CONTROL = ("--controlnet", "{controlnet}")
 
 def checkpoint_with(e: Env, **settings):
     """A real checkpoint at step 1 beside e.out, written with ``settings``."""
-    config = replace(quick_config(e.content, e.style, e.out, model=str(e.model), max_steps=3, style_start=1,
+    config = replace(quick_config(e.content, e.style, e.out, model=str(e.model), max_steps=3, style_start_step=1,
                                   checkpoint_every=1, **settings), style="art")
     trainer = PairTrainer(config)
     trainer.train_step()
@@ -119,8 +119,8 @@ CASES = {
     "train resolution 12": (train("--resolution", "12"), None, 'multiple of 8'),
     "train resolution 0": (train("--resolution", "0"), None, 'multiple of 8'),
     "train steps 0": (train("--steps", "0"), None, 'max_steps must'),
-    "train style start past end": (train("--style-start", "10"), None, 'style_start (10)'),
-    "train style start -1": (train("--style-start=-1"), None, 'style_start (-1)'),
+    "train style start past end": (train("--style-start-step", "10"), None, 'style_start_step (10)'),
+    "train style start -1": (train("--style-start-step=-1"), None, 'style_start_step (-1)'),
     "train accumulation 0": (train("--accumulation", "0"), None, 'gradient_accumulation must'),
     "train preview every -1": (train("--preview-every=-1"), None, 'preview_every must'),
     "train checkpoint every -1": (train("--checkpoint-every=-1"), None, 'checkpoint_every must'),
@@ -201,14 +201,15 @@ CASES = {
     "generate lora scale nan": (generate("--lora-scale", "nan"), None, 'LoRA scale must be a finite'),
     "generate lora scale 1e30": (generate("--lora-scale", "1e30"), None, 'LoRA scale must lie'),
     "generate lora scale two styles": (generate("--lora-scale", "1", "-s", "{sf}"), None, 'exactly one --style-file'),
-    "generate style start 1.5": (generate("--style-start", "1.5"), None, 'style_start must lie'),
-    "generate style start nan": (generate("--style-start", "nan"), None, 'style_start must be a finite'),
+    "generate style start 1.5": (generate("--style-start-fraction", "1.5"), None, 'style_start_fraction must lie'),
+    "generate style start nan": (generate("--style-start-fraction", "nan"), None,
+                                     'style_start_fraction must be a finite'),
     "generate style interval 0": (generate("--style-interval", "0"), None, 'style_interval must lie between 1'),
     "generate style interval -3": (generate("--style-interval=-3"), None, 'style_interval must lie between 1'),
     "generate style interval 1.5": (generate("--style-interval", "1.5"), None, "invalid int value: '1.5'"),
-    "generate style end before start": (generate("--style-start", "0.5", "--style-end", "0.3"), None,
-                                        'style_end (0.3) must come after style_start (0.5)'),
-    "generate style end at start": (generate("--style-end", "0.2"), None, 'must come after style_start (0.2)'),
+    "generate style end before start": (generate("--style-start-fraction", "0.5", "--style-end", "0.3"), None,
+                                        'style_end (0.3) must come after style_start_fraction (0.5)'),
+    "generate style end at start": (generate("--style-end", "0.2"), None, 'must come after style_start_fraction (0.2)'),
     "generate style end 0": (generate("--style-end", "0"), None, 'must come after style_start'),
     "generate style end 1.5": (generate("--style-end", "1.5"), None, 'style_end must lie between 0 and 1'),
     "generate style end nan": (generate("--style-end", "nan"), None, 'style_end must be a finite'),

@@ -45,7 +45,7 @@ def test_cheaper_guidance_methods_sample_with_their_options(style_files):
         assert method.train == METHODS["pair-sg"].train and method.apply == "guidance", key
         got = generate(guided, sample, config, "art", 3.0, method.apply, method.sample)
         direct = guided(sample.prompts, styles={"art": 3.0}, num_inference_steps=10, guidance_scale=5.0,
-                        style_start=0.2, latents=sample.latents.clone(), output_type="np", **options).images
+                        style_start_fraction=0.2, latents=sample.latents.clone(), output_type="np", **options).images
         assert np.array_equal(got, (np.asarray(direct) * 255).round().clip(0, 255).astype(np.uint8)), key
         assert not np.array_equal(got, full), f"{key}: sampled as full style guidance"
 

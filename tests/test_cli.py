@@ -14,7 +14,7 @@ from paircustom.images import LABEL_HEIGHT
 from paircustom.tiny import build_tiny_pipeline
 from tests.conftest import RESOLUTION, write_pair
 
-FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start", "1", "--accumulation", "1",
+FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start-step", "1", "--accumulation", "1",
         "--resolution", str(RESOLUTION), "--quiet"]
 
 
@@ -69,7 +69,7 @@ def test_generate_lora_scale_baseline_and_several_images(trained, tmp_path):
 
 def test_python_dash_m_shows_help():
     result = subprocess.run([sys.executable, "-m", "paircustom", "train", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "--style-start" in result.stdout and "paper: 250" in result.stdout
+    assert result.returncode == 0 and "--style-start-step" in result.stdout and "paper: 250" in result.stdout
 
 
 def _refusal(argv, capsys, match):
@@ -116,7 +116,7 @@ def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, 
     elif case == "zero rank":
         extra = ["--rank", "0"]
     elif case == "style start after end":
-        extra = ["--style-start", "10"]
+        extra = ["--style-start-step", "10"]
     elif case == "output exists":
         output.write_bytes(b"precious")
     elif case == "bad model folder":
@@ -140,7 +140,7 @@ def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, 
     ("corrupt file", "is not a readable .safetensors file"),
     ("no metadata", "pass suffix="),
     ("nan scale", "must be a finite number"),
-    ("bad style start", "style_start must lie between 0 and 1"),
+    ("bad style start", "style_start_fraction must lie between 0 and 1"),
     ("bad size", "multiples of 2"),
 ])
 def test_bad_generation_input_is_refused_in_one_sentence(case, match, trained, model_dirs, tmp_path, capsys):
@@ -158,7 +158,7 @@ def test_bad_generation_input_is_refused_in_one_sentence(case, match, trained, m
     elif case == "nan scale":
         spec = f"{style}=nan"
     elif case == "bad style start":
-        extra = ["--style-start", "1.5"]
+        extra = ["--style-start-fraction", "1.5"]
     elif case == "bad size":
         extra = ["--height", "33"]
     _refusal(["generate", "a cat", "-s", spec, "--model", model, "--steps", "2", "-o", str(tmp_path / "x.png"),
@@ -176,7 +176,7 @@ def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
     from paircustom.training import PairTrainer, TrainConfig
     content, style = write_pair(tmp_path)
     settings = dict(subject="dog", style="art", model=model_dirs["sd"], rank=4, learning_rate=1e-2, max_steps=4,
-                    style_start=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
+                    style_start_step=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
     straight = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "a.safetensors"), **settings))
     straight.fit()
     first = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "b.safetensors"),
@@ -369,7 +369,7 @@ def test_finished_run_keeps_its_checkpoint_and_resume_with_more_steps_extends_it
     from paircustom.training import PairTrainer, TrainConfig, train_pair
     content, style = write_pair(tmp_path)
     settings = dict(subject="dog", style="art", model=model_dirs["sd"], rank=4, learning_rate=1e-2, max_steps=4,
-                    style_start=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
+                    style_start_step=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
     straight = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "a.safetensors"), **settings))
     straight.fit()
     output = tmp_path / "b.safetensors"

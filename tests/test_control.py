@@ -52,7 +52,7 @@ def test_every_row_gets_the_residuals_of_a_plain_controlnet_call_once_per_step(f
         calls.append((model_input.clone(), t, cond, self.image.clone(), out))
         return out
     monkeypatch.setattr(Control, "residuals", recording)
-    guided("a photo of a cat", styles={"art": 3.0}, style_start=0.0, num_inference_steps=STEPS, seed=0,
+    guided("a photo of a cat", styles={"art": 3.0}, style_start_fraction=0.0, num_inference_steps=STEPS, seed=0,
            output_type="latent", control_image=control_image(), controlnet_conditioning_scale=0.8, **SIZE)
     assert len(calls) == STEPS, f"{len(calls)} ControlNet calls for {STEPS} steps"
     worst = 0.0

@@ -6,8 +6,11 @@ again as a parameter default or a keyword argument.
 """
 
 import ast
+import re
 from dataclasses import fields
 from pathlib import Path
+
+import pytest
 
 from paircustom.cli import build_parser, train_config_of
 from paircustom.generate_config import GENERATE, GENERATE_OPTIONS, STYLIZE_OPTIONS, GenerateConfig
@@ -55,11 +58,14 @@ def test_generate_and_stylize_parse_to_the_generate_configs_defaults_for_every_f
         "a GenerateConfig field is an option of neither generate nor stylize"
 
 
+def _help(command: str) -> str:
+    """``paircustom <command> --help``, white space folded."""
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    return " ".join(subparsers.choices[command].format_help().split())
+
+
 def test_help_states_the_configs_defaults():
-    parser = build_parser()
-    train = parser._subparsers._group_actions[0].choices["train"].format_help()
-    generate = parser._subparsers._group_actions[0].choices["generate"].format_help()
-    train, generate = " ".join(train.split()), " ".join(generate.split())
+    train, generate = _help("train"), _help("generate")
     assert f"(default: the model's; paper: {PAPER_DEFAULTS['rank']})" in train and "(default: 0.0001)" in train
     assert f"(default: {GENERATE.style_scale})" in generate
 
@@ -100,3 +106,18 @@ def test_no_module_restates_a_default():
 def test_the_scan_finds_a_restated_default():
     source = "def draw(pipe, guidance_scale: float = 5.0, seed=0):\n    return pipe(style_scale=3.0, style_interval=1)\n"
     assert _restated_defaults(source, "x.py") == ["x.py:1 guidance_scale=5.0", "x.py:2 style_scale=3.0"]
+
+
+@pytest.mark.parametrize("argv, field, value, new", [
+    (["train", "c.png", "s.png", "--subject", "dog", "--style", "art"], "style_start_step", 7, "--style-start-step"),
+    (["generate", "a cat", "-s", "art.safetensors"], "style_start_fraction", 0.4, "--style-start-fraction"),
+    (["stylize", "photo.png", "-s", "art.safetensors"], "style_start_fraction", 0.4, "--style-start-fraction"),
+])
+def test_the_old_style_start_flag_still_works_for_one_release_with_a_notice(argv, field, value, new, capsys):
+    args = build_parser().parse_args([*argv, "--style-start", str(value)])
+    assert getattr(args, field) == value and type(getattr(args, field)) is type(value), getattr(args, field)
+    assert capsys.readouterr().err.splitlines() == [
+        f"paircustom: warning: --style-start is deprecated and will be removed in the next release; use {new}."]
+    build_parser().parse_args([*argv, new, str(value)])
+    assert capsys.readouterr().err == "", "the new name printed a notice"
+    assert re.search(r"--style-start\b(?!-)", _help(argv[0])) is None, "the old name is shown in the help"

@@ -68,7 +68,7 @@ sys.exit(main(args["argv"]))
 """
 STEPS, ACCUMULATION = 4, 2
 TRAIN = ["--subject", "dog", "--style", "digital art", "--rank", "4", "--lr", "1e-2", "--steps", str(STEPS),
-         "--style-start", "1", "--accumulation", str(ACCUMULATION), "--resolution", "32", "--checkpoint-every", "2",
+         "--style-start-step", "1", "--accumulation", str(ACCUMULATION), "--resolution", "32", "--checkpoint-every", "2",
          "--quiet"]
 
 
@@ -143,7 +143,7 @@ def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
     """Rank r draws from seed + r; DDP averages: one step on (g0 + g1) / 2 computed here from the same draws."""
     root = run["root"]
     config = quick_config(run["content"], run["style"], root / "single.safetensors", model=str(root / "model"),
-                          max_steps=STEPS, style_start=1, gradient_accumulation=ACCUMULATION)
+                          max_steps=STEPS, style_start_step=1, gradient_accumulation=ACCUMULATION)
     trainer = PairTrainer(config)
     params = trainer.content_params + trainer.style_params
     kinds = trainer.kinds(0)

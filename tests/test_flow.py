@@ -184,7 +184,7 @@ def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cf
     assert ours.shape == expected.shape, f"latent layouts differ: {tuple(ours.shape)} vs {tuple(expected.shape)}"
     worst = (ours - expected).abs().max().item()
     assert worst <= 1e-4, f"style scale 0 is {worst:.3g} away from the plain {type(pipe).__name__}"
-    styled = guided("a photo of a dog", styles={"art": 3.0}, style_start=0.0, latents=latents.clone(),
+    styled = guided("a photo of a dog", styles={"art": 3.0}, style_start_fraction=0.0, latents=latents.clone(),
                     num_inference_steps=3, height=32, width=32, output_type="latent", **ours_kwargs).images
     assert (styled - expected).abs().max() > 1e-3, "style scale 3 changes nothing"
     again = pipe("a photo of a dog", latents=latents.clone(), **plain_kwargs).images

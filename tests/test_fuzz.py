@@ -32,7 +32,7 @@ any_int = st.integers(-2**70, 2**70)
 
 
 def options(**choices):
-    """Up to three of the options, each set to a value from its strategy (``--style_start`` for style_start=)."""
+    """Up to three of the options, each set to a value from its strategy (``--style-start-step`` for style_start_step=)."""
     one = st.one_of(*(values.map(lambda v, name=name: [f"--{name.replace('_', '-')}={v}"])
                       for name, values in choices.items()))
     return st.lists(one, max_size=3).map(lambda parts: sum(parts, []))
@@ -49,7 +49,7 @@ def world(tmp_path_factory):
     build_tiny_pipeline("sd").save_pretrained(root / "model")
     content, style = write_pair(root / "pair", size=(16, 16))
     train_pair(quick_config(content, style, root / "art.safetensors", model=str(root / "model"), max_steps=2,
-                            style_start=1, resolution=16))
+                            style_start_step=1, resolution=16))
     return root
 
 
@@ -86,7 +86,7 @@ def assert_finite_style(path):
 @given(options(lr=sensible_or_any(1e-5, 1), alpha=sensible_or_any(1e-3, 1e4), weight_decay=sensible_or_any(0, 1),
                seed=st.one_of(st.integers(0, 2**63 - 1), any_int), basis_seed=any_int, rank=st.integers(-2, 40),
                content_rank=st.integers(-2, 20), style_rank=st.integers(-2, 20),
-               steps=st.one_of(st.integers(-2, 3), st.integers(10**6 + 1, 2**70)), style_start=st.integers(-3, 4),
+               steps=st.one_of(st.integers(-2, 3), st.integers(10**6 + 1, 2**70)), style_start_step=st.integers(-3, 4),
                accumulation=st.integers(-2, 2), checkpoint_every=st.integers(-3, 2),
                resolution=st.one_of(st.sampled_from([8, 12, 16, 33]), st.integers(4097, 2**70),
                                     st.integers(-2**70, 7))))
@@ -100,7 +100,7 @@ def test_random_training_numbers(world, options):
 
 @FUZZ
 @given(options(guidance_scale=sensible_or_any(-100, 100), style_scale=sensible_or_any(-100, 100),
-               lora_scale=sensible_or_any(-100, 100), style_start=sensible_or_any(0, 1),
+               lora_scale=sensible_or_any(-100, 100), style_start_fraction=sensible_or_any(0, 1),
                steps=st.one_of(st.integers(-2, 2), st.integers(1001, 2**70)),
                height=st.one_of(st.sampled_from([8, 9, 16]), st.integers(4097, 2**70), st.integers(-2**70, 1)),
                width=st.one_of(st.sampled_from([8, 9, 16]), st.integers(4097, 2**70), st.integers(-2**70, 1)),
@@ -152,7 +152,7 @@ def test_random_bytes_as_images(world, data):
     image.write_bytes(mutated(good, data[1]) if isinstance(data, tuple) else data)
     output = fresh(world, ".safetensors")
     argv = ["train", image, world / "pair/style.png", *BASE, "--model", world / "model", "--output", output,
-            "--steps", "1", "--style-start", "0", "--resolution", "8", "--rank", "2"]
+            "--steps", "1", "--style-start-step", "0", "--resolution", "8", "--rank", "2"]
     if run(argv) == 0:
         assert_finite_style(output)
 

@@ -109,7 +109,7 @@ def test_style_scale_equal_to_cfg_is_cfg_towards_the_styled_prediction(style_fil
     """Appendix identity: with λ_s = λ_cfg, eps = e0(∅) + λ (e_s(c_s) − e0(∅))."""
     guided = _guided("sd", style_files)
     scale = 4.0
-    got = guided("a photo of a cat", styles={"art": scale}, guidance_scale=scale, style_start=0.0,
+    got = guided("a photo of a cat", styles={"art": scale}, guidance_scale=scale, style_start_fraction=0.0,
                  num_inference_steps=STEPS, output_type="latent", seed=0, **SIZE).images
     expected = _reference_cfg(guided.pipe, "a photo of a cat", None, "art",
                               "a photo of a cat" + guided.suffixes["art"], scale)
@@ -130,7 +130,7 @@ def test_batched_equals_one_call_per_term(family, style_files):
 def test_several_styles_compose_as_a_sum(style_files):
     """One DDIM step is linear in eps, so the style terms' effects on it add up (Eq. 11)."""
     guided = _guided("sd", style_files, names=("a", "b"))
-    one_step = lambda styles: guided("a photo of a cat", styles=styles, style_start=0.0, num_inference_steps=1,  # noqa: E731
+    one_step = lambda styles: guided("a photo of a cat", styles=styles, style_start_fraction=0.0, num_inference_steps=1,  # noqa: E731
                                      output_type="latent", seed=0, **SIZE).images
     none, a, b, both = one_step({}), one_step({"a": 2.0}), one_step({"b": -1.0}), one_step({"a": 2.0, "b": -1.0})
     assert (a - none).abs().max() > 1e-3, "the style term had no effect"
@@ -141,8 +141,8 @@ def test_style_start_delays_the_style_term(style_files):
     guided = _guided("sd", style_files)
     args = dict(num_inference_steps=STEPS, output_type="latent", seed=0, **SIZE)
     base = guided("a photo of a cat", styles={}, **args).images
-    never = guided("a photo of a cat", styles={"art": 3.0}, style_start=1.0, **args).images
-    early = guided("a photo of a cat", styles={"art": 3.0}, style_start=0.0, **args).images
+    never = guided("a photo of a cat", styles={"art": 3.0}, style_start_fraction=1.0, **args).images
+    early = guided("a photo of a cat", styles={"art": 3.0}, style_start_fraction=0.0, **args).images
     assert (never - base).abs().max() < TOLERANCE
     assert (early - base).abs().max() > 1e-3
 
@@ -159,7 +159,7 @@ def test_the_wrapped_pipeline_stays_the_base_model_outside_our_calls(style_files
     guided = StyleGuidedPipeline(base)
     guided.load_style(style_files["sd"], name="art")
     assert torch.equal(plain(), before), "after load_style the user's own pipeline runs with the style"
-    args = dict(num_inference_steps=2, output_type="latent", seed=0, style_start=0.0, **SIZE)
+    args = dict(num_inference_steps=2, output_type="latent", seed=0, style_start_fraction=0.0, **SIZE)
     styled, unstyled = guided("a cat", styles={"art": 3.0}, **args).images, guided("a cat", styles={}, **args).images
     assert (styled - unstyled).abs().max() > 1e-3, "inside our call the style must act"
     guided.lora_scale("a cat", "art", 1.0, num_inference_steps=2, output_type="latent", seed=0, **SIZE)

@@ -57,7 +57,7 @@ def setup(tmp_path_factory):
     build_tiny_pipeline("sd").save_pretrained(root / "model")
     content, style = write_pair(root)
     config = quick_config(content, style, root / "reference.safetensors", model=str(root / "model"), max_steps=5,
-                          style_start=2, gradient_accumulation=2, checkpoint_every=2)
+                          style_start_step=2, gradient_accumulation=2, checkpoint_every=2)
     return config, read(train_pair(config))
 
 

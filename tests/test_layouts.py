@@ -89,7 +89,7 @@ LAYOUTS = {
 
 
 def styled_latents(pipe, name):
-    return pipe("a photo of a cat", styles={name: 3.0} if name else {}, num_inference_steps=3, style_start=0.0,
+    return pipe("a photo of a cat", styles={name: 3.0} if name else {}, num_inference_steps=3, style_start_fraction=0.0,
                 height=32, width=32, seed=0, output_type="latent").images
 
 

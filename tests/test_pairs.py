@@ -48,7 +48,7 @@ def trained_weights(config, family, steps=5):
 @pytest.mark.parametrize("family", ["sd", "sdxl"])
 def test_one_pair_through_the_multi_pair_path_equals_single_pair_training_bitwise(family, pair, tmp_path,
                                                                                    monkeypatch):
-    config = quick_config(*pair, tmp_path / "out.safetensors", max_steps=5, style_start=2)
+    config = quick_config(*pair, tmp_path / "out.safetensors", max_steps=5, style_start_step=2)
     multi = trained_weights(config, family)
     monkeypatch.setattr(training, "pair_losses", single_pair_losses)
     single = trained_weights(config, family)
@@ -77,7 +77,7 @@ def _second_pair(folder):
 
 def test_two_pairs_train_one_style_and_two_content_loras(pair, tmp_path):
     extra = _second_pair(tmp_path / "second")
-    config = replace(quick_config(*pair, tmp_path / "two.safetensors", max_steps=4, style_start=1),
+    config = replace(quick_config(*pair, tmp_path / "two.safetensors", max_steps=4, style_start_step=1),
                      extra_pairs=(extra,), save_content=True)
     trainer = PairTrainer(config, build_tiny_pipeline("sd"))
     for _ in range(4):
@@ -100,7 +100,7 @@ def test_cli_pair_option_equals_positional_pair_and_takes_several(pair, tmp_path
     model = tmp_path / "model"
     build_tiny_pipeline("sd").save_pretrained(model)
     fast = ["--subject", "dog", "--style", "art", "--model", str(model), "--rank", "4", "--lr", "1e-2", "--steps", "2",
-            "--style-start", "1", "--accumulation", "1", "--resolution", "32", "--quiet"]
+            "--style-start-step", "1", "--accumulation", "1", "--resolution", "32", "--quiet"]
     content, style = map(str, pair)
     assert main(["train", content, style, "-o", str(tmp_path / "a.safetensors"), *fast]) == 0
     assert main(["train", "--pair", content, style, "-o", str(tmp_path / "b.safetensors"), *fast]) == 0

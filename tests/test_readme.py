@@ -54,11 +54,11 @@ def test_defaults_table_states_the_configs_defaults():
 
     rows = [row("content and style rank (alpha = rank)", lambda d: str(d["rank"])),
             row("optimizer", lambda d: "AdamW, lr %s, weight decay %s" % (_number(d["learning_rate"]), decay)),
-            row("steps / style loss from step", lambda d: "%d / %d" % (d["max_steps"], d["style_start"])),
+            row("steps / style loss from step", lambda d: "%d / %d" % (d["max_steps"], d["style_start_step"])),
             row("batch / gradient accumulation", lambda d: "1 / %d" % d["gradient_accumulation"]),
             row("resolution", lambda d: str(d["resolution"])),
             f"| target modules | `{', '.join(DEFAULT_TARGETS)}` | same |",
-            f"| generation: CFG / style scale / steps / style start | {_number(GENERATE.guidance_scale)} / "
-            f"{_number(GENERATE.style_scale)} / {GENERATE.num_inference_steps} / {_number(GENERATE.style_start)} | same |"]
+            f"| generation: CFG / style scale / steps / style start fraction | {_number(GENERATE.guidance_scale)} / "
+            f"{_number(GENERATE.style_scale)} / {GENERATE.num_inference_steps} / {_number(GENERATE.style_start_fraction)} | same |"]
     missing = [row for row in rows if not any(line.startswith(row) for line in table.splitlines())]
     assert not missing, f"the README's defaults table does not say: {missing}"

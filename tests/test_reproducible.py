@@ -59,7 +59,7 @@ def _sha256(path, without_base_model: bool = False) -> str:
 @pytest.mark.parametrize("family", ["sd", "sdxl"])
 def test_style_file_of_a_fixed_seed_is_bitwise_the_recorded_one(family, tmp_path, one_thread):
     content, style = write_pair(tmp_path / "pair")
-    path = train_pair(quick_config(content, style, tmp_path / "style.safetensors", max_steps=4, style_start=2),
+    path = train_pair(quick_config(content, style, tmp_path / "style.safetensors", max_steps=4, style_start_step=2),
                       build_tiny_pipeline(family))
     assert _sha256(path) == STYLE_FILE_SHA256[family], f"the {family} style file is no longer the recorded one"
 

@@ -29,17 +29,17 @@ def _latents(seed=0):
     return torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
 
 
-def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_start=0.2, style_end=1.0, interval=1):
+def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_start_fraction=0.2, style_end=1.0, interval=1):
     """Eq. 10 written out for one SD prompt and style "art": per step ONE UNet call of the rows
     [e0(∅), e0(c)] plus, on a recompute step, e_s(c_s); the delta e_s(c_s) − e0(c) of the last recompute step
-    is used on every step in [style_start, style_end).  With interval 1 this is the path before issue 14."""
+    is used on every step in [style_start_fraction, style_end).  With interval 1 this is the path before issue 14."""
     pipe = guided.pipe
     scheduler = copy.deepcopy(pipe.scheduler)
     scheduler.set_timesteps(steps)
     cond, uncond = pipe.encode_prompt([PROMPT], "cpu", 1, True)
     styled = pipe.encode_prompt([PROMPT + guided.suffixes["art"]], "cpu", 1, False)[0]
     hidden = torch.cat([uncond, cond, styled])
-    first, stop = round(style_start * steps), round(style_end * steps)
+    first, stop = round(style_start_fraction * steps), round(style_end * steps)
     x, delta = latents * scheduler.init_noise_sigma, None
     pipe.unet.enable_lora()
     try:
@@ -102,24 +102,24 @@ def _rows_per_step(guided, steps, batched=True, **call):
 def test_reuse_steps_call_the_denoiser_with_the_cfg_rows_only(guided):
     # 2 prompts, 2 styles: CFG rows 2 x 2, a recompute step adds 2 x 2 style rows; styles from step 2, every 3rd
     per_step = _rows_per_step(guided, 10, prompt=[PROMPT, "a dog"], styles={"art": 3.0, "ink": -1.0},
-                              style_start=0.2, style_interval=3)
+                              style_start_fraction=0.2, style_interval=3)
     assert per_step == [(4,), (4,), (8,), (4,), (4,), (8,), (4,), (4,), (8,), (4,)], per_step
     # one call per term: the CFG pair together, then each style alone; reuse steps make the CFG call only
     per_step = _rows_per_step(guided, 6, batched=False, prompt=PROMPT, styles={"art": 3.0, "ink": -1.0},
-                              style_start=0.0, style_interval=2)
+                              style_start_fraction=0.0, style_interval=2)
     assert per_step == [(2, 1, 1), (2,), (2, 1, 1), (2,), (2, 1, 1), (2,)], per_step
 
 
 def test_style_end_stops_the_style_rows_after_its_step(guided):
     # 10 steps: style from round(0.2 * 10) = 2 up to, not including, round(0.7 * 10) = 7
-    per_step = _rows_per_step(guided, 10, prompt=PROMPT, styles={"art": 3.0}, style_start=0.2, style_end=0.7)
+    per_step = _rows_per_step(guided, 10, prompt=PROMPT, styles={"art": 3.0}, style_start_fraction=0.2, style_end=0.7)
     assert [rows for rows, in per_step] == [2, 2, 3, 3, 3, 3, 3, 2, 2, 2], per_step
-    per_step = _rows_per_step(guided, 10, prompt=PROMPT, styles={"art": 3.0}, style_start=0.0, style_end=0.25)
+    per_step = _rows_per_step(guided, 10, prompt=PROMPT, styles={"art": 3.0}, style_start_fraction=0.0, style_end=0.25)
     assert [rows for rows, in per_step] == [3, 3] + [2] * 8, per_step      # round(2.5) = 2 (Python rounds to even)
 
 
 def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
-    call = dict(prompt=PROMPT, styles={"art": 3.0}, style_start=0.2)
+    call = dict(prompt=PROMPT, styles={"art": 3.0}, style_start_fraction=0.2)
     never = _rows_per_step(guided, 10, style_interval=4, style_tolerance=100.0, **call)
     assert [rows for rows, in never] == [2, 2, 3, 2, 2, 2, 3, 2, 2, 2], "a huge tolerance must leave the interval"
     # tolerance 0: any movement of e0(c) on a reuse step makes the NEXT step a recompute step (one-step lag)
@@ -133,7 +133,7 @@ def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
 @pytest.mark.parametrize("options, message", [
     (dict(style_interval=0), "style_interval must lie between 1"),
     (dict(style_interval=1.5), "style_interval must be a whole number"),
-    (dict(style_end=0.2), "style_end (0.2) must come after style_start (0.2)"),
+    (dict(style_end=0.2), "style_end (0.2) must come after style_start_fraction (0.2)"),
     (dict(style_end=1.5), "style_end must lie between 0 and 1"),
     (dict(style_tolerance=float("nan")), "style_tolerance must be a finite"),
     (dict(style_tolerance=-1.0), "style_tolerance must lie between 0"),

@@ -108,7 +108,7 @@ def test_each_step_is_one_batched_call_and_style_start_counts_denoising_steps(me
     hook = pipe.pipe.unet.register_forward_pre_hook(lambda _m, args: batches.append(len(args[0])))
     try:
         pipe.stylize(photo(), styles={"art": 3.0}, strength=0.5, method=method, num_inference_steps=10,
-                     style_start=0.4, output_type="latent", resolution=SIZE, seed=0)
+                     style_start_fraction=0.4, output_type="latent", resolution=SIZE, seed=0)
     finally:
         hook.remove()
     # 5 of 10 steps are redone; style terms from round(0.4 * 5) = 2 of them: rows (∅, c) then (∅, c, styled)

@@ -24,16 +24,16 @@ def _changed(before, after):
 
 @pytest.mark.parametrize("family", ["sd", "sdxl"])
 def test_A_frozen_style_waits_for_style_start_then_both_train(family, pair, tmp_path):
-    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=4, style_start=2),
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=4, style_start_step=2),
                           build_tiny_pipeline(family))
     start = _snapshot(trainer)
     trainer.train_step(), trainer.train_step()            # steps 0 and 1: warm-up, content only
     warm = _snapshot(trainer)
     assert _changed(start["content_B"], warm["content_B"]) > 0, "content B did not train during warm-up"
-    assert _changed(start["style_B"], warm["style_B"]) == 0, "style B changed before style_start"
+    assert _changed(start["style_B"], warm["style_B"]) == 0, "style B changed before style_start_step"
     trainer.train_step(), trainer.train_step()
     end = _snapshot(trainer)
-    assert _changed(warm["style_B"], end["style_B"]) > 0, "style B did not train after style_start"
+    assert _changed(warm["style_B"], end["style_B"]) > 0, "style B did not train after style_start_step"
     for kind in ("content_A", "style_A"):
         assert _changed(start[kind], end[kind]) == 0, f"{kind} changed during training"
     assert all(not l.content_A.requires_grad and not l.style_A.requires_grad for l in trainer.layers.values())
@@ -60,7 +60,7 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
 @pytest.mark.parametrize("family, scheduler", [("sd", None), ("sdxl", None), ("sd", "sd2-v"), ("sdxl", "sdxl-euler")])
 def test_short_training_lowers_both_losses(family, scheduler, pair, tmp_path):
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", learning_rate=3e-3, max_steps=40,
-                                       style_start=10), build_tiny_pipeline(family, scheduler=scheduler))
+                                       style_start_step=10), build_tiny_pipeline(family, scheduler=scheduler))
     content_before, style_before = trainer.evaluate()
     trainer.fit()
     content_after, style_after = trainer.evaluate()
@@ -73,8 +73,8 @@ def test_sdxl_run_with_euler_lowers_the_style_loss_below_its_first_value(pair, t
     """A learning signal for SDXL as shipped (Euler sampling scheduler): the style loss, on fixed draws, from the
     first style step (content already warmed up) to the end of a short run."""
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", learning_rate=3e-3, max_steps=30,
-                                       style_start=10), build_tiny_pipeline("sdxl", scheduler="sdxl-euler"))
-    while trainer.step < trainer.config.style_start:
+                                       style_start_step=10), build_tiny_pipeline("sdxl", scheduler="sdxl-euler"))
+    while trainer.step < trainer.config.style_start_step:
         trainer.train_step()
     first = trainer.evaluate()[1]
     trainer.fit()
@@ -117,7 +117,7 @@ def test_sdxl_micro_conditioning_uses_each_images_real_size(tmp_path):
 def test_trains_on_the_real_pairs(name, tmp_path):
     folder = SHARED_PAIRS / name
     trainer = PairTrainer(quick_config(folder / "content.png", folder / "style.png", tmp_path / "s.safetensors",
-                                       max_steps=2, style_start=1), build_tiny_pipeline("sdxl"))
+                                       max_steps=2, style_start_step=1), build_tiny_pipeline("sdxl"))
     assert trainer.pair.latent_mean.shape == (2, 4, 16, 16)
     trainer.fit()
     assert trainer.history[-1][2] is not None
@@ -130,7 +130,7 @@ def test_gradient_checkpointing_gives_the_same_training(pair, tmp_path):
     histories = []
     for checkpointing in (False, True):
         trainer = PairTrainer(quick_config(*pair, tmp_path / f"{checkpointing}.safetensors", max_steps=3,
-                                           style_start=1, gradient_checkpointing=checkpointing),
+                                           style_start_step=1, gradient_checkpointing=checkpointing),
                               build_tiny_pipeline("sd"))
         trainer.fit()
         histories.append([loss for _, c, s in trainer.history for loss in (c, s) if loss is not None])
@@ -142,7 +142,7 @@ def test_gradient_checkpointing_gives_the_same_training(pair, tmp_path):
 def test_preview_writes_base_and_styled_side_by_side(family, scheduler, pair, tmp_path):
     """Previews sample between training steps; on SDXL's Euler this once broke the next step (IndexError)."""
     from PIL import Image
-    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=4, style_start=0,
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", max_steps=4, style_start_step=0,
                                        preview_every=2), build_tiny_pipeline(family, scheduler=scheduler))
     trainer.fit()
     for step in (2, 4):
@@ -154,7 +154,7 @@ def test_preview_writes_base_and_styled_side_by_side(family, scheduler, pair, tm
 
 def test_style_only_baseline_trains_one_lora_on_the_style_image(pair, tmp_path):
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", method="style-only", max_steps=2,
-                                       style_start=1), build_tiny_pipeline("sd"))
+                                       style_start_step=1), build_tiny_pipeline("sd"))
     start = _snapshot(trainer)
     trainer.train_step()                                   # step 0: style-only ignores the warm-up
     end = _snapshot(trainer)
@@ -167,7 +167,7 @@ def test_style_only_baseline_trains_one_lora_on_the_style_image(pair, tmp_path):
 def test_slider_baseline_moves_the_style_image_up_and_the_content_image_down_under_one_prompt(pair, tmp_path):
     """Concept Sliders: rows (content image, -Δs) and (style image, +Δs), both under the content prompt."""
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", method="slider", max_steps=2,
-                                       style_start=1), build_tiny_pipeline("sd"))
+                                       style_start_step=1), build_tiny_pipeline("sd"))
     assert trainer.config.style_prompt == trainer.config.content_prompt and trainer.config.style_suffix == ""
     assert trainer.kinds(0) == ("slider-", "slider+")
     seen = []
@@ -187,7 +187,7 @@ def test_slider_baseline_moves_the_style_image_up_and_the_content_image_down_und
 def test_non_orthogonal_ablation_trains_A_and_saves_it(pair, tmp_path):
     from safetensors.torch import load_file
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", orthogonal=False, max_steps=3,
-                                       style_start=1), build_tiny_pipeline("sd"))
+                                       style_start_step=1), build_tiny_pipeline("sd"))
     start = _snapshot(trainer)
     trainer.fit()
     end = _snapshot(trainer)
@@ -208,7 +208,7 @@ def _model_folder(folder, train_defaults: dict) -> str:
 
 @pytest.mark.parametrize("given, model_defaults, expected_start", [
     (dict(max_steps=30), {}, 10),                                        # the paper's 250 of 750
-    (dict(max_steps=30, style_start=5), {}, 5),                          # given wins
+    (dict(max_steps=30, style_start_step=5), {}, 5),                          # given wins
     (dict(), {"max_steps": 300, "style_start": 100}, 100),               # the model's own defaults
     (dict(max_steps=12), {"max_steps": 300, "style_start": 150}, 6),     # the model's share
 ])
@@ -216,7 +216,7 @@ def test_style_start_defaults_keep_their_share_of_the_steps(given, model_default
     from paircustom.training import TrainConfig
     model = _model_folder(tmp_path / "model", model_defaults)
     config = TrainConfig("c.png", "s.png", model=model, **given).resolved()
-    assert config.style_start == expected_start
+    assert config.style_start_step == expected_start
 
 
 def test_a_pipeline_passed_in_brings_the_defaults_of_the_folder_it_was_loaded_from(tmp_path):
@@ -226,7 +226,7 @@ def test_a_pipeline_passed_in_brings_the_defaults_of_the_folder_it_was_loaded_fr
     folder = _model_folder(tmp_path / "model", {"max_steps": 40, "style_start": 10, "rank": 2, "resolution": 16,
                                                 "learning_rate": 0.5, "gradient_accumulation": 3})
     loaded = TrainConfig("c.png", "s.png").resolved(SimpleNamespace(name_or_path=folder))
-    assert (loaded.max_steps, loaded.style_start, loaded.content_rank, loaded.style_rank, loaded.resolution,
+    assert (loaded.max_steps, loaded.style_start_step, loaded.content_rank, loaded.style_rank, loaded.resolution,
             loaded.learning_rate, loaded.gradient_accumulation) == (40, 10, 2, 2, 16, 0.5, 3), loaded
     built = TrainConfig("c.png", "s.png").resolved(SimpleNamespace(name_or_path=None))   # built in code: the paper's
     assert (built.max_steps, built.content_rank, built.resolution) == (750, 64, 512), built

@@ -140,7 +140,7 @@ def make_trainer(spec: ModelSpec, pipe, folder: Path, checkpointing: bool = Fals
     content, style = write_pair(folder, spec.resolution)
     config = TrainConfig(content, style, subject="dog", style="watercolor", model=spec.name,
                          output=str(folder / "style.safetensors"), rank=spec.rank, learning_rate=spec.learning_rate,
-                         max_steps=10 ** 6, style_start=0, gradient_accumulation=1, resolution=spec.resolution,
+                         max_steps=10 ** 6, style_start_step=0, gradient_accumulation=1, resolution=spec.resolution,
                          mixed_precision="bf16" if spec.dtype == torch.bfloat16 else "no",
                          gradient_checkpointing=checkpointing, progress=False, overwrite=True)
     return PairTrainer(config, pipe)

@@ -13,7 +13,7 @@ algorithms / all variants interleaved in the same process, ``torch.set_num_threa
    evaluation loss over fixed draws after N steps of each, which must agree within a tolerance.
 2. sampling: ``StyleGuidedPipeline`` denoising loop (latents out, VAE decode excluded) for plain CFG,
    1 and 3 styles, batched and one UNet call per term, as a ratio to plain CFG next to the floor set
-   by denoiser evaluations, (s·2 + (1-s)·(2+N)) / 2 for style_start s; then the cheaper settings of
+   by denoiser evaluations, (s·2 + (1-s)·(2+N)) / 2 for style_start_fraction s; then the cheaper settings of
    issue 14 (``style_interval``, ``style_end``, ``style_tolerance``) with the UNet rows they actually
    computed (counted by a hook on the UNet forward) and how far their latents land from full style
    guidance, relative to how far the style moves them from plain CFG.
@@ -46,7 +46,7 @@ from .models import (SPECS, ModelSpec, build_pipeline, make_trainer, parameter_c
 from .reference import AdapterState, SequentialTrainer
 
 PROMPT = "a photo of a sbu dog"
-STYLE_START = GENERATE.style_start     # fraction of sampling steps with plain CFG (the paper's setting)
+STYLE_START = GENERATE.style_start_fraction     # fraction of sampling steps with plain CFG (the paper's setting)
 TRAIN_SPEEDUP_TARGET = 1.8             # ours vs sequential steps/s, mid-size model
 FLOOR_SLACK = 1.10                     # style guidance within 10% of its evaluation floor
 CACHED_TARGET = 1.15                   # 1 style with reused style deltas vs plain CFG (issue 14)
@@ -162,7 +162,7 @@ def bench_sampling(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, ste
                 **{variant: (names[:count], True, options) for variant, (count, options) in CACHED.items()}}
 
     def sample(styles, batched, options, n):
-        return guided(PROMPT, styles=styles, style_start=STYLE_START, num_inference_steps=n,
+        return guided(PROMPT, styles=styles, style_start_fraction=STYLE_START, num_inference_steps=n,
                       height=spec.resolution, width=spec.resolution, seed=0, output_type="latent", batched=batched,
                       **options).images
 
@@ -262,8 +262,8 @@ NOTES = """\
   same zero adapters with the same seed and draws, then compares the mean evaluation loss over fixed draws.
 - sampling: median time (wall, or process CPU with --clock cpu) of the denoising loop (prompt encoding included,
   VAE decode excluded); the floor is
-  the number of denoiser row-evaluations relative to plain CFG, (s*2 + (1-s)*(2+N))/2 at style_start s (the default
-  style scale and style_start of GenerateConfig).
+  the number of denoiser row-evaluations relative to plain CFG, (s*2 + (1-s)*(2+N))/2 at style_start_fraction s (the
+  default style scale and style_start_fraction of GenerateConfig).
   "UNet rows": batch rows the UNet computed for one sample, counted by a hook on its forward (plain CFG: 2 per
   step). The cheaper settings (issue 14) reuse the style deltas between recompute steps, where only the 2 CFG rows
   run; their "deviation from full" is mean |z - z_full| / mean |z_full - z_CFG| over the final latents of the
@@ -283,7 +283,7 @@ def machine_info(config: BenchConfig, load_before: tuple[float, ...]) -> str:
             f"- torch {torch.__version__}, torch.set_num_threads({config.threads}), python {platform.python_version()}\n"
             f"- clock: {'process CPU time (time.process_time)' if config.clock == 'cpu' else 'wall time'}\n"
             f"- medians of {config.repeats} timed runs after {config.warmup} warm-up run(s); sampling steps: "
-            f"{config.steps} (small models), {config.big_steps} (mid-size / SDXL), style_start {STYLE_START}\n"
+            f"{config.steps} (small models), {config.big_steps} (mid-size / SDXL), style_start_fraction {STYLE_START}\n"
             f"- 1-minute load average before / after the run: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
             f"(about {config.threads:.0f} when nothing else runs)\n")
 

@@ -82,7 +82,7 @@ class QualityConfig:
     prompt_seed: int = 0                      # which captions are drawn
     steps: int = 25                           # DDIM sampling steps (paper 50)
     guidance_scale: float = GENERATE.guidance_scale   # CFG for every image, base included
-    style_start: float = GENERATE.style_start  # fraction of steps before style guidance starts
+    style_start_fraction: float = GENERATE.style_start_fraction  # fraction of steps before style guidance starts
     style_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)   # style-guidance sweep around the default
     lora_scales: tuple[float, ...] = (0.5, 1.0, 1.5)        # LoRA-scale sweep (paper baseline 1)
     default_style_scale: float = GENERATE.style_scale   # the operating point of the main table
@@ -132,7 +132,7 @@ def generate(guided: StyleGuidedPipeline, sample: Sample, config: QualityConfig,
 
     ``options``: further style-guidance options (a method's ``sample``, e.g. style_interval)."""
     common = dict(num_inference_steps=config.steps, guidance_scale=config.guidance_scale,
-                  style_start=config.style_start, latents=sample.latents.clone(), output_type="np")
+                  style_start_fraction=config.style_start_fraction, latents=sample.latents.clone(), output_type="np")
     if style is None:
         out = guided(sample.prompts, styles={}, **common)
     elif apply == "guidance":
@@ -189,7 +189,7 @@ def train_style(config: QualityConfig, style: str, method: Method, work: Path) -
         Image.fromarray(image).save(path)
     train_pair(TrainConfig(str(paths[0]), str(paths[1]), subject=pair.subject,
                            style=pair.style_prompt, model=config.model, output=str(output), overwrite=True,
-                           max_steps=config.max_steps, style_start=config.style_start_step, progress=False,
+                           max_steps=config.max_steps, style_start_step=config.style_start_step, progress=False,
                            **{**dict(config.train), **dict(method.train)}))
     return output
 
@@ -309,7 +309,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--steps", type=int, default=None, help="pair-training steps (default: the model's)")
-    parser.add_argument("--style-start", type=int, default=None, help="first step with the style loss")
+    parser.add_argument("--style-start-step", type=int, default=None, help="first step with the style loss")
     parser.add_argument("--train", default="", help="TrainConfig overrides for every method, e.g. "
                         "'rank=16,learning_rate=2e-3,target_modules=to_q+to_k+to_v+to_out.0+ff.net.2'")
     parser.add_argument("--name", default=None, help="file stem of the results (default quality)")
@@ -323,8 +323,8 @@ def main(argv=None) -> None:
         config = replace(config, styles=tuple(args.styles.split(",")))
     if args.methods:
         config = replace(config, methods=tuple(args.methods.split(",")))
-    if args.steps is not None or args.style_start is not None:
-        config = replace(config, max_steps=args.steps, style_start_step=args.style_start)
+    if args.steps is not None or args.style_start_step is not None:
+        config = replace(config, max_steps=args.steps, style_start_step=args.style_start_step)
     config = replace(config, train=parse_overrides(args.train), name=args.name or config.name)
     run(config, log=lambda message: print(message, flush=True))
 

@@ -145,7 +145,7 @@ class Studio:
 
     def generate(self, prompt: str, scales: dict[str, float], seed: int = 0,
                  steps: int = GENERATE.num_inference_steps, guidance_scale: float = GENERATE.guidance_scale,
-                 style_start: float = GENERATE.style_start):
+                 style_start_fraction: float = GENERATE.style_start_fraction):
         """(base image, styled image, labelled comparison) for one prompt, same seed."""
         if not (prompt or "").strip():
             raise UserError('give a prompt, e.g. "a photo of a red circle on a blue background".')
@@ -154,7 +154,7 @@ class Studio:
         common = dict(num_inference_steps=int(steps), seed=int(seed), guidance_scale=guidance_scale)
         with self._lock:
             base = self.pipe(prompt, styles={}, **common).images[0]
-            styled = self.pipe(prompt, styles=scales, style_start=style_start, **common).images[0]
+            styled = self.pipe(prompt, styles=scales, style_start_fraction=style_start_fraction, **common).images[0]
         return base, styled, grid([[base, styled]], labels=["base", "styled"])
 
 
