@@ -8,8 +8,8 @@ Training (paper Eqs. 6-8) needs, in ONE batched forward pass,
 with Δc = B_c A_c and Δs = B_s A_s.  peft cannot express "this adapter, but
 without gradient, for these rows", so ``PairLoRALinear`` is our own small
 layer: a frozen base ``nn.Linear``, frozen A's from ``basis.split_rows`` and
-zero-initialised trainable B's.  A ``Route`` says which batch rows get which
-adapter; it is set on every layer for the duration of one forward pass.
+zero-initialised trainable B's.  Each batch row has a ``Route`` (the adapters it goes through); ``Rows`` holds
+the rows of each route and is set on every layer for the duration of one forward pass.
 
 Generation uses peft (diffusers' ``load_lora_weights``) and its
 ``adapter_names`` mixed-batch forward, reached through ``peft_routing``.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
@@ -29,27 +30,46 @@ from .basis import split_rows
 from .train_config import DEFAULT_TARGETS
 
 
+class Route(Enum):
+    """The adapters one batch row goes through (W0: the frozen base weight; sg: stop-gradient)."""
+
+    BASE = "base"                                    # W0
+    CONTENT = "content"                              # W0 + Δc, training B_c
+    FROZEN_CONTENT_AND_STYLE = "content+style"       # W0 + sg(Δc) + Δs, training B_s (the style loss)
+    STYLE_ALONE = "style"                            # W0 + Δs (DreamBooth-LoRA, a slider's + end, previews)
+    MINUS_STYLE = "-style"                           # W0 - Δs (a Concept Sliders slider's - end)
+
+    @property
+    def trains_content(self) -> bool:
+        return self is Route.CONTENT
+
+    @property
+    def trains_style(self) -> bool:
+        return self in (Route.FROZEN_CONTENT_AND_STYLE, Route.STYLE_ALONE, Route.MINUS_STYLE)
+
+
 @dataclass(frozen=True)
-class Route:
-    """Which batch rows use which adapter (index tensors, computed once per step)."""
+class Rows:
+    """Which batch rows go through which adapter (index tensors, computed once per step)."""
 
     content: tuple[torch.Tensor, ...]          # per pair k: rows with Δc_k, gradient flowing into B_c,k
     content_frozen: tuple[torch.Tensor, ...]   # per pair k: rows with sg(Δc_k): B_c,k used as a constant
     style: torch.Tensor                        # rows with Δs
-    minus_style: torch.Tensor                  # rows with -Δs (the negative end of a Concept Sliders slider)
+    minus_style: torch.Tensor                  # rows with -Δs
 
     @staticmethod
-    def of(rows: list[str], device, pairs: list[int] | None = None) -> "Route":
-        """``rows`` has one entry per sample: "base", "content", "content+style" (Δc frozen), "style" or
-        "-style"; ``pairs`` the pair whose content adapter each row uses (default: pair 0 for all)."""
-        pairs = pairs or [0] * len(rows)
-        def pick(*kinds, pair=None):
-            return torch.tensor([i for i, r in enumerate(rows) if r in kinds and pair in (None, pairs[i])],
+    def of(routes: list[Route], device, pairs: list[int] | None = None) -> "Rows":
+        """``routes`` has one entry per sample; ``pairs`` the pair whose content adapter each row uses (default:
+        pair 0 for all)."""
+        pairs = pairs or [0] * len(routes)
+
+        def pick(*wanted: Route, pair=None):
+            return torch.tensor([i for i, r in enumerate(routes) if r in wanted and pair in (None, pairs[i])],
                                 dtype=torch.long, device=device)
         count = max(pairs, default=0) + 1
-        return Route(tuple(pick("content", pair=k) for k in range(count)),
-                     tuple(pick("content+style", pair=k) for k in range(count)),
-                     pick("content+style", "style"), pick("-style"))
+        return Rows(tuple(pick(Route.CONTENT, pair=k) for k in range(count)),
+                    tuple(pick(Route.FROZEN_CONTENT_AND_STYLE, pair=k) for k in range(count)),
+                    pick(Route.FROZEN_CONTENT_AND_STYLE, Route.STYLE_ALONE), pick(Route.MINUS_STYLE))
 
 
 class PairLoRALinear(nn.Module):
@@ -75,18 +95,18 @@ class PairLoRALinear(nn.Module):
         self.content_B = nn.Parameter(torch.zeros(base.out_features, content_A.shape[0], device=device))
         self.style_B = nn.Parameter(torch.zeros(base.out_features, style_A.shape[0], device=device))
         self.content_scale, self.style_scale = content_scale, style_scale
-        self.route: Route | None = None
+        self.rows: Rows | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:          # x (B, N, in)
         y = self.base(x)                                          # (B, N, out)
-        if self.route is None:
+        if self.rows is None:
             return y
-        for k, (rows, frozen_rows) in enumerate(zip(self.route.content, self.route.content_frozen)):
+        for k, (rows, frozen_rows) in enumerate(zip(self.rows.content, self.rows.content_frozen)):
             A, B = self.content_adapter(k)
             y = self._add(y, x, rows, A, B, self.content_scale)
             y = self._add(y, x, frozen_rows, A, B.detach(), self.content_scale)
-        y = self._add(y, x, self.route.minus_style, self.style_A, self.style_B, -self.style_scale)
-        return self._add(y, x, self.route.style, self.style_A, self.style_B, self.style_scale)
+        y = self._add(y, x, self.rows.minus_style, self.style_A, self.style_B, -self.style_scale)
+        return self._add(y, x, self.rows.style, self.style_A, self.style_B, self.style_scale)
 
     def content_adapter(self, pair: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_c,k, B_c,k) of pair ``pair``: views into the stacked content adapters."""
@@ -149,21 +169,21 @@ def remove_pair_lora(unet: nn.Module, layers: dict[str, PairLoRALinear]) -> None
         _replace(unet, name, layer.base)
 
 
-def set_route(layers: dict[str, PairLoRALinear], rows: list[str] | None, device, pairs: list[int] | None = None
-              ) -> None:
-    """Route batch rows to adapters on every layer until the next call (None: no adapters); ``pairs``: the
-    pair of each row's content adapter (default 0).
+def set_route(layers: dict[str, PairLoRALinear], routes: list[Route] | None, device,
+              pairs: list[int] | None = None) -> None:
+    """Send batch row i through ``routes[i]`` on every layer until the next call (None: no adapters); ``pairs``:
+    the pair of each row's content adapter (default 0).
 
-    Training leaves the route set through the backward pass, because gradient
+    Training leaves the routes set through the backward pass, because gradient
     checkpointing runs the forward pass again there.
     """
-    route = None if rows is None else Route.of(rows, device, pairs)
+    rows = None if routes is None else Rows.of(routes, device, pairs)
     for layer in layers.values():
-        layer.route = route
+        layer.rows = rows
 
 
 @contextmanager
-def pair_routing(layers: dict[str, PairLoRALinear], rows: list[str], device):
+def pair_routing(layers: dict[str, PairLoRALinear], rows: list[Route], device):
     """Route batch rows to adapters for the duration of a (no-grad) call."""
     set_route(layers, rows, device)
     try:

@@ -23,13 +23,14 @@ reuses its step index for every timestep.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
-from .adapters import set_route
+from .adapters import Route, set_route
 from .errors import UserError
 
 if TYPE_CHECKING:      # the families choose their objective here, so this module must not import them
@@ -48,6 +49,18 @@ class EncodedPair:
     @property
     def pairs(self) -> int:
         return len(self.latent_mean) // 2
+
+    @staticmethod
+    @torch.no_grad()
+    def encode(pipe, family, pixels: list[torch.Tensor], prompts: list[str], sizes: list, device) -> "EncodedPair":
+        """``pixels`` (3, H, W) each: content, style of pair 0, then of pair 1, ...; ``prompts``: the content and
+        style prompt, shared by all pairs; ``sizes``: each image's ``family.Size`` (SDXL's micro-conditioning)."""
+        batch = torch.stack(pixels).to(device, pipe.vae.dtype)                              # (2K, 3, H, W)
+        latent_dist = pipe.vae.encode(batch).latent_dist
+        scale = pipe.vae.config.scaling_factor
+        cond, _ = family.encode(pipe, prompts, device)
+        cond = family.add_size(pipe, cond.select([0, 1] * (len(pixels) // 2)), sizes)
+        return EncodedPair(latent_dist.mean * scale, latent_dist.std * scale, cond)
 
 
 def training_scheduler(pipe_or_scheduler) -> DDPMScheduler:
@@ -114,17 +127,23 @@ def _ddpm_noisy_and_target(scheduler: DDPMScheduler, x0, noise, generator, pair_
     return noisy, timesteps, prediction_target(scheduler, x0, noise, timesteps)
 
 
-# Which image a row denoises, under which prompt (0 content, 1 style), and through which adapters (adapters.Route).
-ROW_KINDS = {
-    "content": (0, 0, "content"),            # L_content: content image, content prompt, θ0 + Δc
-    "style": (1, 1, "content+style"),        # L_style: style image, style prompt, θ0 + sg(Δc) + Δs
-    "style-only": (1, 1, "style"),           # DreamBooth-LoRA baseline: style image, style prompt, θ0 + Δs
-    "slider+": (1, 0, "style"),              # Concept Sliders visual slider: style image at +Δs ...
-    "slider-": (0, 0, "-style"),             # ... content image at -Δs, both under the content prompt
-}
+class RowKind(Enum):
+    """What a training row computes: the loss of denoising ``image`` (0 content, 1 style) under ``prompt``
+    (0 content, 1 style) through the adapters of ``route``; ``column`` is its side of the trainer's
+    (content loss, style loss) history."""
+
+    #                           label         image prompt route                        column
+    CONTENT = ("content", 0, 0, Route.CONTENT, 0)                               # L_content, θ0 + Δc
+    STYLE_OVER_FROZEN_CONTENT = ("style", 1, 1, Route.FROZEN_CONTENT_AND_STYLE, 1)  # L_style, θ0 + sg(Δc) + Δs
+    STYLE_ALONE = ("style-only", 1, 1, Route.STYLE_ALONE, 1)                    # DreamBooth-LoRA baseline, θ0 + Δs
+    SLIDER_PLUS = ("slider+", 1, 0, Route.STYLE_ALONE, 1)      # Concept Sliders: the style image at +Δs ...
+    SLIDER_MINUS = ("slider-", 0, 0, Route.MINUS_STYLE, 0)     # ... the content image at -Δs, both content prompt
+
+    def __init__(self, label: str, image: int, prompt: int, route: Route, column: int):
+        self.label, self.image, self.prompt, self.route, self.column = label, image, prompt, route, column
 
 
-def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ...],
+def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[RowKind, ...],
                 generator: torch.Generator, family: Family) -> dict[str, torch.Tensor]:
     """The loss of each row kind in ``kinds`` for one draw of eps and t, all in one batched denoiser call.
 
@@ -132,7 +151,7 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ..
     UNet families, ``FlowMatching`` for SD3 / Flux), not the pipeline's own; ``family`` makes the
     denoiser call.
 
-    Pair training runs ("content",) during the style warm-up and ("content", "style") after it.
+    Pair training runs (CONTENT,) during the style warm-up and (CONTENT, STYLE_OVER_FROZEN_CONTENT) after it.
 
     Several pairs are batched: every pair gets the rows of ``kinds`` (pair-major), its own draw of eps and t
     shared by its rows, and its own content adapter; each returned loss is the mean over the pairs.  Draw
@@ -144,8 +163,8 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ..
                         f"{type(scheduler).__name__}, a sampling scheduler")
     pairs = pair.pairs
     pair_of = [k for k in range(pairs) for _ in kinds]                          # the pair of each row
-    images = [2 * k + ROW_KINDS[kind][0] for k in range(pairs) for kind in kinds]
-    prompts = [2 * k + ROW_KINDS[kind][1] for k in range(pairs) for kind in kinds]
+    images = [2 * k + kind.image for k in range(pairs) for kind in kinds]
+    prompts = [2 * k + kind.prompt for k in range(pairs) for kind in kinds]
     mean, std = pair.latent_mean[images], pair.latent_std[images]
     device = mean.device
     # 1. x0 ~ N(mean, std) from each image's latent distribution; one eps and one t per pair, shared by its rows.
@@ -158,7 +177,7 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[str, ..
     else:
         noisy, timesteps, target = _ddpm_noisy_and_target(scheduler, x0, noise, generator, pair_of)
     # 3. one denoiser call, each row through its own adapters
-    set_route(layers, [ROW_KINDS[kind][2] for _ in range(pairs) for kind in kinds], device, pair_of)  # kept for backward
+    set_route(layers, [kind.route for _ in range(pairs) for kind in kinds], device, pair_of)  # kept for backward
     prediction = family.predict(unet, noisy, timesteps, pair.cond.select(prompts))   # (rows, C, h, w)
     # 4. per-image mean squared error
     losses = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))   # (rows,)

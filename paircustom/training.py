@@ -23,20 +23,19 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .adapters import add_pair_lora, pair_routing, remove_pair_lora
-from .checkpoint import (Checkpoint, check_run_inputs, load_checkpoint, result_settings, save_checkpoint,
-                         unusable_checkpoint)
-from .errors import PairCustomWarning, UserError, reason
+from .adapters import add_pair_lora, remove_pair_lora
+from .checkpoint import check_run_inputs
+from .errors import PairCustomWarning, UserError
 from .families import DTYPES, load_pipeline, unet_family_of
 from .family import Size
-from .formats import StyleMetadata, lora_state_dict, save_adapter
-from .images import PreparedImage, atomic_write, grid, load_pair
-from .objective import EncodedPair, pair_losses, training_scheduler
+from .images import load_pair
+from .objective import EncodedPair, RowKind, pair_losses, training_scheduler
 from .preflight import ModelPlan
-from .train_config import TrainConfig, file_name  # TrainConfig: re-exported, callers import it from here
+from .train_config import TrainConfig  # noqa: F401  (re-exported: callers import it from here)
+from .train_outputs import TrainerOutputs
 
 
-class PairTrainer:
+class PairTrainer(TrainerOutputs):
     """Holds the model with both adapters, the encoded pair and the optimizer; ``fit`` runs the loop."""
 
     # True: all adapter parameters stay in DDP and DDP searches each step's graph for unused ones (the old way,
@@ -78,7 +77,9 @@ class PairTrainer:
         self.processes = self.accelerator.num_processes
         device = self.device = self.accelerator.device
         pipe.to(device)
-        self.pair = self._encode_pairs(images)
+        sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
+        self.pair = EncodedPair.encode(pipe, self.family, [image.pixels for image in images],
+                                       [config.content_prompt, config.style_prompt], sizes, device)
         if not config.preview_every:
             for module in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)):
                 if module is not None:
@@ -86,9 +87,8 @@ class PairTrainer:
         # 3. adapters: frozen UNet, frozen A's, trainable zero B's
         unet = pipe.unet.requires_grad_(False)
         self.layers = add_pair_lora(unet, config.content_rank, config.style_rank, config.content_alpha,
-                                    config.style_alpha,
-                                    config.basis_seed, config.target_modules, orthogonal=config.orthogonal,
-                                    pairs=len(config.pairs))
+                                    config.style_alpha, config.basis_seed, config.target_modules,
+                                    orthogonal=config.orthogonal, pairs=len(config.pairs))
         if not self.layers:
             raise UserError(f"no layer of this UNet matches the target modules {list(config.target_modules)}; "
                             "use names such as to_q, to_k, to_v, to_out.0.")
@@ -115,47 +115,35 @@ class PairTrainer:
         self.step = 0
         self.history: list[tuple[int, float, float | None]] = []   # (step, content loss, style loss)
         if resume_from is not None:
-            self._load_checkpoint()
+            self.resume_from_checkpoint()
 
-    @torch.no_grad()
-    def _encode_pairs(self, images: list[PreparedImage]) -> EncodedPair:
-        """``images``: content, style of pair 0, then of pair 1, ...; the two prompts are shared by all pairs."""
-        config, pipe, device = self.config, self.pipe, self.device
-        pixels = torch.stack([image.pixels for image in images]).to(device, pipe.vae.dtype)    # (2K, 3, H, W)
-        latent_dist = pipe.vae.encode(pixels).latent_dist
-        scale = pipe.vae.config.scaling_factor
-        cond, _ = self.family.encode(pipe, [config.content_prompt, config.style_prompt], device)
-        cond = cond.select([0, 1] * (len(images) // 2))
-        sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
-        cond = self.family.add_size(pipe, cond, sizes)
-        return EncodedPair(latent_dist.mean * scale, latent_dist.std * scale, cond)
-
-    def kinds(self, step: int) -> tuple[str, ...]:
+    def kinds(self, step: int) -> tuple[RowKind, ...]:
         """The loss terms of a step: content only during the style warm-up, then content and style."""
         if self.config.method == "style-only":
-            return ("style-only",)
+            return (RowKind.STYLE_ALONE,)
         if self.config.method == "slider":
-            return ("slider-", "slider+")
-        return ("content",) if step < self.config.style_start_step else ("content", "style")
+            return (RowKind.SLIDER_MINUS, RowKind.SLIDER_PLUS)
+        if step < self.config.style_start_step:
+            return (RowKind.CONTENT,)
+        return (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)
 
-    def _train_only(self, kinds: tuple[str, ...]) -> None:
+    def _train_only(self, kinds: tuple[RowKind, ...]) -> None:
         """Make exactly the parameters that ``kinds`` uses trainable; rebuild DDP when that set changes.
 
-        DDP (find_unused_parameters=False) expects a gradient for every parameter it holds in every step, and
-        the style B's get none during the style warm-up (nor the content B's in style-only training). So they
-        are frozen and left out of DDP until they are used: DDP is built for the warm-up without them and
-        rebuilt once, at style_start_step, with them. The optimizer skips parameters without a gradient either way,
-        so the result is the same; a single process (no DDP) leaves every adapter trainable.
-        """
+        DDP (find_unused_parameters=False) expects a gradient for every parameter it holds in every step, and the
+        style B's get none during the style warm-up (nor the content B's in style-only or slider training), so
+        they are frozen and left out of DDP until used: DDP is built for the warm-up without them and rebuilt
+        once, at style_start_step, with them. The optimizer skips parameters without a gradient either way, so the
+        result is the same; a single process (no DDP) leaves every adapter trainable."""
         from accelerate.utils import DistributedType
 
         if self.processes == 1 or self.find_unused_parameters or self.accelerator.distributed_type in (
                 DistributedType.DEEPSPEED, DistributedType.FSDP):
             return               # no DDP; or DDP told to search; or engines that take their trainable set at prepare
         used = set()
-        if "content" in kinds:
+        if any(kind.route.trains_content for kind in kinds):
             used.update(map(id, self.content_params))
-        if "style" in kinds or "style-only" in kinds:
+        if any(kind.route.trains_style for kind in kinds):
             used.update(map(id, self.style_params))
         changed = [p for p in self.content_params + self.style_params if p.requires_grad != (id(p) in used)]
         for param in changed:
@@ -167,8 +155,10 @@ class PairTrainer:
     @staticmethod
     def _as_pair(losses: dict) -> tuple:
         """(content loss, style loss) with None for a term that was not computed."""
-        return (losses.get("content", losses.get("slider-")),
-                losses.get("style", losses.get("style-only", losses.get("slider+"))))
+        pair = [None, None]
+        for kind, loss in losses.items():
+            pair[kind.column] = loss
+        return tuple(pair)
 
     def train_step(self) -> tuple[float | None, float | None]:
         """One optimizer step (with accumulation); returns the mean (content, style) losses."""
@@ -190,7 +180,7 @@ class PairTrainer:
             totals = dict(zip(kinds, mean.tolist()))
         for kind, loss in totals.items():
             if not math.isfinite(loss):
-                raise UserError(f"training diverged at step {self.step + 1}: the {kind} loss is {loss}, "
+                raise UserError(f"training diverged at step {self.step + 1}: the {kind.label} loss is {loss}, "
                                 f"most likely because the learning rate ({self.learning_rate}) or alpha "
                                 f"({config.alpha or 'the rank'}) is too large; lower it and train again.")
         self.step += 1
@@ -222,7 +212,7 @@ class PairTrainer:
                             style="warm-up" if style_loss is None else f"{style_loss:.4f}")
             due = lambda every: every and self.step % every == 0       # noqa: E731
             if due(config.checkpoint_every):
-                self._save_checkpoint()                    # every process: it gathers their generators
+                self.write_checkpoint()                    # every process: it gathers their generators
             if main and due(config.save_every) and self.step < config.max_steps:
                 self.save(config.step_output(self.step))
             if main and due(config.preview_every):
@@ -231,82 +221,6 @@ class PairTrainer:
                 self.accelerator.wait_for_everyone()       # the others wait while process 0 writes
             if main and on_step is not None:
                 on_step(self)
-
-    def preview_path(self, step: int) -> Path:
-        output = Path(self.config.output)
-        return output.with_name(f"{output.stem}-preview-{step:05d}.png")
-
-    def preview(self, steps: int = 20) -> Path:
-        """Write <output>-preview-<step>.png: base and styled images for the content prompt, same seed."""
-        from .guidance import StyleGuidedPipeline
-
-        routing = lambda names: pair_routing(self.layers, ["style" if n else "base" for n in names], self.device)  # noqa: E731
-        guided = StyleGuidedPipeline(self.pipe, routing=routing, routed_styles={"style": self.config.style_suffix})
-        size = dict(height=self.config.resolution, width=self.config.resolution, num_inference_steps=steps, seed=0)
-        base = guided(self.config.content_prompt, styles={}, **size).images[0]
-        styled = guided(self.config.content_prompt, styles=["style"], **size).images[0]     # the default style scale
-        return atomic_write(self.preview_path(self.step), lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
-
-    def _save_checkpoint(self) -> None:
-        """Called by every process (collective); process 0 writes the generators of all of them."""
-        generators = [self.generator.get_state()]
-        if self.processes > 1:
-            generators = list(self.accelerator.gather(generators[0].to(self.device)[None]).cpu())
-        if not self.accelerator.is_main_process:
-            return
-        optimizer = self.optimizer.state_dict()["state"]
-        save_checkpoint(self.config.checkpoint_path, Checkpoint(
-            self.step, result_settings(self.config), self.history, self.content_params + self.style_params,
-            optimizer, generators), keep=self.config.keep_checkpoints)
-
-    def _load_checkpoint(self) -> None:
-        path = self.config.checkpoint_path
-        state = load_checkpoint(path)
-        try:
-            with torch.no_grad():
-                for param, value in zip(self.content_params + self.style_params, state.params, strict=True):
-                    param.copy_(value)
-            groups = self.optimizer.state_dict()["param_groups"]
-            self.optimizer.load_state_dict({"state": state.optimizer_state, "param_groups": groups})
-            self.generator.set_state(state.generator_states[self.accelerator.process_index])
-        except Exception as error:  # shapes or counts that do not match this model
-            raise unusable_checkpoint(path, reason(error)) from None
-        self.step, self.history = state.step, [tuple(row) for row in state.history]
-        self._train_only(self.kinds(self.step))
-
-    def metadata(self, adapter: str) -> StyleMetadata:
-        c = self.config
-        training = {file_name(k): getattr(c, k) for k in (
-            "learning_rate", "weight_decay", "max_steps", "style_start_step", "gradient_accumulation", "resolution",
-            "seed", "mixed_precision", "dtype", "variant", "vae", "method", "orthogonal")}
-        training["step"] = self.step
-        training["processes"] = self.processes       # N x gradient_accumulation draws per step
-        training["pairs"] = len(c.pairs)
-        if c.scale_lr:
-            training["scale_lr"], training["effective_learning_rate"] = True, self.learning_rate
-        if self.history:
-            training["final_losses"] = list(self.history[-1][1:])
-        alpha = c.style_alpha if adapter == "style" else c.content_alpha
-        return StyleMetadata(
-            base_model=c.model, family=self.family.name, adapter=adapter, content_rank=c.content_rank,
-            style_rank=c.style_rank, alpha=alpha, target_modules=list(c.target_modules), basis_seed=c.basis_seed,
-            subject=c.subject, style=c.style, style_suffix=c.style_suffix, content_prompt=c.content_prompt,
-            style_prompt=c.style_prompt, training=training, dtype=c.save_dtype,
-        )
-
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write the style LoRA (and with ``save_content`` the content LoRA) to ``path`` (default: the output)."""
-        layers = self.layers
-        style = lora_state_dict({n: l.style_A for n, l in layers.items()}, {n: l.style_B for n, l in layers.items()},
-                                next(iter(layers.values())).style_scale, DTYPES[self.config.save_dtype])
-        path = save_adapter(path or self.config.output, style, self.metadata("style"), overwrite=True)
-        for k in range(len(self.config.pairs)) if self.config.save_content else ():
-            adapters = {n: l.content_adapter(k) for n, l in layers.items()}
-            content = lora_state_dict({n: A for n, (A, _) in adapters.items()}, {n: B for n, (_, B) in adapters.items()},
-                                      next(iter(layers.values())).content_scale, DTYPES[self.config.save_dtype])
-            save_adapter(replace(self.config, output=str(path)).content_output(k), content, self.metadata("content"),
-                         overwrite=True)
-        return path
 
     def close(self) -> None:
         """Give the pipeline its plain UNet back."""
@@ -325,7 +239,7 @@ def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
         trainer.fit(on_step)
         path = Path(trainer.config.output)
         if trainer.config.checkpoint_every:       # kept: --resume with more steps extends this run
-            trainer._save_checkpoint()
+            trainer.write_checkpoint()
         if main:
             trainer.save()
             if not trainer.config.checkpoint_every and trainer.config.checkpoint_path.is_file():

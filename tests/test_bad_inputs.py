@@ -76,7 +76,7 @@ def checkpoint_with(e: Env, **settings):
                                   checkpoint_every=1, **settings), style="art")
     trainer = PairTrainer(config)
     trainer.train_step()
-    trainer._save_checkpoint()
+    trainer.write_checkpoint()
     trainer.close()
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from paircustom.adapters import PairLoRALinear, add_pair_lora, pair_routing, remove_pair_lora
+from paircustom.adapters import PairLoRALinear, Route, add_pair_lora, pair_routing, remove_pair_lora
 from paircustom.basis import split_rows
 from paircustom.errors import UserError
 from paircustom.tiny import build_tiny_pipeline
@@ -48,8 +48,8 @@ def _layer(rows=3, width=8, out=6, rank=2):
 
 
 @pytest.mark.parametrize("rows, uses_content, uses_style", [
-    (["base"], False, False), (["content"], True, False), (["style"], False, True), (["content+style"], True, True),
-    (["-style"], False, -1),
+    ([Route.BASE], False, False), ([Route.CONTENT], True, False), ([Route.STYLE_ALONE], False, True),
+    ([Route.FROZEN_CONTENT_AND_STYLE], True, True), ([Route.MINUS_STYLE], False, -1),
 ])
 def test_each_route_adds_exactly_its_adapters(rows, uses_content, uses_style):
     layer, x = _layer(rows=1)
@@ -63,10 +63,20 @@ def test_each_route_adds_exactly_its_adapters(rows, uses_content, uses_style):
     assert torch.allclose(got, expected, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("route", list(Route))
+def test_a_route_trains_exactly_the_adapters_it_says(route):
+    """``trains_content`` / ``trains_style`` (which the trainer uses to choose what DDP holds) match the gradients."""
+    layer, x = _layer(rows=1)
+    with pair_routing({"l": layer}, [route], "cpu"):
+        layer(x).square().sum().backward()
+    gets = lambda B: B.grad is not None and B.grad.abs().max().item() > 0  # noqa: E731
+    assert (gets(layer.content_B), gets(layer.style_B)) == (route.trains_content, route.trains_style), route
+
+
 def test_frozen_content_rows_send_no_gradient_to_content_B_but_do_to_the_input():
     layer, x = _layer(rows=2)
     x.requires_grad_(True)
-    with pair_routing({"l": layer}, ["base", "content+style"], "cpu"):
+    with pair_routing({"l": layer}, [Route.BASE, Route.FROZEN_CONTENT_AND_STYLE], "cpu"):
         layer(x).square().sum().backward()
     assert layer.content_B.grad is None or layer.content_B.grad.abs().max() == 0
     assert layer.style_B.grad.abs().max() > 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from paircustom.adapters import add_pair_lora, set_route
+from paircustom.adapters import Route, add_pair_lora, set_route
 from paircustom.families import FAMILIES, family_of
 from paircustom.flow import pack, unpack
 from paircustom.formats import StyleMetadata, lora_state_dict, save_adapter
-from paircustom.objective import EncodedPair, FlowMatching, pair_losses
+from paircustom.objective import EncodedPair, FlowMatching, RowKind, pair_losses
 from paircustom.tiny_flow import build_tiny_flow_pipeline
 
 FAMILY_NAMES = ("sd3", "flux")
@@ -83,7 +83,8 @@ def test_fused_step_gives_the_gradients_of_separate_content_and_style_passes(pip
     objective = family.training_objective(pipe)
     params = [p for l in layers.values() for p in (l.content_B, l.style_B)]
 
-    losses = pair_losses(model, layers, objective, pair, ("content", "style"), torch.Generator().manual_seed(5), family)
+    kinds = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)
+    losses = pair_losses(model, layers, objective, pair, kinds, torch.Generator().manual_seed(5), family)
     sum(losses.values()).backward()
     fused = [p.grad.clone() for p in params]
     for p in params:
@@ -95,11 +96,11 @@ def test_fused_step_gives_the_gradients_of_separate_content_and_style_passes(pip
     noise = torch.randn(1, 4, 8, 8, generator=generator).expand_as(x0)
     noisy, timesteps, target = objective.noisy_and_target(x0, noise, generator)
     separate = []
-    for row, route in ((0, "content"), (1, "content+style")):
-        set_route(layers, [route], "cpu")
+    for row, kind in enumerate(kinds):
+        set_route(layers, [kind.route], "cpu")
         prediction = family.predict(model, noisy[row:row + 1], timesteps[row:row + 1], pair.cond.select([row]))
         loss = ((prediction - target[row:row + 1]) ** 2).mean()
-        assert abs(loss.item() - losses[("content", "style")[row]].item()) < 1e-5, f"row {row} loss differs"
+        assert abs(loss.item() - losses[kind].item()) < 1e-5, f"row {row} loss differs"
         loss.backward()
     set_route(layers, None, "cpu")
     separate = [p.grad for p in params]
@@ -129,7 +130,7 @@ def test_style_file_loads_in_plain_diffusers_with_identical_transformer_outputs(
     model, pair = family.denoiser(pipe), encoded_pair(pipe, family)
     noisy, timesteps = pair.latent_mean[:1], torch.tensor([500.0])
     with torch.no_grad():
-        set_route(layers, ["style"], "cpu")
+        set_route(layers, [Route.STYLE_ALONE], "cpu")
         ours = family.predict(model, noisy, timesteps, pair.cond.select([1]))
         set_route(layers, None, "cpu")
         base = family.predict(model, noisy, timesteps, pair.cond.select([1]))

@@ -14,7 +14,7 @@ import copy
 import pytest
 import torch
 
-from paircustom.objective import pair_losses, training_scheduler
+from paircustom.objective import RowKind, pair_losses, training_scheduler
 from paircustom.tiny import SCHEDULER_CONFIGS, build_tiny_pipeline
 from paircustom.training import PairTrainer
 from tests.conftest import RESOLUTION, quick_config, same_state
@@ -50,7 +50,7 @@ def generate(pipe):
 
 def redraw(trainer, kinds, seed):
     """x0 (rows, C, h, w), eps (1, C, h, w) and t as pair_losses draws them from ``seed``."""
-    rows = [0 if kind == "content" else 1 for kind in kinds]
+    rows = [kind.image for kind in kinds]
     mean, std = trainer.pair.latent_mean[rows], trainer.pair.latent_std[rows]
     generator = torch.Generator().manual_seed(seed)
     x0 = mean + std * torch.randn(*mean.shape, generator=generator)
@@ -84,7 +84,7 @@ def capture(trainer, kinds, seed):
 def check_forward_process(trainer, name, when):
     """UNet input = DDPM x_t and loss = MSE to eps (or v) for the drawn t, for several seeds."""
     a = alphas_cumprod(name)
-    kinds = ("content", "style")
+    kinds = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)
     for seed in SEEDS:
         sample, timesteps, prediction, losses = capture(trainer, kinds, seed)
         x0, eps, t = redraw(trainer, kinds, seed)
@@ -98,7 +98,7 @@ def check_forward_process(trainer, name, when):
         for row, kind in enumerate(kinds):
             wanted = ((prediction[row].double() - target[row]) ** 2).mean().item()
             assert losses[kind] == pytest.approx(wanted, rel=1e-5), (
-                f"{name} {when}, seed {seed}, t={t}: {kind} loss {losses[kind]:.6g} is not the MSE to the "
+                f"{name} {when}, seed {seed}, t={t}: {kind.label} loss {losses[kind]:.6g} is not the MSE to the "
                 f"{'v' if v_prediction else 'eps'} target ({wanted:.6g})")
 
 
@@ -164,6 +164,6 @@ def test_x0_is_drawn_from_the_latent_distribution(name, pair, tmp_path):
 def test_pair_losses_refuses_the_sampling_scheduler(pair, tmp_path):
     trainer = make_trainer("sdxl-euler", pair, tmp_path)
     with pytest.raises(TypeError, match="training scheduler"):
-        pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, ("content",),
+        pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, (RowKind.CONTENT,),
                     torch.Generator().manual_seed(0), trainer.family)
     trainer.close()

@@ -10,10 +10,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import paircustom.training as training
-from paircustom.adapters import set_route
+from paircustom.adapters import Route, set_route
 from paircustom.basis import split_rows
 from paircustom.cli import main
-from paircustom.objective import prediction_target
+from paircustom.objective import RowKind, prediction_target
 from paircustom.tiny import build_tiny_pipeline
 from paircustom.training import PairTrainer
 from tests.conftest import quick_config
@@ -22,7 +22,8 @@ from tests.conftest import quick_config
 def single_pair_losses(unet, layers, scheduler, pair, kinds, generator, family):
     """The single-pair objective as it was before several pairs existed (the reference): rows = kinds,
     x0 for all rows, then ONE eps, then ONE t, both shared by all rows."""
-    rows_of = {"content": (0, 0, "content"), "style": (1, 1, "content+style")}
+    rows_of = {RowKind.CONTENT: (0, 0, Route.CONTENT),
+               RowKind.STYLE_OVER_FROZEN_CONTENT: (1, 1, Route.FROZEN_CONTENT_AND_STYLE)}
     images = [rows_of[k][0] for k in kinds]
     mean, std = pair.latent_mean[images], pair.latent_std[images]
     draw = lambda *shape: torch.randn(*shape, generator=generator).to(mean.device, mean.dtype)  # noqa: E731

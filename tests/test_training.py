@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from paircustom.objective import prediction_target
+from paircustom.objective import RowKind, prediction_target
 from paircustom.tiny import build_tiny_pipeline
 from paircustom.training import PairTrainer
 from tests.conftest import SHARED_PAIRS, quick_config
@@ -47,9 +47,10 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
             layer.content_B.normal_(std=0.1)
             layer.style_B.normal_(std=0.1)
     from paircustom.objective import pair_losses
-    losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair, ("content", "style"),
-                         torch.Generator().manual_seed(0), trainer.family)
-    losses["style"].backward()
+    losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair,
+                         (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT), torch.Generator().manual_seed(0),
+                         trainer.family)
+    losses[RowKind.STYLE_OVER_FROZEN_CONTENT].backward()
     content_grad = max((p.grad.abs().max().item() if p.grad is not None else 0.0) for p in trainer.content_params)
     style_grad = max(p.grad.abs().max().item() for p in trainer.style_params)
     assert content_grad == 0, f"style loss sent gradient {content_grad} to content B"
@@ -169,7 +170,7 @@ def test_slider_baseline_moves_the_style_image_up_and_the_content_image_down_und
     trainer = PairTrainer(quick_config(*pair, tmp_path / "s.safetensors", method="slider", max_steps=2,
                                        style_start_step=1), build_tiny_pipeline("sd"))
     assert trainer.config.style_prompt == trainer.config.content_prompt and trainer.config.style_suffix == ""
-    assert trainer.kinds(0) == ("slider-", "slider+")
+    assert trainer.kinds(0) == (RowKind.SLIDER_MINUS, RowKind.SLIDER_PLUS)
     seen = []
     hook = trainer.unet.register_forward_pre_hook(
         lambda _m, args, kwargs: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..adapters import set_route
 from ..images import load_pair
-from ..objective import ROW_KINDS, prediction_target
+from ..objective import RowKind, prediction_target
 
 
 class AdapterState:
@@ -70,8 +70,8 @@ class SequentialTrainer:
         t = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=self.generator).to(self.device)
         losses = []
         # 2. content pass, 3. style pass: one row each, each with its own backward and optimizer step
-        for kind, optimizer in zip(("content", "style"), self.optimizers):
-            row, prompt, route = ROW_KINDS[kind]                                # image row, prompt row, adapter route
+        for kind, optimizer in zip((RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT), self.optimizers):
+            row, prompt, route = kind.image, kind.prompt, kind.route
             with trainer.accelerator.autocast():
                 noisy = scheduler.add_noise(x0[row:row + 1], noise, t)          # (1, C, h, w)
                 set_route(trainer.layers, [route], self.device)                 # kept through backward (checkpointing)
