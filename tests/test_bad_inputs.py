@@ -80,6 +80,14 @@ def checkpoint_with(e: Env, **settings):
     trainer.close()
 
 
+def numbers(make, option: str, name: str, out_of_range=(), not_finite=()) -> dict:
+    """Cases giving ``option`` values outside its range ('<name> must lie ...') or not finite ('<name> must be a
+    finite ...'), named "<command> <option> <value>"."""
+    cases = {f"{make.__name__} {option} {v}": (make(f"{option}={v}"), None, f"{name} must lie") for v in out_of_range}
+    return {**cases, **{f"{make.__name__} {option} {v}": (make(option, v), None, f"{name} must be a finite")
+                        for v in not_finite}}
+
+
 def bad_style(name, **kwargs):
     return lambda e: edited_style(e.sf, e.tmp / "bad.safetensors", **kwargs)
 
@@ -100,22 +108,13 @@ CASES = {
     "train content rank 0": (train("--content-rank", "0"), None, 'got content 0, style 4'),
     "train style rank -1": (train("--style-rank", "-1"), None, 'style rank'),
     "train ranks too large": (train("--rank", "20"), None, "exceeds a layer's input width"),
-    "train alpha 0": (train("--alpha", "0"), None, 'alpha must lie'),
-    "train alpha -1": (train("--alpha=-1"), None, 'alpha must lie'),
-    "train alpha nan": (train("--alpha", "nan"), None, 'alpha must be a finite'),
-    "train alpha inf": (train("--alpha", "inf"), None, 'alpha must be a finite'),
-    "train alpha 1e30": (train("--alpha", "1e30"), None, 'alpha must lie'),
+    **numbers(train, "--alpha", "alpha", out_of_range=("0", "-1", "1e30"), not_finite=("nan", "inf")),
     "train lr 0": (train("--lr", "0"), None, 'learning rate must be a positive'),
-    "train lr negative": (train("--lr=-1e-3"), None, 'learning rate must lie'),
-    "train lr nan": (train("--lr", "nan"), None, 'learning rate must be a finite'),
-    "train lr 1e30": (train("--lr", "1e30"), None, 'learning rate must lie'),
-    "train weight decay -1": (train("--weight-decay=-1"), None, 'weight decay must lie'),
-    "train weight decay nan": (train("--weight-decay", "nan"), None, 'weight decay must be a finite'),
-    "train weight decay inf": (train("--weight-decay", "inf"), None, 'weight decay must be a finite'),
-    "train seed -1": (train("--seed=-1"), None, 'the seed must lie'),
-    "train seed 2**64": (train("--seed", str(2**64)), None, 'the seed must lie'),
-    "train basis seed 2**64": (train("--basis-seed", str(2**64)), None, 'basis seed must lie'),
-    "train resolution 100000": (train("--resolution", "100000"), None, 'resolution must lie'),
+    **numbers(train, "--lr", "learning rate", out_of_range=("-1e-3", "1e30"), not_finite=("nan",)),
+    **numbers(train, "--weight-decay", "weight decay", out_of_range=("-1",), not_finite=("nan", "inf")),
+    **numbers(train, "--seed", "the seed", out_of_range=("-1", str(2**64))),
+    **numbers(train, "--basis-seed", "basis seed", out_of_range=(str(2**64),)),
+    **numbers(train, "--resolution", "resolution", out_of_range=("100000",)),
     "train resolution 12": (train("--resolution", "12"), None, 'multiple of 8'),
     "train resolution 0": (train("--resolution", "0"), None, 'multiple of 8'),
     "train steps 0": (train("--steps", "0"), None, 'max_steps must'),
@@ -195,11 +194,9 @@ CASES = {
     "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), 'trained on a sdxl model'),
     "generate damaged metadata": (generate(style=BAD), bad_style("json", metadata={"paircustom": "{oops"}), 'damaged paircustom metadata'),
     "generate no LoRA keys": (generate(style=BAD), bad_style("keys", tensors=lambda d: {"x": d[next(iter(d))]}), 'no UNet LoRA weights'),
-    "generate guidance nan": (generate("--guidance-scale", "nan"), None, 'guidance scale must be a finite'),
-    "generate guidance 1e30": (generate("--guidance-scale", "1e30"), None, 'guidance scale must lie'),
+    **numbers(generate, "--guidance-scale", "guidance scale", out_of_range=("1e30",), not_finite=("nan",)),
     "generate style scale -1e30": (generate("--style-scale=-1e30"), None, 'must lie between -100 and 100'),
-    "generate lora scale nan": (generate("--lora-scale", "nan"), None, 'LoRA scale must be a finite'),
-    "generate lora scale 1e30": (generate("--lora-scale", "1e30"), None, 'LoRA scale must lie'),
+    **numbers(generate, "--lora-scale", "LoRA scale", out_of_range=("1e30",), not_finite=("nan",)),
     "generate lora scale two styles": (generate("--lora-scale", "1", "-s", "{sf}"), None, 'exactly one --style-file'),
     "generate style start 1.5": (generate("--style-start-fraction", "1.5"), None, 'style_start_fraction must lie'),
     "generate style start nan": (generate("--style-start-fraction", "nan"), None,
@@ -211,10 +208,8 @@ CASES = {
                                         'style_end (0.3) must come after style_start_fraction (0.5)'),
     "generate style end at start": (generate("--style-end", "0.2"), None, 'must come after style_start_fraction (0.2)'),
     "generate style end 0": (generate("--style-end", "0"), None, 'must come after style_start'),
-    "generate style end 1.5": (generate("--style-end", "1.5"), None, 'style_end must lie between 0 and 1'),
-    "generate style end nan": (generate("--style-end", "nan"), None, 'style_end must be a finite'),
-    "generate style tolerance -1": (generate("--style-tolerance=-1"), None, 'style_tolerance must lie'),
-    "generate style tolerance inf": (generate("--style-tolerance", "inf"), None, 'style_tolerance must be a finite'),
+    **numbers(generate, "--style-end", "style_end", out_of_range=("1.5",), not_finite=("nan",)),
+    **numbers(generate, "--style-tolerance", "style_tolerance", out_of_range=("-1",), not_finite=("inf",)),
     "generate steps 0": (generate("--steps", "0"), None, 'denoising steps must lie'),
     "generate steps past timesteps": (generate("--steps", "100000"), None, 'denoising steps must lie'),
     "generate height -8": (generate("--height=-8"), None, 'height must lie'),
@@ -222,8 +217,7 @@ CASES = {
     "generate width 100000": (generate("--width", "100000"), None, 'width must lie'),
     "generate num images 0": (generate("--num-images", "0"), None, 'number of images'),
     "generate num images 1000": (generate("--num-images", "1000"), None, 'number of images'),
-    "generate seed -1": (generate("--seed=-1"), None, 'seed must lie'),
-    "generate seed 2**64": (generate("--seed", str(2**64)), None, 'seed must lie'),
+    **numbers(generate, "--seed", "seed", out_of_range=("-1", str(2**64))),
     "generate prompt past token limit": (["generate", "a cat " + LONG, "-s", "{sf}", "--model", "{model}",
                                           "-o", "{png}"], None, 'style words would be cut off'),
     "generate no prompt": (["generate", "-s", "{sf}", "--model", "{model}", "-o", "{png}"], None, 'give a prompt'),

@@ -172,13 +172,21 @@ def test_corrupt_checkpoint_is_refused_on_resume(model_dirs, tmp_path, capsys):
     _refusal(_train_args(content, style, model_dirs["sd"], output, "--resume"), capsys, "cannot resume")
 
 
+def _straight_run(model, folder):
+    """A 4-step run with a checkpoint every 2 steps, trained straight through: (pair, its settings, the trainer)."""
+    from paircustom.training import PairTrainer, TrainConfig
+    content, style = write_pair(folder)
+    settings = dict(subject="dog", style="art", model=model, rank=4, learning_rate=1e-2, max_steps=4,
+                    style_start_step=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False,
+                    checkpoint_every=2)
+    straight = PairTrainer(TrainConfig(str(content), str(style), output=str(folder / "a.safetensors"), **settings))
+    straight.fit()
+    return (content, style), settings, straight
+
+
 def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
     from paircustom.training import PairTrainer, TrainConfig
-    content, style = write_pair(tmp_path)
-    settings = dict(subject="dog", style="art", model=model_dirs["sd"], rank=4, learning_rate=1e-2, max_steps=4,
-                    style_start_step=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
-    straight = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "a.safetensors"), **settings))
-    straight.fit()
+    (content, style), settings, straight = _straight_run(model_dirs["sd"], tmp_path)
     first = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "b.safetensors"),
                                     **{**settings, "max_steps": 2}))
     first.fit()                                                  # writes b.checkpoint.safetensors at step 2
@@ -367,11 +375,7 @@ def test_safety_checker_is_only_switched_off_where_the_pipeline_has_one(family, 
 
 def test_finished_run_keeps_its_checkpoint_and_resume_with_more_steps_extends_it(model_dirs, tmp_path):
     from paircustom.training import PairTrainer, TrainConfig, train_pair
-    content, style = write_pair(tmp_path)
-    settings = dict(subject="dog", style="art", model=model_dirs["sd"], rank=4, learning_rate=1e-2, max_steps=4,
-                    style_start_step=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False, checkpoint_every=2)
-    straight = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "a.safetensors"), **settings))
-    straight.fit()
+    (content, style), settings, straight = _straight_run(model_dirs["sd"], tmp_path)
     output = tmp_path / "b.safetensors"
     train_pair(TrainConfig(str(content), str(style), output=str(output), **{**settings, "max_steps": 3}))
     assert output.is_file() and output.with_suffix(".checkpoint.safetensors").is_file(), \

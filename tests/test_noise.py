@@ -25,6 +25,8 @@ SEEDS = (0, 1, 2)                        # three draws of t per check
 TOLERANCE = 1e-5                         # float32 arithmetic on values of order 1
 
 
+PAIR_ROWS = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)      # the rows of a pair-training step
+
 def alphas_cumprod(name: str) -> torch.Tensor:
     """a_t of the config: SD's scaled-linear betas, computed without diffusers (float64)."""
     config = SCHEDULER_CONFIGS[name]
@@ -84,7 +86,7 @@ def capture(trainer, kinds, seed):
 def check_forward_process(trainer, name, when):
     """UNet input = DDPM x_t and loss = MSE to eps (or v) for the drawn t, for several seeds."""
     a = alphas_cumprod(name)
-    kinds = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)
+    kinds = PAIR_ROWS
     for seed in SEEDS:
         sample, timesteps, prediction, losses = capture(trainer, kinds, seed)
         x0, eps, t = redraw(trainer, kinds, seed)
@@ -140,7 +142,7 @@ def test_content_and_style_rows_share_one_eps_and_one_t(pair, tmp_path):
     trainer.pair.latent_mean[1] = trainer.pair.latent_mean[0]
     trainer.pair.latent_std.zero_()
     for seed in SEEDS:
-        sample, timesteps, _, _ = capture(trainer, ("content", "style"), seed)
+        sample, timesteps, _, _ = capture(trainer, PAIR_ROWS, seed)
         assert timesteps[0] == timesteps[1], f"seed {seed}: rows got different timesteps {timesteps.tolist()}"
         difference = (sample[0] - sample[1]).abs().max().item()
         assert difference == 0, f"seed {seed}: rows got different noise (max difference {difference:.3g})"
@@ -154,9 +156,9 @@ def test_x0_is_drawn_from_the_latent_distribution(name, pair, tmp_path):
     trainer.pair.latent_std.fill_(1.0)
     check_forward_process(trainer, name, "latent std 1")
     # and std really moves the input: the same draws with std 0 give a different x_t
-    sample_wide = capture(trainer, ("content", "style"), 0)[0]
+    sample_wide = capture(trainer, PAIR_ROWS, 0)[0]
     trainer.pair.latent_std.zero_()
-    sample_point = capture(trainer, ("content", "style"), 0)[0]
+    sample_point = capture(trainer, PAIR_ROWS, 0)[0]
     assert (sample_wide - sample_point).abs().max() > 1e-3, "the latent std does not reach the UNet input"
     trainer.close()
 

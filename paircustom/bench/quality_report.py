@@ -60,11 +60,15 @@ def main_table(results: dict) -> str:
             if (style, method, "all") not in table:
                 continue
             a, h, t = (table.get((style, method, s), {}) for s in ("all", "held-out", "training"))
-            scale = "-" if method in REFERENCES else f"{a['scale']:g}"
-            lines.append(f"| {style} | {method} | {scale} | {_fmt(a['fidelity'], True)} | "
-                         f"{_fmt(h.get('fidelity'), True)} | {_fmt(t.get('fidelity'), True)} | {_fmt(a['leakage'])} | "
-                         f"{_fmt(a['structure'])} |")
+            lines.append(_split_row(style, method, "-" if method in REFERENCES else f"{a['scale']:g}", a, h, t))
     return "\n".join(lines)
+
+
+def _split_row(style: str, method: str, scale: str, whole: dict, held_out: dict, training: dict) -> str:
+    """A table row: fidelity over all samples, the held-out and the training captions; leakage; structure."""
+    return (f"| {style} | {method} | {scale} | {_fmt(whole['fidelity'], True)} | "
+            f"{_fmt(held_out.get('fidelity'), True)} | {_fmt(training.get('fidelity'), True)} | "
+            f"{_fmt(whole['leakage'])} | {_fmt(whole['structure'])} |")
 
 
 def summary_table(results: dict) -> str:
@@ -121,9 +125,7 @@ def sweep_table(results: dict) -> str:
         if r["method"] in REFERENCES:
             continue
         h, t = (by_key.get((r["style"], r["method"], r["scale"], s), {}) for s in ("held-out", "training"))
-        lines.append(f"| {r['style']} | {r['method']} | {r['scale']:g} | {_fmt(r['fidelity'], True)} | "
-                     f"{_fmt(h.get('fidelity'), True)} | {_fmt(t.get('fidelity'), True)} | {_fmt(r['leakage'])} | "
-                     f"{_fmt(r['structure'])} |")
+        lines.append(_split_row(r["style"], r["method"], f"{r['scale']:g}", r, h, t))
     return "\n".join(lines)
 
 
