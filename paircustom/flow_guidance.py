@@ -28,7 +28,7 @@ from .families import family_of
 from .family import Conditioning
 from .generate_config import GENERATE
 from .formats import METADATA_KEY
-from .guidance import style_guidance
+from .guide import style_guidance
 
 
 class FlowStyleGuidedPipeline:
