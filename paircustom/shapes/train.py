@@ -82,7 +82,7 @@ class BaseTrainConfig:
     ema_decay: float = 0.999
     checkpoint_every: int = 200  # UNet steps between checkpoints
     sample_every: int = 500  # UNet steps between held-out checks
-    sample_steps: int = 20  # DDIM steps of the periodic held-out check (CFG 5)
+    sample_steps: int = 20  # DDIM steps of the periodic held-out check (at generate's CFG)
     threads: int = 1  # torch threads; 2 threads stall badly when another process shares the 2 cores
 
 
@@ -314,7 +314,7 @@ def check(pipe: StableDiffusionPipeline, ema: torch.nn.ModuleList, config: BaseT
     pipe.unet, pipe.text_encoder = ema[0].eval(), ema[1].eval()
     pipe.set_progress_bar_config(disable=True)
     layouts = eval_layouts(24, held_out=True)
-    images = generate(pipe, [layout.caption for layout in layouts], steps=config.sample_steps, cfg=5.0)
+    images = generate(pipe, [layout.caption for layout in layouts], steps=config.sample_steps)  # CFG: GENERATE
     pipe.unet, pipe.text_encoder = live
     print(f"{label}: held-out adherence {score(images, layouts)}", flush=True)
     save_grid(images, path)
