@@ -4,8 +4,8 @@
 
 In the shapes world a style is a known image function ``f`` (``paircustom.shapes.styles``), so for any prompt
 and seed the ideal stylized output is ``f(x_base)``, the base model's own image pushed through ``f``.  For each
-style we train on ONE pair (content image, f(content image)) of a fixed training-set caption (a centred red circle
-on blue) and compare, with the same target layers, optimizer steps and seeds (paper Sec. 5 baselines/ablations):
+style we train on ONE pair (content image, f(content image)) of a fixed training-set scene (``trio`` of
+``paircustom.shapes.examples``: three objects in four colours) and compare, with the same target layers, optimizer steps and seeds (paper Sec. 5 baselines/ablations):
 
     pair-sg     Pair Customization as implemented (orthogonal frozen A's, stop-gradient, style warm-up; Sec. 3)
                 with style guidance (Eqs. 10-11) at several scales
