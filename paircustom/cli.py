@@ -114,7 +114,8 @@ def run_info(args) -> None:
     style = read_style(args.file)
     metadata = style.metadata
     layers = sum(key.endswith("lora_A.weight") for key in style.tensors)
-    print(f"{args.file}: {layers} UNet LoRA layers, {style.layout} layout"
+    denoiser = "transformer" if any(key.startswith("transformer.") for key in style.tensors) else "UNet"
+    print(f"{args.file}: {layers} {denoiser} LoRA layers, {style.layout} layout"
           + (f", {style.ignored} text-encoder tensors (ignored)" if style.ignored else ""))
     if metadata is None:
         print("no paircustom metadata (made by another tool); pass --suffix when generating")

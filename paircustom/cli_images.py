@@ -18,6 +18,7 @@ from .options import add_options, from_args
 CALL = ("guidance_scale", "num_inference_steps", "negative_prompt", "height", "width", "prompt_2",
         "negative_prompt_2", "guidance_rescale")
 STYLE = ("style_start_fraction", "style_end", "style_interval", "style_tolerance")
+FLOW_CALL = ("true_cfg_scale",)       # what only SD3 / Flux style guidance takes
 
 
 def generate_parser(sub) -> None:
@@ -114,10 +115,10 @@ def _read_control(args, config: GenerateConfig):
 def _open_pipeline(args, config: GenerateConfig, device: str, styles, names):
     """The model (with --controlnet) on ``device`` with every style loaded: (pipeline, {name: scale}, files)."""
     from .families import DTYPES
-    from .guidance import StyleGuidedPipeline
+    from .flow_guidance import from_pretrained
 
-    pipe = StyleGuidedPipeline.from_pretrained(config.model, DTYPES[config.dtype], device, variant=config.variant,
-                                               vae=config.vae, controlnet=args.controlnet)
+    pipe = from_pretrained(config.model, DTYPES[config.dtype], device, variant=config.variant, vae=config.vae,
+                           controlnet=args.controlnet)
     pipe.pipe.set_progress_bar_config(disable=args.quiet or not distributed.is_main())
     scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
     files = {name: {"file": str(Path(path).resolve()), "scale": scale} for (path, scale), name in zip(styles, names)}
@@ -139,9 +140,11 @@ def run_generate(args) -> None:
     control_image = _read_control(args, config)
     work = _generation_jobs(args, config)              # None: one prompt, --num-images images
     prompts = [args.prompt] if work is None else list(dict.fromkeys(job.prompt for job in work))
-    check_generation(config.model, prompts, styles, args.suffix, args.lora_scale, **config.values(STYLE),
-                     guidance_scale=config.guidance_scale, steps=config.num_inference_steps, height=config.height,
-                     width=config.width, seed=args.seed, num_images=config.num_images_per_prompt)
+    plan = check_generation(config.model, prompts, styles, args.suffix, args.lora_scale, **config.values(STYLE),
+                            guidance_scale=config.guidance_scale, steps=config.num_inference_steps,
+                            height=config.height, width=config.width, seed=args.seed,
+                            num_images=config.num_images_per_prompt)
+    flow = _check_family_options(args, config, plan, metadata)
     device = distributed.process_device(config.device)
     output = Path(args.output)
     if work is None:
@@ -160,7 +163,7 @@ def run_generate(args) -> None:
         state.wait_for_everyone()                # every process has checked the outputs before any is written
 
     pipe, scales, files = _open_pipeline(args, config, device, styles, names)
-    common = config.values(CALL)
+    common = config.values(CALL + FLOW_CALL * flow)
     if control_image is not None:
         common.update(control_image=control_image, controlnet_conditioning_scale=config.controlnet_conditioning_scale)
     seed = 0 if args.seed is None else args.seed
@@ -193,9 +196,12 @@ def run_stylize(args) -> None:
     prompt = args.prompt if args.prompt is not None else metadata[0].content_prompt if metadata[0] else None
     if prompt is None:
         raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
-    check_generation(config.model, [prompt], styles, args.suffix, None, guidance_scale=config.guidance_scale,
-                     style_start_fraction=config.style_start_fraction, steps=config.num_inference_steps, height=config.resolution,
-                     width=config.resolution, seed=args.seed, num_images=1)
+    plan = check_generation(config.model, [prompt], styles, args.suffix, None, guidance_scale=config.guidance_scale,
+                            style_start_fraction=config.style_start_fraction, steps=config.num_inference_steps,
+                            height=config.resolution, width=config.resolution, seed=args.seed, num_images=1)
+    if _check_family_options(args, config, plan, metadata):
+        raise UserError("stylising an existing image is not supported for SD3 and Flux models yet; use "
+                        "'paircustom generate'.")
     output = check_writable(args.output, args.overwrite)
     pipe, scales, files = _open_pipeline(args, config, config.device, styles, names)
     styled = pipe.stylize(image, prompt, scales, seed=args.seed, control_image=control_image,
@@ -228,6 +234,22 @@ def _draw(pipe, args, config: GenerateConfig, scales: dict, prompt: str, call: d
         sheet = grid([[b, s] for b, s in zip(base, styled)], labels=["base", styled_label])
         text = {key: value for key, value in texts[0].items() if key != "image_index"}
         print(f"wrote {save_image(sheet, compare, args.overwrite, text={**text, 'layout': 'base | styled'})}")
+
+
+def _check_family_options(args, config: GenerateConfig, plan, metadata) -> bool:
+    """Refuse options the model's family does not take, before it loads; return whether it is SD3 / Flux."""
+    from .families import FAMILIES
+    from .flow_guidance import check_flow_options
+    from .formats import FAMILY_WORDS
+
+    flow = plan.flow if plan is not None else any(m is not None and FAMILIES[m.family].flow for m in metadata)
+    if flow:
+        check_flow_options(controlnet=getattr(args, "controlnet", None), prompt_2=config.prompt_2,
+                           negative_prompt_2=config.negative_prompt_2, guidance_rescale=config.guidance_rescale)
+    elif config.true_cfg_scale != GenerateConfig.true_cfg_scale:
+        raise UserError(f"--true-cfg-scale applies to Flux; {FAMILY_WORDS.get(plan.family if plan else '', 'this')} "
+                        "models take --guidance-scale for CFG, so drop it.")
+    return flow
 
 
 def _generation_jobs(args, config: GenerateConfig):

@@ -74,21 +74,9 @@ def family_of(pipe) -> Family:
     )
 
 
-FLOW_NOTE = ("SD3 and Flux are supported in Python only so far (paircustom.flow_guidance.FlowStyleGuidedPipeline, "
-             "objective.pair_losses); the trainer and the command line take SD 1.x/2.x and SDXL")
-
-
-def unet_family_of(pipe) -> Family:
-    """``family_of`` for the code paths written for UNets (the trainer, StyleGuidedPipeline, the command line)."""
-    family = family_of(pipe)
-    if family.flow:
-        raise UserError(f"{type(pipe).__name__}: {FLOW_NOTE}.")
-    return family
-
-
 def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, vae: str | None = None,
                   ) -> DiffusionPipeline:
-    """Load an SD or SDXL pipeline by name, folder or hub id (its paircustom settings: ``resolve_model``).
+    """Load an SD, SDXL, SD3 or Flux pipeline by name, folder or hub id (its paircustom settings: ``resolve_model``).
 
     ``variant`` picks weight files such as "fp16"; ``vae`` (folder or hub id) replaces the pipeline's VAE,
     e.g. madebyollin/sdxl-vae-fp16-fix, which SDXL needs to decode in fp16.
@@ -97,8 +85,6 @@ def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, v
     vae_path = folder_or_hub_id(vae, "VAE", "config.json") if vae else None
     try:
         index = DiffusionPipeline.load_config(path)
-        if any(index.get("_class_name") == f.pipeline_class.__name__ for f in FAMILIES.values() if f.flow):
-            raise UserError(f"'{model}' is a {index['_class_name']}: {FLOW_NOTE}.")
         extra = {"safety_checker": None} if "safety_checker" in index else {}   # SDXL has none: no warning
         if vae_path:
             from diffusers import AutoencoderKL
@@ -111,6 +97,6 @@ def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, v
         reason = str(error).strip().splitlines()[0].rstrip(".")
         what = f"the VAE '{vae}' or the model '{model}'" if vae else f"the model '{model}'"
         raise UserError(f"could not load {what} ({reason}); check the name or path.") from None
-    unet_family_of(pipe)
+    family_of(pipe)
     pipe.set_progress_bar_config(disable=True)
     return pipe

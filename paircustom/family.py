@@ -61,6 +61,7 @@ class Family:
     denoiser_name = lora_prefix = "unet"        # pipe.<denoiser_name>; the style file's key prefix
     lora_targets = DEFAULT_TARGETS
     flow = False                                # trained by flow matching (else DDPM eps / v)
+    patch = 1                                   # latents per side of one denoiser token (SD3, Flux: 2x2 patches)
 
     def denoiser(self, pipe):
         return getattr(pipe, self.denoiser_name)

@@ -25,8 +25,9 @@ from diffusers.pipelines.stable_diffusion_3.pipeline_output import StableDiffusi
 from .family import Conditioning, Family
 from .generate_config import GENERATE
 from .objective import FlowMatching
+from .train_config import DEFAULT_TARGETS, JOINT_TARGETS
 
-TRANSFORMER_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+TRANSFORMER_TARGETS = DEFAULT_TARGETS + JOINT_TARGETS
 
 
 def pack(latents: torch.Tensor) -> torch.Tensor:
@@ -48,6 +49,7 @@ class FlowFamily(Family):
     denoiser_name = lora_prefix = "transformer"
     lora_targets = TRANSFORMER_TARGETS
     flow = True
+    patch = 2
 
     def training_objective(self, pipe):
         return FlowMatching(pipe.scheduler.config)

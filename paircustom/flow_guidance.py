@@ -5,93 +5,85 @@
                            (``guidance_scale``) passed to every row as the model's ``guidance`` input;
                            with a ``negative_prompt`` and ``true_cfg_scale`` > 1 the ∅ term of SD3 comes back.
 
-As for the UNets, all rows of a step go through ONE batched transformer call (peft's per-row
-``adapter_names``) and the first ``style_start_fraction`` of the steps carry no style term.
-Latents follow the wrapped pipeline's own convention (Flux: packed), so the same ``latents`` give
-the plain pipeline's result when every style scale is 0.
+``FlowStyleGuidedPipeline`` is a ``StyleGuidedPipeline``: styles load, route and switch off the same way (the
+denoiser is the transformer); only the sampling loop differs.  As for the UNets, all rows of a step go through
+ONE batched transformer call (peft's per-row ``adapter_names``), the first ``style_start_fraction`` of the steps
+carry no style term, and ``style_end`` / ``style_interval`` / ``style_tolerance`` act as there (``StyleSchedule``).
+Latents follow the wrapped pipeline's own convention (Flux: packed), so the same ``latents`` give the plain
+pipeline's result when every style scale is 0.  ``style_guided(pipe)`` picks the wrapper of a pipeline's family.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from .adapters import peft_routing
 from .checks import check_sampling
 from .errors import UserError
 from .families import family_of
 from .family import Conditioning
 from .generate_config import GENERATE
-from .formats import METADATA_KEY
-from .guide import style_guidance
+from .guidance import StyleGuidedPipeline
+from .guide import StyleSchedule, style_guidance
+
+# What the UNet pipeline's call takes and this one does not: the value that means "not used".
+UNSUPPORTED = {"prompt_2": None, "negative_prompt_2": None, "guidance_rescale": 0.0, "control_image": None,
+               "controlnet": None}
 
 
-class FlowStyleGuidedPipeline:
+def check_flow_options(**values) -> None:
+    """Refuse, in one sentence, options that SD3 / Flux style guidance does not take (before a model loads)."""
+    for name, value in values.items():
+        if name not in UNSUPPORTED:
+            raise TypeError(f"FlowStyleGuidedPipeline got an unexpected keyword argument {name!r}")
+        if value != UNSUPPORTED[name]:
+            raise UserError(f"{name.replace('_', ' ')} is not supported for SD3 and Flux pipelines yet; drop it.")
+
+
+class FlowStyleGuidedPipeline(StyleGuidedPipeline):
     """Generate with learned styles on a ``StableDiffusion3Pipeline`` or ``FluxPipeline`` (shared, not copied)."""
 
-    def __init__(self, pipe):
-        self.pipe, self.family = pipe, family_of(pipe)
-        if not self.family.flow:
-            raise UserError(f"{type(pipe).__name__} is a UNet pipeline; use StyleGuidedPipeline for it.")
-        self.transformer = self.family.denoiser(pipe)
-        self.suffixes: dict[str, str] = {}
+    flow = True
 
-    def load_style(self, path: str | Path, name: str | None = None, suffix: str | None = None) -> str:
-        """Load a style file with diffusers' own ``load_lora_weights``; its suffix comes from our metadata."""
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"the style file '{path}' does not exist; give the .safetensors file written by training.")
-        with safe_open(str(path), framework="pt") as file:
-            header = file.metadata() or {}
-        metadata = json.loads(header[METADATA_KEY]) if METADATA_KEY in header else {}
-        if metadata.get("family", self.family.name) != self.family.name:
-            raise UserError(f"'{path}' was trained on a {metadata['family']} model but this pipeline is "
-                            f"{self.family.name}; load it into a {metadata['family']} pipeline.")
-        suffix = suffix if suffix is not None else metadata.get("style_suffix")
-        if suffix is None:
-            raise UserError(f"'{path}' has no paircustom metadata, so its style prompt is unknown; pass "
-                            "suffix=' in <style> style'.")
-        name = name or path.stem
-        if name in self.suffixes or "." in name:
-            raise UserError(f"'{name}' cannot name this style (already loaded, or has a '.'); give another name.")
-        self.pipe.load_lora_weights(str(path), adapter_name=name)
-        self.suffixes[name] = suffix
-        self.transformer.set_adapters(list(self.suffixes), [1.0] * len(self.suffixes))
-        self.transformer.disable_lora()          # the wrapped pipeline, called directly, stays the base model
-        return name
+    def __init__(self, pipe, routing=None, controlnet=None, routed_styles: dict[str, str] | None = None):
+        check_flow_options(controlnet=controlnet)
+        super().__init__(pipe, routing=routing, routed_styles=routed_styles)
 
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str], styles: dict[str, float] | None = None,
-                 style_scale: float = GENERATE.style_scale,
-                 guidance_scale: float | None = None, true_cfg_scale: float = 1.0, negative_prompt: str | None = None,
-                 style_start_fraction: float | None = None, num_inference_steps: int = 28,
-                 height: int | None = None,
-                 width: int | None = None, generator=None, latents: torch.Tensor | None = None,
-                 output_type: str = "pil"):
+    def __call__(self, prompt: str | list[str], styles=None, style_scale: float = GENERATE.style_scale,
+                 guidance_scale: float | None = None, true_cfg_scale: float = GENERATE.true_cfg_scale,
+                 negative_prompt: str | None = None, style_start_fraction: float | None = None,
+                 style_end: float | None = GENERATE.style_end, style_interval: int = GENERATE.style_interval,
+                 style_tolerance: float | None = GENERATE.style_tolerance, num_inference_steps: int = 28,
+                 height: int | None = None, width: int | None = None, seed: int | None = None, generator=None,
+                 latents: torch.Tensor | None = None, output_type: str = "pil",
+                 num_images_per_prompt: int = GENERATE.num_images_per_prompt, base_adapter: str | None = None,
+                 **unsupported):
         """Generate; returns the wrapped pipeline's own output class.
 
         ``guidance_scale``: SD3's CFG scale (default 7), Flux's distilled guidance value (default 3.5).
         ``style_start_fraction`` default: 0.2 (SD3), 6/28 (Flux, as the research code: style from step 6 of 28).
+        ``base_adapter``: the adapter behind v0 (None: the base weights; ``lora_scale`` sets it).
         """
+        check_flow_options(**unsupported)
         pipe, family = self.pipe, self.family
         guidance_scale = family.default_guidance if guidance_scale is None else guidance_scale
         if style_start_fraction is None:
             style_start_fraction = family.default_style_start_fraction
         scales = self._scales(styles, style_scale)
-        factor = pipe.vae_scale_factor * 2
-        check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, height, width, None, 1, factor)
+        factor = pipe.vae_scale_factor * family.patch
+        check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, height, width, seed,
+                       num_images_per_prompt, factor, style_end=style_end, style_interval=style_interval,
+                       style_tolerance=style_tolerance)
         check_sampling(true_cfg_scale, {}, style_start_fraction, num_inference_steps, None, None, None, 1, factor)
         height = height or pipe.default_sample_size * pipe.vae_scale_factor
         width = width or pipe.default_sample_size * pipe.vae_scale_factor
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = [p for p in ([prompt] if isinstance(prompt, str) else prompt) for _ in range(num_images_per_prompt)]
         device = pipe._execution_device
+        if generator is None and seed is not None:
+            generator = torch.Generator("cpu").manual_seed(seed)
 
         # 1. rows: [∅] (true CFG only), c, c + suffix_i per style
         cfg, with_uncond = family.cfg(guidance_scale, true_cfg_scale, negative_prompt)
@@ -99,8 +91,8 @@ class FlowStyleGuidedPipeline:
         blocks = ([uncond] if with_uncond else []) + [cond]
         blocks += [family.encode(pipe, [p + self.suffixes[n] for p in prompts], device)[0] for n in scales]
         blocks = [family.with_guidance(pipe, b, guidance_scale) for b in blocks]
-        names = [None] * (2 if with_uncond else 1) + list(scales)
         plain = 2 if with_uncond else 1
+        names = [base_adapter] * plain + list(scales)
         cond_of = {k: Conditioning.cat(blocks[:k]) for k in {plain, len(blocks)}}
 
         # 2. latents (the pipeline's layout in and out) and timesteps, on a private copy of the scheduler
@@ -113,20 +105,21 @@ class FlowStyleGuidedPipeline:
                 raise UserError(f"latents do not fit {height}x{width} images (latent shape {tuple(shape)}).")
         scheduler = copy.deepcopy(pipe.scheduler)
         timesteps = family.sampling_timesteps(pipe, scheduler, num_inference_steps, shape[2:], device)
-        first_styled = round(style_start_fraction * len(timesteps))
+        stop = len(timesteps) if style_end is None else round(style_end * len(timesteps))
+        schedule = StyleSchedule(round(style_start_fraction * len(timesteps)), stop if scales else 0,
+                                 style_interval, style_tolerance)
 
         # 3. denoising: one transformer call per step
         with self._adapters_enabled():
             for i, t in enumerate(pipe.progress_bar(timesteps)):
-                active = len(blocks) if i >= first_styled else plain
-                rows = len(prompts)
-                per_row = [name for name in names[:active] for _ in range(rows)]
-                with peft_routing(self.transformer, per_row):
-                    v = family.predict(self.transformer, latents.repeat(active, 1, 1, 1), t.expand(active * rows),
+                active = len(blocks) if schedule.fresh(i) else plain
+                per_row = [name for name in names[:active] for _ in prompts]
+                with self.routing(per_row):
+                    v = family.predict(self.denoiser, latents.repeat(active, 1, 1, 1), t.expand(active * len(prompts)),
                                        cond_of[active]).chunk(active)
-                v_uncond, v_cond, v_styles = (v[0], v[1], v[2:]) if with_uncond else (v[0], v[0], v[1:])
-                deltas = [v_style - v_cond for v_style in v_styles]           # v_i(c_i) − v0(c), Eq. 10-11
-                guided = style_guidance(v_uncond, v_cond, deltas, cfg, [scales[n] for n in names[plain:active]])
+                v_uncond, v_cond = (v[0], v[1]) if with_uncond else (v[0], v[0])
+                deltas = schedule.update(i, v_cond, list(v[plain:]))            # v_i(c_i) − v0(c), Eqs. 10-11
+                guided = style_guidance(v_uncond, v_cond, deltas, cfg, list(scales.values())[:len(deltas)])
                 latents = scheduler.step(guided, t, latents, return_dict=False)[0]
 
         # 4. decode
@@ -137,22 +130,18 @@ class FlowStyleGuidedPipeline:
         images = pipe.vae.decode(family.decode_latents(pipe.vae, latents.to(pipe.vae.dtype)), return_dict=False)[0]
         return family.output(pipe.image_processor.postprocess(images, output_type=output_type))
 
-    def _scales(self, styles, style_scale: float) -> dict[str, float]:
-        if styles is None:
-            styles = {name: style_scale for name in self.suffixes}
-        for name in styles:
-            if name not in self.suffixes:
-                raise UserError(f"no style named '{name}' is loaded (loaded: {', '.join(self.suffixes) or 'none'}); "
-                                "call load_style first.")
-        return {name: float(scale) for name, scale in styles.items() if scale != 0}
+    def stylize(self, *args, **kwargs):
+        raise UserError("stylising an existing image is not supported for SD3 and Flux pipelines yet; use "
+                        "'paircustom generate'.")
 
-    @contextmanager
-    def _adapters_enabled(self):
-        if not self.suffixes:
-            yield
-            return
-        self.transformer.enable_lora()
-        try:
-            yield
-        finally:
-            self.transformer.disable_lora()
+
+def style_guided(pipe, **kwargs) -> StyleGuidedPipeline:
+    """The style-guidance wrapper of ``pipe``'s family: ``FlowStyleGuidedPipeline`` for SD3 and Flux, else
+    ``StyleGuidedPipeline``; ``kwargs`` as their constructor's."""
+    return (FlowStyleGuidedPipeline if family_of(pipe).flow else StyleGuidedPipeline)(pipe, **kwargs)
+
+
+def from_pretrained(model: str, torch_dtype=torch.float32, device: str | None = None, variant: str | None = None,
+                    vae: str | None = None, controlnet=None) -> StyleGuidedPipeline:
+    """``StyleGuidedPipeline.from_pretrained`` for a model of any family."""
+    return StyleGuidedPipeline.from_pretrained(model, torch_dtype, device, variant, vae, controlnet, wrap=style_guided)

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from .errors import UserError, reason
 from .images import atomic_write, check_writable
-from .layouts import made_for, to_peft_layout
+from .layouts import DENOISER_PREFIXES, made_for, to_peft_layout
 
 FORMAT_VERSION = 1
 MAX_WEIGHT = 1e4        # trained LoRA weights are below 10; larger values only come from damage or divergence
@@ -124,16 +124,17 @@ def read_adapter(path: str | Path, unet_config=None) -> tuple[dict[str, torch.Te
 
 def _check_tensors(path, tensors: dict[str, torch.Tensor]) -> None:
     """Every LoRA layer has a floating (r, in) A and (out, r) B of the same rank, all finite."""
-    downs = [key for key in tensors if key.startswith("unet.") and key.endswith(".lora_A.weight")]
+    downs = [key for key in tensors if key.startswith(DENOISER_PREFIXES) and key.endswith(".lora_A.weight")]
     if not downs:
-        raise UserError(f"'{path}' holds no UNet LoRA weights in a layout diffusers reads (unet.*.lora_A.weight, "
-                        "unet.*.lora.down.weight or kohya lora_unet_*); give a LoRA file for SD or SDXL.")
+        raise UserError(f"'{path}' holds no UNet or transformer LoRA weights in a layout diffusers reads "
+                        "(unet.*.lora_A.weight, unet.*.lora.down.weight, kohya lora_unet_*, or "
+                        "transformer.*.lora_A.weight for SD3 and Flux); give a LoRA file for one of those models.")
     for down in downs:
         up = down.replace(".lora_A.weight", ".lora_B.weight")
         A, B = tensors[down], tensors.get(up)
         linear_or_conv = A.ndim in (2, 4) and B is not None and B.ndim == A.ndim and B.shape[2:] in ((), (1, 1))
         if not linear_or_conv or B.shape[1] != A.shape[0] or 0 in A.shape or 0 in B.shape:
-            raise UserError(f"'{path}' has a malformed LoRA layer {down[5:-len('.lora_A.weight')]} (A {tuple(A.shape)}, B "
+            raise UserError(f"'{path}' has a malformed LoRA layer {_module_path(down)} (A {tuple(A.shape)}, B "
                             f"{None if B is None else tuple(B.shape)}; expected (r, in) and (out, r)); retrain it.")
     for key, tensor in tensors.items():
         if not tensor.is_floating_point():
@@ -178,16 +179,21 @@ def check_fits(path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata |
     for key, A in sorted(tensors.items()):
         if ".lora_A." not in key:
             continue
-        module_path = key[len("unet."):key.index(".lora_A.")]
+        module_path = _module_path(key)
         B = tensors[key.replace(".lora_A.", ".lora_B.")]
         want, have = (A.shape[1], B.shape[0], tuple(A.shape[2:])), _layer_shape(unet, module_path)
         if want != have:
             model = made_for(tensors)
-            raise UserError(f"'{path}' does not fit this model's UNet ({FAMILY_WORDS[family]}): the file was made for "
+            raise UserError(f"'{path}' does not fit this model's denoiser ({FAMILY_WORDS[family]}): the file was made for "
                             f"{'an ' + model + ' model' if model else 'another model'}, and its first differing layer is "
                             f"{module_path} (file: {_describe(want)}; model: "
                             f"{'no such layer' if have is None else _describe(have)}); use the base model it was "
                             "trained on.")
+
+
+def _module_path(key: str) -> str:
+    """"unet.down_blocks.0.attn.to_q.lora_A.weight" -> "down_blocks.0.attn.to_q" (also for "transformer.")."""
+    return key.split(".", 1)[1][:key.split(".", 1)[1].index(".lora_A.")]
 
 
 def _layer_shape(unet, module_path: str):

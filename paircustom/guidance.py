@@ -34,7 +34,7 @@ from .control import Control, load_controlnet, residuals_kwargs, with_controlnet
 from .checks import MAX_SCALE, check_number, check_sampling
 from .errors import PairCustomWarning, UserError
 from .distributed import check_device
-from .families import load_pipeline, unet_family_of
+from .families import family_of, load_pipeline
 from .family import Conditioning, Size
 from .formats import check_fits, read_style, require_suffix
 from .generate_config import GENERATE
@@ -44,6 +44,8 @@ from .latents import to_images
 
 class StyleGuidedPipeline:
     """Generate with one or more learned styles by style guidance; wraps (and shares) a diffusers pipeline."""
+
+    flow = False        # the families it samples: UNets here, SD3 and Flux in ``flow_guidance``
 
     def __init__(self, pipe, routing=None, controlnet=None, routed_styles: dict[str, str] | None = None):
         """Wrap ``pipe`` (SD, SDXL, or their ControlNet pipelines); ``controlnet`` (a ControlNetModel) turns an SD /
@@ -56,25 +58,31 @@ class StyleGuidedPipeline:
         if controlnet is not None:
             pipe = with_controlnet(pipe, controlnet)
         self.pipe = pipe
-        self.family = unet_family_of(pipe)
+        self.family = family_of(pipe)
+        if self.family.flow != self.flow:
+            raise UserError(f"{type(pipe).__name__} takes {'Flow' * self.family.flow}StyleGuidedPipeline; wrap it in "
+                            "paircustom.flow_guidance.style_guided(pipe), which picks the right one.")
+        self.denoiser = self.family.denoiser(pipe)             # the UNet (SD, SDXL) or transformer (SD3, Flux)
         self.suffixes: dict[str, str] = dict(routed_styles or {})     # style name -> prompt suffix
         self.content_prompts: dict[str, str | None] = {}   # style name -> its file's content prompt (stylize)
-        self.routing = routing or (lambda names: peft_routing(pipe.unet, names))
+        self.routing = routing or (lambda names: peft_routing(self.denoiser, names))
 
     @classmethod
     def from_pretrained(cls, model: str, torch_dtype=torch.float32, device: str | None = None,
-                        variant: str | None = None, vae: str | None = None, controlnet=None) -> "StyleGuidedPipeline":
+                        variant: str | None = None, vae: str | None = None, controlnet=None,
+                        wrap=None) -> "StyleGuidedPipeline":
         """Load a hub id, a local folder or "shapes" (the embedded model).
 
         ``variant`` ("fp16") picks weight files; ``vae`` (folder or hub id) replaces the VAE, e.g.
         "madebyollin/sdxl-vae-fp16-fix" for SDXL in fp16; ``controlnet`` (ControlNetModel, folder or hub id)
-        adds a ControlNet.  ``device`` is checked before anything loads.
+        adds a ControlNet.  ``device`` is checked before anything loads.  ``wrap(pipe, controlnet=...)`` makes
+        the wrapper (default: this class; ``flow_guidance.from_pretrained`` picks the one of the model's family).
         """
         device = check_device(device) if device else None
         pipe = load_pipeline(model, torch_dtype, variant=variant, vae=vae)
         if isinstance(controlnet, (str, Path)):
             controlnet = load_controlnet(str(controlnet), torch_dtype)
-        guided = cls(pipe, controlnet=controlnet)
+        guided = (wrap or cls)(pipe, controlnet=controlnet)
         if device:
             guided.pipe.to(device)
         return guided
@@ -86,9 +94,9 @@ class StyleGuidedPipeline:
         ``suffix`` (e.g. " in digital art style") replaces the file's own; it is
         required for files without paircustom metadata.
         """
-        style = read_style(path, self.pipe.unet.config)
+        style = read_style(path, self.denoiser.config)
         tensors, metadata = style.tensors, style.metadata
-        check_fits(path, tensors, metadata, self.family.name, self.pipe.unet)
+        check_fits(path, tensors, metadata, self.family.name, self.denoiser)
         require_suffix(path, metadata, suffix)
         name = name or Path(path).stem
         if not name or "." in name or hasattr(torch.nn.ModuleDict, name):   # peft keeps adapters in ModuleDicts
@@ -98,18 +106,18 @@ class StyleGuidedPipeline:
             raise UserError(f"a style named '{name}' is already loaded; give this one another name.")
         if style.ignored:
             warnings.warn(f"'{path}' also holds {style.ignored} text-encoder LoRA tensors; paircustom adapts only the "
-                          "UNet, so they are ignored.", PairCustomWarning, stacklevel=2)
-        # The UNet part of diffusers' load_lora_weights, on the file converted to the peft layout.
-        with warnings.catch_warnings():   # peft warns that the UNet already holds adapters: that is the point
+                          "denoiser, so they are ignored.", PairCustomWarning, stacklevel=2)
+        # The denoiser part of diffusers' load_lora_weights, on the file converted to the peft layout.
+        with warnings.catch_warnings():   # peft warns that the model already holds adapters: that is the point
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            self.pipe.unet.load_lora_adapter(tensors, prefix="unet", adapter_name=name)
+            self.denoiser.load_lora_adapter(tensors, prefix=self.family.lora_prefix, adapter_name=name)
         self.suffixes[name] = suffix if suffix is not None else metadata.style_suffix
         self.content_prompts[name] = metadata.content_prompt if metadata is not None else None
         if metadata is not None and metadata.adapter != "style":
             warnings.warn(f"'{path}' holds a {metadata.adapter} LoRA, not a style; the style file is the one "
                           "without '-content' in its name.", PairCustomWarning, stacklevel=2)
         self._set_weights({})
-        self.pipe.unet.disable_lora()    # the wrapped pipeline, called directly, stays the base model
+        self.denoiser.disable_lora()     # the wrapped pipeline, called directly, stays the base model
         return name
 
     def _scales(self, styles, style_scale: float) -> dict[str, float]:
@@ -312,14 +320,14 @@ class StyleGuidedPipeline:
         if not self.suffixes:
             yield
             return
-        self.pipe.unet.enable_lora()
+        self.denoiser.enable_lora()
         try:
             yield
         finally:
-            self.pipe.unet.disable_lora()
+            self.denoiser.disable_lora()
 
     def _set_weights(self, weights: dict[str, float]) -> None:
         """LoRA strength of each loaded style: 1 (as trained) unless given; guidance scales do the weighting."""
         names = list(self.suffixes)
-        self.pipe.unet.set_adapters(names, [weights.get(n, 1.0) for n in names])
+        self.denoiser.set_adapters(names, [weights.get(n, 1.0) for n in names])
 

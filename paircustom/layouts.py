@@ -8,7 +8,8 @@ Layouts read (the UNet part of what ``load_lora_weights`` of diffusers reads for
     kohya           lora_unet_<module>.lora_down.weight, .lora_up.weight, .alpha     (sd-scripts, A1111, ComfyUI)
 
 Every layout becomes ours: peft keys with the LoRA scale (kohya's alpha / rank) folded into ``lora_B``.
-Text-encoder weights (``text_encoder*.``, ``lora_te*_``) are set aside: paircustom adapts the UNet only.
+Text-encoder weights (``text_encoder*.``, ``lora_te*_``) are set aside: paircustom adapts the denoiser only.
+SD3 and Flux files (``transformer.<module>``) are read in the peft layout.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from .errors import UserError, reason
 
+DENOISER_PREFIXES = ("unet.", "transformer.")      # a UNet's keys; SD3's and Flux's (peft layout only)
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 # kohya writes SDXL files with the original (sgm) UNet's block names; renumbering them needs the UNet's
 # layers per block.  Where no model is at hand (``paircustom info``) SDXL's own count is assumed.
@@ -57,7 +59,7 @@ def to_peft_layout(path, tensors: dict[str, torch.Tensor], unet_config=None) -> 
         except Exception as error:  # diffusers raises ValueError/KeyError for keys it cannot place
             raise UserError(f"'{path}' has kohya-style keys that diffusers cannot convert ({reason(error)}); "
                             "give a LoRA (not LyCORIS/LoHa) file for SD or SDXL.") from None
-    unet = {key: value for key, value in tensors.items() if key.startswith("unet.")}
+    unet = {key: value for key, value in tensors.items() if key.startswith(DENOISER_PREFIXES)}
     if any(".lora_A." not in key and ".lora_B." not in key for key in unet):
         from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
 

@@ -41,8 +41,8 @@ if TYPE_CHECKING:      # the families choose their objective here, so this modul
 class EncodedPair:
     """What training needs of the pair, computed once: the VAE and text encoders are not used again."""
 
-    latent_mean: torch.Tensor      # (2K, C, h, w) content, style of pair 0, then of pair 1, ...; times the
-                                   #   VAE scaling factor
+    latent_mean: torch.Tensor      # (2K, C, h, w) content, style of pair 0, then of pair 1, ...; normalised as
+                                   #   the family's denoiser takes them (``family.vae_latents``)
     latent_std: torch.Tensor       # (2K, C, h, w)
     cond: Conditioning             # 2K rows: c_content, c_style of each pair (SDXL: with that image's size)
 
@@ -57,10 +57,10 @@ class EncodedPair:
         style prompt, shared by all pairs; ``sizes``: each image's ``family.Size`` (SDXL's micro-conditioning)."""
         batch = torch.stack(pixels).to(device, pipe.vae.dtype)                              # (2K, 3, H, W)
         latent_dist = pipe.vae.encode(batch).latent_dist
-        scale = pipe.vae.config.scaling_factor
+        mean, std = family.vae_latents(pipe.vae, latent_dist.mean, latent_dist.std)
         cond, _ = family.encode(pipe, prompts, device)
         cond = family.add_size(pipe, cond.select([0, 1] * (len(pixels) // 2)), sizes)
-        return EncodedPair(latent_dist.mean * scale, latent_dist.std * scale, cond)
+        return EncodedPair(mean, std, cond)
 
 
 def training_scheduler(pipe_or_scheduler) -> DDPMScheduler:

@@ -19,6 +19,7 @@ PAPER_DEFAULTS = dict(learning_rate=1e-5, max_steps=750, style_start_step=250, r
 MIXED_PRECISION = ("no", "fp16", "bf16")
 METHODS = ("pair", "style-only", "slider")
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")   # a UNet's attention projections, as in the paper
+JOINT_TARGETS = ("add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")  # + the text stream's of SD3 / Flux blocks
 
 
 # Files keep the names that fields had when the files were first written (paircustom.json's "train_defaults",
@@ -60,8 +61,10 @@ class TrainConfig:
     content_rank: int | None = setting(None, "content rank, overrides --rank")
     style_rank: int | None = setting(None, "style rank, overrides --rank")
     alpha: float | None = setting(None, "LoRA alpha", default_text="the rank, i.e. scale 1")
-    target_modules: tuple[str, ...] = setting(DEFAULT_TARGETS, "attention projections to adapt, comma-separated",
-                                              flag="--targets")
+    target_modules: tuple[str, ...] | None = setting(
+        None, "attention projections to adapt, comma-separated", flag="--targets",
+        default_text="the model family's: " + ",".join(DEFAULT_TARGETS) + " for a UNet, with the joint blocks' "
+        "text projections (" + ",".join(JOINT_TARGETS) + ") for SD3 and Flux")
     basis_seed: int = setting(0, "seed of the orthonormal bases (saved in the file)")
     learning_rate: float | None = setting(None, "AdamW learning rate", flag="--lr",
                                           default_text=_default("learning_rate"))
@@ -100,6 +103,10 @@ class TrainConfig:
     save_content: bool = setting(False, "also write the content LoRA (<output>-content.safetensors)")
     overwrite: bool = setting(False, "replace an existing output file")
     progress: bool = True                    # show a progress bar (the command line's --quiet: none)
+
+    def with_targets(self, family_targets: tuple[str, ...]) -> "TrainConfig":
+        """The config with ``target_modules`` given, else the model family's (``family.lora_targets``)."""
+        return self if self.target_modules is not None else replace(self, target_modules=tuple(family_targets))
 
     def resolved(self, pipe=None) -> "TrainConfig":
         """Fill every ``None`` from the model's defaults, then the paper's; validate the result.

@@ -15,7 +15,7 @@ from .checkpoint import Checkpoint, load_checkpoint, result_settings, save_check
 from .errors import reason
 from .families import DTYPES
 from .formats import StyleMetadata, lora_state_dict, save_adapter
-from .guidance import StyleGuidedPipeline
+from .flow_guidance import style_guided
 from .images import atomic_write, grid
 from .train_config import file_name
 
@@ -32,10 +32,11 @@ class TrainerOutputs:
         def routing(names):      # the styled rows go through this run's own style adapter, Δs alone
             return pair_routing(self.layers, [Route.STYLE_ALONE if n else Route.BASE for n in names], self.device)
 
-        guided = StyleGuidedPipeline(self.pipe, routing=routing, routed_styles={"style": self.config.style_suffix})
+        guided = style_guided(self.pipe, routing=routing, routed_styles={"style": self.config.style_suffix})
         size = dict(height=self.config.resolution, width=self.config.resolution, num_inference_steps=steps, seed=0)
-        base = guided(self.config.content_prompt, styles={}, **size).images[0]
-        styled = guided(self.config.content_prompt, styles=["style"], **size).images[0]     # the default style scale
+        with self.encoders_on_device():
+            base = guided(self.config.content_prompt, styles={}, **size).images[0]
+            styled = guided(self.config.content_prompt, styles=["style"], **size).images[0]   # the default style scale
         return atomic_write(self.preview_path(self.step), lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
 
     def write_checkpoint(self) -> None:
@@ -90,12 +91,14 @@ class TrainerOutputs:
         """Write the style LoRA (and with ``save_content`` the content LoRA) to ``path`` (default: the output)."""
         layers = self.layers
         style = lora_state_dict({n: l.style_A for n, l in layers.items()}, {n: l.style_B for n, l in layers.items()},
-                                next(iter(layers.values())).style_scale, DTYPES[self.config.save_dtype])
+                                next(iter(layers.values())).style_scale, DTYPES[self.config.save_dtype],
+                                self.family.lora_prefix)
         path = save_adapter(path or self.config.output, style, self.metadata("style"), overwrite=True)
         for k in range(len(self.config.pairs)) if self.config.save_content else ():
             adapters = {n: l.content_adapter(k) for n, l in layers.items()}
             content = lora_state_dict({n: A for n, (A, _) in adapters.items()}, {n: B for n, (_, B) in adapters.items()},
-                                      next(iter(layers.values())).content_scale, DTYPES[self.config.save_dtype])
+                                      next(iter(layers.values())).content_scale, DTYPES[self.config.save_dtype],
+                                      self.family.lora_prefix)
             save_adapter(replace(self.config, output=str(path)).content_output(k), content, self.metadata("content"),
                          overwrite=True)
         return path

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,10 +27,10 @@ from . import distributed
 from .adapters import add_pair_lora, remove_pair_lora
 from .checkpoint import check_run_inputs
 from .errors import PairCustomWarning, UserError
-from .families import DTYPES, load_pipeline, unet_family_of
+from .families import DTYPES, family_of, load_pipeline
 from .family import Size
 from .images import load_pair
-from .objective import EncodedPair, RowKind, pair_losses, training_scheduler
+from .objective import EncodedPair, RowKind, pair_losses
 from .preflight import ModelPlan
 from .train_config import TrainConfig  # noqa: F401  (re-exported: callers import it from here)
 from .train_outputs import TrainerOutputs
@@ -51,18 +52,22 @@ class PairTrainer(TrainerOutputs):
         if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
             raise UserError("checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
                             "its state in shards; train without them, or use plain DDP (no DeepSpeed config).")
-        resume_from = check_run_inputs(config, distributed.world_size())
         plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
-        if plan is not None:
-            plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal,
-                               len(config.pairs))
-            plan.check_prompt(config.content_prompt, config.style_suffix)
-        # 2. model; encode the pair once (VAE and text encoders are offloaded afterwards unless previews need them)
+        if plan is None:        # a hub id whose config files did not download: its family is known once it loads
+            pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
+            plan = ModelPlan.of_pipeline(pipe)
+        self.config = config = config.with_targets(plan.lora_targets)
+        plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal,
+                           len(config.pairs))
+        plan.check_prompt(config.content_prompt, config.style_suffix)
+        plan.check_resolution(config.resolution)
+        resume_from = check_run_inputs(config, distributed.world_size())
+        # 2. model; encode the pair once, then the VAE and text encoders leave the device (previews bring them back)
         device = distributed.process_device(distributed.check_device(config.device))
         if pipe is None:
             pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
-        self.pipe, self.family = pipe, unet_family_of(pipe)
-        self.noise_scheduler = training_scheduler(pipe)      # DDPM forward process; pipe.scheduler is for sampling
+        self.pipe, self.family = pipe, family_of(pipe)
+        self.noise_scheduler = self.family.training_objective(pipe)   # DDPM or flow matching; not pipe.scheduler
         if config.mixed_precision != "no" and not device.startswith("cuda"):
             warnings.warn(f"mixed precision needs a GPU; training without it on {device}.", PairCustomWarning, stacklevel=2)
             config = self.config = replace(config, mixed_precision="no")
@@ -76,24 +81,20 @@ class PairTrainer(TrainerOutputs):
                                        cpu=device == "cpu", kwargs_handlers=[ddp])
         self.processes = self.accelerator.num_processes
         device = self.device = self.accelerator.device
-        pipe.to(device)
         sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
-        self.pair = EncodedPair.encode(pipe, self.family, [image.pixels for image in images],
-                                       [config.content_prompt, config.style_prompt], sizes, device)
-        if not config.preview_every:
-            for module in (pipe.vae, pipe.text_encoder, getattr(pipe, "text_encoder_2", None)):
-                if module is not None:
-                    module.to("cpu")
-        # 3. adapters: frozen UNet, frozen A's, trainable zero B's
-        unet = pipe.unet.requires_grad_(False)
-        self.layers = add_pair_lora(unet, config.content_rank, config.style_rank, config.content_alpha,
+        with self.encoders_on_device():       # only the encoders: the denoiser need not share the device with them
+            self.pair = EncodedPair.encode(pipe, self.family, [image.pixels for image in images],
+                                           [config.content_prompt, config.style_prompt], sizes, device)
+        # 3. adapters: frozen denoiser, frozen A's, trainable zero B's
+        denoiser = self.family.denoiser(pipe).requires_grad_(False).to(device)
+        self.layers = add_pair_lora(denoiser, config.content_rank, config.style_rank, config.content_alpha,
                                     config.style_alpha, config.basis_seed, config.target_modules,
                                     orthogonal=config.orthogonal, pairs=len(config.pairs))
         if not self.layers:
-            raise UserError(f"no layer of this UNet matches the target modules {list(config.target_modules)}; "
+            raise UserError(f"no layer of this model matches the target modules {list(config.target_modules)}; "
                             "use names such as to_q, to_k, to_v, to_out.0.")
         if config.gradient_checkpointing:
-            unet.enable_gradient_checkpointing()
+            denoiser.enable_gradient_checkpointing()
         self.content_params = [p for l in self.layers.values() for p in (l.content_A, l.content_B) if p.requires_grad]
         self.style_params = [p for l in self.layers.values() for p in (l.style_A, l.style_B) if p.requires_grad]
         optimizer_class = torch.optim.AdamW
@@ -107,9 +108,9 @@ class PairTrainer(TrainerOutputs):
         self.learning_rate = config.learning_rate * (self.processes if config.scale_lr else 1)
         optimizer = optimizer_class(self.content_params + self.style_params, lr=self.learning_rate,
                                     weight_decay=config.weight_decay)
-        self.unet = unet
+        self.denoiser = denoiser
         self._train_only(self.kinds(0))
-        self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
+        self.denoiser, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
         # each process its own (eps, t) draws: process r seeds its generator with seed + r
         self.generator = torch.Generator().manual_seed(config.seed + self.accelerator.process_index)
         self.step = 0
@@ -148,9 +149,9 @@ class PairTrainer(TrainerOutputs):
         changed = [p for p in self.content_params + self.style_params if p.requires_grad != (id(p) in used)]
         for param in changed:
             param.requires_grad_(id(param) in used)
-        if changed and isinstance(self.unet, torch.nn.parallel.DistributedDataParallel):
-            inner = self.accelerator.unwrap_model(self.unet, keep_fp32_wrapper=False)
-            self.unet = self.accelerator.prepare_model(inner, device_placement=False)
+        if changed and isinstance(self.denoiser, torch.nn.parallel.DistributedDataParallel):
+            inner = self.accelerator.unwrap_model(self.denoiser, keep_fp32_wrapper=False)
+            self.denoiser = self.accelerator.prepare_model(inner, device_placement=False)
 
     @staticmethod
     def _as_pair(losses: dict) -> tuple:
@@ -166,8 +167,8 @@ class PairTrainer(TrainerOutputs):
         self._train_only(kinds)
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(config.gradient_accumulation):
-            with self.accelerator.accumulate(self.unet), self.accelerator.autocast():
-                losses = pair_losses(self.unet, self.layers, self.noise_scheduler, self.pair, kinds, self.generator,
+            with self.accelerator.accumulate(self.denoiser), self.accelerator.autocast():
+                losses = pair_losses(self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds, self.generator,
                                      self.family)
                 self.accelerator.backward(sum(losses.values()))
                 self.optimizer.step()
@@ -195,7 +196,7 @@ class PairTrainer(TrainerOutputs):
         kinds = self.kinds(self.config.max_steps)
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(draws):
-            for kind, loss in pair_losses(self.unet, self.layers, self.noise_scheduler, self.pair, kinds,
+            for kind, loss in pair_losses(self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds,
                                           generator, self.family).items():
                 totals[kind] += loss.item() / draws
         return self._as_pair(totals)
@@ -222,9 +223,23 @@ class PairTrainer(TrainerOutputs):
             if main and on_step is not None:
                 on_step(self)
 
+    @contextmanager
+    def encoders_on_device(self):
+        """The VAE and text encoders on the training device for the duration, on the CPU otherwise: the pair's
+        latents and prompt embeddings are computed once and kept, so the encoders (Flux's T5 alone is 9.5 GB in
+        bf16) need not stay beside the denoiser."""
+        modules = [m for m in (self.pipe.vae, *self.family.text_encoders(self.pipe)) if m is not None]
+        for module in modules:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.to("cpu")
+
     def close(self) -> None:
-        """Give the pipeline its plain UNet back."""
-        remove_pair_lora(self.accelerator.unwrap_model(self.unet), self.layers)
+        """Give the pipeline its plain denoiser back."""
+        remove_pair_lora(self.accelerator.unwrap_model(self.denoiser), self.layers)
 
 
 def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:

@@ -153,7 +153,7 @@ def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
         for param in params:
             param.grad = None
         for _ in range(ACCUMULATION):
-            losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds, generator,
+            losses = pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds, generator,
                                  trainer.family)
             (sum(losses.values()) / ACCUMULATION).backward()
         gradients.append([None if p.grad is None else p.grad.clone() for p in params])

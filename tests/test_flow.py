@@ -192,7 +192,7 @@ def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cf
     assert torch.equal(again, expected), "the wrapped pipeline, called directly, must stay the base model"
 
 
-def test_command_line_refuses_a_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
+def test_command_line_refuses_a_damaged_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
     from paircustom.cli import main
 
     folder = tmp_path / "flux"
@@ -208,5 +208,5 @@ def test_command_line_refuses_a_flux_folder_in_one_sentence_before_loading(tmp_p
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1, f"exit {exit_info.value.code}, stderr {err}"
-    assert err[0].startswith("paircustom: error: ") and "FluxPipeline" in err[0], err[0]
+    assert err[0].startswith("paircustom: error: ") and "incomplete or damaged" in err[0], err[0]
     assert not list(tmp_path.glob("out*")), "nothing may be written"

@@ -71,11 +71,11 @@ def capture(trainer, kinds, seed):
     def after(module, args, kwargs, output):
         seen["prediction"] = output.sample.detach().clone()
 
-    handles = [trainer.unet.register_forward_pre_hook(before, with_kwargs=True),
-               trainer.unet.register_forward_hook(after, with_kwargs=True)]
+    handles = [trainer.denoiser.register_forward_pre_hook(before, with_kwargs=True),
+               trainer.denoiser.register_forward_hook(after, with_kwargs=True)]
     try:
         with torch.no_grad():
-            losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds,
+            losses = pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds,
                                  torch.Generator().manual_seed(seed), trainer.family)
     finally:
         for handle in handles:
@@ -166,6 +166,6 @@ def test_x0_is_drawn_from_the_latent_distribution(name, pair, tmp_path):
 def test_pair_losses_refuses_the_sampling_scheduler(pair, tmp_path):
     trainer = make_trainer("sdxl-euler", pair, tmp_path)
     with pytest.raises(TypeError, match="training scheduler"):
-        pair_losses(trainer.unet, trainer.layers, trainer.pipe.scheduler, trainer.pair, (RowKind.CONTENT,),
+        pair_losses(trainer.denoiser, trainer.layers, trainer.pipe.scheduler, trainer.pair, (RowKind.CONTENT,),
                     torch.Generator().manual_seed(0), trainer.family)
     trainer.close()

@@ -47,7 +47,7 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
             layer.content_B.normal_(std=0.1)
             layer.style_B.normal_(std=0.1)
     from paircustom.objective import pair_losses
-    losses = pair_losses(trainer.unet, trainer.layers, trainer.noise_scheduler, trainer.pair,
+    losses = pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair,
                          (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT), torch.Generator().manual_seed(0),
                          trainer.family)
     losses[RowKind.STYLE_OVER_FROZEN_CONTENT].backward()
@@ -172,7 +172,7 @@ def test_slider_baseline_moves_the_style_image_up_and_the_content_image_down_und
     assert trainer.config.style_prompt == trainer.config.content_prompt and trainer.config.style_suffix == ""
     assert trainer.kinds(0) == (RowKind.SLIDER_MINUS, RowKind.SLIDER_PLUS)
     seen = []
-    hook = trainer.unet.register_forward_pre_hook(
+    hook = trainer.denoiser.register_forward_pre_hook(
         lambda _m, args, kwargs: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True)
     start = _snapshot(trainer)
     trainer.train_step()

@@ -56,7 +56,7 @@ class SequentialTrainer:
     def train_step(self) -> tuple[float, float]:
         """One reference step; returns (content loss, style loss)."""
         trainer = self.trainer
-        unet, scheduler, vae, cond = trainer.unet, trainer.noise_scheduler, trainer.pipe.vae, trainer.pair.cond
+        unet, scheduler, vae, cond = trainer.denoiser, trainer.noise_scheduler, trainer.pipe.vae, trainer.pair.cond
         # 1. encode both images (the research code does this every step)
         vae.to(self.device)
         with torch.no_grad():

@@ -65,7 +65,7 @@ class Studio:
         self.progress = Progress()
         self.styles: dict[str, Path] = {}         # loaded style name -> file
         self.notices: list[str] = []              # warnings from loading files, for the page
-        self._pipe = None                         # StyleGuidedPipeline, loaded on first use
+        self._pipe = None                         # (Flow)StyleGuidedPipeline, loaded on first use
         self._lock = threading.Lock()             # one model user at a time (training owns its own copy)
         self._thread: threading.Thread | None = None
 
@@ -122,9 +122,9 @@ class Studio:
     @property
     def pipe(self):
         if self._pipe is None:
-            from ..guidance import StyleGuidedPipeline
+            from ..flow_guidance import from_pretrained
 
-            self._pipe = StyleGuidedPipeline.from_pretrained(self.model, device=self.device)
+            self._pipe = from_pretrained(self.model, device=self.device)     # SD / SDXL, or SD3 / Flux
         return self._pipe
 
     def load(self, path, suffix: str | None = None) -> str:
