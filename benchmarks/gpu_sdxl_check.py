@@ -159,7 +159,8 @@ def run(args) -> dict:
         "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})",
         "torch": torch.__version__, "model": args.model or ("tiny SDXL (in code)" if args.tiny else
                                                              "SDXL-shaped from config (random weights)"),
-        "unet_parameters": unet_parameters, "dtype": args.dtype, "mixed_precision": config.mixed_precision,
+        "denoiser": "UNet", "denoiser_parameters": unet_parameters, "dtype": args.dtype,
+        "mixed_precision": config.mixed_precision,
         "resolution": resolution, "rank": rank, "gradient_checkpointing": args.gradient_checkpointing,
         "training_steps_per_s": round(args.steps / timed, 3), "losses_finite": finite,
         "first_losses": history[0], "last_losses": history[-1],
@@ -168,17 +169,17 @@ def run(args) -> dict:
     }
 
 
-def write(results: dict, out: Path) -> None:
+def write(results: dict, out: Path, title: str = "SDXL GPU check") -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# SDXL GPU check ({results['date']})", "",
-             f"{results['device']}, torch {results['torch']}; {results['model']}, UNet "
-             f"{results['unet_parameters'] / 1e6:,.0f} M parameters, {results['dtype']} weights, mixed precision "
+    lines = [f"# {title} ({results['date']})", "",
+             f"{results['device']}, torch {results['torch']}; {results['model']}, {results['denoiser']} "
+             f"{results['denoiser_parameters'] / 1e6:,.0f} M parameters, {results['dtype']} weights, mixed precision "
              f"{results['mixed_precision']}, {results['resolution']} px, rank {results['rank']}, gradient "
              f"checkpointing {'on' if results['gradient_checkpointing'] else 'off'}.", "",
              f"- training: **{results['training_steps_per_s']} steps/s**; losses finite: {results['losses_finite']} "
              f"(first {results['first_losses']}, last {results['last_losses']})",
-             f"- style file (fp16): {results['style_file_mb']} MB", "",
+             f"- style file ({results.get('save_dtype', 'fp16')}): {results['style_file_mb']} MB", "",
              f"| stage | seconds | peak memory, GiB ({results['peak_memory_kind']}) |", "|---|---|---|"]
     lines += [f"| {name} | {stage['seconds']} | {stage['peak_gib']} |" for name, stage in results["stages"].items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

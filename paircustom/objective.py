@@ -119,6 +119,14 @@ class FlowMatching:
         return (1 - s) * x0 + s * noise, timestep[pair_of].to(x0.device), noise - x0
 
 
+def forward_process(scheduler, x0, noise, generator, pair_of: list[int]):
+    """(x_t, timesteps, target) of the training objective ``scheduler`` (DDPM or ``FlowMatching``), one t per
+    pair (``pair_of``: each row's pair)."""
+    if isinstance(scheduler, FlowMatching):
+        return scheduler.noisy_and_target(x0, noise, generator, pair_of)
+    return _ddpm_noisy_and_target(scheduler, x0, noise, generator, pair_of)
+
+
 def _ddpm_noisy_and_target(scheduler: DDPMScheduler, x0, noise, generator, pair_of: list[int]):
     """(x_t, timesteps, target) of the DDPM forward process, one t per pair (``pair_of``: each row's pair)."""
     timestep = torch.randint(0, scheduler.config.num_train_timesteps, (max(pair_of) + 1,), generator=generator)
@@ -172,10 +180,7 @@ def pair_losses(unet, layers, scheduler, pair: EncodedPair, kinds: tuple[RowKind
     x0 = mean + std * draw(*mean.shape)                                          # (rows, C, h, w)
     noise = draw(pairs, *mean.shape[1:])[pair_of]                                # (rows, C, h, w), eps of its pair
     # 2. forward process, one t (sigma) per pair: DDPM, or flow matching x_t = (1 - s) x0 + s eps
-    if isinstance(scheduler, FlowMatching):
-        noisy, timesteps, target = scheduler.noisy_and_target(x0, noise, generator, pair_of)
-    else:
-        noisy, timesteps, target = _ddpm_noisy_and_target(scheduler, x0, noise, generator, pair_of)
+    noisy, timesteps, target = forward_process(scheduler, x0, noise, generator, pair_of)
     # 3. one denoiser call, each row through its own adapters
     set_route(layers, [kind.route for _ in range(pairs) for kind in kinds], device, pair_of)  # kept for backward
     prediction = family.predict(unet, noisy, timesteps, pair.cond.select(prompts))   # (rows, C, h, w)

@@ -45,10 +45,10 @@ def tiny_t5_tokenizer(words=BASE_WORDS, max_length: int = 32) -> T5Tokenizer:
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)
 
 
-def tiny_t5(vocab_size: int, width: int = 32, seed: int = 0) -> T5EncoderModel:
-    """A 2-layer T5 encoder ``width`` wide."""
+def tiny_t5(vocab_size: int, width: int = 32, seed: int = 0, ff: int | None = None) -> T5EncoderModel:
+    """A 2-layer T5 encoder ``width`` wide (feed-forward ``ff`` wide, default 2 x ``width``)."""
     torch.manual_seed(seed)
-    config = T5Config(vocab_size=vocab_size, d_model=width, d_kv=8, d_ff=2 * width, num_layers=2, num_heads=4,
+    config = T5Config(vocab_size=vocab_size, d_model=width, d_kv=8, d_ff=ff or 2 * width, num_layers=2, num_heads=4,
                       relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     return T5EncoderModel(config).eval()
 

@@ -193,7 +193,7 @@ CASES = {
     "generate unknown family": (generate(style=BAD), bad_style("family", family="kandinsky"), 'unknown model family'),
     "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), 'trained on a sdxl model'),
     "generate damaged metadata": (generate(style=BAD), bad_style("json", metadata={"paircustom": "{oops"}), 'damaged paircustom metadata'),
-    "generate no LoRA keys": (generate(style=BAD), bad_style("keys", tensors=lambda d: {"x": d[next(iter(d))]}), 'no UNet LoRA weights'),
+    "generate no LoRA keys": (generate(style=BAD), bad_style("keys", tensors=lambda d: {"x": d[next(iter(d))]}), 'no UNet or transformer LoRA weights'),
     **numbers(generate, "--guidance-scale", "guidance scale", out_of_range=("1e30",), not_finite=("nan",)),
     "generate style scale -1e30": (generate("--style-scale=-1e30"), None, 'must lie between -100 and 100'),
     **numbers(generate, "--lora-scale", "LoRA scale", out_of_range=("1e30",), not_finite=("nan",)),

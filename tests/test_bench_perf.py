@@ -1,5 +1,8 @@
 """The performance benchmark keeps working: its quick mode on the tiny model (no timing assertions)."""
 
+import torch
+from diffusers import FluxTransformer2DModel
+
 from paircustom.bench import perf
 
 
@@ -46,3 +49,21 @@ def test_cpu_clock_is_chosen_and_reported():
     assert config.clock == "cpu" and config.parts == ("sampling",)
     assert "clock: process CPU time" in perf.machine_info(config, (0.0, 0.0, 0.0))
     assert perf.parse_args(["--quick"])[0].clock == "wall"
+
+
+def test_flux_shape_quick_runs_the_fused_and_sequential_flow_matching_steps(tmp_path):
+    rows = perf.main(["--quick", "--flux-shape", "--threads", "1", "--out", str(tmp_path / "flux.md")])
+    assert [row.measurement.split(" after")[0] for row in rows] == ["training step"] * 2 + ["loss match"] * 2
+    assert all(row.model == "tiny Flux (in-code)" for row in rows)
+    assert all(row.result == "met" for row in rows[2:]), [row.median for row in rows[2:]]
+
+
+def test_flux_shape_has_flux_s_real_widths():
+    from paircustom.bench.models import FLUX_TRANSFORMER
+
+    with torch.device("meta"):
+        transformer = FluxTransformer2DModel(**FLUX_TRANSFORMER)
+    attention = transformer.transformer_blocks[0].attn
+    assert (attention.to_q.in_features, attention.heads, attention.add_k_proj.in_features) == (3072, 24, 3072)
+    assert transformer.context_embedder.in_features == 4096 and transformer.x_embedder.in_features == 64
+    assert (len(transformer.transformer_blocks), len(transformer.single_transformer_blocks)) == (1, 1)

@@ -152,3 +152,19 @@ def test_the_web_app_trains_and_generates_with_flux(model, pair, tmp_path):
 def test_from_pretrained_picks_the_family_s_wrapper(model):
     guided = from_pretrained(str(model))
     assert isinstance(guided, FlowStyleGuidedPipeline) and guided.family.name == model.name
+
+
+def test_the_shipped_deepspeed_zero2_config_parses_as_accelerate_reads_it():
+    """Not run under DeepSpeed here (not installed, no GPUs): the files parse with accelerate's own loaders."""
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    root = Path(__file__).resolve().parents[1]
+    launch = load_config_from_file(str(root / "configs" / "accelerate_deepspeed_zero2.yaml"))
+    assert launch.distributed_type == DistributedType.DEEPSPEED and launch.num_processes >= 2
+    file = root / launch.deepspeed_config["deepspeed_config_file"]
+    plugin = DeepSpeedPlugin(hf_ds_config=str(file))
+    assert plugin.zero_stage == 2 and plugin.deepspeed_config["bf16"]["enabled"] is True
+    assert plugin.deepspeed_config["train_micro_batch_size_per_gpu"] == 1

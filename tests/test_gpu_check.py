@@ -31,3 +31,17 @@ def test_full_size_run_asks_for_a_gpu_on_a_cpu(capsys):
         return
     assert _load().main(["--device", "cpu"]) == 2
     assert "needs a GPU" in capsys.readouterr().err
+
+
+def test_flux_check_tiny_run_trains_in_bf16_and_writes_figures(tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_flux_check", SCRIPT.with_name("gpu_flux_check.py"))
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    out = tmp_path / "flux"
+    assert check.main(["--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2", "--sample-steps", "2",
+                       "--out", str(out)]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["losses_finite"] and results["training_steps_per_s"] > 0 and results["dtype"] == "bf16", results
+    assert {"build", "training (timed)", "training preview (4 steps)", "generation"} <= results["stages"].keys()
+    assert "Flux GPU check" in out.with_suffix(".md").read_text()
+    assert check.main(["--device", "cpu"]) == 2, "the real-width run needs a GPU"

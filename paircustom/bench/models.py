@@ -5,6 +5,10 @@
             VAE configuration (256 px <-> 32x32x4) and a tiny 768-wide text encoder
     sdxl    SDXL's published UNet configuration (~2.6 B parameters) on 64x64 latents (512 px), SDXL's VAE
             configuration and tiny 768 + 1280-wide text encoders; bf16, meant for a GPU
+    flux    FLUX.1-dev's transformer at its real widths (3072 hidden, 24 heads x 128, 4096-wide T5 and 768-wide
+            pooled CLIP inputs, 16 latent channels, guidance embedding) with 1 double- and 1 single-stream block
+            (of 19 + 38), on 16x16 packed tokens (a 256 px image) from a tiny 2x VAE, tiny encoders of those widths
+    flux-tiny  ``tiny_flow.build_tiny_flow_pipeline("flux")`` (tests)
 
 Each ``ModelSpec`` also says how the benchmark trains on it (resolution, rank, learning rate).
 """
@@ -18,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline
-from diffusers import UNet2DConditionModel
+from diffusers import FluxPipeline, FluxTransformer2DModel, UNet2DConditionModel
 from PIL import Image
 
 from ..adapters import target_names
 from ..formats import StyleMetadata, lora_state_dict, save_adapter
 from ..families import family_of
 from ..tiny import build_tiny_pipeline, sd_scheduler, tiny_text_encoder, write_clip_tokenizer
+from ..tiny_flow import build_tiny_flow_pipeline, tiny_flow_vae, tiny_t5
 from ..model_names import folder_settings
 from ..shapes import MODEL_DIR
 from ..train_config import DEFAULT_TARGETS, TrainConfig, model_defaults
@@ -46,6 +51,10 @@ SDXL_UNET = dict(
     use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
     projection_class_embeddings_input_dim=2816,
 )
+# black-forest-labs/FLUX.1-dev transformer/config.json, except the number of blocks (19 double, 38 single there).
+FLUX_TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=128,
+                        num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                        guidance_embeds=True, axes_dims_rope=(16, 56, 56))
 # runwayml/stable-diffusion-v1-5 vae/config.json (SDXL's differs only in the scaling factor and fp16 upcast).
 SD_VAE = dict(
     in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
@@ -76,6 +85,8 @@ SPECS = {
     "shapes": _shapes_spec(),
     "mid": ModelSpec("mid", "mid-size SD (220 M UNet)", 256, 64, 1e-4),
     "sdxl": ModelSpec("sdxl", "SDXL-shaped (2.6 B UNet)", 512, 64, 1e-4, torch.bfloat16),
+    "flux": ModelSpec("flux", "Flux-shaped (real widths, 1 + 1 blocks)", 64, 16, 1e-4),
+    "flux-tiny": ModelSpec("flux-tiny", "tiny Flux (in-code)", 32, 4, 1e-2),
 }
 
 
@@ -95,6 +106,10 @@ def build_pipeline(name: str, device: str = "cpu"):
     spec = SPECS[name]
     if name == "tiny":
         pipe = build_tiny_pipeline("sd")
+    elif name == "flux-tiny":
+        pipe = build_tiny_flow_pipeline("flux")
+    elif name == "flux":
+        pipe = build_flux_shaped()
     elif name == "shapes":
         from ..families import load_pipeline
 
@@ -116,6 +131,17 @@ def build_pipeline(name: str, device: str = "cpu"):
                 tokenizer_2=tokenizer, unet=build_unet("sdxl", device), scheduler=sd_scheduler())
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device) if spec.dtype == torch.float32 else pipe.to(device, spec.dtype)
+
+
+def build_flux_shaped(transformer: dict = FLUX_TRANSFORMER):
+    """A ``FluxPipeline`` around a transformer of ``transformer``'s configuration (default: Flux's widths, few
+    blocks), with a tiny 2x VAE of 16 latent channels and tiny CLIP (768) and T5 (4096) encoders."""
+    clip = build_tiny_flow_pipeline("flux")       # its tokenizers and scheduler
+    torch.manual_seed(0)
+    return FluxPipeline(scheduler=clip.scheduler, vae=tiny_flow_vae(0, latent_channels=16),
+                        text_encoder=tiny_text_encoder(len(clip.tokenizer), 768), tokenizer=clip.tokenizer,
+                        text_encoder_2=tiny_t5(len(clip.tokenizer_2), 4096, seed=2, ff=64),
+                        tokenizer_2=clip.tokenizer_2, transformer=FluxTransformer2DModel(**transformer))
 
 
 def parameter_count(name: str) -> int:

@@ -1,7 +1,7 @@
 """Training, sampling and memory benchmark of paircustom against the research code's algorithm.
 
     python -m paircustom.bench.perf [--quick] [--repeats 3] [--steps 50] [--big-steps 10] [--out benchmarks/results/perf.md]
-                                    [--sdxl-shape [--construct-only]] [--threads N] [--models small mid sdxl]
+                                    [--sdxl-shape [--construct-only]] [--flux-shape] [--threads N] [--models small mid sdxl]
                                     [--parts training sampling memory]
 
 What is measured (medians over ``repeats`` timed runs after ``warmup`` untimed ones, both
@@ -20,6 +20,8 @@ algorithms / all variants interleaved in the same process, ``torch.set_num_threa
 3. peak training memory with and without gradient checkpointing (``memory``; a process each).
 4. the SDXL-shaped UNet: all of the above on a GPU with ``--sdxl-shape``; on a CPU it is only built on
    the meta device and its parameters counted.
+5. ``--flux-shape``: the training step (1.) on a Flux transformer of the real widths with 1 double- and 1
+   single-stream block (``models.FLUX_TRANSFORMER``), flow matching; runs on a CPU in minutes.
 """
 
 from __future__ import annotations
@@ -231,7 +233,7 @@ def run(config: BenchConfig, log=print) -> list[Row]:
         stand_in = model == "small" and not shapes_available()
         if model == "small":
             model = "tiny" if stand_in else "shapes"
-        spec, big = SPECS[model], model in ("mid", "sdxl")
+        spec, big = SPECS[model], model in ("mid", "sdxl", "flux")
         if stand_in:
             log("note: the embedded shapes model is absent; the tiny in-code SD model stands in for it")
             spec = replace(spec, label=spec.label + ", shapes model absent")
@@ -311,6 +313,8 @@ def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:
                         "for a CPU shared with other work (use with --threads 1)")
     parser.add_argument("--sdxl-shape", action="store_true", help="the SDXL-shaped UNet (GPU; on a CPU: construct only)")
     parser.add_argument("--construct-only", action="store_true", help="with --sdxl-shape: only build and count it")
+    parser.add_argument("--flux-shape", action="store_true", help="training only, on a transformer of Flux's real "
+                        "widths with 1 + 1 blocks (CPU or GPU; with --quick the tiny in-code Flux)")
     parser.add_argument("--out", help="also write the table and machine info to this Markdown file")
     parser.add_argument("--note", default="", help="a line added to the results file")
     args = parser.parse_args(argv)
@@ -321,6 +325,8 @@ def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:
                  if v is not None}
     if args.sdxl_shape:
         overrides["models"] = ("sdxl",)
+    if args.flux_shape:        # the sampling and memory parts are written for UNets
+        overrides.update(models=("flux-tiny",) if args.quick else ("flux",), parts=("training",))
     return replace(config, construct_only=args.construct_only, **overrides), args.out, args.note
 
 

@@ -3,13 +3,14 @@
 Per optimisation step the reference algorithm
 
     1. VAE-encodes both images again                       (2, 3, H, W) -> (2, C, h, w)
-    2. content pass: UNet(content row, θ0 + Δc)  -> L_content, backward, AdamW step on the B_c's
-    3. style pass:   UNet(style row, θ0 + sg(Δc) + Δs) -> L_style, backward, AdamW step on the B_s's
+    2. content pass: denoiser(content row, θ0 + Δc)  -> L_content, backward, AdamW step on the B_c's
+    3. style pass:   denoiser(style row, θ0 + sg(Δc) + Δs) -> L_style, backward, AdamW step on the B_s's
 
 i.e. three encoder/UNet calls, two backward passes and two optimizer steps where
 ``PairTrainer.train_step`` makes one batched UNet call, one backward and one step
 on cached latents and prompt embeddings.  It runs on the trainer's own model,
-adapter layers, prompt embeddings, training (DDPM) scheduler and seed, and draws x0, eps and t
+adapter layers, prompt embeddings, training objective (DDPM, or flow matching for SD3 / Flux) and seed, and
+draws x0, eps and t
 in the same order as ``objective.pair_losses`` (shared eps and t), so its
 content adapter follows the same trajectory and only the style pass differs: it
 sees Δc after this step's content update instead of before it.
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 from ..adapters import set_route
 from ..images import load_pair
-from ..objective import RowKind, prediction_target
+from ..objective import RowKind, forward_process
 
 
 class AdapterState:
@@ -56,28 +57,26 @@ class SequentialTrainer:
     def train_step(self) -> tuple[float, float]:
         """One reference step; returns (content loss, style loss)."""
         trainer = self.trainer
-        unet, scheduler, vae, cond = trainer.denoiser, trainer.noise_scheduler, trainer.pipe.vae, trainer.pair.cond
+        denoiser, scheduler, vae, cond = trainer.denoiser, trainer.noise_scheduler, trainer.pipe.vae, trainer.pair.cond
         # 1. encode both images (the research code does this every step)
         vae.to(self.device)
         with torch.no_grad():
             latents = vae.encode(self.pixels).latent_dist
-            mean = latents.mean * vae.config.scaling_factor                     # (2, C, h, w)
-            std = latents.std * vae.config.scaling_factor
-        # draws in pair_losses' order: x0 for both rows, one eps, one t
+            mean, std = trainer.family.vae_latents(vae, latents.mean, latents.std)   # (2, C, h, w)
+        # draws in pair_losses' order: x0 for both rows, one eps, one t (sigma)
         draw = lambda *shape: torch.randn(*shape, generator=self.generator).to(self.device, mean.dtype)  # noqa: E731
         x0 = mean + std * draw(*mean.shape)                                     # (2, C, h, w)
-        noise = draw(1, *mean.shape[1:])                                        # (1, C, h, w)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=self.generator).to(self.device)
+        noise = draw(1, *mean.shape[1:]).expand_as(x0)                          # (2, C, h, w), one eps
+        noisy, t, target = forward_process(scheduler, x0, noise, self.generator, [0, 0])
         losses = []
         # 2. content pass, 3. style pass: one row each, each with its own backward and optimizer step
         for kind, optimizer in zip((RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT), self.optimizers):
             row, prompt, route = kind.image, kind.prompt, kind.route
             with trainer.accelerator.autocast():
-                noisy = scheduler.add_noise(x0[row:row + 1], noise, t)          # (1, C, h, w)
                 set_route(trainer.layers, [route], self.device)                 # kept through backward (checkpointing)
-                prediction = unet(noisy, t, **cond.select([prompt]).unet_kwargs()).sample   # (1, C, h, w)
-                target = prediction_target(scheduler, x0[row:row + 1], noise, t)
-                loss = F.mse_loss(prediction.float(), target.float())
+                prediction = trainer.family.predict(denoiser, noisy[row:row + 1], t[row:row + 1],
+                                                    cond.select([prompt]))     # (1, C, h, w)
+                loss = F.mse_loss(prediction.float(), target[row:row + 1].float())
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

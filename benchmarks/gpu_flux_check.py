@@ -1,0 +1,164 @@
+"""GPU check of the Flux path: real-width Flux pair training in bf16 (steps/s, peak memory), then one styled image.
+
+    python benchmarks/gpu_flux_check.py                              # FLUX.1-dev's transformer config, random weights
+    python benchmarks/gpu_flux_check.py --gradient-checkpointing     # the same with the transformer checkpointed
+    python benchmarks/gpu_flux_check.py --model black-forest-labs/FLUX.1-dev   # real weights (downloads; gated)
+    python benchmarks/gpu_flux_check.py --tiny --device cpu          # the same code path on a CPU, tiny Flux (seconds)
+
+Without ``--model`` nothing is downloaded: the transformer is FLUX.1-dev's configuration (3072 wide, 24 heads x
+128, 19 double- and 38 single-stream blocks, ~11.9 B parameters; ``--blocks D S`` for fewer) with random
+weights, initialised on the device; the VAE is Flux's VAE configuration (16 latent channels, 8x); the text
+encoders are small ones of Flux's widths (CLIP 768 pooled, T5 4096 wide, 512 T5 tokens as FLUX.1-dev), whose
+embeddings are computed once and which then leave the device (as the real 4.7 B T5 would).
+
+Steps (each timed, peak memory after each): build on the device in ``--dtype`` (bf16); ``PairTrainer`` setup
+(encodes the pair); ``--warmup`` untimed and ``--steps`` timed training steps -> steps/s (losses must stay
+finite); a 4-step preview; save the style file (bf16), load it into ``FlowStyleGuidedPipeline`` and draw one
+image with ``--sample-steps`` steps.  Writes ``<out>.json`` and ``<out>.md`` (default
+``benchmarks/results/gpu-flux-check[-tiny]``).  Meant to finish in under 5 minutes on one H100; it has not been
+run on a GPU yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))        # gpu_sdxl_check beside this file
+
+from gpu_sdxl_check import RESULTS, Meter, write  # noqa: E402  (also puts the checkout on sys.path)
+
+import torch  # noqa: E402
+
+# black-forest-labs/FLUX.1-dev vae/config.json (random weights here).
+FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, layers_per_block=2, norm_num_groups=32,
+                block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.3611, shift_factor=0.1159,
+                use_quant_conv=False, use_post_quant_conv=False, sample_size=1024)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tiny", action="store_true", help="tiny Flux built in code (CPU smoke run of the same path)")
+    p.add_argument("--model", help="hub id or folder of a real FluxPipeline (default: Flux-shaped, random weights)")
+    p.add_argument("--blocks", type=int, nargs=2, metavar=("DOUBLE", "SINGLE"), default=(19, 38),
+                   help="transformer blocks of the Flux-shaped model (default: FLUX.1-dev's 19 38)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="base weights (default: bf16)")
+    p.add_argument("--resolution", type=int, help="training and sampling size (default: 512, tiny 32)")
+    p.add_argument("--rank", type=int, help="LoRA rank (default: 16, tiny 4)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed training steps (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps (default: %(default)s)")
+    p.add_argument("--sample-steps", type=int, default=8, help="denoising steps (default: %(default)s)")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--use-8bit-adam", action="store_true", help="bitsandbytes AdamW8bit")
+    p.add_argument("--out", help="results path without extension (default: benchmarks/results/gpu-flux-check[-tiny])")
+    return p.parse_args(argv)
+
+
+def build_pipeline(args, dtype):
+    """The pipeline on ``args.device`` in ``dtype``: tiny, Flux-shaped from config, or --model."""
+    from paircustom.families import load_pipeline
+    from paircustom.tiny_flow import build_tiny_flow_pipeline
+
+    if args.model:
+        return load_pipeline(args.model, dtype)          # the trainer places each part on the device
+    tiny = build_tiny_flow_pipeline("flux")
+    if args.tiny:
+        pipe = tiny
+    else:
+        from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
+
+        from paircustom.bench.models import FLUX_TRANSFORMER
+        from paircustom.tiny import tiny_text_encoder
+        from paircustom.tiny_flow import tiny_t5, tiny_t5_tokenizer
+
+        double, single = args.blocks
+        with torch.device(args.device):     # ~12 B parameters: initialise them where they will run
+            transformer = FluxTransformer2DModel(**{**FLUX_TRANSFORMER, "num_layers": double,
+                                                    "num_single_layers": single}).to(dtype)
+            vae = AutoencoderKL(**FLUX_VAE).to(dtype)
+        t5_tokenizer = tiny_t5_tokenizer(max_length=512)
+        pipe = FluxPipeline(scheduler=tiny.scheduler, vae=vae, transformer=transformer,
+                            text_encoder=tiny_text_encoder(len(tiny.tokenizer), 768), tokenizer=tiny.tokenizer,
+                            text_encoder_2=tiny_t5(len(t5_tokenizer), 4096, seed=2, ff=64), tokenizer_2=t5_tokenizer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(dtype=dtype)
+
+
+def run(args) -> dict:
+    from paircustom.bench.models import write_pair
+    from paircustom.distributed import check_device
+    from paircustom.families import DTYPES
+    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+    from paircustom.training import PairTrainer, TrainConfig
+
+    check_device(args.device)
+    resolution = args.resolution or (32 if args.tiny else 512)
+    rank = args.rank or (4 if args.tiny else 16)
+    cuda = args.device.startswith("cuda")
+    folder = Path(tempfile.mkdtemp(prefix="paircustom-gpu-flux-"))
+    meter = Meter(args.device)
+
+    pipe = meter.run("build", lambda: build_pipeline(args, DTYPES[args.dtype]))
+    parameters = sum(p.numel() for p in pipe.transformer.parameters())
+    content, style = write_pair(folder, resolution)
+    config = TrainConfig(content, style, subject="dog", style="digital art", model=args.model or "shapes",
+                         output=str(folder / "style.safetensors"), rank=rank, learning_rate=1e-4,
+                         max_steps=args.warmup + args.steps + 1, style_start_step=0, gradient_accumulation=1,
+                         resolution=resolution, device=args.device, dtype=args.dtype,
+                         mixed_precision=args.dtype if cuda and args.dtype != "fp32" else "no",
+                         gradient_checkpointing=args.gradient_checkpointing, use_8bit_adam=args.use_8bit_adam,
+                         save_dtype="bf16", progress=False)
+    trainer = meter.run("trainer setup (pair encoded, encoders off the device)", lambda: PairTrainer(config, pipe))
+    history = []
+    meter.run("training warm-up", lambda: [history.append(trainer.train_step()) for _ in range(args.warmup)])
+    meter.run("training (timed)", lambda: [history.append(trainer.train_step()) for _ in range(args.steps)])
+    meter.run("training preview (4 steps)", lambda: trainer.preview(steps=4))
+    finite = all(math.isfinite(x) for step in history for x in step if x is not None)
+    path, config = trainer.save(), trainer.config
+    trainer.close()
+
+    pipe.to(args.device)
+    guided = FlowStyleGuidedPipeline(pipe)
+    guided.load_style(path, name="style")
+    image = meter.run("generation", lambda: guided(config.content_prompt, styles=["style"], height=resolution,
+                                                   width=resolution, num_inference_steps=args.sample_steps,
+                                                   seed=0).images[0])
+    image.save(folder / "generated.png")
+    timed = meter.stages["training (timed)"]["seconds"]
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__, "model": args.model or ("tiny Flux (in code)" if args.tiny else
+                                                             f"Flux-shaped {args.blocks[0]}+{args.blocks[1]} blocks "
+                                                             "from config (random weights)"),
+        "denoiser": "transformer", "denoiser_parameters": parameters, "dtype": args.dtype,
+        "mixed_precision": config.mixed_precision, "resolution": resolution, "rank": rank,
+        "gradient_checkpointing": args.gradient_checkpointing, "use_8bit_adam": args.use_8bit_adam,
+        "training_steps_per_s": round(args.steps / timed, 3), "losses_finite": finite,
+        "first_losses": history[0], "last_losses": history[-1],
+        "save_dtype": "bf16", "style_file_mb": round(path.stat().st_size / 2 ** 20, 1), "sample_steps": args.sample_steps,
+        "stages": meter.stages, "peak_memory_kind": "GPU allocator peak" if cuda else "process max RSS",
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.tiny and not args.device.startswith("cuda"):
+        print("gpu_flux_check: the Flux-shaped run needs a GPU (--device cuda); use --tiny on a CPU.", file=sys.stderr)
+        return 2
+    results = run(args)
+    out = Path(args.out) if args.out else RESULTS / ("gpu-flux-check-tiny" if args.tiny else "gpu-flux-check")
+    write(results, out, "Flux GPU check")
+    print(out.with_suffix(".md").read_text())
+    return 0 if results["losses_finite"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
