@@ -134,7 +134,7 @@ def test_text_encoder_notice_is_one_line_and_a_foreign_file_still_needs_a_suffix
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("paircustom:")]
     assert lines == [f"paircustom: warning: '{path}' also holds 2 text-encoder LoRA tensors; paircustom adapts only "
-                     "the UNet, so they are ignored."], err
+                     "the denoiser, so they are ignored."], err
 
 
 def unet_output(pipe, generator_seed=0):
