@@ -171,6 +171,35 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
     assert gaps[1.0] < 0.5 * gaps[0.0], f"mean |latent[:3] - 8x8 mean colour| with / without the term: {gaps}"
 
 
+def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path, monkeypatch):
+    """No signal is left at t=999 (so the caption alone sets the background), the UNet learns v there, and the
+    saved pipeline carries that schedule, from which pair training builds its own."""
+    from diffusers import StableDiffusionPipeline
+
+    from paircustom.objective import training_scheduler
+    from paircustom.shapes import train as base
+
+    scheduler = base.shapes_scheduler()
+    assert scheduler.alphas_cumprod[-1] == 0 and scheduler.config.prediction_type == "v_prediction"
+    torch.testing.assert_close(scheduler.alphas_cumprod[0], base.sd_scheduler().alphas_cumprod[0], rtol=0.05, atol=0,
+                               msg="the rescaled schedule should start near SD's")
+    targets, original = [], base.prediction_target
+
+    def recording(scheduler, x0, noise, t):
+        target = original(scheduler, x0, noise, t)
+        a = scheduler.alphas_cumprod[t][:, None, None, None]
+        torch.testing.assert_close(target, a.sqrt() * noise - (1 - a).sqrt() * x0, msg="v = sqrt(a) eps - sqrt(1-a) x0")
+        targets.append(t)
+        return target
+
+    monkeypatch.setattr(base, "prediction_target", recording)
+    monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)
+    base.train(_tiny_base_config(decoder_steps=1), tmp_path)
+    assert len(targets) == _tiny_base_config().unet_steps, "every UNet step goes through the v target"
+    saved = training_scheduler(StableDiffusionPipeline.from_pretrained(tmp_path / "pipeline").scheduler)
+    assert saved.config.prediction_type == "v_prediction" and saved.alphas_cumprod[-1] == 0
+
+
 def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch):
     """Stopped between stages and inside the UNet stage, then started again: equal to an uninterrupted run, bitwise."""
     from paircustom.shapes import train as base
