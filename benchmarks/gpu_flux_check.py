@@ -22,16 +22,14 @@ run on a GPU yet.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))        # gpu_sdxl_check beside this file
 
-from gpu_sdxl_check import RESULTS, Meter, write  # noqa: E402  (also puts the checkout on sys.path)
+from gpu_sdxl_check import Meter, add_run_options, check_main, run_header, time_training  # noqa: E402  (also puts the checkout on sys.path)
 
 import torch  # noqa: E402
 
@@ -48,14 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", help="hub id or folder of a real FluxPipeline (default: Flux-shaped, random weights)")
     p.add_argument("--blocks", type=int, nargs=2, metavar=("DOUBLE", "SINGLE"), default=(19, 38),
                    help="transformer blocks of the Flux-shaped model (default: FLUX.1-dev's 19 38)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="base weights (default: bf16)")
-    p.add_argument("--resolution", type=int, help="training and sampling size (default: 512, tiny 32)")
-    p.add_argument("--rank", type=int, help="LoRA rank (default: 16, tiny 4)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed training steps (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=20, help="timed training steps (default: %(default)s)")
-    p.add_argument("--sample-steps", type=int, default=8, help="denoising steps (default: %(default)s)")
-    p.add_argument("--gradient-checkpointing", action="store_true")
+    add_run_options(p, rank=16, sample_steps=8)
     p.add_argument("--use-8bit-adam", action="store_true", help="bitsandbytes AdamW8bit")
     p.add_argument("--out", help="results path without extension (default: benchmarks/results/gpu-flux-check[-tiny])")
     return p.parse_args(argv)
@@ -116,10 +107,7 @@ def run(args) -> dict:
                          gradient_checkpointing=args.gradient_checkpointing, use_8bit_adam=args.use_8bit_adam,
                          save_dtype="bf16", progress=False)
     trainer = meter.run("trainer setup (pair encoded, encoders off the device)", lambda: PairTrainer(config, pipe))
-    history = []
-    meter.run("training warm-up", lambda: [history.append(trainer.train_step()) for _ in range(args.warmup)])
-    meter.run("training (timed)", lambda: [history.append(trainer.train_step()) for _ in range(args.steps)])
-    meter.run("training preview (4 steps)", lambda: trainer.preview(steps=4))
+    history = time_training(meter, trainer, args, "training preview (4 steps)")
     finite = all(math.isfinite(x) for step in history for x in step if x is not None)
     path, config = trainer.save(), trainer.config
     trainer.close()
@@ -133,11 +121,9 @@ def run(args) -> dict:
     image.save(folder / "generated.png")
     timed = meter.stages["training (timed)"]["seconds"]
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})",
-        "torch": torch.__version__, "model": args.model or ("tiny Flux (in code)" if args.tiny else
-                                                             f"Flux-shaped {args.blocks[0]}+{args.blocks[1]} blocks "
-                                                             "from config (random weights)"),
+        **run_header(cuda), "model": args.model or ("tiny Flux (in code)" if args.tiny else
+                                                    f"Flux-shaped {args.blocks[0]}+{args.blocks[1]} blocks "
+                                                    "from config (random weights)"),
         "denoiser": "transformer", "denoiser_parameters": parameters, "dtype": args.dtype,
         "mixed_precision": config.mixed_precision, "resolution": resolution, "rank": rank,
         "gradient_checkpointing": args.gradient_checkpointing, "use_8bit_adam": args.use_8bit_adam,
@@ -149,15 +135,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    if not args.tiny and not args.device.startswith("cuda"):
-        print("gpu_flux_check: the Flux-shaped run needs a GPU (--device cuda); use --tiny on a CPU.", file=sys.stderr)
-        return 2
-    results = run(args)
-    out = Path(args.out) if args.out else RESULTS / ("gpu-flux-check-tiny" if args.tiny else "gpu-flux-check")
-    write(results, out, "Flux GPU check")
-    print(out.with_suffix(".md").read_text())
-    return 0 if results["losses_finite"] else 1
+    return check_main(parse_args(argv), run, "Flux")
 
 
 if __name__ == "__main__":

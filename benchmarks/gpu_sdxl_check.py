@@ -48,16 +48,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", help="hub id or folder of a real SDXL pipeline (default: SDXL-shaped, random weights)")
     p.add_argument("--variant", help='weight files of --model, e.g. "fp16"')
     p.add_argument("--vae", help="replacement VAE of --model, e.g. madebyollin/sdxl-vae-fp16-fix")
+    add_run_options(p, rank=64, sample_steps=20)
+    p.add_argument("--out", help="results path without extension (default: benchmarks/results/gpu-sdxl-check[-tiny])")
+    return p.parse_args(argv)
+
+
+def add_run_options(p: argparse.ArgumentParser, rank: int, sample_steps: int) -> None:
+    """The device, precision and run-length options of both GPU checks (this one and gpu_flux_check)."""
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="base weights (default: bf16)")
     p.add_argument("--resolution", type=int, help="training and sampling size (default: 512, tiny 32)")
-    p.add_argument("--rank", type=int, help="LoRA rank (default: 64, tiny 4)")
+    p.add_argument("--rank", type=int, help=f"LoRA rank (default: {rank}, tiny 4)")
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps (default: %(default)s)")
     p.add_argument("--steps", type=int, default=20, help="timed training steps (default: %(default)s)")
-    p.add_argument("--sample-steps", type=int, default=20, help="denoising steps (default: %(default)s)")
+    p.add_argument("--sample-steps", type=int, default=sample_steps, help="denoising steps (default: %(default)s)")
     p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--out", help="results path without extension (default: benchmarks/results/gpu-sdxl-check[-tiny])")
-    return p.parse_args(argv)
 
 
 class Meter:
@@ -138,10 +143,7 @@ def run(args) -> dict:
                          gradient_checkpointing=args.gradient_checkpointing, save_dtype="fp16", progress=False,
                          preview_every=10 ** 9)   # never due; keeps the VAE and text encoders on the device
     trainer = meter.run("trainer setup", lambda: PairTrainer(config, pipe))
-    history = []
-    meter.run("training warm-up", lambda: [history.append(trainer.train_step()) for _ in range(args.warmup)])
-    meter.run("training (timed)", lambda: [history.append(trainer.train_step()) for _ in range(args.steps)])
-    meter.run("training preview (Euler)", lambda: trainer.preview(steps=4))
+    history = time_training(meter, trainer, args, "training preview (Euler)")
     meter.run("training after preview", lambda: history.append(trainer.train_step()))
     finite = all(math.isfinite(x) for step in history for x in step if x is not None)
     path, config = trainer.save(), trainer.config     # the resolved config: prompts filled in
@@ -155,10 +157,8 @@ def run(args) -> dict:
     image.save(folder / "generated.png")
     timed = meter.stages["training (timed)"]["seconds"]
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})",
-        "torch": torch.__version__, "model": args.model or ("tiny SDXL (in code)" if args.tiny else
-                                                             "SDXL-shaped from config (random weights)"),
+        **run_header(cuda), "model": args.model or ("tiny SDXL (in code)" if args.tiny else
+                                                    "SDXL-shaped from config (random weights)"),
         "denoiser": "UNet", "denoiser_parameters": unet_parameters, "dtype": args.dtype,
         "mixed_precision": config.mixed_precision,
         "resolution": resolution, "rank": rank, "gradient_checkpointing": args.gradient_checkpointing,
@@ -169,7 +169,23 @@ def run(args) -> dict:
     }
 
 
-def write(results: dict, out: Path, title: str = "SDXL GPU check") -> None:
+def time_training(meter: Meter, trainer, args, preview: str) -> list:
+    """Warm-up steps, timed steps and a 4-step preview, each a stage of ``meter``; -> the loss history."""
+    history = []
+    meter.run("training warm-up", lambda: [history.append(trainer.train_step()) for _ in range(args.warmup)])
+    meter.run("training (timed)", lambda: [history.append(trainer.train_step()) for _ in range(args.steps)])
+    meter.run(preview, lambda: trainer.preview(steps=4))
+    return history
+
+
+def run_header(cuda: bool) -> dict:
+    """When and on what a check ran."""
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})",
+            "torch": torch.__version__}
+
+
+def write(results: dict, out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# {title} ({results['date']})", "",
@@ -185,16 +201,21 @@ def write(results: dict, out: Path, title: str = "SDXL GPU check") -> None:
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def check_main(args, run, family: str) -> int:
+    """main() of both GPU checks: a full-size run needs a GPU; run, write the results, print them."""
+    name = f"gpu-{family.lower()}-check"
     if not args.tiny and not args.device.startswith("cuda"):
-        print("gpu_sdxl_check: the SDXL-shaped run needs a GPU (--device cuda); use --tiny on a CPU.", file=sys.stderr)
+        print(f"{name}: the {family}-shaped run needs a GPU (--device cuda); use --tiny on a CPU.", file=sys.stderr)
         return 2
     results = run(args)
-    out = Path(args.out) if args.out else RESULTS / ("gpu-sdxl-check-tiny" if args.tiny else "gpu-sdxl-check")
-    write(results, out)
+    out = Path(args.out) if args.out else RESULTS / (f"{name}-tiny" if args.tiny else name)
+    write(results, out, f"{family} GPU check")
     print(out.with_suffix(".md").read_text())
     return 0 if results["losses_finite"] else 1
+
+
+def main(argv=None) -> int:
+    return check_main(parse_args(argv), run, "SDXL")
 
 
 if __name__ == "__main__":
