@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))          # runs from a checkout without installing
 
 import torch  # noqa: E402
 
+from paircustom.train_config import PAPER_DEFAULTS  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -48,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", help="hub id or folder of a real SDXL pipeline (default: SDXL-shaped, random weights)")
     p.add_argument("--variant", help='weight files of --model, e.g. "fp16"')
     p.add_argument("--vae", help="replacement VAE of --model, e.g. madebyollin/sdxl-vae-fp16-fix")
-    add_run_options(p, rank=64, sample_steps=20)
+    add_run_options(p, rank=PAPER_DEFAULTS["rank"], sample_steps=20)
     p.add_argument("--out", help="results path without extension (default: benchmarks/results/gpu-sdxl-check[-tiny])")
     return p.parse_args(argv)
 
@@ -126,7 +128,7 @@ def run(args) -> dict:
 
     check_device(args.device)
     resolution = args.resolution or (32 if args.tiny else 512)
-    rank = args.rank or (4 if args.tiny else 64)
+    rank = args.rank or (4 if args.tiny else PAPER_DEFAULTS["rank"])
     dtype = DTYPES[args.dtype]
     cuda = args.device.startswith("cuda")
     folder = Path(tempfile.mkdtemp(prefix="paircustom-gpu-check-"))
