@@ -110,7 +110,7 @@ def texture(rng: np.random.Generator) -> np.ndarray:
     return np.repeat(np.repeat(grid, block, axis=0), block, axis=1).astype(np.uint8)
 
 
-def vae_images(rng: np.random.Generator, count: int, config: "BaseTrainConfig") -> np.ndarray:
+def vae_images(rng: np.random.Generator, count: int, config: BaseTrainConfig) -> np.ndarray:
     """What the VAE trains on -> (N, 64, 64, 3) uint8: scenes (plain, known and benchmark styles) and textures."""
     looks = [None, *KNOWN_STYLES.values(), *STYLES.values(), *STYLES.values()]  # benchmark styles weighted x2
     images = []
@@ -149,9 +149,8 @@ def shapes_scheduler(zero_terminal_snr: bool = True) -> DDIMScheduler:
     """
     if not zero_terminal_snr:  # runs saved before this option
         return sd_scheduler("epsilon")
-    return DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                         set_alpha_to_one=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
-                         timestep_spacing="trailing", steps_offset=1)  # the offset is unused by trailing steps
+    return DDIMScheduler.from_config(sd_scheduler("v_prediction").config, rescale_betas_zero_snr=True,
+                                     timestep_spacing="trailing")
 
 
 def build_models(config: BaseTrainConfig, vocab_size: int):
