@@ -51,9 +51,11 @@ def one_thread():
 
 
 def _machine() -> str:
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "") \
-        if Path("/proc/cpuinfo").is_file() else ""
-    return hashlib.sha256(" ".join(sorted(flags.split()[2:])).encode()).hexdigest()[:16] + " " + torch.__version__
+    """A hash of the CPU's feature flags, and the torch version."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:16] + " " + torch.__version__
 
 
 def _assert_recorded(what: str, key: str, digest: str, summary: float, recorded: str) -> None:
