@@ -171,6 +171,17 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
     assert gaps[1.0] < 0.5 * gaps[0.0], f"mean |latent[:3] - 8x8 mean colour| with / without the term: {gaps}"
 
 
+@pytest.mark.parametrize("plain", [0, 1, 2])
+def test_unet_plain_levels_drop_attention_at_the_leading_levels(plain):
+    from paircustom.shapes import train as base
+
+    unet = base.build_models(_tiny_base_config(unet_channels=(16, 16, 32), unet_plain_levels=plain), 10)[2]
+    down = [hasattr(block, "attentions") for block in unet.down_blocks]
+    up = [hasattr(block, "attentions") for block in unet.up_blocks]
+    assert down == [False] * plain + [True] * (3 - plain) and up == down[::-1], (plain, down, up)
+    assert unet.sample_size == 8, "64 px through a 4-level VAE gives 8x8 latents"
+
+
 def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path, monkeypatch):
     """No signal is left at t=999 (so the caption alone sets the background), the UNet learns v there, and the
     saved pipeline carries that schedule, from which pair training builds its own."""

@@ -3,10 +3,10 @@
     python -m paircustom.shapes.train --out DIR [--device cuda] [--stop-after vae|unet] [--vae-from VAE_DIR]
                                      [--seed 0] [--vae-steps N] [--unet-steps N] [--decoder-steps N] ...
 
-Stage ``vae`` trains an AutoencoderKL (64x64x3 <-> 8x8x16) on everything a real VAE would see: plain scenes,
+Stage ``vae`` trains an AutoencoderKL (64x64x3 <-> 16x16x8) on everything a real VAE would see: plain scenes,
 scenes in the known styles, scenes in the benchmark styles and random textures.  Stage ``unet`` renders a pool
 of training scenes (a quarter of them in a known style, captioned ``... in <known> style``), encodes it once,
-and trains the UNet and the CLIP text encoder jointly through the epsilon-prediction loss, dropping the caption
+and trains the UNet and the CLIP text encoder jointly through the v-prediction loss (zero terminal SNR, see ``shapes_scheduler``), dropping the caption
 10% of the time for classifier-free guidance.  Stage ``decoder`` sharpens the VAE decoder on the frozen
 encoder's latents, which leaves the UNet's latent space unchanged.
 
@@ -57,20 +57,21 @@ class BaseTrainConfig:
 
     seed: int = 0
     vae_steps: int = 2500
-    vae_channels: tuple = (16, 32, 64, 64)  # 4 levels: 64x64 -> 8x8 latents
-    latent_channels: int = 16  # 8x8x16 latents: thin lines and hard block edges need more than SD's 4 channels
+    vae_channels: tuple = (32, 64, 64)  # 3 levels: 64x64 -> 16x16 latents, so a 16-pixel object spans 4x4 of them
+    latent_channels: int = 8  # 16x16x8 latents: thin lines and hard block edges need more than SD's 4 channels
     vae_norm_groups: int = 2  # few, wide groups: per-channel norms would erase the flat colours
     vae_batch: int = 16
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
     initial_logvar: float = -10.0  # bias of the encoder's log-variance outputs at initialisation
     random_colour_share: float = 0.0  # VAE scenes drawn in random colours instead of the palette
-    colour_latent_weight: float = 1.0  # L1 tying latent channels 0-2 to the image's 8x8 mean colour
+    colour_latent_weight: float = 1.0  # L1 tying latent channels 0-2 to the mean colour under each latent pixel
     decoder_steps: int = 400  # stage 3: the decoder alone, on the frozen encoder's latents
     decoder_lr: float = 3e-4
     unet_steps: int = 2000
     zero_terminal_snr: bool = True  # see shapes_scheduler
-    unet_channels: tuple = (96, 192)  # 8x8 and 4x4, cross-attention at both
+    unet_channels: tuple = (64, 128, 192)  # 16x16, 8x8 and 4x4
+    unet_plain_levels: int = 1  # leading UNet levels without attention (16x16 attention would cost ~4x the step)
     unet_heads: int = 8
     text_hidden: int = 128
     text_layers: int = 4
@@ -141,7 +142,7 @@ def orthogonal_output(conv: torch.nn.Conv2d) -> None:
 def shapes_scheduler(zero_terminal_snr: bool = True) -> DDIMScheduler:
     """SD's scaled-linear schedule, rescaled to zero SNR at t=999 with v-prediction and trailing DDIM steps.
 
-    On 8x8 latents SD's schedule leaves signal at t=999 (alpha_bar 0.0047, and the 64 positions of a flat
+    On small latents SD's schedule leaves signal at t=999 (alpha_bar 0.0047, and the 64 positions of a flat
     background average it up), so a UNet trained on it reads the background from the noisy input instead of the
     caption: at t=999 its x0 took the input's background in 20 of 24 swapped-caption cases, and sampling from pure
     noise then drew random backgrounds (12.5% right, chance). With zero terminal SNR (Lin et al. 2024) nothing
@@ -171,11 +172,12 @@ def build_models(config: BaseTrainConfig, vocab_size: int):
         projection_dim=config.text_hidden, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
         pad_token_id=vocab_size - 1,
     ))
-    n = len(config.unet_channels)
+    n, plain = len(config.unet_channels), config.unet_plain_levels
     unet = UNet2DConditionModel(
         sample_size=SIZE // 2 ** (levels - 1), in_channels=config.latent_channels,
         out_channels=config.latent_channels, block_out_channels=config.unet_channels, layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * (n - plain),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - plain) + ("UpBlock2D",) * plain,
         cross_attention_dim=config.text_hidden, attention_head_dim=config.unet_heads, norm_num_groups=16,
     )
     return vae, text_encoder, unet, shapes_scheduler(config.zero_terminal_snr)
@@ -209,7 +211,7 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
         latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
         recon = vae.decode(latents).sample
         loss = F.l1_loss(recon, images)
-        if not decoder_only:  # a tiny KL, and colour kept in the latent: channels 0-2 ~ the 8x8 mean colour
+        if not decoder_only:  # a tiny KL, and colour kept in the latent: channels 0-2 ~ the mean colour per latent pixel
             loss = loss + config.kl_weight * posterior.kl().mean() + config.colour_latent_weight * F.l1_loss(
                 posterior.mean[:, :3], F.avg_pool2d(images, SIZE // posterior.mean.shape[-1]))
         optimizer.zero_grad(set_to_none=True)
@@ -225,7 +227,7 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
 
 @torch.no_grad()
 def encode_pool(vae: AutoencoderKL, images: np.ndarray, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, C, 8, 8), on ``device``."""
+    """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, C, h, w), on ``device``."""
     means, stds = [], []
     for start in tqdm(range(0, len(images), 256), desc="encode pool", mininterval=20):
         dist = vae.encode(from_uint8(images[start : start + 256]).to(device)).latent_dist
@@ -302,7 +304,7 @@ def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         index = torch.from_numpy(rng.integers(len(means), size=config.unet_batch)).to(device)
         draw = lambda: torch.randn(means[index].shape, generator=generator).to(device)  # noqa: E731
-        latents = (means[index] + stds[index] * draw()) * scaling  # (B, C, 8, 8)
+        latents = (means[index] + stds[index] * draw()) * scaling  # (B, C, h, w)
         drop = torch.from_numpy(rng.random(config.unet_batch) < config.caption_dropout)[:, None].to(device)
         ids = torch.where(drop, empty_ids, caption_ids[index])  # (B, L)
         noise = draw()
@@ -355,7 +357,7 @@ def log(out: Path, stage: str, text: str, seconds: float) -> None:
 
 
 STAGES = ("vae", "unet", "decoder")
-BEFORE_FIELDS = {"zero_terminal_snr": False}  # what runs saved before a field existed did
+BEFORE_FIELDS = {"zero_terminal_snr": False, "unet_plain_levels": 0}  # what runs saved before a field existed did
 
 
 def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: str = "decoder",
