@@ -240,6 +240,8 @@ def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
     with pytest.raises(SystemExit):  # another configuration cannot continue this run
         base.train(replace(config, unet_steps=6), stopped)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # keep this process's thread count
+    assert base.train(replace(config, threads=2), stopped) is not None, "another thread count may continue it"
 
 
 needs_model = pytest.mark.skipif(world_version() != 2, reason="the embedded shapes model predates the v2 world "

@@ -86,7 +86,7 @@ class BaseTrainConfig:
     checkpoint_every: int = 200  # UNet steps between checkpoints
     sample_every: int = 500  # UNet steps between held-out checks
     sample_steps: int = 20  # DDIM steps of the periodic held-out check (at generate's CFG)
-    threads: int = 1  # torch threads; 2 threads stall badly when another process shares the 2 cores
+    threads: int = 1  # torch threads (a run may resume with others); 2 stall badly when another process shares 2 cores
 
 
 def lr_at(base: float, step: int, warmup: int, total: int) -> float:
@@ -368,8 +368,10 @@ def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: s
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
     # A field added after a run was saved takes the value that keeps the earlier behaviour.
-    if saved.is_file() and {**asdict(BaseTrainConfig()), **BEFORE_FIELDS, **json.loads(saved.read_text())} != json.loads(
-            json.dumps(asdict(config))):
+    # ``threads`` only sets the speed (and last float bits), so a run may continue with another thread count.
+    same = lambda settings: {k: v for k, v in settings.items() if k != "threads"}  # noqa: E731
+    if saved.is_file() and same({**asdict(BaseTrainConfig()), **BEFORE_FIELDS, **json.loads(saved.read_text())}) != same(
+            json.loads(json.dumps(asdict(config)))):
         raise SystemExit(f"{out} holds a run with another configuration ({saved}); use a new --out.")
     saved.write_text(json.dumps(asdict(config), indent=2))
     words = [*BASE_WORDS, *WORLD_WORDS, *STYLE_WORDS]
