@@ -1,0 +1,176 @@
+"""Stylising benchmark on the embedded shapes model: how well does ``stylize`` apply a learned style to a photo?
+
+    python -m paircustom.bench.stylize [--quick] [--model shapes] [--out benchmarks/results] [--work DIR]
+
+In the shapes world the exact answer is known: stylising a rendered scene x with a style learned from one pair
+should give f(x), the style's image function applied to x.  For each style we train (or reuse, from ``--work``,
+the same files as ``paircustom.bench.quality``) the Pair Customization style file of the fixed ``trio`` pair,
+then stylise rendered scenes that are not the pair's (``scenes``, half of them held-out combinations) with each
+method ("sdedit", "inversion") over a strength sweep, prompted with each scene's own caption, and score:
+
+    fidelity    1 - Σ d(y, f(x)) / Σ d(x, f(x)),  d = mean absolute pixel error, pooled over the scenes
+                (1: exactly f(x); 0: x unchanged; < 0: further from f(x) than x itself)
+    structure   share of scenes whose analyzer-read shapes (left to right) on y equal those read on x, for
+                styles under which the analyzer reads rendered shapes back (see ``quality.analyzer_reads``),
+                "n/a" otherwise
+
+Every stylisation is seeded (sdedit noise), so a rerun gives the same table.  Writes ``<name>.md`` and
+``<name>.json`` under ``out`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..generate_config import GENERATE
+from ..guidance import StyleGuidedPipeline
+from ..images import atomic_write
+from ..shapes.examples import EXAMPLES
+from ..shapes.styles import STYLES
+from ..shapes.world import render, random_scene
+from .methods import METHODS
+from .quality import QualityConfig, analyzer_reads, shapes_read, train_style
+
+
+@dataclass(frozen=True)
+class StylizeBenchConfig:
+    """Everything that defines a stylising benchmark run (defaults: the full run)."""
+
+    model: str = "shapes"
+    styles: tuple[str, ...] = tuple(STYLES)
+    methods: tuple[str, ...] = ("sdedit", "inversion")
+    strengths: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)    # GENERATE.strength is the default operating point
+    scenes: int = 8                                        # rendered scenes stylised, half of them held-out
+    scene_seed: int = 0
+    steps: int = 25                                        # denoising steps at strength 1
+    style_scale: float = GENERATE.style_scale
+    guidance_scale: float = GENERATE.guidance_scale
+    threads: int = 1
+    out: str = "benchmarks/results"
+    name: str = "stylize"
+    work: str | None = None                                # style files, shared with the quality benchmark
+
+
+QUICK = dict(styles=("inverted",), strengths=(GENERATE.strength,), scenes=2, steps=10, name="stylize-quick")
+
+
+def scenes(config: StylizeBenchConfig) -> list:
+    """``config.scenes`` rendered scenes (alternately training and held-out combinations), never the pair's."""
+    rng, pair = np.random.default_rng([config.scene_seed, 3]), EXAMPLES["trio"].scene
+    chosen = []
+    while len(chosen) < config.scenes:
+        scene = random_scene(rng, held_out=len(chosen) % 2 == 1)
+        if scene.layout != pair.layout:
+            chosen.append(scene)
+    return chosen
+
+
+def score(styled: np.ndarray, images: np.ndarray, targets: np.ndarray, readable: bool) -> dict:
+    """Fidelity and structure of ``styled`` (N, H, W, 3) against ``targets`` = f(images)."""
+    d = lambda a, b: np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=(1, 2, 3))  # noqa: E731
+    fidelity = 1.0 - d(styled, targets).sum() / max(d(images, targets).sum(), 1e-6)
+    structure = None
+    if readable:
+        kept = [shapes_read(y) == shapes_read(x) for y, x in zip(styled, images) if shapes_read(x)]
+        structure = float(np.mean(kept)) if kept else None
+    return dict(fidelity=float(fidelity), structure=structure)
+
+
+def run(config: StylizeBenchConfig, log=print) -> dict:
+    """Train (or reuse) each style, stylise every scene per method and strength, score; write .md and .json."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    started, records = time.time(), []
+    chosen = scenes(config)
+    images = np.stack([render(scene) for scene in chosen])           # (N, 64, 64, 3) uint8
+    try:
+        with tempfile.TemporaryDirectory() as temp:
+            work = Path(config.work or temp)
+            work.mkdir(parents=True, exist_ok=True)
+            guided = StyleGuidedPipeline.from_pretrained(config.model)
+            guided.pipe.set_progress_bar_config(disable=True)
+            quality = QualityConfig(model=config.model, work=str(work))
+            for style in config.styles:
+                name = guided.load_style(train_style(quality, style, METHODS["pair-sg"], work), name=style)
+                targets = np.stack([STYLES[style].apply(image) for image in images])
+                readable = analyzer_reads(style) >= quality.readable_threshold
+                for method in config.methods:
+                    for strength in config.strengths:
+                        styled = np.stack([np.asarray(guided.stylize(
+                            Image.fromarray(image), scene.layout.caption, styles={name: config.style_scale}, strength=strength,
+                            method=method, num_inference_steps=config.steps, guidance_scale=config.guidance_scale,
+                            seed=k, output_type="pil").images[0]) for k, (image, scene) in enumerate(zip(images, chosen))])
+                        record = dict(style=style, method=method, strength=strength, n=len(images),
+                                      **score(styled, images, targets, readable))
+                        records.append(record)
+                        log(f"[{style}] {method:<9} strength {strength:<4g} fidelity {record['fidelity']:+.3f}  "
+                            f"structure {_fmt(record['structure'])}  ({time.time() - started:.0f}s)")
+    finally:
+        torch.set_num_threads(threads)
+    results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records)
+    write(results, Path(config.out))
+    return results
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def table(results: dict) -> str:
+    """One row per style and method; fidelity / structure per strength."""
+    config = results["config"]
+    strengths = config["strengths"]
+    cell = {(r["style"], r["method"], r["strength"]): r for r in results["records"]}
+    lines = ["| style | method | " + " | ".join(f"strength {s:g}" for s in strengths) + " |",
+             "|---|---|" + "---|" * len(strengths)]
+    for style in config["styles"]:
+        for method in config["methods"]:
+            cells = [cell.get((style, method, s)) for s in strengths]
+            lines.append(f"| {style} | {method} | " + " | ".join(
+                "" if c is None else f"{c['fidelity']:+.2f} / {_fmt(c['structure'])}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def write(results: dict, out: Path) -> list[Path]:
+    config = results["config"]
+    flags = " --quick" if config["name"] == "stylize-quick" else ""
+    text = (f"# Stylising benchmark ({config['name']})\n\nCommand: `python -m paircustom.bench.stylize{flags}` "
+            f"({results['minutes']:.1f} min). Cells: fidelity / structure (see the module docstring); "
+            f"{config['scenes']} rendered scenes, style scale {config['style_scale']:g}, CFG "
+            f"{config['guidance_scale']:g}, {config['steps']} steps at strength 1; the default strength is "
+            f"{GENERATE.strength:g}.\n\n{table(results)}\n")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{config['name']}.md", out / f"{config['name']}.json"]
+    atomic_write(paths[0], lambda path: Path(path).write_text(text))
+    atomic_write(paths[1], lambda path: Path(path).write_text(json.dumps(results, indent=1)))
+    return paths
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one style, one strength, two scenes (a smoke run)")
+    parser.add_argument("--model", default="shapes", help="shapes-world pipeline folder (default: embedded)")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for the results")
+    parser.add_argument("--work", default=None, help="folder for style files (the quality benchmark's are reused)")
+    parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    config = StylizeBenchConfig(**QUICK) if args.quick else StylizeBenchConfig()
+    config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
+    if args.styles:
+        config = replace(config, styles=tuple(args.styles.split(",")))
+    results = run(config, log=lambda message: print(message, flush=True))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
