@@ -46,9 +46,9 @@ HEADER_KEY = "paircustom_checkpoint"
 RESULT_SETTINGS = ("model", "content_rank", "style_rank", "alpha", "target_modules", "basis_seed", "learning_rate",
                    "weight_decay", "max_steps", "style_start_step", "gradient_accumulation", "resolution", "seed",
                    "mixed_precision", "use_8bit_adam", "method", "orthogonal", "content_prompt", "style_prompt",
-                   "scale_lr")
+                   "scale_lr", "pair_subjects")
 # What a checkpoint written before a setting existed meant by it.
-LEGACY_SETTINGS = {"scale_lr": False, "extra_pairs_sha256": []}
+LEGACY_SETTINGS = {"scale_lr": False, "extra_pairs_sha256": [], "pair_subjects": []}
 
 
 def result_settings(config) -> dict:

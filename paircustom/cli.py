@@ -37,9 +37,10 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="learn a style from a content/style image pair", description=run_train.__doc__)
     p.add_argument("content_image", nargs="?", help="photo of the subject (PNG/JPEG); or give pairs with --pair")
     p.add_argument("style_image", nargs="?", help="the same picture in the target style, same aspect ratio")
-    p.add_argument("--pair", nargs=2, action="append", default=[], metavar=("CONTENT", "STYLE"),
-                   help="a (content, style) pair; repeat for several pairs of one style: one shared style LoRA, one "
-                        "content LoRA per pair, all pairs in every step (after the positional pair, if given)")
+    p.add_argument("--pair", nargs="+", action="append", default=[], metavar="CONTENT STYLE [SUBJECT]",
+                   help="a (content, style) pair, optionally with its own subject (default --subject); repeat for "
+                        "several pairs of one style: one shared style LoRA, one content LoRA per pair, all pairs in "
+                        "every step (after the positional pair, if given)")
     add_options(p, TrainConfig)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -89,12 +90,19 @@ def train_config_of(args) -> TrainConfig:
     """The ``TrainConfig`` of parsed ``paircustom train`` options."""
     if (args.content_image is None) != (args.style_image is None):
         raise UserError("give the style image after the content image, or give pairs with --pair CONTENT STYLE.")
+    for given in args.pair:
+        if len(given) not in (2, 3):
+            raise UserError(f"--pair takes a content image, a style image and optionally a subject (got "
+                            f"{len(given)} values: {' '.join(given)}).")
     pairs = ([(args.content_image, args.style_image)] if args.content_image else []) + [tuple(p) for p in args.pair]
     if not pairs:
         raise UserError("give a content and a style image, e.g. paircustom train dog.png dog_art.png, or pairs with "
                         "--pair CONTENT STYLE.")
-    return from_args(TrainConfig, args, content_image=pairs[0][0], style_image=pairs[0][1],
-                     extra_pairs=tuple(pairs[1:]), progress=not args.quiet)
+    subjects = [pair[2] if len(pair) == 3 else args.subject for pair in pairs]
+    return from_args(TrainConfig, args, content_image=pairs[0][0], style_image=pairs[0][1], subject=subjects[0],
+                     extra_pairs=tuple(pair[:2] for pair in pairs[1:]),
+                     pair_subjects=tuple(subjects[1:]) if any(len(pair) == 3 for pair in pairs) else (),
+                     progress=not args.quiet)
 
 
 def run_train(args) -> None:

@@ -53,13 +53,13 @@ class EncodedPair:
     @staticmethod
     @torch.no_grad()
     def encode(pipe, family, pixels: list[torch.Tensor], prompts: list[str], sizes: list, device) -> "EncodedPair":
-        """``pixels`` (3, H, W) each: content, style of pair 0, then of pair 1, ...; ``prompts``: the content and
-        style prompt, shared by all pairs; ``sizes``: each image's ``family.Size`` (SDXL's micro-conditioning)."""
+        """``pixels`` (3, H, W) each: content, style of pair 0, then of pair 1, ...; ``prompts``: one per image, in
+        the same order; ``sizes``: each image's ``family.Size`` (SDXL's micro-conditioning)."""
         batch = torch.stack(pixels).to(device, pipe.vae.dtype)                              # (2K, 3, H, W)
         latent_dist = pipe.vae.encode(batch).latent_dist
         mean, std = family.vae_latents(pipe.vae, latent_dist.mean, latent_dist.std)
-        cond, _ = family.encode(pipe, prompts, device)
-        cond = family.add_size(pipe, cond.select([0, 1] * (len(pixels) // 2)), sizes)
+        cond, _ = family.encode(pipe, prompts, device)                                     # (2K, T, D)
+        cond = family.add_size(pipe, cond, sizes)
         return EncodedPair(mean, std, cond)
 
 

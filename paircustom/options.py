@@ -111,6 +111,7 @@ def add_options(parser, config_class, names=None) -> None:
 
 
 def from_args(config_class, args, **given):
-    """``config_class`` from the parsed options it has (``given`` for the rest, e.g. what has no option)."""
+    """``config_class`` from the parsed options it has; ``given`` fills the rest (what has no option) and
+    overrides parsed values."""
     parsed = {f.name: getattr(args, f.name) for f in options(config_class) if hasattr(args, f.name)}
-    return config_class(**parsed, **given)
+    return config_class(**{**parsed, **given})

@@ -49,6 +49,7 @@ class TrainConfig:
     style_image: str                         # the same picture in the target style
     extra_pairs: tuple[tuple[str, str], ...] = ()   # more (content, style) pairs of the same style: one shared
                                              #   style LoRA, one content LoRA per pair, all pairs in every step
+    pair_subjects: tuple[str, ...] = ()      # the subject of each extra pair, in order (none: all share ``subject``)
     subject: str = setting("object", 'the subject word, e.g. "dog"', required=True)
     style: str = setting("custom", 'the style description, e.g. "digital art"', required=True)
     model: str = setting("shapes", "hub id, diffusers folder, or 'shapes' (the embedded model)")
@@ -125,6 +126,9 @@ class TrainConfig:
         pick = lambda key, value: defaults[key] if value is None else value  # noqa: E731
         rank = pick("rank", self.rank)
         max_steps = pick("max_steps", self.max_steps)
+        if self.pair_subjects and (self.content_prompt or self.style_prompt):
+            raise UserError("pair subjects make each pair's prompts 'a photo of a <token> <subject>' + the style "
+                            "suffix; drop --content-prompt/--style-prompt, or the subjects given with --pair.")
         content_prompt = self.content_prompt or f"a photo of a {self.token} {self.subject}"
         # A slider is applied to the plain prompt at a LoRA scale, so its file carries no prompt suffix.
         default_style_prompt = content_prompt + ("" if self.method == "slider" else f" in {self.style} style")
@@ -175,6 +179,8 @@ class TrainConfig:
             (self.style_prompt.startswith(self.content_prompt), "the style prompt must extend the content prompt "
              f"(got {self.style_prompt!r} for {self.content_prompt!r}) so its suffix can be reused at generation"),
             (str(self.output).endswith(".safetensors"), f"the output must be a .safetensors file (got {self.output})"),
+            (len(self.pair_subjects) in (0, len(self.extra_pairs)), f"give one subject per extra pair "
+             f"({len(self.extra_pairs)}) or none (got {len(self.pair_subjects)})"),
         ]
         for ok, message in checks:
             if not ok:
@@ -184,6 +190,14 @@ class TrainConfig:
     def pairs(self) -> list[tuple[str, str]]:
         """Every (content image, style image) pair, the first one first."""
         return [(self.content_image, self.style_image), *map(tuple, self.extra_pairs)]
+
+    @property
+    def pair_prompts(self) -> list[tuple[str, str]]:
+        """(content prompt, style prompt) of every pair: the first pair's, then each extra pair's, made from its
+        subject in ``pair_subjects`` (without subjects every pair has the first pair's prompts)."""
+        extra = [f"a photo of a {self.token} {subject}" for subject in self.pair_subjects]
+        contents = [self.content_prompt, *(extra or [self.content_prompt] * len(self.extra_pairs))]
+        return [(content, content + self.style_suffix) for content in contents]
 
     def content_output(self, pair: int) -> Path:
         """The content LoRA file of ``pair`` (``save_content``): <stem>-content.safetensors, or with several

@@ -59,7 +59,8 @@ class PairTrainer(TrainerOutputs):
         self.config = config = config.with_targets(plan.lora_targets)
         plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal,
                            len(config.pairs))
-        plan.check_prompt(config.content_prompt, config.style_suffix)
+        for content_prompt, _ in config.pair_prompts:
+            plan.check_prompt(content_prompt, config.style_suffix)
         plan.check_resolution(config.resolution)
         resume_from = check_run_inputs(config, distributed.world_size())
         # 2. model; encode the pair once, then the VAE and text encoders leave the device (previews bring them back)
@@ -84,7 +85,7 @@ class PairTrainer(TrainerOutputs):
         sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
         with self.encoders_on_device():       # only the encoders: the denoiser need not share the device with them
             self.pair = EncodedPair.encode(pipe, self.family, [image.pixels for image in images],
-                                           [config.content_prompt, config.style_prompt], sizes, device)
+                                           [p for prompts in config.pair_prompts for p in prompts], sizes, device)
         # 3. adapters: frozen denoiser, frozen A's, trainable zero B's
         denoiser = self.family.denoiser(pipe).requires_grad_(False).to(device)
         self.layers = add_pair_lora(denoiser, config.content_rank, config.style_rank, config.content_alpha,

@@ -20,7 +20,7 @@ from paircustom.train_config import PAPER_DEFAULTS, TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 # TrainConfig fields the command line fills from other options (the positional pair, --pair, --quiet), and those
 # it does not offer (the baselines and the ablation are chosen in Python).
-FILLED_BY_THE_CLI = {"content_image", "style_image", "extra_pairs", "progress"}
+FILLED_BY_THE_CLI = {"content_image", "style_image", "extra_pairs", "pair_subjects", "progress"}
 PYTHON_ONLY = {"method", "orthogonal"}
 
 

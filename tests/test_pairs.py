@@ -111,3 +111,33 @@ def test_cli_pair_option_equals_positional_pair_and_takes_several(pair, tmp_path
     assert main(["train", content, style, "--pair", *extra, "-o", str(tmp_path / "c.safetensors"), *fast]) == 0
     c = load_file(tmp_path / "c.safetensors")
     assert any(not torch.equal(a[k], c[k]) for k in a), "the second pair changed nothing"
+
+
+def test_each_pair_can_have_its_own_subject(pair, tmp_path):
+    """Subjects given per pair make each pair's content and style prompts (the suffix is shared); the training
+    rows of pair k are encoded from pair k's prompts."""
+    extra = _second_pair(tmp_path / "second")
+    base = replace(quick_config(*pair, tmp_path / "two.safetensors", max_steps=2, style_start_step=1),
+                   extra_pairs=(extra,))
+    shared = base.resolved(build_tiny_pipeline("sd")).pair_prompts
+    assert shared[0] == shared[1] == ("a photo of a sbu dog", "a photo of a sbu dog in digital art style"), shared
+    pipe = build_tiny_pipeline("sd")
+    trainer = PairTrainer(replace(base, pair_subjects=("cat",)), pipe)
+    assert trainer.config.pair_prompts[1] == ("a photo of a sbu cat", "a photo of a sbu cat in digital art style")
+    family = trainer.family
+    for row, prompt in enumerate(p for prompts in trainer.config.pair_prompts for p in prompts):
+        expected, _ = family.encode(pipe, [prompt], trainer.device)
+        torch.testing.assert_close(trainer.pair.cond.select([row]).hidden, expected.hidden, atol=0, rtol=0,
+                                   msg=f"row {row} is not encoded from {prompt!r}")
+    trainer.close()
+
+
+def test_cli_pair_subject_goes_to_its_pair(pair, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(training, "train_pair", lambda config: seen.append(config) or config.output)
+    content, style = map(str, pair)
+    common = ["--subject", "dog", "--style", "art", "-o", str(tmp_path / "x.safetensors"), "--quiet"]
+    main(["train", "--pair", content, style, "--pair", content, style, "cat", *common])
+    main(["train", "--pair", content, style, "puppy", "--pair", content, style, *common])
+    main(["train", content, style, "--pair", content, style, *common])
+    assert [(c.subject, c.pair_subjects) for c in seen] == [("dog", ("cat",)), ("puppy", ("dog",)), ("dog", ())]
