@@ -69,3 +69,36 @@ def test_shortcut_table_holds_each_style_to_full_guidance():
                        ("pair-sg-i2", "every style"): "met", ("pair-sg-i4", "inverted"): "MISSED",
                        ("pair-sg-i4", "grayscale"): "MISSED", ("pair-sg-i4", "every style"): "MISSED"}, verdict
     assert shortcut_table({**results, "config": {**results["config"], "methods": ["pair-sg"]}}) == ""
+
+
+def test_three_pair_method_trains_on_three_scenes_each_with_its_caption(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from paircustom.bench import quality
+    from paircustom.shapes.examples import EXAMPLES, MORE_SCENES
+
+    seen = []
+    monkeypatch.setattr(quality, "train_pair", lambda config: seen.append(config))
+    config = QualityConfig(work=str(tmp_path))
+    quality.train_style(config, "grayscale", METHODS["pair-sg-3pairs"], tmp_path)
+    (trained,) = seen
+    scenes = [EXAMPLES["trio"].scene, *MORE_SCENES]
+    assert len(trained.pairs) == 3 and len(set(trained.pairs)) == 3
+    assert [trained.subject, *trained.pair_subjects] == [s.layout.caption.removeprefix("a photo of a ") for s in scenes]
+    for (content, style), pair in zip(trained.pairs, quality.training_pairs(config, "grayscale", 3)):
+        assert np.array_equal(np.asarray(Image.open(content)), pair.images()[0]), content
+        assert np.array_equal(np.asarray(Image.open(style)), pair.images()[1]), style
+    quality.train_style(config, "grayscale", METHODS["pair-sg"], tmp_path)
+    assert seen[1].extra_pairs == () and seen[1].output != trained.output, "one pair: its own file"
+
+
+def test_leakage_counts_a_sample_closer_to_any_training_style_image():
+    from paircustom.bench.quality import metrics
+
+    rng = np.random.default_rng(0)
+    style_images = rng.integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    target = rng.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8)
+    copied = style_images[1][None]                      # a copy of the second pair's style image
+    one = metrics(copied, target, target, style_images[:1], readable=False)["leakage"]
+    two = metrics(copied, target, target, style_images, readable=False)["leakage"]
+    assert (one, two) == (0.0, 1.0), (one, two)

@@ -16,6 +16,7 @@ class Method:
     apply: str                              # "guidance" (style scale) or "lora" (LoRA scale)
     scales: tuple[float, ...] | None = None  # fixed scales instead of the config's sweep
     sample: tuple[tuple[str, object], ...] = ()   # StyleGuidedPipeline options (style_interval, ...) for guidance
+    pairs: int = 1                          # training pairs: the benchmark's pair, then ``MORE_SCENES`` in order
 
 
 METHODS = {
@@ -26,6 +27,8 @@ METHODS = {
     "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),
     "db-lora": Method("DreamBooth-LoRA (baseline), LoRA scale", (("method", "style-only"),), "lora"),
     "db-sg": Method("DreamBooth-LoRA (baseline), style guidance", (("method", "style-only"),), "guidance"),
+    "pair-sg-3pairs": Method("Pair Customization from 3 pairs of the style (issue 13), style guidance", (),
+                             "guidance", pairs=3),
     "slider": Method("Concept Sliders visual slider (baseline) on the same pair, LoRA scale",
                      (("method", "slider"),), "lora"),
     **{f"pair-sg-{key}": Method(f"Pair Customization, style guidance, {label} (issue 14)", (), "guidance",

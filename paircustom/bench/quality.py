@@ -16,6 +16,8 @@ style we train on ONE pair (content image, f(content image)) of a fixed training
     db-sg       ... and by style guidance
     pair-sg-*   the pair-sg file with the cheaper style guidance of issue 14 (``CHEAP_GUIDANCE``: style deltas
                 reused for several steps, ``style_end``, the adaptive rule), to compare with pair-sg at equal scale
+    pair-sg-3pairs  pair-sg trained on three pairs of the style (the fixed pair, then ``MORE_SCENES`` of
+                ``paircustom.shapes.examples``, each with its own caption as subject): one shared style LoRA
     slider      Concept Sliders visual slider (Gandikota et al.), the paper's other baseline: one LoRA trained at +1
                 on the style image and at -1 on the content image (same eps and t, both under the content prompt),
                 applied to the plain prompt at a LoRA scale, its strength knob
@@ -27,8 +29,9 @@ training-set captions (never the pair's own), one image per (caption, seed):
 
     fidelity    1 - Σ d(x_styled, f(x_base)) / Σ d(x_base, f(x_base)),  d = mean absolute pixel error, pooled
                 over the samples of a split (1: exact style with content kept, 0: no change, < 0: worse than none)
-    leakage     share of samples closer to the training style image than to f(x_base) (the pair's content
-                copied into other prompts: the failure the paper's content/style separation targets)
+    leakage     share of samples closer to a training style image (of any of the method's pairs) than to
+                f(x_base) (the pair's content copied into other prompts: the failure the paper's content/style
+                separation targets)
     structure   share of samples whose analyzer-read shape equals the shape read on x_base (samples with a
                 readable base shape); only for styles under which the analyzer reads rendered shapes back
                 (>= 70% on a calibration set of rendered scenes pushed through f), "n/a" otherwise; the
@@ -59,7 +62,7 @@ from ..generate_config import GENERATE
 from ..guidance import StyleGuidedPipeline
 from ..shapes.analyzer import analyze
 from ..shapes.evaluate import eval_layouts, vae_round_trip
-from ..shapes.examples import EXAMPLES, ExamplePair
+from ..shapes.examples import EXAMPLES, MORE_SCENES, ExamplePair
 from ..shapes.styles import STYLES
 from ..shapes.world import render_batch
 from ..training import TrainConfig, train_pair
@@ -147,12 +150,14 @@ def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=(1, 2, 3))
 
 
-def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_image: np.ndarray,
+def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_images: np.ndarray,
             readable: bool) -> dict:
-    """Fidelity, leakage and structure of ``styled`` against ``target`` = f(base) (see the module docstring)."""
+    """Fidelity, leakage and structure of ``styled`` against ``target`` = f(base) (see the module docstring);
+    ``style_images`` (P, H, W, 3): the training style images, a sample leaks when it is closer to any of them."""
     to_target = _mae(styled, target)
     fidelity = 1.0 - to_target.sum() / max(_mae(base, target).sum(), 1e-6)
-    leakage = float((_mae(styled, style_image[None]) < to_target).mean())
+    to_pairs = np.stack([_mae(styled, image[None]) for image in style_images]).min(axis=0)   # (N,)
+    leakage = float((to_pairs < to_target).mean())
     structure = None
     if readable:
         pairs = [(shapes_read(s), shapes_read(b)) for s, b in zip(styled, base)]
@@ -177,21 +182,31 @@ def analyzer_reads(style: str, count: int = 200, seed: int = 0) -> float:
 def train_style(config: QualityConfig, style: str, method: Method, work: Path) -> Path:
     """Train (or reuse) the style file of one (style, training variant) on the fixed pair."""
     variant = "-".join(f"{k}={v}" for k, v in method.train) or "pair"
+    variant += f"-pairs={method.pairs}" if method.pairs > 1 else ""
     steps = f"{config.max_steps or 'default'}-{config.style_start_step or 'default'}"
     tuned = "".join(f"-{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in config.train)
     output = work / f"{style}-{variant}-{steps}{tuned}.safetensors"
     if output.is_file():
         return output
-    pair = ExamplePair("pair", EXAMPLES[config.pair].scene, style)
-    content, styled = pair.images()
-    paths = work / f"{style}-content.png", work / f"{style}-style.png"
-    for path, image in zip(paths, (content, styled)):
-        Image.fromarray(image).save(path)
-    train_pair(TrainConfig(str(paths[0]), str(paths[1]), subject=pair.subject,
-                           style=pair.style_prompt, model=config.model, output=str(output), overwrite=True,
+    pairs = training_pairs(config, style, method.pairs)
+    paths = []
+    for k, pair in enumerate(pairs):
+        paths.append((work / f"{style}-content{k or ''}.png", work / f"{style}-style{k or ''}.png"))
+        for path, image in zip(paths[-1], pair.images()):
+            Image.fromarray(image).save(path)
+    train_pair(TrainConfig(str(paths[0][0]), str(paths[0][1]), subject=pairs[0].subject,
+                           extra_pairs=tuple((str(c), str(s)) for c, s in paths[1:]),
+                           pair_subjects=tuple(pair.subject for pair in pairs[1:]),
+                           style=pairs[0].style_prompt, model=config.model, output=str(output), overwrite=True,
                            max_steps=config.max_steps, style_start_step=config.style_start_step, progress=False,
                            **{**dict(config.train), **dict(method.train)}))
     return output
+
+
+def training_pairs(config: QualityConfig, style: str, count: int = 1) -> list[ExamplePair]:
+    """The first ``count`` training pairs of ``style``: the benchmark's pair, then ``MORE_SCENES``."""
+    scenes = [EXAMPLES[config.pair].scene, *MORE_SCENES][:count]
+    return [ExamplePair(f"pair{k}", scene, style) for k, scene in enumerate(scenes)]
 
 
 def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: Sample, style: str,
@@ -203,7 +218,9 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     """
     f = STYLES[style].apply
     target = np.stack([f(image) for image in sample.base])
-    style_image = ExamplePair("pair", EXAMPLES[config.pair].scene, style).images()[1]
+    most = max([1] + [METHODS[key].pairs for key in config.methods])
+    style_images = np.stack([pair.images()[1] for pair in training_pairs(config, style, most)])  # (P, 64, 64, 3)
+    style_image = style_images[0]                                   # the benchmark's pair
     reads = analyzer_reads(style)
     readable = reads >= config.readable_threshold
     log(f"[{style}] analyzer reads shapes under this style: {100 * reads:.0f}% -> structure "
@@ -212,14 +229,14 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     gallery = [[Image.fromarray(style_image)] + [Image.fromarray(image) for image in images[::len(config.seeds)]]
                for images in (sample.base, target)]
 
-    def score(key: str, scale: float, styled: np.ndarray) -> dict:
+    def score(key: str, scale: float, styled: np.ndarray, pairs: int = 1) -> dict:
         for split in ("all", "held-out", "training", "pair"):
             rows = np.array([split in ("all", s) for s in sample.splits])
             if not rows.any():
                 continue
             records.append(dict(style=style, method=key, scale=scale, split=split, readable=readable,
                                 analyzer_reads=reads, **metrics(styled[rows], sample.base[rows], target[rows],
-                                                                style_image, readable)))
+                                                                style_images[:pairs], readable)))
         return next(r for r in reversed(records) if r["split"] == "all")
 
     constant = np.broadcast_to(np.rint(target.mean(axis=(0, 1, 2))).astype(np.uint8), target.shape)
@@ -238,7 +255,7 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
         scales = method.scales or (config.style_scales if method.apply == "guidance" else config.lora_scales)
         for scale in scales:
             styled = generate(guided, sample, config, loaded[path], scale, method.apply, method.sample)
-            overall = score(key, scale, styled)
+            overall = score(key, scale, styled, method.pairs)
             default = config.default_style_scale if method.apply == "guidance" else config.default_lora_scale
             if scale == default or len(scales) == 1:
                 gallery.append([Image.new("RGB", style_image.shape[:2], "white")]

@@ -22,7 +22,7 @@ FLAGS = {"quality-quick": " --quick", "quality-pair-caption": " --pair-caption",
          "quality-pair-caption-quick": " --quick --pair-caption"}   # results name -> command-line flags
 REFERENCES = ("none", "ideal", "constant", "vae-ceiling")   # x_base, f(x_base), its mean colour, f(x_base) via the VAE
 COLOURS = {"prompt-only": "tab:gray", "pair-sg": "tab:blue", "pair-lora": "tab:cyan", "no-orth-sg": "tab:orange", "db-lora": "tab:red",
-           "db-sg": "tab:purple", "slider": "tab:green"}
+           "db-sg": "tab:purple", "slider": "tab:green", "pair-sg-3pairs": "tab:olive"}
 
 
 def _fmt(value, signed: bool = False) -> str:

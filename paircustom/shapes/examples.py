@@ -54,6 +54,17 @@ class ExamplePair:
         return content, STYLES[self.style].apply(content)
 
 
+# Two more training scenes in other colours, for learning one style from several pairs (``bench.quality``'s
+# pair-sg-3pairs): with the trio they show eight of the nine palette colours as objects and three backgrounds.
+MORE_SCENES = (
+    # a green ring and a cyan triangle and a magenta square on a white background
+    Scene(6, (Thing(1, 3, left=3, top=20, size=20), Thing(4, 2, left=22, top=4, size=20),
+              Thing(5, 1, left=42, top=30, size=19))),
+    # a blue circle and a gray square and a yellow ring on a black background
+    Scene(7, (Thing(2, 0, left=4, top=36, size=21), Thing(8, 1, left=22, top=8, size=20),
+              Thing(3, 3, left=41, top=34, size=20))),
+)
+
 # A centred red circle on blue: one object in colours both the v1 and the v2 palettes name.
 RED_CIRCLE = Scene(2, (Thing(0, 0, left=16, top=16, size=32),))
 
