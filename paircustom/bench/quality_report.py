@@ -25,7 +25,7 @@ COLOURS = {"prompt-only": "tab:gray", "pair-sg": "tab:blue", "pair-lora": "tab:c
            "db-sg": "tab:purple", "slider": "tab:green", "pair-sg-3pairs": "tab:olive"}
 
 
-def _fmt(value, signed: bool = False) -> str:
+def fmt(value, signed: bool = False) -> str:
     """Two decimals; None (not scored, or a split with no samples) is "n/a"."""
     if value is None:
         return "n/a"
@@ -66,9 +66,9 @@ def main_table(results: dict) -> str:
 
 def _split_row(style: str, method: str, scale: str, whole: dict, held_out: dict, training: dict) -> str:
     """A table row: fidelity over all samples, the held-out and the training captions; leakage; structure."""
-    return (f"| {style} | {method} | {scale} | {_fmt(whole['fidelity'], True)} | "
-            f"{_fmt(held_out.get('fidelity'), True)} | {_fmt(training.get('fidelity'), True)} | "
-            f"{_fmt(whole['leakage'])} | {_fmt(whole['structure'])} |")
+    return (f"| {style} | {method} | {scale} | {fmt(whole['fidelity'], True)} | "
+            f"{fmt(held_out.get('fidelity'), True)} | {fmt(training.get('fidelity'), True)} | "
+            f"{fmt(whole['leakage'])} | {fmt(whole['structure'])} |")
 
 
 def summary_table(results: dict) -> str:
@@ -83,7 +83,7 @@ def summary_table(results: dict) -> str:
         structure = [r["structure"] for r in rows if r["structure"] is not None]
         lines.append(f"| {method} | {np.mean([r['fidelity'] for r in rows]):+.2f} | {worst['fidelity']:+.2f} "
                      f"({worst['style']}) | {np.mean([r['leakage'] for r in rows]):.2f} | "
-                     f"{_fmt(float(np.mean(structure)) if structure else None)} |")
+                     f"{fmt(float(np.mean(structure)) if structure else None)} |")
     return "\n".join(lines)
 
 

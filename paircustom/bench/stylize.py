@@ -39,6 +39,7 @@ from ..shapes.styles import STYLES
 from ..shapes.world import render, random_scene
 from .methods import METHODS
 from .quality import QualityConfig, analyzer_reads, shapes_read, train_style
+from .quality_report import fmt
 
 
 @dataclass(frozen=True)
@@ -113,16 +114,12 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
                                       **score(styled, images, targets, readable))
                         records.append(record)
                         log(f"[{style}] {method:<9} strength {strength:<4g} fidelity {record['fidelity']:+.3f}  "
-                            f"structure {_fmt(record['structure'])}  ({time.time() - started:.0f}s)")
+                            f"structure {fmt(record['structure'])}  ({time.time() - started:.0f}s)")
     finally:
         torch.set_num_threads(threads)
     results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records)
     write(results, Path(config.out))
     return results
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def table(results: dict) -> str:
@@ -136,7 +133,7 @@ def table(results: dict) -> str:
         for method in config["methods"]:
             cells = [cell.get((style, method, s)) for s in strengths]
             lines.append(f"| {style} | {method} | " + " | ".join(
-                "" if c is None else f"{c['fidelity']:+.2f} / {_fmt(c['structure'])}" for c in cells) + " |")
+                "" if c is None else f"{c['fidelity']:+.2f} / {fmt(c['structure'])}" for c in cells) + " |")
     return "\n".join(lines)
 
 
