@@ -1,6 +1,7 @@
 """``paircustom demo``: the whole method on the embedded shapes model, on a laptop CPU.
 
-1. take a shipped example pair (a red circle on blue and its colour-inverted version),
+1. take a shipped example pair (a red circle, a yellow square and a white triangle on blue, and its
+   colour-inverted version),
 2. train a style from it with the model's own fast defaults,
 3. generate several prompts (some never seen in the base model's training)
    with and without the style, same seed, and write one comparison grid.
@@ -23,16 +24,15 @@ from .training import TrainConfig, train_pair
 
 @dataclass(frozen=True)
 class DemoConfig:
-    example: str = "red_circle"          # a key of paircustom.shapes.examples.EXAMPLES
-    # One-object prompts in colours that the shipped (v1) model and the v2 world name alike; the first three
-    # are held out of base training.
+    example: str = "trio"                # a key of paircustom.shapes.examples.EXAMPLES
+    # Scenes of one to three objects; the first three hold a combination never shown to the base model.
     layouts: tuple[Layout, ...] = (
-        Layout(7, ((0, 0),)),            # a red circle on a black background
-        Layout(3, ((2, 2),)),            # a blue triangle on a yellow background
-        Layout(3, ((1, 3),)),            # a green ring on a yellow background
-        Layout(6, ((1, 1),)),            # a green square on a white background
-        Layout(7, ((3, 3),)),            # a yellow ring on a black background
-        Layout(2, ((6, 2),)),            # a white triangle on a blue background
+        Layout(7, ((0, 0),)),                    # a red circle on a black background
+        Layout(3, ((1, 3), (2, 2))),             # a green ring and a blue triangle on a yellow background
+        Layout(6, ((0, 1), (4, 0), (8, 2))),     # a red square and a cyan circle and a gray triangle on white
+        Layout(2, ((3, 0), (6, 3))),             # a yellow circle and a white ring on a blue background
+        Layout(8, ((5, 2),)),                    # a magenta triangle on a gray background
+        Layout(7, ((1, 2), (3, 1), (4, 0))),     # a green triangle and a yellow square and a cyan circle on black
     )
     train_steps: int | None = None        # None: the embedded model's own default
     steps: int = GENERATE.num_inference_steps   # denoising steps; style and CFG scale: GENERATE's

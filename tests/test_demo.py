@@ -17,7 +17,7 @@ def test_demo_writes_a_base_vs_styled_grid(tmp_path, capsys):
     config = DemoConfig(train_steps=4, steps=3, layouts=DemoConfig().layouts[2:4], zoom=1)
     path = run_demo(SimpleNamespace(output_dir=str(tmp_path), quiet=True), config)
     assert Image.open(path).size == (2 * 64, 2 * 64)             # 2 prompts x (base, styled)
-    assert (tmp_path / "red_circle-inverted.safetensors").is_file()
+    assert (tmp_path / "trio-inverted.safetensors").is_file()
     assert "held out of base training" in capsys.readouterr().out
 
 
