@@ -150,20 +150,27 @@ def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=(1, 2, 3))
 
 
-def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_images: np.ndarray,
-            readable: bool) -> dict:
-    """Fidelity, leakage and structure of ``styled`` against ``target`` = f(base) (see the module docstring);
-    ``style_images`` (P, H, W, 3): the training style images, a sample leaks when it is closer to any of them."""
-    to_target = _mae(styled, target)
-    fidelity = 1.0 - to_target.sum() / max(_mae(base, target).sum(), 1e-6)
-    to_pairs = np.stack([_mae(styled, image[None]) for image in style_images]).min(axis=0)   # (N,)
-    leakage = float((to_pairs < to_target).mean())
+def fidelity_and_structure(styled: np.ndarray, base: np.ndarray, target: np.ndarray, readable: bool
+                           ) -> tuple[float, float | None]:
+    """Fidelity of ``styled`` against ``target`` = f(base), pooled; structure: share of samples whose shapes read
+    as on ``base`` (those with a readable base), None where the style is not ``readable`` or none is."""
+    fidelity = 1.0 - _mae(styled, target).sum() / max(_mae(base, target).sum(), 1e-6)
     structure = None
     if readable:
         pairs = [(shapes_read(s), shapes_read(b)) for s, b in zip(styled, base)]
         kept = [s == b for s, b in pairs if b]
         structure = float(np.mean(kept)) if kept else None
-    return dict(fidelity=float(fidelity), leakage=leakage, structure=structure, n=len(styled))
+    return float(fidelity), structure
+
+
+def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_images: np.ndarray,
+            readable: bool) -> dict:
+    """Fidelity, leakage and structure of ``styled`` against ``target`` = f(base) (see the module docstring);
+    ``style_images`` (P, H, W, 3): the training style images, a sample leaks when it is closer to any of them."""
+    fidelity, structure = fidelity_and_structure(styled, base, target, readable)
+    to_pairs = np.stack([_mae(styled, image[None]) for image in style_images]).min(axis=0)   # (N,)
+    leakage = float((to_pairs < _mae(styled, target)).mean())
+    return dict(fidelity=fidelity, leakage=leakage, structure=structure, n=len(styled))
 
 
 def shapes_read(image: np.ndarray) -> tuple[int, ...]:
@@ -218,8 +225,7 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     """
     f = STYLES[style].apply
     target = np.stack([f(image) for image in sample.base])
-    most = max([1] + [METHODS[key].pairs for key in config.methods])
-    style_images = np.stack([pair.images()[1] for pair in training_pairs(config, style, most)])  # (P, 64, 64, 3)
+    style_images = np.stack([pair.images()[1] for pair in training_pairs(config, style, 1 + len(MORE_SCENES))])
     style_image = style_images[0]                                   # the benchmark's pair
     reads = analyzer_reads(style)
     readable = reads >= config.readable_threshold

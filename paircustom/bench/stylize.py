@@ -38,7 +38,7 @@ from ..shapes.examples import EXAMPLES
 from ..shapes.styles import STYLES
 from ..shapes.world import render, random_scene
 from .methods import METHODS
-from .quality import QualityConfig, analyzer_reads, shapes_read, train_style
+from .quality import QualityConfig, analyzer_reads, fidelity_and_structure, train_style
 from .quality_report import fmt
 
 
@@ -76,14 +76,10 @@ def scenes(config: StylizeBenchConfig) -> list:
 
 
 def score(styled: np.ndarray, images: np.ndarray, targets: np.ndarray, readable: bool) -> dict:
-    """Fidelity and structure of ``styled`` (N, H, W, 3) against ``targets`` = f(images)."""
-    d = lambda a, b: np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=(1, 2, 3))  # noqa: E731
-    fidelity = 1.0 - d(styled, targets).sum() / max(d(images, targets).sum(), 1e-6)
-    structure = None
-    if readable:
-        kept = [shapes_read(y) == shapes_read(x) for y, x in zip(styled, images) if shapes_read(x)]
-        structure = float(np.mean(kept)) if kept else None
-    return dict(fidelity=float(fidelity), structure=structure)
+    """Fidelity and structure of ``styled`` (N, H, W, 3) against ``targets`` = f(images), as the quality
+    benchmark scores them."""
+    fidelity, structure = fidelity_and_structure(styled, images, targets, readable)
+    return dict(fidelity=fidelity, structure=structure)
 
 
 def run(config: StylizeBenchConfig, log=print) -> dict:
@@ -107,9 +103,10 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
                 for method in config.methods:
                     for strength in config.strengths:
                         styled = np.stack([np.asarray(guided.stylize(
-                            Image.fromarray(image), scene.layout.caption, styles={name: config.style_scale}, strength=strength,
-                            method=method, num_inference_steps=config.steps, guidance_scale=config.guidance_scale,
-                            seed=k, output_type="pil").images[0]) for k, (image, scene) in enumerate(zip(images, chosen))])
+                            Image.fromarray(image), scene.layout.caption, styles={name: config.style_scale},
+                            strength=strength, method=method, num_inference_steps=config.steps,
+                            guidance_scale=config.guidance_scale, seed=k).images[0])
+                            for k, (image, scene) in enumerate(zip(images, chosen))])          # (N, 64, 64, 3)
                         record = dict(style=style, method=method, strength=strength, n=len(images),
                                       **score(styled, images, targets, readable))
                         records.append(record)

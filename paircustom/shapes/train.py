@@ -6,9 +6,9 @@
 Stage ``vae`` trains an AutoencoderKL (64x64x3 <-> 16x16x8) on everything a real VAE would see: plain scenes,
 scenes in the known styles, scenes in the benchmark styles and random textures.  Stage ``unet`` renders a pool
 of training scenes (a quarter of them in a known style, captioned ``... in <known> style``), encodes it once,
-and trains the UNet and the CLIP text encoder jointly through the v-prediction loss (zero terminal SNR, see ``shapes_scheduler``), dropping the caption
-10% of the time for classifier-free guidance.  Stage ``decoder`` sharpens the VAE decoder on the frozen
-encoder's latents, which leaves the UNet's latent space unchanged.
+and trains the UNet and the CLIP text encoder jointly through the v-prediction loss (zero terminal SNR, see
+``shapes_scheduler``), dropping the caption 10% of the time for classifier-free guidance.  Stage ``decoder``
+sharpens the VAE decoder on the frozen encoder's latents, which leaves the UNet's latent space unchanged.
 
 Each stage writes its result under DIR and is skipped when that result exists; the UNet stage also checkpoints
 (safetensors + JSON) every ``checkpoint_every`` steps, and every step draws its data from a generator seeded by
@@ -142,7 +142,7 @@ def orthogonal_output(conv: torch.nn.Conv2d) -> None:
 def shapes_scheduler(zero_terminal_snr: bool = True) -> DDIMScheduler:
     """SD's scaled-linear schedule, rescaled to zero SNR at t=999 with v-prediction and trailing DDIM steps.
 
-    On small latents SD's schedule leaves signal at t=999 (alpha_bar 0.0047, and the 64 positions of a flat
+    On run 3's 8x8 latents SD's schedule left signal at t=999 (alpha_bar 0.0047, and the 64 positions of a flat
     background average it up), so a UNet trained on it reads the background from the noisy input instead of the
     caption: at t=999 its x0 took the input's background in 20 of 24 swapped-caption cases, and sampling from pure
     noise then drew random backgrounds (12.5% right, chance). With zero terminal SNR (Lin et al. 2024) nothing
@@ -211,7 +211,7 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
         latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
         recon = vae.decode(latents).sample
         loss = F.l1_loss(recon, images)
-        if not decoder_only:  # a tiny KL, and colour kept in the latent: channels 0-2 ~ the mean colour per latent pixel
+        if not decoder_only:  # a tiny KL, and colour in the latent: channels 0-2 ~ the mean colour per latent pixel
             loss = loss + config.kl_weight * posterior.kl().mean() + config.colour_latent_weight * F.l1_loss(
                 posterior.mean[:, :3], F.avg_pool2d(images, SIZE // posterior.mean.shape[-1]))
         optimizer.zero_grad(set_to_none=True)
@@ -370,8 +370,8 @@ def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: s
     # A field added after a run was saved takes the value that keeps the earlier behaviour.
     # ``threads`` only sets the speed (and last float bits), so a run may continue with another thread count.
     same = lambda settings: {k: v for k, v in settings.items() if k != "threads"}  # noqa: E731
-    if saved.is_file() and same({**asdict(BaseTrainConfig()), **BEFORE_FIELDS, **json.loads(saved.read_text())}) != same(
-            json.loads(json.dumps(asdict(config)))):
+    if saved.is_file() and same({**asdict(BaseTrainConfig()), **BEFORE_FIELDS, **json.loads(saved.read_text())}) \
+            != same(json.loads(json.dumps(asdict(config)))):
         raise SystemExit(f"{out} holds a run with another configuration ({saved}); use a new --out.")
     saved.write_text(json.dumps(asdict(config), indent=2))
     words = [*BASE_WORDS, *WORLD_WORDS, *STYLE_WORDS]
