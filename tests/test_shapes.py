@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,6 +245,43 @@ def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch
     assert base.train(replace(config, threads=2), stopped) is not None, "another thread count may continue it"
 
 
+def test_training_pool_puts_filler_words_where_pair_training_puts_its_token():
+    """A share of the captions gets one filler word after "a photo of a "; images and all other captions are
+    those of a pool without fillers, and no filler is the V* token or a style word."""
+    from paircustom.shapes import train as base
+    from paircustom.train_config import TrainConfig
+
+    config = _tiny_base_config(pool_size=400)
+    images, captions = base.training_pool(config)
+    plain_images, plain_captions = base.training_pool(replace(config, filler_share=0.0))
+    assert np.array_equal(images, plain_images), "fillers change captions only"
+    changed = [(a, b) for a, b in zip(captions, plain_captions) if a != b]
+    assert 0.2 < len(changed) / len(captions) < 0.4, f"{len(changed)} of {len(captions)} captions with a filler"
+    for with_filler, plain in changed:
+        words = with_filler.removeprefix(base.CAPTION_START).split(" ", 1)
+        assert words[0] in base.FILLER_WORDS and base.CAPTION_START + words[1] == plain, (with_filler, plain)
+    token = TrainConfig.__dataclass_fields__["token"].default
+    assert not {token, *STYLE_WORDS} & set(base.FILLER_WORDS)
+
+
+def test_unet_stage_can_continue_a_finished_pipeline(tmp_path, monkeypatch):
+    """--unet-from loads a finished pipeline's UNet and text encoder before the UNet stage (here with 0 steps:
+    the result is that pipeline's weights); another architecture is refused with a message."""
+    from paircustom.shapes import train as base
+
+    monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)
+    config = _tiny_base_config()
+    base.train(config, tmp_path / "first")
+    base.train(replace(config, unet_steps=0), tmp_path / "continued", vae_from=tmp_path / "first" / "vae",
+               unet_from=tmp_path / "first" / "unet")
+    for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+        a, b = (load_file(str(tmp_path / run / "unet" / part)) for run in ("first", "continued"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    with pytest.raises(SystemExit, match="does not fit"):
+        base.train(replace(config, unet_channels=(16, 16)), tmp_path / "other", vae_from=tmp_path / "first" / "vae",
+                   unet_from=tmp_path / "first" / "unet")
+
+
 needs_model = pytest.mark.skipif(world_version() != 2, reason="the embedded shapes model predates the v2 world "
                                  "(train it with python -m paircustom.shapes.train)")
 
@@ -265,6 +303,27 @@ def test_embedded_model_follows_prompts():
     layouts = eval_layouts(6, held_out=True)
     result = score(generate(pipe, [layout.caption for layout in layouts], steps=20), layouts)
     assert result.colour >= 0.6 and result.background >= 0.6, result
+
+
+@needs_model
+def test_embedded_model_reads_past_an_inserted_token():
+    """Pair training's content prompt puts its token V* before the subject ("a photo of a sbu red circle ..."); like
+    SDXL, the base model must still denoise that scene as well as under its plain caption (run 5, trained without
+    filler captions, did not: loss 0.28 against 0.10). A style suffix must not disturb it either."""
+    import importlib.util
+
+    from paircustom.guidance import StyleGuidedPipeline
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "style_denoising_probe.py"
+    spec = importlib.util.spec_from_file_location("style_denoising_probe", script)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    guided, trio = StyleGuidedPipeline.from_pretrained("shapes"), EXAMPLES["trio"]
+    content = render(trio.scene)[None]
+    loss = {label: probe.denoising_loss(guided, content, [prompt], None, draws=32) for label, prompt in (
+        ("caption", trio.caption), ("token", trio.caption.replace("a photo of a ", "a photo of a sbu ")),
+        ("suffix", trio.caption + " in inverted colours style"))}
+    assert loss["token"] < 1.1 * loss["caption"] and loss["suffix"] < 1.1 * loss["caption"], loss
 
 
 def test_world_version_reads_the_model_settings(tmp_path):

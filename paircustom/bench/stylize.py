@@ -102,16 +102,20 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
                 readable = analyzer_reads(style) >= quality.readable_threshold
                 for method in config.methods:
                     for strength in config.strengths:
-                        styled = np.stack([np.asarray(guided.stylize(
-                            Image.fromarray(image), scene.layout.caption, styles={name: config.style_scale},
-                            strength=strength, method=method, num_inference_steps=config.steps,
-                            guidance_scale=config.guidance_scale, seed=k).images[0])
-                            for k, (image, scene) in enumerate(zip(images, chosen))])          # (N, 64, 64, 3)
+                        def edit(styles):       # (N, 64, 64, 3): every scene edited with these style scales
+                            return np.stack([np.asarray(guided.stylize(
+                                Image.fromarray(image), scene.layout.caption, styles=styles, strength=strength,
+                                method=method, num_inference_steps=config.steps,
+                                guidance_scale=config.guidance_scale, seed=k).images[0])
+                                for k, (image, scene) in enumerate(zip(images, chosen))])
+                        unstyled = score(edit({}), images, targets, readable)    # the same edit, no style
                         record = dict(style=style, method=method, strength=strength, n=len(images),
-                                      **score(styled, images, targets, readable))
+                                      **score(edit({name: config.style_scale}), images, targets, readable),
+                                      fidelity_without_style=unstyled["fidelity"])
                         records.append(record)
-                        log(f"[{style}] {method:<9} strength {strength:<4g} fidelity {record['fidelity']:+.3f}  "
-                            f"structure {fmt(record['structure'])}  ({time.time() - started:.0f}s)")
+                        log(f"[{style}] {method:<9} strength {strength:<4g} fidelity {record['fidelity']:+.3f} "
+                            f"(without the style {unstyled['fidelity']:+.3f})  structure {fmt(record['structure'])}"
+                            f"  ({time.time() - started:.0f}s)")
     finally:
         torch.set_num_threads(threads)
     results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records)
@@ -130,7 +134,8 @@ def table(results: dict) -> str:
         for method in config["methods"]:
             cells = [cell.get((style, method, s)) for s in strengths]
             lines.append(f"| {style} | {method} | " + " | ".join(
-                "" if c is None else f"{c['fidelity']:+.2f} / {fmt(c['structure'])}" for c in cells) + " |")
+                "" if c is None else f"{c['fidelity']:+.2f} ({c['fidelity_without_style']:+.2f}) / {fmt(c['structure'])}"
+                for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -138,7 +143,8 @@ def write(results: dict, out: Path) -> list[Path]:
     config = results["config"]
     flags = " --quick" if config["name"] == "stylize-quick" else ""
     text = (f"# Stylising benchmark ({config['name']})\n\nCommand: `python -m paircustom.bench.stylize{flags}` "
-            f"({results['minutes']:.1f} min). Cells: fidelity / structure (see the module docstring); "
+            f"({results['minutes']:.1f} min). Cells: fidelity (the same edit without the style) / structure (see the "
+            f"module docstring); "
             f"{config['scenes']} rendered scenes, style scale {config['style_scale']:g}, CFG "
             f"{config['guidance_scale']:g}, {config['steps']} steps at strength 1; the default strength is "
             f"{GENERATE.strength:g}.\n\n{table(results)}\n")

@@ -1,6 +1,7 @@
 """Train the shapes-world Stable Diffusion pipeline from scratch, in stages that save and resume.
 
     python -m paircustom.shapes.train --out DIR [--device cuda] [--stop-after vae|unet] [--vae-from VAE_DIR]
+                                     [--unet-from PIPELINE_DIR]
                                      [--seed 0] [--vae-steps N] [--unet-steps N] [--decoder-steps N] ...
 
 Stage ``vae`` trains an AutoencoderKL (64x64x3 <-> 16x16x8) on everything a real VAE would see: plain scenes,
@@ -42,6 +43,13 @@ from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score,
 from .styles import KNOWN_STYLES, STYLE_WORDS, STYLES, styled_caption
 from .world import SIZE, WORLD_WORDS, render, render_batch, random_scene
 
+# Words the base model learns to read past ("a photo of a dog red circle ..." draws a red circle): pair training's
+# content prompt puts its token V* there, and a model that has only seen the templated captions misreads every
+# word after an inserted one (measured on run 5: loss 0.28 with "sbu" inserted vs 0.10 without).  V* ("sbu") and
+# the style words are not among them.
+FILLER_WORDS = ("dog", "cat", "man", "woman", "portrait", "the", "an", "with")
+CAPTION_START = "a photo of a "
+
 # Pair-training defaults that suit this model (written to paircustom.json next to it).
 TRAIN_DEFAULTS = dict(learning_rate=1e-3, max_steps=300, style_start=100, rank=8, resolution=64,
                       gradient_accumulation=1)
@@ -78,6 +86,7 @@ class BaseTrainConfig:
     max_length: int = 40  # tokens incl. BOS/EOS; the longest pair prompt takes 31
     pool_size: int = 20_000  # training scenes rendered and encoded once for the UNet stage
     known_style_share: float = 0.25  # of the pool, drawn in a known style and captioned so
+    filler_share: float = 0.3  # of the pool's captions, with a FILLER_WORDS word where pair training puts V*
     unet_batch: int = 128
     unet_lr: float = 6e-4  # UNet and text encoder
     warmup_steps: int = 100
@@ -237,7 +246,8 @@ def encode_pool(vae: AutoencoderKL, images: np.ndarray, device: str = "cpu") -> 
 
 
 def training_pool(config: BaseTrainConfig) -> tuple[np.ndarray, list[str]]:
-    """The UNet stage's images and captions: training scenes, a share of them in a known style."""
+    """The UNet stage's images and captions: training scenes, a share of them in a known style, and a share of
+    the captions with a filler word (see ``FILLER_WORDS``)."""
     rng = np.random.default_rng([config.seed, 2])
     images, scenes = render_batch(rng, config.pool_size)
     captions = [scene.layout.caption for scene in scenes]
@@ -245,6 +255,10 @@ def training_pool(config: BaseTrainConfig) -> tuple[np.ndarray, list[str]]:
     for i in np.nonzero(rng.random(config.pool_size) < config.known_style_share)[0]:
         style = known[rng.integers(len(known))]
         images[i], captions[i] = style.apply(images[i]), styled_caption(captions[i], style)
+    if config.filler_share:       # drawn last, so runs without fillers keep their pool
+        for i in np.nonzero(rng.random(config.pool_size) < config.filler_share)[0]:
+            filler = FILLER_WORDS[rng.integers(len(FILLER_WORDS))]
+            captions[i] = CAPTION_START + filler + " " + captions[i].removeprefix(CAPTION_START)
     return images, captions
 
 
@@ -349,6 +363,17 @@ def save(pipe: StableDiffusionPipeline, target: Path) -> None:
     print(f"saved {target} ({size / 1e6:.1f} MB)", flush=True)
 
 
+def start_from(pipe: StableDiffusionPipeline, folder: Path) -> None:
+    """Load a finished pipeline's UNet and text encoder weights into ``pipe`` (same architecture and words)."""
+    for name, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder)):
+        try:
+            trained = type(module).from_pretrained(folder, subfolder=name, torch_dtype=torch.float32)
+            module.load_state_dict(trained.state_dict())
+        except (OSError, RuntimeError) as error:
+            raise SystemExit(f"--unet-from {folder}: its {name} does not fit this configuration ({error}); give a "
+                             "pipeline folder trained with the same architecture.") from None
+
+
 def log(out: Path, stage: str, text: str, seconds: float) -> None:
     line = f"{stage}: {text}; {seconds / 60:.1f} min"
     print(line, flush=True)
@@ -357,13 +382,14 @@ def log(out: Path, stage: str, text: str, seconds: float) -> None:
 
 
 STAGES = ("vae", "unet", "decoder")
-BEFORE_FIELDS = {"zero_terminal_snr": False, "unet_plain_levels": 0}  # what runs saved before a field existed did
+BEFORE_FIELDS = {"zero_terminal_snr": False, "unet_plain_levels": 0, "filler_share": 0.0}  # what runs saved before a field existed did
 
 
 def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: str = "decoder",
-          vae_from: Path | None = None) -> StableDiffusionPipeline | None:
+          vae_from: Path | None = None, unet_from: Path | None = None) -> StableDiffusionPipeline | None:
     """Run the stages that have no saved result under ``out`` yet, up to ``stop_after``; after the last stage
-    save the fp16 pipeline to out/pipeline.  ``vae_from``: a finished VAE stage (its folder) to start from."""
+    save the fp16 pipeline to out/pipeline.  ``vae_from``: a finished VAE stage (its folder) to start from;
+    ``unet_from``: a pipeline folder whose UNet and text encoder the UNet stage starts from (continued training)."""
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
@@ -396,8 +422,11 @@ def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: s
             log(out, stage, train_vae(vae, config, out, device), time.time() - began)
             vae.save_pretrained(folder)
         elif stage == "unet":
+            if unet_from:
+                start_from(pipe, unet_from)
             train_unet(pipe, config, out, device)
-            log(out, stage, f"{config.unet_steps} steps", time.time() - began)
+            log(out, stage, f"{config.unet_steps} steps" + (f" from {unet_from}" if unet_from else ""),
+                time.time() - began)
             pipe.save_pretrained(folder)
         else:
             log(out, stage, train_vae(vae, config, out, device, decoder_only=True), time.time() - began)
@@ -416,6 +445,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     parser.add_argument("--stop-after", choices=STAGES, default=STAGES[-1], help="last stage to run this time")
     parser.add_argument("--vae-from", type=Path, default=None, help="a finished VAE stage folder to start from")
+    parser.add_argument("--unet-from", type=Path, default=None,
+                        help="a finished pipeline folder whose UNet and text encoder the UNet stage continues")
     defaults = BaseTrainConfig()
     for field in fields(BaseTrainConfig):
         value, flag = getattr(defaults, field.name), f"--{field.name.replace('_', '-')}"
@@ -425,7 +456,7 @@ def main(argv=None) -> None:
             parser.add_argument(flag, type=type(value), default=value)
     args = parser.parse_args(argv)
     config = BaseTrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(BaseTrainConfig)})
-    train(config, args.out, args.device, args.stop_after, args.vae_from)
+    train(config, args.out, args.device, args.stop_after, args.vae_from, args.unet_from)
 
 
 if __name__ == "__main__":
