@@ -73,7 +73,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--styles", default=",".join(STYLES), help="comma-separated benchmark styles")
     parser.add_argument("--scenes", type=int, default=64, help="held-out scenes (seed 11)")
-    parser.add_argument("--train", type=parse_overrides, default=(), help="pair-training overrides, e.g. learning_rate=3e-3")
+    parser.add_argument("--train", type=parse_overrides, default=(),
+                        help="pair-training overrides, e.g. learning_rate=3e-3")
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
@@ -86,8 +87,8 @@ def main(argv=None) -> None:
     plain = np.stack([render(scene) for scene in scenes])                      # (N, 64, 64, 3)
     captions = [scene.layout.caption for scene in scenes]
     trio = EXAMPLES[config.pair]
-    lines = ["| style | base on x | base on f(x) | style on f(x) | style on pair | base on pair |", "|---|---|---|---|---|---|",
-             ]
+    lines = ["| style | base on x | base on f(x) | style on f(x) | style on pair | base on pair |",
+             "|---|---|---|---|---|---|"]
     base_x = denoising_loss(guided, plain, captions, None)
     content = render(trio.scene)[None]
     token_line = "Base loss on the trio content image: " + ", ".join(

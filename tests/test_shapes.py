@@ -277,6 +277,9 @@ def test_unet_stage_can_continue_a_finished_pipeline(tmp_path, monkeypatch):
     for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
         a, b = (load_file(str(tmp_path / run / "unet" / part)) for run in ("first", "continued"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    with pytest.raises(SystemExit, match="same --unet-from"):   # a stopped continuation cannot go on from scratch
+        (tmp_path / "continued" / "unet" / "model_index.json").unlink()
+        base.train(replace(config, unet_steps=0), tmp_path / "continued")
     with pytest.raises(SystemExit, match="does not fit"):
         base.train(replace(config, unet_channels=(16, 16)), tmp_path / "other", vae_from=tmp_path / "first" / "vae",
                    unet_from=tmp_path / "first" / "unet")

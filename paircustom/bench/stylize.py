@@ -134,8 +134,9 @@ def table(results: dict) -> str:
         for method in config["methods"]:
             cells = [cell.get((style, method, s)) for s in strengths]
             lines.append(f"| {style} | {method} | " + " | ".join(
-                "" if c is None else f"{c['fidelity']:+.2f} ({c['fidelity_without_style']:+.2f}) / {fmt(c['structure'])}"
-                for c in cells) + " |")
+                "" if c is None else
+                f"{c['fidelity']:+.2f} ({c['fidelity_without_style']:+.2f}) / {fmt(c['structure'])}" for c in cells)
+                + " |")
     return "\n".join(lines)
 
 

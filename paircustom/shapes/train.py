@@ -374,6 +374,16 @@ def start_from(pipe: StableDiffusionPipeline, folder: Path) -> None:
                              "pipeline folder trained with the same architecture.") from None
 
 
+def check_same_start(out: Path, unet_from: Path | None) -> None:
+    """A UNet stage continues with the ``--unet-from`` it started with: record it, refuse another (or none)."""
+    record = out / "unet_from.json"
+    given = None if unet_from is None else str(Path(unet_from).resolve())
+    if record.is_file() and json.loads(record.read_text())["unet_from"] != given:
+        raise SystemExit(f"{out}'s UNet stage started from {json.loads(record.read_text())['unet_from']}; continue it "
+                         "with the same --unet-from, or use a new --out.")
+    record.write_text(json.dumps({"unet_from": given}))
+
+
 def log(out: Path, stage: str, text: str, seconds: float) -> None:
     line = f"{stage}: {text}; {seconds / 60:.1f} min"
     print(line, flush=True)
@@ -382,7 +392,8 @@ def log(out: Path, stage: str, text: str, seconds: float) -> None:
 
 
 STAGES = ("vae", "unet", "decoder")
-BEFORE_FIELDS = {"zero_terminal_snr": False, "unet_plain_levels": 0, "filler_share": 0.0}  # what runs saved before a field existed did
+# What runs saved before a field existed did.
+BEFORE_FIELDS = {"zero_terminal_snr": False, "unet_plain_levels": 0, "filler_share": 0.0}
 
 
 def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: str = "decoder",
@@ -422,6 +433,7 @@ def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: s
             log(out, stage, train_vae(vae, config, out, device), time.time() - began)
             vae.save_pretrained(folder)
         elif stage == "unet":
+            check_same_start(out, unet_from)
             if unet_from:
                 start_from(pipe, unet_from)
             train_unet(pipe, config, out, device)
