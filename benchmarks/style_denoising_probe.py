@@ -69,6 +69,17 @@ def denoising_loss(guided: StyleGuidedPipeline, images: np.ndarray, prompts: lis
     return total
 
 
+def token_losses(guided: StyleGuidedPipeline, draws: int = 64) -> dict[str, float]:
+    """The base model's loss on the trio content image under its caption, the caption with pair training's token
+    inserted where the content prompt puts it, and the caption with a style suffix."""
+    trio = EXAMPLES["trio"]
+    prompts = {"caption": trio.caption,
+               "with V* inserted": trio.caption.replace("a photo of a ", "a photo of a sbu ", 1),
+               "with a style suffix": styled_caption(trio.caption, STYLES["inverted"])}
+    content = render(trio.scene)[None]
+    return {label: denoising_loss(guided, content, [prompt], None, draws=draws) for label, prompt in prompts.items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--styles", default=",".join(STYLES), help="comma-separated benchmark styles")
@@ -87,22 +98,19 @@ def main(argv=None) -> None:
     plain = np.stack([render(scene) for scene in scenes])                      # (N, 64, 64, 3)
     captions = [scene.layout.caption for scene in scenes]
     trio = EXAMPLES[config.pair]
+    trio_image = render(trio.scene)                                            # (64, 64, 3)
     lines = ["| style | base on x | base on f(x) | style on f(x) | style on pair | base on pair |",
              "|---|---|---|---|---|---|"]
     base_x = denoising_loss(guided, plain, captions, None)
-    content = render(trio.scene)[None]
     token_line = "Base loss on the trio content image: " + ", ".join(
-        f"{label} {denoising_loss(guided, content, [prompt], None, draws=64):.4f}" for label, prompt in (
-            ("caption", trio.caption), ("with V* inserted", trio.caption.replace("a photo of a ", "a photo of a sbu ")),
-            ("with a style suffix", styled_caption(trio.caption, STYLES["inverted"])))) + "."
+        f"{label} {loss:.4f}" for label, loss in token_losses(guided).items()) + "."
     print(token_line, flush=True)
     with tempfile.TemporaryDirectory() as work:
         for style in args.styles.split(","):
-            f, suffix = STYLES[style], lambda c: styled_caption(c, STYLES[style])  # noqa: E731
-            path = train_style(config, style, METHODS["pair-sg"], Path(work))
-            name = guided.load_style(path, name=style)
-            styled, prompts = np.stack([f.apply(x) for x in plain]), [suffix(c) for c in captions]
-            pair_image, pair_prompt = f.apply(render(trio.scene))[None], [suffix(trio.caption)]
+            f = STYLES[style]
+            name = guided.load_style(train_style(config, style, METHODS["pair-sg"], Path(work)), name=style)
+            styled, prompts = np.stack([f.apply(x) for x in plain]), [styled_caption(c, f) for c in captions]
+            pair_image, pair_prompt = f.apply(trio_image)[None], [styled_caption(trio.caption, f)]
             row = [base_x, denoising_loss(guided, styled, prompts, None), denoising_loss(guided, styled, prompts, name),
                    denoising_loss(guided, pair_image, pair_prompt, name, draws=64),
                    denoising_loss(guided, pair_image, pair_prompt, None, draws=64)]

@@ -96,25 +96,28 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
             guided = StyleGuidedPipeline.from_pretrained(config.model)
             guided.pipe.set_progress_bar_config(disable=True)
             quality = QualityConfig(model=config.model, work=str(work))
+
+            def edit(styles, method, strength):      # (N, 64, 64, 3): every scene edited with these style scales
+                return np.stack([np.asarray(guided.stylize(
+                    Image.fromarray(image), scene.layout.caption, styles=styles, strength=strength, method=method,
+                    num_inference_steps=config.steps, guidance_scale=config.guidance_scale, seed=k).images[0])
+                    for k, (image, scene) in enumerate(zip(images, chosen))])
+            unstyled = {}       # (method, strength) -> the same edit without a style: one per setting, for all styles
             for style in config.styles:
                 name = guided.load_style(train_style(quality, style, METHODS["pair-sg"], work), name=style)
                 targets = np.stack([STYLES[style].apply(image) for image in images])
                 readable = analyzer_reads(style) >= quality.readable_threshold
                 for method in config.methods:
                     for strength in config.strengths:
-                        def edit(styles):       # (N, 64, 64, 3): every scene edited with these style scales
-                            return np.stack([np.asarray(guided.stylize(
-                                Image.fromarray(image), scene.layout.caption, styles=styles, strength=strength,
-                                method=method, num_inference_steps=config.steps,
-                                guidance_scale=config.guidance_scale, seed=k).images[0])
-                                for k, (image, scene) in enumerate(zip(images, chosen))])
-                        unstyled = score(edit({}), images, targets, readable)    # the same edit, no style
+                        if (method, strength) not in unstyled:
+                            unstyled[method, strength] = edit({}, method, strength)
+                        without = score(unstyled[method, strength], images, targets, readable)["fidelity"]
                         record = dict(style=style, method=method, strength=strength, n=len(images),
-                                      **score(edit({name: config.style_scale}), images, targets, readable),
-                                      fidelity_without_style=unstyled["fidelity"])
+                                      **score(edit({name: config.style_scale}, method, strength), images, targets,
+                                              readable), fidelity_without_style=without)
                         records.append(record)
                         log(f"[{style}] {method:<9} strength {strength:<4g} fidelity {record['fidelity']:+.3f} "
-                            f"(without the style {unstyled['fidelity']:+.3f})  structure {fmt(record['structure'])}"
+                            f"(without the style {without:+.3f})  structure {fmt(record['structure'])}"
                             f"  ({time.time() - started:.0f}s)")
     finally:
         torch.set_num_threads(threads)

@@ -378,9 +378,10 @@ def check_same_start(out: Path, unet_from: Path | None) -> None:
     """A UNet stage continues with the ``--unet-from`` it started with: record it, refuse another (or none)."""
     record = out / "unet_from.json"
     given = None if unet_from is None else str(Path(unet_from).resolve())
-    if record.is_file() and json.loads(record.read_text())["unet_from"] != given:
-        raise SystemExit(f"{out}'s UNet stage started from {json.loads(record.read_text())['unet_from']}; continue it "
-                         "with the same --unet-from, or use a new --out.")
+    started = json.loads(record.read_text())["unet_from"] if record.is_file() else given
+    if started != given:
+        raise SystemExit(f"{out}'s UNet stage started from {started}; continue it with the same --unet-from, or use "
+                         "a new --out.")
     record.write_text(json.dumps({"unet_from": given}))
 
 
