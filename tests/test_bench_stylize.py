@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from paircustom.bench.stylize import QUICK, StylizeBenchConfig, run, scenes, score
 from paircustom.shapes import world_version
@@ -40,3 +41,5 @@ def test_quick_stylize_benchmark_scores_each_edit_with_and_without_the_style(tmp
                                                                         for s in config.strengths}
     assert all(abs(r["fidelity"] - r["fidelity_without_style"]) > 1e-3 for r in results["records"]), results["records"]
     assert (tmp_path / "stylize-quick.md").is_file() and (tmp_path / "stylize-quick.json").is_file()
+    sheet = Image.open(tmp_path / "stylize-quick-samples.png")     # one style; per scene x, sdedit, inversion, f(x)
+    assert sheet.size == (64 * 4 * config.scenes, 64), sheet.size

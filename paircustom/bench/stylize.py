@@ -14,8 +14,9 @@ method ("sdedit", "inversion") over a strength sweep, prompted with each scene's
                 styles under which the analyzer reads rendered shapes back (see ``quality.analyzer_reads``),
                 "n/a" otherwise
 
-Every stylisation is seeded (sdedit noise), so a rerun gives the same table.  Writes ``<name>.md`` and
-``<name>.json`` under ``out`` and prints the table.
+Every stylisation is seeded (sdedit noise), so a rerun gives the same table.  Writes ``<name>.md``,
+``<name>.json`` and ``<name>-samples.png`` (per style, for the first ``SHEET_SCENES`` scenes: x, sdedit, inversion
+and f(x), at the default strength) under ``out`` and prints the table.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from PIL import Image
 
 from ..generate_config import GENERATE
 from ..guidance import StyleGuidedPipeline
-from ..images import atomic_write
+from ..images import atomic_write, grid
 from ..shapes.examples import EXAMPLES
 from ..shapes.styles import STYLES
 from ..shapes.world import render, random_scene
@@ -61,6 +62,8 @@ class StylizeBenchConfig:
     work: str | None = None                                # style files, shared with the quality benchmark
 
 
+SHEET_SCENES = 4  # scenes per style in the sample sheet
+SHEET_COLUMNS = ("x", "sdedit", "inversion", "f(x)")
 QUICK = dict(styles=("inverted",), strengths=(GENERATE.strength,), scenes=2, steps=10, name="stylize-quick")
 
 
@@ -86,7 +89,7 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
     """Train (or reuse) each style, stylise every scene per method and strength, score; write .md and .json."""
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
-    started, records = time.time(), []
+    started, records, sheet = time.time(), [], []
     chosen = scenes(config)
     images = np.stack([render(scene) for scene in chosen])           # (N, 64, 64, 3) uint8
     try:
@@ -107,22 +110,27 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
                 name = guided.load_style(train_style(quality, style, METHODS["pair-sg"], work), name=style)
                 targets = np.stack([STYLES[style].apply(image) for image in images])
                 readable = analyzer_reads(style) >= quality.readable_threshold
+                shown = {"x": images, "f(x)": targets}
                 for method in config.methods:
                     for strength in config.strengths:
                         if (method, strength) not in unstyled:
                             unstyled[method, strength] = edit({}, method, strength)
                         without = score(unstyled[method, strength], images, targets, readable)["fidelity"]
+                        styled = edit({name: config.style_scale}, method, strength)
+                        if strength == GENERATE.strength:
+                            shown[method] = styled
                         record = dict(style=style, method=method, strength=strength, n=len(images),
-                                      **score(edit({name: config.style_scale}, method, strength), images, targets,
-                                              readable), fidelity_without_style=without)
+                                      **score(styled, images, targets, readable), fidelity_without_style=without)
                         records.append(record)
                         log(f"[{style}] {method:<9} strength {strength:<4g} fidelity {record['fidelity']:+.3f} "
                             f"(without the style {without:+.3f})  structure {fmt(record['structure'])}"
                             f"  ({time.time() - started:.0f}s)")
+                sheet.append([Image.fromarray(shown[column][k]) for k in range(min(SHEET_SCENES, len(images)))
+                              for column in SHEET_COLUMNS if column in shown])
     finally:
         torch.set_num_threads(threads)
     results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records)
-    write(results, Path(config.out))
+    write(results, Path(config.out), sheet)
     return results
 
 
@@ -143,7 +151,8 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write(results: dict, out: Path) -> list[Path]:
+def write(results: dict, out: Path, sheet: list[list[Image.Image]]) -> list[Path]:
+    """<name>.md, <name>.json and <name>-samples.png (``sheet``: one row of images per style)."""
     config = results["config"]
     flags = " --quick" if config["name"] == "stylize-quick" else ""
     text = (f"# Stylising benchmark ({config['name']})\n\nCommand: `python -m paircustom.bench.stylize{flags}` "
@@ -151,11 +160,14 @@ def write(results: dict, out: Path) -> list[Path]:
             f"module docstring); "
             f"{config['scenes']} rendered scenes, style scale {config['style_scale']:g}, CFG "
             f"{config['guidance_scale']:g}, {config['steps']} steps at strength 1; the default strength is "
-            f"{GENERATE.strength:g}.\n\n{table(results)}\n")
+            f"{GENERATE.strength:g}.\n\n{table(results)}\n\nSamples at strength {GENERATE.strength:g}, one row per "
+            f"style ({', '.join(config['styles'])}), per scene: {', '.join(SHEET_COLUMNS)}:\n\n"
+            f"![samples]({config['name']}-samples.png)\n")
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{config['name']}.md", out / f"{config['name']}.json"]
+    paths = [out / f"{config['name']}{suffix}" for suffix in (".md", ".json", "-samples.png")]
     atomic_write(paths[0], lambda path: Path(path).write_text(text))
     atomic_write(paths[1], lambda path: Path(path).write_text(json.dumps(results, indent=1)))
+    atomic_write(paths[2], lambda path: grid(sheet).save(path, format="PNG"))
     return paths
 
 
