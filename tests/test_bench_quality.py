@@ -1,13 +1,15 @@
 """Quality benchmark (issue 4), quick mode: a trained style must beat no style on ground-truth fidelity; and the
 rows of the cheaper style guidance (issue 14), which need no trained world to check."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from paircustom.bench import CHEAP_GUIDANCE
 from paircustom.bench.quality import METHODS, QualityConfig, Sample, generate
-from paircustom.bench.quality_report import shortcut_table
+from paircustom.bench.quality_report import pareto_table, pareto_verdict, shortcut_table
 from paircustom.guidance import StyleGuidedPipeline
 from paircustom.shapes import world_version
 from paircustom.shapes.examples import EXAMPLES, MORE_SCENES
@@ -130,3 +132,53 @@ def test_leakage_counts_a_copy_of_any_training_pair():
     one = metrics(copied, base, target, style_images[:1], readable=False)["leakage"]
     two = metrics(copied, base, target, style_images, readable=False)["leakage"]
     assert one < 0.5 and two == 1.0, (one, two)
+
+
+@pytest.mark.parametrize("ours, theirs, verdict", [
+    ([(0.5, 0.1)], [(0.4, 0.2)], "ours"),                              # better on both
+    ([(0.4, 0.2)], [(0.5, 0.1)], "theirs"),
+    ([(0.5, 0.3)], [(0.4, 0.2)], "neither"),                           # more fidelity, more leakage: crossing
+    ([(0.2, 0.0), (0.6, 0.2)], [(0.1, 0.0), (0.5, 0.2)], "ours"),      # each of theirs matched by one of ours
+    ([(0.2, 0.0), (0.6, 0.2)], [(0.1, 0.0), (0.7, 0.2)], "neither"),   # their strongest point is unmatched
+    ([(0.3, 0.1)], [(0.3, 0.1)], "neither"),                           # the same frontier
+])
+def test_pareto_verdict_compares_whole_scale_sweeps(ours, theirs, verdict):
+    assert pareto_verdict(ours, theirs) == verdict
+
+
+def test_pareto_table_counts_styles_where_pair_beats_both_baselines():
+    def rec(style, method, scale, fidelity, leakage, split="held-out"):
+        return {**_record(style, method, fidelity, leakage), "scale": scale, "split": split}
+    records = [rec("inverted", "pair-sg", 3, 0.6, 0.0), rec("inverted", "db-lora", 1, 0.4, 0.1),
+               rec("inverted", "slider", 1, 0.5, 0.0), rec("grayscale", "pair-sg", 3, 0.6, 0.2),
+               rec("grayscale", "db-lora", 1, 0.4, 0.1), rec("grayscale", "slider", 1, 0.1, 0.3),
+               rec("inverted", "slider", 1, 0.9, 0.0, split="training")]         # another split: ignored
+    config = dict(styles=["inverted", "grayscale"], methods=["pair-sg", "db-lora", "slider"])
+    lines = pareto_table({"config": config, "records": records}).splitlines()
+    assert [line.split("|")[4].strip() for line in lines[2:4]] == ["better", "neither"]
+    assert [line.split("|")[6].strip() for line in lines[2:4]] == ["better", "better"]
+    assert "1 of 2 styles" in lines[-1]
+    assert pareto_table({"config": {**config, "methods": ["pair-sg", "db-lora"]}, "records": records}) == ""
+
+
+def test_report_only_rewrites_the_tables_from_the_json(tmp_path, capsys):
+    """--report-only renders <name>.md from <name>.json (with the Pareto section) and keeps the sample sheet; a
+    missing JSON is one sentence and exit code 2."""
+    from dataclasses import asdict
+
+    from paircustom.bench import quality
+
+    config = asdict(QualityConfig(styles=("inverted",), methods=("pair-sg", "db-lora", "slider")))
+    records = [{**_record("inverted", m, f, l), "split": split, "analyzer_reads": 0.99, "readable": True}
+               for m, f, l in (("none", 0.0, 0.0), ("ideal", 1.0, 0.0), ("pair-sg", 0.5, 0.0), ("db-lora", 0.3, 0.1), ("slider", 0.2, 0.2))
+               for split in ("all", "held-out")]
+    (tmp_path / "quality.json").write_text(json.dumps(dict(config=config, minutes=1.0, records=records,
+                                                           prompts=[("held-out", "a photo of a red circle")])))
+    (tmp_path / "quality-samples.png").write_bytes(b"kept")
+    quality.main(["--report-only", "--out", str(tmp_path)])
+    text = (tmp_path / "quality.md").read_text()
+    assert "| better than both | 1 of 1 styles |" in text, text
+    assert (tmp_path / "quality.png").is_file() and (tmp_path / "quality-samples.png").read_bytes() == b"kept"
+    with pytest.raises(SystemExit) as stop:
+        quality.main(["--report-only", "--out", str(tmp_path / "missing")])
+    assert stop.value.code == 2 and "does not exist" in capsys.readouterr().err

@@ -52,6 +52,7 @@ re-runs), ``<name>.png`` (trade-off plot) and ``<name>.json`` under ``out`` and 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -366,7 +367,18 @@ def main(argv=None) -> None:
     parser.add_argument("--train", default="", help="TrainConfig overrides for every method, e.g. "
                         "'rank=16,learning_rate=2e-3,target_modules=to_q+to_k+to_v+to_out.0+ff.net.2'")
     parser.add_argument("--name", default=None, help="file stem of the results (default quality)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite <name>.md and <name>.png from the "
+                        "<name>.json already under --out (after the report changed), without sampling")
     args = parser.parse_args(argv)
+    if args.report_only:
+        name = args.name or ("quality-pair-caption" if args.pair_caption else "quality") + ("-quick" * args.quick)
+        source = Path(args.out) / f"{name}.json"
+        if not source.is_file():
+            parser.exit(2, f"error: {source} does not exist; run the benchmark first, or pass the --out and --name "
+                           f"it used.\n")
+        quality_report.write(json.loads(source.read_text()), Path(args.out), name, None)
+        print(f"rewrote {Path(args.out) / name}.md and .png from {source}")
+        return
     config = QualityConfig(**QUICK) if args.quick else QualityConfig()
     config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
     if args.pair_caption:

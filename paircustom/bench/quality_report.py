@@ -116,6 +116,44 @@ def shortcut_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+BASELINES = ("db-lora", "slider")   # the paper's project-page baselines (issue 9: Pareto-better than both)
+
+
+def pareto_verdict(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> str:
+    """Compare two scale sweeps of (fidelity, leakage) points: "ours" when every one of their points is matched or
+    beaten on both (fidelity at least, leakage at most) by one of ours and not the other way round, "theirs" for
+    the reverse, "neither" when the frontiers cross (or coincide)."""
+    def covers(a, b):
+        return all(any(fa >= fb and la <= lb for fa, la in a) for fb, lb in b)
+    if covers(ours, theirs) != covers(theirs, ours):
+        return "ours" if covers(ours, theirs) else "theirs"
+    return "neither"
+
+
+def pareto_table(results: dict, method: str = "pair-sg", split: str = "held-out") -> str:
+    """Per style: ``method``'s scale sweep against each baseline's on the ``split`` captions (``pareto_verdict``),
+    and the count of styles where it beats every baseline ("" when a method is missing)."""
+    methods = results["config"]["methods"]
+    if method not in methods or not set(BASELINES) <= set(methods):
+        return ""
+    points = {}
+    for r in _records(results, split):
+        points.setdefault((r["style"], r["method"]), []).append((r["fidelity"], r["leakage"]))
+    sweep = lambda style, m: " ".join(f"{f:+.2f}/{l:.2f}" for f, l in points[style, m])  # noqa: E731
+    lines = [f"| style | {method} (fidelity/leakage per scale) | " + " | ".join(f"{b} | Pareto vs {b}" for b in BASELINES)
+             + " |", "|---|---|" + "---|---|" * len(BASELINES)]
+    wins = 0
+    for style in results["config"]["styles"]:
+        verdicts = [pareto_verdict(points[style, method], points[style, b]) for b in BASELINES]
+        wins += all(v == "ours" for v in verdicts)
+        lines.append(f"| {style} | {sweep(style, method)} | " + " | ".join(
+            f"{sweep(style, b)} | {'better' if v == 'ours' else 'worse' if v == 'theirs' else 'neither'}"
+            for b, v in zip(BASELINES, verdicts)) + " |")
+    lines.append(f"| better than both | {wins} of {len(results['config']['styles'])} styles | "
+                 + " | ".join("" for _ in range(2 * len(BASELINES) - 1)) + " |")
+    return "\n".join(lines)
+
+
 def sweep_table(results: dict) -> str:
     """Every (style, method, scale)."""
     by_key = {(r["style"], r["method"], r["scale"], r["split"]): r for r in results["records"]}
@@ -132,6 +170,15 @@ def sweep_table(results: dict) -> str:
 def _shortcut_section(results: dict) -> str:
     table = shortcut_table(results)
     return "" if not table else f"""## Cheaper style guidance against full style guidance (issue 14)
+
+{table}
+
+"""
+
+
+def _pareto_section(results: dict) -> str:
+    table = pareto_table(results)
+    return "" if not table else f"""## Pair Customization against the baselines, held-out captions (Pareto over the scale sweeps)
 
 {table}
 
@@ -181,7 +228,7 @@ Captions: {prompts}.
 
 {summary_table(results)}
 
-{_shortcut_section(results)}Samples (first seed of each caption; per style the rows are `none`, `ideal`, then each method at its default \
+{_pareto_section(results)}{_shortcut_section(results)}Samples (first seed of each caption; per style the rows are `none`, `ideal`, then each method at its default \
 scale in the order above; the first column of the `none` and `ideal` rows is the training style image):
 
 ![samples]({config['name']}-samples.png)
@@ -242,12 +289,14 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write(results: dict, out: Path, name: str, gallery: list[list[Image.Image]]) -> list[Path]:
-    """Write <name>.md (keeping a hand-written reading), <name>.png, <name>-samples.png and <name>.json."""
+def write(results: dict, out: Path, name: str, gallery: list[list[Image.Image]] | None) -> list[Path]:
+    """Write <name>.md (keeping a hand-written reading), <name>.png, <name>-samples.png (unless ``gallery`` is
+    None: a report rewritten from its JSON keeps the sheet it has) and <name>.json."""
     out.mkdir(parents=True, exist_ok=True)
     md, png, raw = out / f"{name}.md", out / f"{name}.png", out / f"{name}.json"
     samples = out / f"{name}-samples.png"
-    atomic_write(samples, lambda temp: grid(gallery).save(temp, format="PNG"))
+    if gallery is not None:
+        atomic_write(samples, lambda temp: grid(gallery).save(temp, format="PNG"))
     reading = "\n(no reading yet)\n"
     if md.is_file() and READING_MARK in md.read_text():
         reading = md.read_text().split(READING_MARK, 1)[1].lstrip("\n")
