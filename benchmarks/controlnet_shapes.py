@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from paircustom.bench.methods import METHODS
-from paircustom.bench.quality import QualityConfig, _iou, foreground, train_style
+from paircustom.bench.quality import QualityConfig, foreground, iou, train_style
 from paircustom.generate_config import GENERATE
 from paircustom.guidance import StyleGuidedPipeline
 from paircustom.images import atomic_write, from_uint8, grid
@@ -87,8 +87,8 @@ def train_controlnet(pipe, steps: int, lr: float, pool: int, seed: int = 0):
 
 def follows(samples: np.ndarray, images: np.ndarray, scenes) -> tuple[float, float]:
     """(foreground IoU with the scenes, share read back exactly as the scene by the analyzer)."""
-    iou = float(_iou(foreground(samples), foreground(images)).mean())
-    return iou, float(np.mean([analyze(y) == s.layout for y, s in zip(samples, scenes)]))
+    overlap = float(iou(foreground(samples), foreground(images)).mean())
+    return overlap, float(np.mean([analyze(y) == s.layout for y, s in zip(samples, scenes)]))
 
 
 def main(argv=None) -> None:
@@ -136,8 +136,8 @@ def run(args, work: Path) -> None:
                 controlled, styles={style: GENERATE.style_scale}, control_image=controls)}
     lines = ["| samples | foreground IoU with the sketched scene | analyzer reads the scene exactly |", "|---|---|---|"]
     for label, samples in rows.items():
-        iou, exact = follows(samples, images, scenes)
-        lines.append(f"| {label} | {iou:.2f} | {exact:.2f} |")
+        overlap, exact = follows(samples, images, scenes)
+        lines.append(f"| {label} | {overlap:.2f} | {exact:.2f} |")
     pictures = [[controls[k], *(Image.fromarray(samples[k]) for samples in rows.values())] for k in range(SCENES)]
     sheet = grid([sum(pictures[:4], []), sum(pictures[4:], [])])
     args.out.mkdir(parents=True, exist_ok=True)

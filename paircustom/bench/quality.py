@@ -172,20 +172,20 @@ def fidelity_and_structure(styled: np.ndarray, base: np.ndarray, target: np.ndar
 def foreground(images: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N, H, W) bool: where each image differs from its own background, whatever its colours.
 
-    The background is the mean of the border pixels in the most common colour bin (16 levels per channel); a pixel is foreground when its largest channel difference from it
-    exceeds ``FOREGROUND_SHARE`` of the image's 99th-percentile difference (at least ``FOREGROUND_MIN`` grey levels),
-    so a grayscale scene whose objects differ from the background by 16 levels still has its objects."""
+    The background is the mean of the border pixels in the most common colour bin (16 levels per channel); a
+    pixel is foreground when its largest channel difference from it exceeds ``FOREGROUND_SHARE`` of the image's
+    99th-percentile difference (at least ``FOREGROUND_MIN`` grey levels), so a grayscale scene whose objects
+    differ from the background by 16 levels still has its objects."""
     x = images.astype(np.float32)
     border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)    # (N, 4W, 3)
-    bins = (np.concatenate([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1) // 16
-            ).astype(np.int64) @ np.array([256, 16, 1])                                # (N, 4W) colour bin
+    bins = (border // 16).astype(np.int64) @ np.array([256, 16, 1])                    # (N, 4W) colour bin
     background = np.stack([row[b == np.bincount(b).argmax()].mean(axis=0) for row, b in zip(border, bins)])
     difference = np.abs(x - background[:, None, None]).max(axis=-1)                   # (N, H, W)
     contrast = np.percentile(difference.reshape(len(x), -1), 99, axis=1)            # (N,)
     return difference > np.maximum(FOREGROUND_SHARE * contrast, FOREGROUND_MIN)[:, None, None]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, H, W) bool x2 -> (N,) intersection over union (1 where both are empty)."""
     union = (a | b).sum(axis=(1, 2))
     return np.where(union > 0, (a & b).sum(axis=(1, 2)) / np.maximum(union, 1), 1.0)
@@ -198,9 +198,9 @@ def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_imag
     overlaps that of any of them more than that of its own target."""
     fidelity, structure = fidelity_and_structure(styled, base, target, readable)
     mask = foreground(styled)                                                        # (N, H, W)
-    to_pairs = np.stack([_iou(mask, foreground(np.broadcast_to(image, styled.shape)))
+    to_pairs = np.stack([iou(mask, foreground(np.broadcast_to(image, styled.shape)))
                          for image in style_images]).max(axis=0)                    # (N,)
-    leakage = float((to_pairs > _iou(mask, foreground(target))).mean())
+    leakage = float((to_pairs > iou(mask, foreground(target))).mean())
     return dict(fidelity=fidelity, leakage=leakage, structure=structure, n=len(styled))
 
 
