@@ -1,17 +1,12 @@
 """The prepared GPU check script runs end to end on a CPU with --tiny (the same code path as on the GPU)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_sdxl_check.py"
+from tests.conftest import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gpu_sdxl_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_sdxl_check")
 
 
 def test_tiny_run_trains_previews_generates_and_writes_figures(tmp_path):
@@ -34,9 +29,7 @@ def test_full_size_run_asks_for_a_gpu_on_a_cpu(capsys):
 
 
 def test_flux_check_tiny_run_trains_in_bf16_and_writes_figures(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_flux_check", SCRIPT.with_name("gpu_flux_check.py"))
-    check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check)
+    check = load_benchmark("gpu_flux_check")
     out = tmp_path / "flux"
     assert check.main(["--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2", "--sample-steps", "2",
                        "--out", str(out)]) == 0

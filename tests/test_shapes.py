@@ -2,7 +2,6 @@
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -313,15 +312,10 @@ def test_embedded_model_reads_past_an_inserted_token():
     """Pair training's content prompt puts its token V* before the subject ("a photo of a sbu red circle ..."); like
     SDXL, the base model must still denoise that scene as well as under its plain caption (run 5, trained without
     filler captions, did not: loss 0.28 against 0.10). A style suffix must not disturb it either."""
-    import importlib.util
-
     from paircustom.guidance import StyleGuidedPipeline
+    from tests.conftest import load_benchmark
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "style_denoising_probe.py"
-    spec = importlib.util.spec_from_file_location("style_denoising_probe", script)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-    loss = probe.token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
+    loss = load_benchmark("style_denoising_probe").token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
     assert loss["with V* inserted"] < 1.1 * loss["caption"] and loss["with a style suffix"] < 1.1 * loss["caption"], \
         loss
 

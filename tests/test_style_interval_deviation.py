@@ -1,15 +1,10 @@
 """The trained-style deviation benchmark of issue 14 runs and reports every setting (tiny run, no timing)."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "style_interval_deviation.py"
+from tests.conftest import load_benchmark
 
 
 def test_deviation_benchmark_reports_every_setting(tmp_path):
-    spec = importlib.util.spec_from_file_location("style_interval_deviation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("style_interval_deviation")
     out = tmp_path / "deviation.md"
     rows = module.main(["--seeds", "1", "--steps", "6", "--train-steps", "2", "--out", str(out)])
     assert [label for label, _, _ in rows] == list(module.SETTINGS)
