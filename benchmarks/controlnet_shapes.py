@@ -44,7 +44,8 @@ SCENES, BATCH = 8, 32
 
 
 def sketches(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 scenes -> (N, 3, H, W) control images in [0, 1], as diffusers' ControlNet pipelines pass them."""
+    """(N, H, W, 3) uint8 scenes -> (N, 3, H, W) control images in [0, 1], as diffusers' ControlNet pipelines
+    pass them."""
     return torch.from_numpy(np.stack([line_sketch(x) for x in images])).permute(0, 3, 1, 2).float() / 255
 
 
@@ -125,15 +126,14 @@ def run(args, work: Path) -> None:
     images = np.stack([render(s) for s in scenes])                                        # (8, 64, 64, 3)
     controls = [Image.fromarray(line_sketch(x)) for x in images]
 
-    def draw(pipe, **options) -> np.ndarray:                     # one seeded sample per scene, from its caption
-        return np.stack([np.asarray(pipe(s.layout.caption, seed=k, num_inference_steps=args.sampling_steps, **{
-            key: value[k] if isinstance(value, list) else value for key, value in options.items()}).images[0])
-            for k, s in enumerate(scenes)])
+    def draw(pipe, styles: dict, controlled: bool) -> np.ndarray:   # one seeded sample per scene, from its caption
+        return np.stack([np.asarray(pipe(
+            scene.layout.caption, styles=styles, seed=k, num_inference_steps=args.sampling_steps,
+            **({"control_image": controls[k]} if controlled else {})).images[0]) for k, scene in enumerate(scenes)])
 
-    rows = {"no ControlNet": draw(guided, styles={}),
-            "ControlNet": draw(controlled, styles={}, control_image=controls),
-            f"ControlNet + grayscale style (scale {GENERATE.style_scale:g})": draw(
-                controlled, styles={style: GENERATE.style_scale}, control_image=controls)}
+    rows = {"no ControlNet": draw(guided, {}, False), "ControlNet": draw(controlled, {}, True),
+            f"ControlNet + grayscale style (scale {GENERATE.style_scale:g})":
+                draw(controlled, {style: GENERATE.style_scale}, True)}
     lines = ["| samples | foreground IoU with the sketched scene | analyzer reads the scene exactly |", "|---|---|---|"]
     for label, samples in rows.items():
         overlap, exact = follows(samples, images, scenes)
@@ -143,9 +143,9 @@ def run(args, work: Path) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "controlnet-shapes.png", lambda temp: sheet.save(temp, format="PNG"))
     text = (f"# A line-sketch ControlNet on the shapes model\n\nCommand: `python benchmarks/controlnet_shapes.py "
-            f"--steps {args.steps} --pool {args.pool}` ({(time.time() - started) / 60:.1f} min, of which {trained / 60:.1f} training "
-            f"the ControlNet). {SCENES} scenes (half held out), {args.sampling_steps} DDIM steps, CFG "
-            f"{GENERATE.guidance_scale:g}, one seed each.\n\n"
+            f"--steps {args.steps} --pool {args.pool}` ({(time.time() - started) / 60:.1f} min, of which "
+            f"{trained / 60:.1f} training the ControlNet). {SCENES} scenes (half held out), {args.sampling_steps} "
+            f"DDIM steps, CFG {GENERATE.guidance_scale:g}, one seed each.\n\n"
             + "\n".join(lines) + "\n\nPer scene: the control sketch, no ControlNet, ControlNet, ControlNet + style:"
             "\n\n![samples](controlnet-shapes.png)\n")
     atomic_write(args.out / "controlnet-shapes.md", lambda temp: Path(temp).write_text(text))

@@ -170,7 +170,8 @@ def test_report_only_rewrites_the_tables_from_the_json(tmp_path, capsys):
 
     config = asdict(QualityConfig(styles=("inverted",), methods=("pair-sg", "db-lora", "slider")))
     records = [{**_record("inverted", m, f, l), "split": split, "analyzer_reads": 0.99, "readable": True}
-               for m, f, l in (("none", 0.0, 0.0), ("ideal", 1.0, 0.0), ("pair-sg", 0.5, 0.0), ("db-lora", 0.3, 0.1), ("slider", 0.2, 0.2))
+               for m, f, l in (("none", 0.0, 0.0), ("ideal", 1.0, 0.0), ("pair-sg", 0.5, 0.0), ("db-lora", 0.3, 0.1),
+                               ("slider", 0.2, 0.2))
                for split in ("all", "held-out")]
     (tmp_path / "quality.json").write_text(json.dumps(dict(config=config, minutes=1.0, records=records,
                                                            prompts=[("held-out", "a photo of a red circle")])))

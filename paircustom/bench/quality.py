@@ -370,15 +370,6 @@ def main(argv=None) -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite <name>.md and <name>.png from the "
                         "<name>.json already under --out (after the report changed), without sampling")
     args = parser.parse_args(argv)
-    if args.report_only:
-        name = args.name or ("quality-pair-caption" if args.pair_caption else "quality") + ("-quick" * args.quick)
-        source = Path(args.out) / f"{name}.json"
-        if not source.is_file():
-            parser.exit(2, f"error: {source} does not exist; run the benchmark first, or pass the --out and --name "
-                           f"it used.\n")
-        quality_report.write(json.loads(source.read_text()), Path(args.out), name, None)
-        print(f"rewrote {Path(args.out) / name}.md and .png from {source}")
-        return
     config = QualityConfig(**QUICK) if args.quick else QualityConfig()
     config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
     if args.pair_caption:
@@ -391,6 +382,14 @@ def main(argv=None) -> None:
     if args.steps is not None or args.style_start_step is not None:
         config = replace(config, max_steps=args.steps, style_start_step=args.style_start_step)
     config = replace(config, train=parse_overrides(args.train), name=args.name or config.name)
+    if args.report_only:
+        source = Path(config.out) / f"{config.name}.json"
+        if not source.is_file():
+            parser.exit(2, f"error: {source} does not exist; run the benchmark first, or pass the --out and --name "
+                           f"it used.\n")
+        quality_report.write(json.loads(source.read_text()), Path(config.out), config.name, None)
+        print(f"rewrote {source.with_suffix('.md')} and .png from {source}")
+        return
     run(config, log=lambda message: print(message, flush=True))
 
 
