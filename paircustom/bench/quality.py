@@ -198,8 +198,7 @@ def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_imag
     overlaps that of any of them more than that of its own target."""
     fidelity, structure = fidelity_and_structure(styled, base, target, readable)
     mask = foreground(styled)                                                        # (N, H, W)
-    to_pairs = np.stack([iou(mask, foreground(np.broadcast_to(image, styled.shape)))
-                         for image in style_images]).max(axis=0)                    # (N,)
+    to_pairs = np.stack([iou(mask, pair[None]) for pair in foreground(style_images)]).max(axis=0)   # (N,)
     leakage = float((to_pairs > iou(mask, foreground(target))).mean())
     return dict(fidelity=fidelity, leakage=leakage, structure=structure, n=len(styled))
 
