@@ -17,7 +17,7 @@ from .options import add_options, from_args
 # What every pipeline call of ``generate`` passes on as it is (the style options go to style guidance only).
 CALL = ("guidance_scale", "num_inference_steps", "negative_prompt", "height", "width", "prompt_2",
         "negative_prompt_2", "guidance_rescale")
-STYLE = ("style_start_fraction", "style_end", "style_interval", "style_tolerance")
+STYLE = ("style_start_fraction", "style_end", "style_interval", "style_tolerance", "style_reuse")
 FLOW_CALL = ("true_cfg_scale",)       # what only SD3 / Flux style guidance takes
 
 
@@ -288,7 +288,7 @@ def png_text(args, config: GenerateConfig, styles: dict, prompt: str, seed: int)
             if getattr(config, key) is not None:
                 text[key] = str(getattr(config, key))
         if config.style_interval != 1:
-            text["style_interval"] = str(config.style_interval)
+            text["style_interval"], text["style_reuse"] = str(config.style_interval), config.style_reuse
     for key in ("negative_prompt", "prompt_2", "negative_prompt_2", "guidance_rescale"):
         if getattr(config, key):
             text[key] = str(getattr(config, key))

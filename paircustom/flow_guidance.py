@@ -8,7 +8,8 @@
 ``FlowStyleGuidedPipeline`` is a ``StyleGuidedPipeline``: styles load, route and switch off the same way (the
 denoiser is the transformer); only the sampling loop differs.  As for the UNets, all rows of a step go through
 ONE batched transformer call (peft's per-row ``adapter_names``), the first ``style_start_fraction`` of the steps
-carry no style term, and ``style_end`` / ``style_interval`` / ``style_tolerance`` act as there (``StyleSchedule``).
+carry no style term, and ``style_end`` / ``style_interval`` / ``style_tolerance`` / ``style_reuse`` act as there
+(``StyleSchedule``).
 Latents follow the wrapped pipeline's own convention (Flux: packed), so the same ``latents`` give the plain
 pipeline's result when every style scale is 0.  ``style_guided(pipe)`` picks the wrapper of a pipeline's family.
 """
@@ -56,7 +57,8 @@ class FlowStyleGuidedPipeline(StyleGuidedPipeline):
                  guidance_scale: float | None = None, true_cfg_scale: float = GENERATE.true_cfg_scale,
                  negative_prompt: str | None = None, style_start_fraction: float | None = None,
                  style_end: float | None = GENERATE.style_end, style_interval: int = GENERATE.style_interval,
-                 style_tolerance: float | None = GENERATE.style_tolerance, num_inference_steps: int = 28,
+                 style_tolerance: float | None = GENERATE.style_tolerance, style_reuse: str = GENERATE.style_reuse,
+                 num_inference_steps: int = 28,
                  height: int | None = None, width: int | None = None, seed: int | None = None, generator=None,
                  latents: torch.Tensor | None = None, output_type: str = "pil",
                  num_images_per_prompt: int = GENERATE.num_images_per_prompt, base_adapter: str | None = None,
@@ -76,7 +78,7 @@ class FlowStyleGuidedPipeline(StyleGuidedPipeline):
         factor = pipe.vae_scale_factor * family.patch
         check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, height, width, seed,
                        num_images_per_prompt, factor, style_end=style_end, style_interval=style_interval,
-                       style_tolerance=style_tolerance)
+                       style_tolerance=style_tolerance, style_reuse=style_reuse)
         check_sampling(true_cfg_scale, {}, style_start_fraction, num_inference_steps, None, None, None, 1, factor)
         height = height or pipe.default_sample_size * pipe.vae_scale_factor
         width = width or pipe.default_sample_size * pipe.vae_scale_factor
@@ -107,7 +109,7 @@ class FlowStyleGuidedPipeline(StyleGuidedPipeline):
         timesteps = family.sampling_timesteps(pipe, scheduler, num_inference_steps, shape[2:], device)
         stop = len(timesteps) if style_end is None else round(style_end * len(timesteps))
         schedule = StyleSchedule(round(style_start_fraction * len(timesteps)), stop if scales else 0,
-                                 style_interval, style_tolerance)
+                                 style_interval, style_tolerance, style_reuse)
 
         # 3. denoising: one transformer call per step
         with self._adapters_enabled():

@@ -37,6 +37,9 @@ class GenerateConfig:
     style_tolerance: float | None = setting(None, "also recompute the style terms once the base prediction has "
                                                   "changed by more than T (relative L1) since they were computed; K "
                                                   "is then the longest reuse, e.g. K=8, T=0.1", metavar="T")
+    style_reuse: str = setting("hold", "what steps between recomputations add: 'hold' the last style terms, "
+                                       "'forecast' a straight-line extrapolation from the last two",
+                               choices=("hold", "forecast"))
     true_cfg_scale: float = setting(1.0, "Flux: true CFG scale with --negative-prompt (1: none; --guidance-scale "
                                          "is then the distilled guidance value)")
     guidance_rescale: float = setting(0.0, "rescale the guided prediction towards the conditional one's std, 0-1")

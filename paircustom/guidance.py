@@ -139,7 +139,7 @@ class StyleGuidedPipeline:
                  style_start_fraction: float = GENERATE.style_start_fraction,
                  style_end: float | None = GENERATE.style_end, style_interval: int = GENERATE.style_interval,
                  style_tolerance: float | None = GENERATE.style_tolerance,
-                 num_inference_steps: int = GENERATE.num_inference_steps,
+                 style_reuse: str = GENERATE.style_reuse, num_inference_steps: int = GENERATE.num_inference_steps,
                  negative_prompt: str | None = GENERATE.negative_prompt, height: int | None = GENERATE.height,
                  width: int | None = GENERATE.width, seed: int | None = None, generator=None,
                  latents: torch.Tensor | None = None, output_type: str = "pil",
@@ -155,7 +155,8 @@ class StyleGuidedPipeline:
         Style terms act from ``style_start_fraction`` up to ``style_end`` (fractions of the steps; None: to the end).
         ``style_interval=k`` recomputes the style deltas e_i(c_i) − e0(c) every k style steps and reuses them
         in between (only the CFG rows are computed there); ``style_tolerance`` also recomputes them early when
-        the base prediction has moved by more than that relative L1 change (see ``StyleSchedule``).
+        the base prediction has moved by more than that relative L1 change; ``style_reuse="forecast"`` adds a
+        straight-line extrapolation of the last two deltas on those steps instead (see ``StyleSchedule``).
         ``batched=False`` makes one UNet call per term instead of one per step (same result, for comparison).
         ``base_adapter``: the adapter behind e0 (None: base weights; ``lora_scale`` sets it).
         As in diffusers: ``prompt_2``/``negative_prompt_2`` (SDXL's second text encoder; style suffixes are
@@ -174,7 +175,8 @@ class StyleGuidedPipeline:
         factor = pipe.vae_scale_factor
         check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, height, width, seed,
                        num_images_per_prompt, factor, pipe.scheduler.config.get("num_train_timesteps", 1000),
-                       style_end=style_end, style_interval=style_interval, style_tolerance=style_tolerance)
+                       style_end=style_end, style_interval=style_interval, style_tolerance=style_tolerance,
+                       style_reuse=style_reuse)
         height = height or pipe.unet.config.sample_size * factor
         width = width or pipe.unet.config.sample_size * factor
         device = pipe._execution_device
@@ -202,7 +204,7 @@ class StyleGuidedPipeline:
         latents = latents.to(device, dtype) * scheduler.init_noise_sigma                     # (B, C, h, w)
         guide.first_styled = round(style_start_fraction * len(timesteps))
         guide.stop_styled = None if style_end is None else round(style_end * len(timesteps))
-        guide.style_interval, guide.style_tolerance = style_interval, style_tolerance
+        guide.style_interval, guide.style_tolerance, guide.style_reuse = style_interval, style_tolerance, style_reuse
         if denoising_end is not None:    # diffusers' rule: keep the steps at or above the cut-off timestep
             steps = scheduler.config.num_train_timesteps
             timesteps = timesteps[timesteps >= int(round(steps - denoising_end * steps))]
@@ -256,7 +258,7 @@ class StyleGuidedPipeline:
         pipe, blocks = self.pipe, 2 + len(guide.scales)
         stop = len(timesteps) if guide.stop_styled is None else guide.stop_styled
         schedule = StyleSchedule(guide.first_styled, stop if guide.scales else 0, guide.style_interval,
-                                 guide.style_tolerance)
+                                 guide.style_tolerance, guide.style_reuse)
         with self._adapters_enabled():    # peft adapters are switched on only for the loop
             for i, t in enumerate(pipe.progress_bar(timesteps)):
                 # 6a. the rows of this step: CFG always, the style rows when the schedule recomputes them

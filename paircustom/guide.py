@@ -42,14 +42,24 @@ class StyleSchedule:
     change of a cheap proxy of the model input exceeds a threshold: both d_i and e0(c) are functions of the
     same x_t and t, and to first order d_i changes by (J_i − J_0)·Δx_t, so it drifts when x_t (and with it
     e0(c)) has moved, and not while e0(c) stays put.  ``interval`` remains the longest reuse.
+
+    Reuse (``reuse``): "hold" adds the last computed deltas unchanged; "forecast" extrapolates them to step i
+    along a straight line through the last two computations j' < j, d(i) = d(j) + (i − j)/(j − j') · (d(j) − d(j')),
+    the first-order forecast of TaylorSeer (Liu et al., arXiv 2503.06923) applied to the style delta (held
+    until there are two).  Measured on the shapes model (line-sketch style, 20 style steps of 25): the deltas
+    shrink along the trajectory (mean |d| 0.50 -> 0.30), so a held delta is too large; a held one misses the
+    fresh one by 12% (interval 2) and 25% (interval 4) of its size, the forecast by 6% and 17%.
     """
 
     first: int
     stop: int
     interval: int = 1
     tolerance: float | None = None
+    reuse: str = "hold"                            # or "forecast"
     deltas: list = field(default_factory=list)    # cached d_i, (B, C, h, w) each
     _computed_at: int = -1
+    _previous: list = field(default_factory=list)  # the deltas of the computation before, for "forecast"
+    _previous_at: int = -1
     _reference: torch.Tensor | None = None        # e0(c) of the step the deltas were computed on
     _stale: bool = False
 
@@ -66,12 +76,17 @@ class StyleSchedule:
         if not self.active(i):
             return []
         if e_styles:
+            self._previous, self._previous_at = self.deltas, self._computed_at
             self.deltas = [e_style - e_cond for e_style in e_styles]
             self._computed_at, self._reference, self._stale = i, e_cond, False
-        elif self.tolerance is not None:
+            return self.deltas
+        if self.tolerance is not None:
             change = (e_cond - self._reference).abs().mean() / self._reference.abs().mean().clamp_min(1e-12)
             self._stale = bool(change > self.tolerance)
-        return self.deltas
+        if self.reuse == "hold" or not self._previous:
+            return self.deltas
+        slope = (i - self._computed_at) / (self._computed_at - self._previous_at)
+        return [d + slope * (d - p) for d, p in zip(self.deltas, self._previous, strict=True)]
 
 
 @dataclass
@@ -86,6 +101,7 @@ class Guide:
     stop_styled: int | None = None       # index of the first step without them again (None: none such)
     style_interval: int = 1              # style deltas recomputed every this many style steps (``StyleSchedule``)
     style_tolerance: float | None = None  # ... or once e0(c) has moved by this relative L1 change
+    style_reuse: str = GENERATE.style_reuse  # what reuse steps add: the last deltas ("hold") or a "forecast"
     guidance_rescale: float = GENERATE.guidance_rescale
     batched: bool = True                 # one UNet call per step (False: one per term, for comparison)
     control: Control | None = None       # ControlNet image and scale

@@ -213,6 +213,7 @@ CASES = {
     "generate style end 0": (generate("--style-end", "0"), None, 'must come after style_start'),
     **numbers(generate, "--style-end", "style_end", out_of_range=("1.5",), not_finite=("nan",)),
     **numbers(generate, "--style-tolerance", "style_tolerance", out_of_range=("-1",), not_finite=("inf",)),
+    "generate style reuse unknown": (generate("--style-reuse", "linear"), None, "invalid choice: 'linear'"),
     "generate steps 0": (generate("--steps", "0"), None, 'denoising steps must lie'),
     "generate steps past timesteps": (generate("--steps", "100000"), None, 'denoising steps must lie'),
     "generate height -8": (generate("--height=-8"), None, 'height must lie'),

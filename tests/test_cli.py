@@ -260,15 +260,21 @@ def test_png_carries_prompt_seed_styles_and_model(trained, model_dirs, tmp_path)
 def test_style_interval_and_end_reach_the_sampler_and_the_png(trained, tmp_path):
     import numpy as np
     _, style = trained
-    args = ["generate", "a photo of a cat", "-s", f"{style}=3", "--steps", "5", "--height", "32", "--width", "32",
+    # 8 steps: style steps 2-5 (end 0.8), recomputed on 2 and 4; the forecast acts on step 5
+    args = ["generate", "a photo of a cat", "-s", f"{style}=3", "--steps", "8", "--height", "32", "--width", "32",
             "--quiet"]
     main([*args, "-o", str(tmp_path / "full.png")])
-    main([*args, "-o", str(tmp_path / "cached.png"), "--style-interval", "3", "--style-end", "0.8"])
-    full, cached = Image.open(tmp_path / "full.png"), Image.open(tmp_path / "cached.png")
-    assert {"style_interval", "style_end", "style_tolerance"} & full.text.keys() == set(), full.text
-    assert cached.text["style_interval"] == "3" and cached.text["style_end"] == "0.8", cached.text
-    difference = np.abs(np.asarray(full, dtype=float) - np.asarray(cached, dtype=float)).max()
-    assert difference > 0, "--style-interval 3 --style-end 0.8 drew the full-guidance image"
+    main([*args, "-o", str(tmp_path / "cached.png"), "--style-interval", "2", "--style-end", "0.8"])
+    main([*args, "-o", str(tmp_path / "forecast.png"), "--style-interval", "2", "--style-end", "0.8",
+          "--style-reuse", "forecast"])
+    full, cached, forecast = (Image.open(tmp_path / f"{name}.png") for name in ("full", "cached", "forecast"))
+    assert {"style_interval", "style_end", "style_tolerance", "style_reuse"} & full.text.keys() == set(), full.text
+    assert cached.text["style_interval"] == "2" and cached.text["style_end"] == "0.8", cached.text
+    assert cached.text["style_reuse"] == "hold" and forecast.text["style_reuse"] == "forecast", forecast.text
+    pixels = {name: np.asarray(image, dtype=float) for name, image in zip(("full", "cached", "forecast"),
+                                                                           (full, cached, forecast))}
+    for a, b in (("full", "cached"), ("cached", "forecast")):
+        assert np.abs(pixels[a] - pixels[b]).max() > 0, f"{b} drew the same image as {a}: the option did not arrive"
 
 
 def test_name_tells_styles_with_the_same_stem_apart(trained, tmp_path, capsys):

@@ -29,10 +29,12 @@ def _latents(seed=0):
     return torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
 
 
-def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_start_fraction=0.2, style_end=1.0, interval=1):
+def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_start_fraction=0.2, style_end=1.0,
+               interval=1, forecast=False):
     """Eq. 10 written out for one SD prompt and style "art": per step ONE UNet call of the rows
     [e0(∅), e0(c)] plus, on a recompute step, e_s(c_s); the delta e_s(c_s) − e0(c) of the last recompute step
-    is used on every step in [style_start_fraction, style_end).  With interval 1 this is the path before issue 14."""
+    is used on every step in [style_start_fraction, style_end), or with ``forecast`` the line through the last
+    two recompute steps' deltas, continued to this step.  With interval 1 this is the path before issue 14."""
     pipe = guided.pipe
     scheduler = copy.deepcopy(pipe.scheduler)
     scheduler.set_timesteps(steps)
@@ -40,7 +42,7 @@ def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_star
     styled = pipe.encode_prompt([PROMPT + guided.suffixes["art"]], "cpu", 1, False)[0]
     hidden = torch.cat([uncond, cond, styled])
     first, stop = round(style_start_fraction * steps), round(style_end * steps)
-    x, delta = latents * scheduler.init_noise_sigma, None
+    x, computed = latents * scheduler.init_noise_sigma, []    # computed: (step, delta) of the recompute steps
     pipe.unet.enable_lora()
     try:
         for i, t in enumerate(scheduler.timesteps):
@@ -52,8 +54,12 @@ def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_star
             e_uncond, e_cond, *e_style = e.chunk(rows)
             eps = e_uncond + guidance_scale * (e_cond - e_uncond)
             if fresh:
-                delta = e_style[0] - e_cond
+                computed.append((i, e_style[0] - e_cond))
             if style_step:
+                (at, delta), *_ = computed[::-1]
+                if forecast and not fresh and len(computed) > 1:
+                    before, earlier = computed[-2]
+                    delta = delta + (i - at) / (at - before) * (delta - earlier)
                 eps = eps + scale * delta
             x = scheduler.step(eps, t, x, eta=0.0).prev_sample
     finally:
@@ -68,7 +74,8 @@ def _sample(guided, steps, styles=None, **options):
 
 def test_interval_one_is_bitwise_the_full_path(guided):
     expected = _reference(guided, _latents(), steps=6)
-    for options in ({}, {"style_interval": 1}, {"style_interval": 1, "style_end": 1.0}):
+    for options in ({}, {"style_interval": 1}, {"style_interval": 1, "style_end": 1.0},
+                    {"style_interval": 1, "style_reuse": "forecast"}):
         got = _sample(guided, 6, **options)
         assert torch.equal(got, expected), f"{options}: max difference {(got - expected).abs().max()}"
 
@@ -80,6 +87,15 @@ def test_reuse_steps_apply_the_delta_of_the_last_recompute_step(guided, interval
     assert (got - expected).abs().max() < TOLERANCE, f"max difference {(got - expected).abs().max()}"
     full = _reference(guided, _latents(), steps=10)
     assert (got - full).abs().max() > 1e-4, "reusing the delta changed nothing: the test would not see a bug"
+
+
+@pytest.mark.parametrize("interval, style_end", [(2, 1.0), (3, 1.0), (3, 0.8)])
+def test_forecast_steps_continue_the_line_through_the_last_two_deltas(guided, interval, style_end):
+    got = _sample(guided, 12, style_interval=interval, style_end=style_end, style_reuse="forecast")
+    expected = _reference(guided, _latents(), steps=12, interval=interval, style_end=style_end, forecast=True)
+    assert (got - expected).abs().max() < TOLERANCE, f"max difference {(got - expected).abs().max()}"
+    held = _reference(guided, _latents(), steps=12, interval=interval, style_end=style_end)
+    assert (got - held).abs().max() > 1e-4, "the forecast equals holding the delta: the test would not see a bug"
 
 
 def _rows_per_step(guided, steps, batched=True, **call):
@@ -137,6 +153,7 @@ def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
     (dict(style_end=1.5), "style_end must lie between 0 and 1"),
     (dict(style_tolerance=float("nan")), "style_tolerance must be a finite"),
     (dict(style_tolerance=-1.0), "style_tolerance must lie between 0"),
+    (dict(style_reuse="linear"), "style_reuse must be 'hold' or 'forecast'"),
 ])
 def test_bad_schedule_values_are_one_sentence(guided, options, message):
     with pytest.raises(UserError) as error:
