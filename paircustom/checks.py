@@ -39,7 +39,7 @@ def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_
                    height: int | None, width: int | None, seed: int | None, num_images: int,
                    factor: int = 8, max_steps: int = 1000, lora_scale: float | None = None,
                    style_end: float | None = None, style_interval: int = 1,
-                   style_tolerance: float | None = None, style_reuse: str = "hold") -> None:
+                   style_tolerance: float | None = None, style_reuse: str = "forecast") -> None:
     """The numbers of one generation call; ``factor`` is the VAE's, ``max_steps`` the scheduler's train steps."""
     check_number("the guidance scale", guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5")
     for name, scale in style_scales.items():

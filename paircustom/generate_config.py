@@ -37,8 +37,8 @@ class GenerateConfig:
     style_tolerance: float | None = setting(None, "also recompute the style terms once the base prediction has "
                                                   "changed by more than T (relative L1) since they were computed; K "
                                                   "is then the longest reuse, e.g. K=8, T=0.1", metavar="T")
-    style_reuse: str = setting("hold", "what steps between recomputations add: 'hold' the last style terms, "
-                                       "'forecast' a straight-line extrapolation from the last two",
+    style_reuse: str = setting("forecast", "what steps between recomputations add: 'forecast' a straight-line "
+                                           "extrapolation of the last two style terms, 'hold' the last ones",
                                choices=("hold", "forecast"))
     true_cfg_scale: float = setting(1.0, "Flux: true CFG scale with --negative-prompt (1: none; --guidance-scale "
                                          "is then the distilled guidance value)")

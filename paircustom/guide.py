@@ -55,7 +55,7 @@ class StyleSchedule:
     stop: int
     interval: int = 1
     tolerance: float | None = None
-    reuse: str = "hold"                            # or "forecast"
+    reuse: str = GENERATE.style_reuse              # "forecast" or "hold"
     deltas: list = field(default_factory=list)    # cached d_i, (B, C, h, w) each
     _computed_at: int = -1
     _previous: list = field(default_factory=list)  # the deltas of the computation before, for "forecast"

@@ -264,9 +264,9 @@ def test_style_interval_and_end_reach_the_sampler_and_the_png(trained, tmp_path)
     args = ["generate", "a photo of a cat", "-s", f"{style}=3", "--steps", "8", "--height", "32", "--width", "32",
             "--quiet"]
     main([*args, "-o", str(tmp_path / "full.png")])
-    main([*args, "-o", str(tmp_path / "cached.png"), "--style-interval", "2", "--style-end", "0.8"])
-    main([*args, "-o", str(tmp_path / "forecast.png"), "--style-interval", "2", "--style-end", "0.8",
-          "--style-reuse", "forecast"])
+    main([*args, "-o", str(tmp_path / "cached.png"), "--style-interval", "2", "--style-end", "0.8",
+          "--style-reuse", "hold"])
+    main([*args, "-o", str(tmp_path / "forecast.png"), "--style-interval", "2", "--style-end", "0.8"])
     full, cached, forecast = (Image.open(tmp_path / f"{name}.png") for name in ("full", "cached", "forecast"))
     assert {"style_interval", "style_end", "style_tolerance", "style_reuse"} & full.text.keys() == set(), full.text
     assert cached.text["style_interval"] == "2" and cached.text["style_end"] == "0.8", cached.text

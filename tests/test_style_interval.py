@@ -82,7 +82,7 @@ def test_interval_one_is_bitwise_the_full_path(guided):
 
 @pytest.mark.parametrize("interval, style_end", [(2, 1.0), (3, 1.0), (100, 1.0), (1, 0.6), (2, 0.7)])
 def test_reuse_steps_apply_the_delta_of_the_last_recompute_step(guided, interval, style_end):
-    got = _sample(guided, 10, style_interval=interval, style_end=style_end)
+    got = _sample(guided, 10, style_interval=interval, style_end=style_end, style_reuse="hold")
     expected = _reference(guided, _latents(), steps=10, interval=interval, style_end=style_end)
     assert (got - expected).abs().max() < TOLERANCE, f"max difference {(got - expected).abs().max()}"
     full = _reference(guided, _latents(), steps=10)
@@ -91,7 +91,7 @@ def test_reuse_steps_apply_the_delta_of_the_last_recompute_step(guided, interval
 
 @pytest.mark.parametrize("interval, style_end", [(2, 1.0), (3, 1.0), (3, 0.8)])
 def test_forecast_steps_continue_the_line_through_the_last_two_deltas(guided, interval, style_end):
-    got = _sample(guided, 12, style_interval=interval, style_end=style_end, style_reuse="forecast")
+    got = _sample(guided, 12, style_interval=interval, style_end=style_end)       # forecast: the default
     expected = _reference(guided, _latents(), steps=12, interval=interval, style_end=style_end, forecast=True)
     assert (got - expected).abs().max() < TOLERANCE, f"max difference {(got - expected).abs().max()}"
     held = _reference(guided, _latents(), steps=12, interval=interval, style_end=style_end)

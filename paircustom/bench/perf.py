@@ -54,7 +54,7 @@ FLOOR_SLACK = 1.10                     # style guidance within 10% of its evalua
 CACHED_TARGET = 1.15                   # 1 style with reused style deltas vs plain CFG (issue 14)
 # The cheaper settings of issue 14: variant -> (number of styles, StyleGuidedPipeline options).
 CACHED = {**{f"1 style, {label}": (1, options) for label, options in CHEAP_GUIDANCE.values()},
-          "3 styles, style_interval 4": (3, dict(style_interval=4))}
+          "3 styles, style_interval 4": (3, dict(style_interval=4, style_reuse="hold"))}
 CHECKPOINT_MEMORY_TARGET = 0.60        # checkpointing / no checkpointing, training memory above the model
 
 
