@@ -15,7 +15,8 @@ style we train on ONE pair (content image, f(content image)) of a fixed training
                 applied by LoRA scaling ...
     db-sg       ... and by style guidance
     pair-sg-*   the pair-sg file with the cheaper style guidance of issue 14 (``CHEAP_GUIDANCE``: style deltas
-                reused for several steps, ``style_end``, the adaptive rule), to compare with pair-sg at equal scale
+                held or forecast for several steps, ``style_end``, the adaptive rule), to compare with pair-sg at
+                equal scale
     pair-sg-3pairs  pair-sg trained on three pairs of the style (the fixed pair, then ``MORE_SCENES`` of
                 ``paircustom.shapes.examples``, each with its own caption as subject): one shared style LoRA
     slider      Concept Sliders visual slider (Gandikota et al.), the paper's other baseline: one LoRA trained at +1
