@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from .errors import UserError
+from .generate_config import GENERATE, STYLE_REUSE
 
 MAX_SEED = 2**63 - 1            # torch generators take 64-bit seeds; one bit is kept for seed + process index
 MAX_BASIS_SEED = 2**32 - 1      # basis.py multiplies it by ~1e6 before seeding
@@ -39,7 +40,7 @@ def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_
                    height: int | None, width: int | None, seed: int | None, num_images: int,
                    factor: int = 8, max_steps: int = 1000, lora_scale: float | None = None,
                    style_end: float | None = None, style_interval: int = 1,
-                   style_tolerance: float | None = None, style_reuse: str = "forecast") -> None:
+                   style_tolerance: float | None = None, style_reuse: str = GENERATE.style_reuse) -> None:
     """The numbers of one generation call; ``factor`` is the VAE's, ``max_steps`` the scheduler's train steps."""
     check_number("the guidance scale", guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5")
     for name, scale in style_scales.items():
@@ -53,8 +54,8 @@ def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_
     check_number("style_interval", style_interval, 1, MAX_STEPS, integer=True,
                  hint="; 1 recomputes the style terms on every step")
     check_number("style_tolerance", style_tolerance, 0, MAX_SCALE, hint="; e.g. 0.1, or omit it")
-    if style_reuse not in ("hold", "forecast"):
-        raise UserError(f"style_reuse must be 'hold' or 'forecast' (got {style_reuse!r}).")
+    if style_reuse not in STYLE_REUSE:
+        raise UserError(f"style_reuse must be {' or '.join(map(repr, STYLE_REUSE))} (got {style_reuse!r}).")
     check_number("the number of denoising steps", steps, 1, max_steps, integer=True,
                   hint=f"; the scheduler has {max_steps} timesteps")
     for side, value in (("height", height), ("width", width)):

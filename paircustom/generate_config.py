@@ -14,6 +14,9 @@ from .model_names import DTYPE_NAMES, resolve_model
 from .options import device_setting, setting, vae_setting, variant_setting
 
 
+STYLE_REUSE = ("forecast", "hold")   # what a step between style recomputations adds (``StyleSchedule``)
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     """The model and the sampling settings of ``paircustom generate`` and ``stylize``."""
@@ -39,7 +42,7 @@ class GenerateConfig:
                                                   "is then the longest reuse, e.g. K=8, T=0.1", metavar="T")
     style_reuse: str = setting("forecast", "what steps between recomputations add: 'forecast' a straight-line "
                                            "extrapolation of the last two style terms, 'hold' the last ones",
-                               choices=("hold", "forecast"))
+                               choices=STYLE_REUSE)
     true_cfg_scale: float = setting(1.0, "Flux: true CFG scale with --negative-prompt (1: none; --guidance-scale "
                                          "is then the distilled guidance value)")
     guidance_rescale: float = setting(0.0, "rescale the guided prediction towards the conditional one's std, 0-1")

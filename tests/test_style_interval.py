@@ -153,7 +153,7 @@ def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
     (dict(style_end=1.5), "style_end must lie between 0 and 1"),
     (dict(style_tolerance=float("nan")), "style_tolerance must be a finite"),
     (dict(style_tolerance=-1.0), "style_tolerance must lie between 0"),
-    (dict(style_reuse="linear"), "style_reuse must be 'hold' or 'forecast'"),
+    (dict(style_reuse="linear"), "style_reuse must be 'forecast' or 'hold'"),
 ])
 def test_bad_schedule_values_are_one_sentence(guided, options, message):
     with pytest.raises(UserError) as error:
