@@ -192,6 +192,21 @@ def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cf
     assert torch.equal(again, expected), "the wrapped pipeline, called directly, must stay the base model"
 
 
+def test_style_reuse_reaches_the_flow_schedule(pipe, tmp_path):
+    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+
+    guided = FlowStyleGuidedPipeline(pipe)
+    guided.load_style(trained_style_file(pipe, tmp_path), name="art")
+
+    def run(**options):   # 5 steps, deltas computed on steps 0, 2 and 4: step 1 holds, step 3 is forecast
+        return guided("a photo of a dog", styles={"art": 3.0}, style_start_fraction=0.0, style_interval=2,
+                      num_inference_steps=5, height=32, width=32, output_type="latent", seed=0, **options).images
+
+    default, forecast, hold = run(), run(style_reuse="forecast"), run(style_reuse="hold")
+    assert torch.equal(default, forecast), "the default reuse is not 'forecast'"
+    assert (forecast - hold).abs().max() > 1e-6, "style_reuse did not reach the flow pipeline's schedule"
+
+
 def test_command_line_refuses_a_damaged_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
     from paircustom.cli import main
 
