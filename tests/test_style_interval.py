@@ -56,7 +56,7 @@ def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_star
             if fresh:
                 computed.append((i, e_style[0] - e_cond))
             if style_step:
-                (at, delta), *_ = computed[::-1]
+                at, delta = computed[-1]
                 if forecast and not fresh and len(computed) > 1:
                     before, earlier = computed[-2]
                     delta = delta + (i - at) / (at - before) * (delta - earlier)
