@@ -320,6 +320,22 @@ def test_embedded_model_reads_past_an_inserted_token():
         loss
 
 
+def test_identifiability_probe_recovers_a_latent_affine_map():
+    """The probe's fit returns the map that made the styled latents, and a zero map leaves latents unchanged."""
+    from tests.conftest import load_benchmark
+
+    probe = load_benchmark("style_identifiability")
+    generator = torch.Generator().manual_seed(0)
+    plain = torch.randn(3, 8, 16, 16, generator=generator)                 # (N, C, h, w)
+    D = 0.3 * torch.randn(9, 8, generator=generator)                       # (C + 1, C): linear part and offset
+    styled = probe.apply_map(D, plain)
+    manual = plain + torch.einsum("nchw,cd->ndhw", plain, D[:8]) + D[8][None, :, None, None]
+    assert torch.allclose(styled, manual, atol=1e-5), (styled - manual).abs().max()
+    fitted = probe.fit_map(plain, styled)
+    assert torch.allclose(fitted, D, atol=1e-3), (fitted - D).abs().max()     # the ridge term costs < 1e-3
+    assert torch.equal(probe.apply_map(torch.zeros(9, 8), plain), plain)
+
+
 def test_world_version_reads_the_model_settings(tmp_path):
     assert world_version(tmp_path) == 0
     (tmp_path / "paircustom.json").write_text(json.dumps({"family": "sd"}))
