@@ -14,8 +14,11 @@ import copy
 import pytest
 import torch
 
-from paircustom.objective import RowKind, pair_losses, training_scheduler
+from paircustom.families import family_of
+from paircustom.family import Size
+from paircustom.objective import EncodedPair, RowKind, pair_losses, training_scheduler
 from paircustom.tiny import SCHEDULER_CONFIGS, build_tiny_pipeline
+from paircustom.tiny_flow import build_tiny_flow_pipeline
 from paircustom.training import PairTrainer
 from tests.conftest import RESOLUTION, quick_config, same_state
 
@@ -169,3 +172,27 @@ def test_pair_losses_refuses_the_sampling_scheduler(pair, tmp_path):
         pair_losses(trainer.denoiser, trainer.layers, trainer.pipe.scheduler, trainer.pair, (RowKind.CONTENT,),
                     torch.Generator().manual_seed(0), trainer.family)
     trainer.close()
+
+
+# family -> tiny pipeline builder; the flow VAE has scaling 1.5 and shift 0.1, the SD ones 0.18215
+LATENT_CASES = {"sd": lambda: build_tiny_pipeline("sd"), "sdxl": lambda: build_tiny_pipeline("sdxl"),
+                "flux": lambda: build_tiny_flow_pipeline("flux")}
+
+
+@pytest.mark.parametrize("family", LATENT_CASES)
+def test_pair_latents_are_the_vae_posterior_in_the_denoisers_units(family):
+    """x0 = mean + std·z is drawn in the denoiser's units: the posterior mean is shifted then scaled, its std is
+    scaled by the same factor (an unscaled std would widen x0 ~5x on SD), computed here from the VAE config."""
+    pipe = LATENT_CASES[family]()
+    pixels = [torch.rand(3, RESOLUTION, RESOLUTION, generator=torch.Generator().manual_seed(k)) * 2 - 1
+              for k in range(2)]
+    size = Size((RESOLUTION, RESOLUTION), (0, 0), (RESOLUTION, RESOLUTION))
+    encoded = EncodedPair.encode(pipe, family_of(pipe), pixels, ["a photo of a dog"] * 2, [size] * 2, "cpu")
+    with torch.no_grad():
+        posterior = pipe.vae.encode(torch.stack(pixels)).latent_dist
+    scale, shift = pipe.vae.config.scaling_factor, getattr(pipe.vae.config, "shift_factor", None) or 0.0
+    assert scale != 1.0, "the check needs a VAE whose scaling factor is not 1"
+    for name, got, wanted in (("mean", encoded.latent_mean, (posterior.mean - shift) * scale),
+                              ("std", encoded.latent_std, posterior.std * scale)):
+        error = (got - wanted).abs().max().item()
+        assert error < TOLERANCE, f"{family}: latent {name} is not the posterior's in denoiser units ({error:.3g})"
