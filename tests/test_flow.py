@@ -111,6 +111,36 @@ def test_fused_step_gives_the_gradients_of_separate_content_and_style_passes(pip
     remove(pipe, family, layers)
 
 
+def test_flow_forward_process_draws_one_sigma_per_pair(pipe):
+    """Two pairs of two rows: x_t = (1 - s) x0 + s eps and target eps - x0, with each pair's own sigma and
+    timestep (drawn in pair order from the generator) shared by its rows."""
+    objective = family_of(pipe).training_objective(pipe)
+    generator = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(4, 4, 8, 8, generator=generator), torch.randn(4, 4, 8, 8, generator=generator)
+    pair_of = [0, 0, 1, 1]
+    noisy, timesteps, target = objective.noisy_and_target(x0, noise, torch.Generator().manual_seed(3), pair_of)
+    sigma, timestep = objective.draw_sigma(torch.Generator().manual_seed(3), 2)          # (2,) each
+    assert sigma[0] != sigma[1], "the check needs two different draws"
+    assert torch.equal(timesteps, timestep[pair_of]), f"timesteps {timesteps.tolist()}, drawn {timestep.tolist()}"
+    s = sigma[pair_of].view(-1, 1, 1, 1)
+    assert torch.allclose(noisy, (1 - s) * x0 + s * noise, atol=1e-6), "x_t is not (1 - sigma) x0 + sigma eps"
+    assert torch.allclose(target, noise - x0, atol=1e-6), "the flow target is not eps - x0"
+
+
+@pytest.mark.parametrize("weighting, logit_mean, logit_std", [("logit_normal", 0.0, 1.0), ("logit_normal", 1.5, 0.5),
+                                                              ("none", 0.0, 1.0)])
+def test_flow_sigma_is_the_table_entry_at_u(pipe, weighting, logit_mean, logit_std):
+    """u ~ sigmoid(N(mean, std)) (or U(0, 1)), sigma = the scheduler's table at floor(u N): recomputed here."""
+    objective = FlowMatching(pipe.scheduler.config, weighting, logit_mean, logit_std)
+    sigma, timestep = objective.draw_sigma(torch.Generator().manual_seed(4), 64)
+    generator = torch.Generator().manual_seed(4)
+    u = torch.rand(64, generator=generator) if weighting == "none" else \
+        torch.sigmoid(torch.randn(64, generator=generator) * logit_std + logit_mean)
+    index = (u * len(objective.sigmas)).long().clamp(max=len(objective.sigmas) - 1)
+    assert torch.equal(sigma, objective.sigmas[index]) and torch.equal(timestep, objective.timesteps[index]), \
+        f"{weighting} ({logit_mean}, {logit_std}): sigma is not the table entry at u"
+
+
 def remove(pipe, family, layers):
     from paircustom.adapters import remove_pair_lora
 
