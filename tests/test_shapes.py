@@ -140,7 +140,7 @@ def test_score_counts_objects_colours_and_shapes():
 
 
 def _tiny_base_config(**overrides):
-    from paircustom.shapes.train import BaseTrainConfig
+    from paircustom.shapes.base_config import BaseTrainConfig
 
     settings = dict(vae_steps=2, vae_channels=(8, 8, 8, 8), latent_channels=4, vae_batch=2, decoder_steps=1,
                     unet_steps=4, unet_channels=(16, 32), unet_heads=2, text_hidden=16, text_layers=1,
@@ -155,6 +155,7 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
 
     from paircustom.images import from_uint8
     from paircustom.shapes import train as base
+    from paircustom.shapes.data import vae_images
 
     gaps = {}
     for weight in (0.0, 1.0):
@@ -165,7 +166,7 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
         torch.testing.assert_close(gram, torch.eye(3), atol=1e-5, rtol=0, msg="output rows not orthonormal")
         base.train_vae(vae, config, tmp_path / str(weight))
         assert torch.equal(vae.decoder.conv_out.weight.flatten(1), rows), "the output conv trained"
-        images = from_uint8(base.vae_images(np.random.default_rng(3), 8, config))
+        images = from_uint8(vae_images(np.random.default_rng(3), 8, config))
         with torch.no_grad():
             gaps[weight] = F.l1_loss(vae.encode(images).latent_dist.mean[:, :3], F.avg_pool2d(images, 8)).item()
     assert gaps[1.0] < 0.5 * gaps[0.0], f"mean |latent[:3] - 8x8 mean colour| with / without the term: {gaps}"
@@ -247,20 +248,20 @@ def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch
 def test_training_pool_puts_filler_words_where_pair_training_puts_its_token():
     """A share of the captions gets one filler word after "a photo of a "; images and all other captions are
     those of a pool without fillers, and no filler is the V* token or a style word."""
-    from paircustom.shapes import train as base
+    from paircustom.shapes import data
     from paircustom.train_config import TrainConfig
 
     config = _tiny_base_config(pool_size=400)
-    images, captions = base.training_pool(config)
-    plain_images, plain_captions = base.training_pool(replace(config, filler_share=0.0))
+    images, captions = data.training_pool(config)
+    plain_images, plain_captions = data.training_pool(replace(config, filler_share=0.0))
     assert np.array_equal(images, plain_images), "fillers change captions only"
     changed = [(a, b) for a, b in zip(captions, plain_captions) if a != b]
     assert 0.2 < len(changed) / len(captions) < 0.4, f"{len(changed)} of {len(captions)} captions with a filler"
     for with_filler, plain in changed:
-        words = with_filler.removeprefix(base.CAPTION_START).split(" ", 1)
-        assert words[0] in base.FILLER_WORDS and base.CAPTION_START + words[1] == plain, (with_filler, plain)
+        words = with_filler.removeprefix(data.CAPTION_START).split(" ", 1)
+        assert words[0] in data.FILLER_WORDS and data.CAPTION_START + words[1] == plain, (with_filler, plain)
     token = TrainConfig.__dataclass_fields__["token"].default
-    assert not {token, *STYLE_WORDS} & set(base.FILLER_WORDS)
+    assert not {token, *STYLE_WORDS} & set(data.FILLER_WORDS)
 
 
 def test_unet_stage_can_continue_a_finished_pipeline(tmp_path, monkeypatch):

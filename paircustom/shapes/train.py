@@ -24,10 +24,9 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -39,101 +38,16 @@ from ..checkpoint import join_optimizer_state, split_optimizer_state
 from ..images import atomic_write, from_uint8
 from ..objective import prediction_target, training_scheduler
 from ..tiny import BASE_WORDS, sd_scheduler, write_clip_tokenizer
+from .base_config import TRAIN_DEFAULTS, BaseTrainConfig
+from .data import encode_pool, step_rng, training_pool, vae_images
 from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, vae_ceilings
-from .styles import KNOWN_STYLES, STYLE_WORDS, STYLES, styled_caption
-from .world import SIZE, WORLD_WORDS, render, render_batch, random_scene
-
-# Words the base model learns to read past ("a photo of a dog red circle ..." draws a red circle): pair training's
-# content prompt puts its token V* there, and a model that has only seen the templated captions misreads every
-# word after an inserted one (measured on run 5: loss 0.28 with "sbu" inserted vs 0.10 without).  V* ("sbu") and
-# the style words are not among them.
-FILLER_WORDS = ("dog", "cat", "man", "woman", "portrait", "the", "an", "with")
-CAPTION_START = "a photo of a "
-
-# Pair-training defaults that suit this model (written to paircustom.json next to it).
-TRAIN_DEFAULTS = dict(learning_rate=1e-3, max_steps=300, style_start=100, rank=8, resolution=64,
-                      gradient_accumulation=1)
-
-
-@dataclass(frozen=True)
-class BaseTrainConfig:
-    """Everything that shapes the base model and its training.
-
-    Measured on one thread of our 2-core CPU, other work on the other core: the VAE stage took 19.9 minutes
-    (2500 steps), the UNet stage runs at 2.1-2.4 s per step (batch 128), about 75 minutes; the stages checkpoint,
-    so a session may stop between and inside them."""
-
-    seed: int = 0
-    vae_steps: int = 2500
-    vae_channels: tuple = (32, 64, 64)  # 3 levels: 64x64 -> 16x16 latents, so a 16-pixel object spans 4x4 of them
-    latent_channels: int = 8  # 16x16x8 latents: thin lines and hard block edges need more than SD's 4 channels
-    vae_norm_groups: int = 2  # few, wide groups: per-channel norms would erase the flat colours
-    vae_batch: int = 16
-    vae_lr: float = 1e-3
-    kl_weight: float = 1e-6
-    initial_logvar: float = -10.0  # bias of the encoder's log-variance outputs at initialisation
-    random_colour_share: float = 0.0  # VAE scenes drawn in random colours instead of the palette
-    colour_latent_weight: float = 1.0  # L1 tying latent channels 0-2 to the mean colour under each latent pixel
-    decoder_steps: int = 400  # stage 3: the decoder alone, on the frozen encoder's latents
-    decoder_lr: float = 3e-4
-    unet_steps: int = 2000
-    zero_terminal_snr: bool = True  # see shapes_scheduler
-    unet_channels: tuple = (64, 128, 192)  # 16x16, 8x8 and 4x4
-    unet_plain_levels: int = 1  # leading UNet levels without attention (16x16 attention would cost ~4x the step)
-    unet_heads: int = 8
-    text_hidden: int = 128
-    text_layers: int = 4
-    max_length: int = 40  # tokens incl. BOS/EOS; the longest pair prompt takes 31
-    pool_size: int = 20_000  # training scenes rendered and encoded once for the UNet stage
-    known_style_share: float = 0.25  # of the pool, drawn in a known style and captioned so
-    filler_share: float = 0.3  # of the pool's captions, with a FILLER_WORDS word where pair training puts V*
-    unet_batch: int = 128
-    unet_lr: float = 6e-4  # UNet and text encoder
-    warmup_steps: int = 100
-    caption_dropout: float = 0.1  # empty caption, for classifier-free guidance
-    ema_decay: float = 0.999
-    checkpoint_every: int = 200  # UNet steps between checkpoints
-    sample_every: int = 500  # UNet steps between held-out checks
-    sample_steps: int = 20  # DDIM steps of the periodic held-out check (at generate's CFG)
-    threads: int = 1  # torch threads (a run may resume with others); 2 stall badly when another process shares 2 cores
+from .styles import STYLE_WORDS
+from .world import SIZE, WORLD_WORDS
 
 
 def lr_at(base: float, step: int, warmup: int, total: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
     return base * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
-
-
-def step_rng(config: BaseTrainConfig, stage: int, step: int) -> np.random.Generator:
-    """The data of one step depends on (seed, stage, step) alone, so resuming repeats it exactly."""
-    return np.random.default_rng([config.seed, stage, step])
-
-
-def texture(rng: np.random.Generator) -> np.ndarray:
-    """A random mosaic: blocks of 2-16 pixels in random colours, half of them in a random palette of 2-6."""
-    block = int(rng.choice([2, 4, 8, 16]))
-    cells = SIZE // block
-    if rng.random() < 0.5:
-        colours = rng.integers(0, 256, size=(int(rng.integers(2, 7)), 3))
-        grid = colours[rng.integers(len(colours), size=(cells, cells))]
-    else:
-        grid = rng.integers(0, 256, size=(cells, cells, 3))
-    return np.repeat(np.repeat(grid, block, axis=0), block, axis=1).astype(np.uint8)
-
-
-def vae_images(rng: np.random.Generator, count: int, config: BaseTrainConfig) -> np.ndarray:
-    """What the VAE trains on -> (N, 64, 64, 3) uint8: scenes (plain, known and benchmark styles) and textures."""
-    looks = [None, *KNOWN_STYLES.values(), *STYLES.values(), *STYLES.values()]  # benchmark styles weighted x2
-    images = []
-    for _ in range(count):
-        if rng.random() < 0.05:
-            images.append(texture(rng))
-            continue
-        scene = random_scene(rng, held_out=bool(rng.random() < 0.15))
-        recolour = rng.random() < config.random_colour_share  # any colour, so colour is not learned as 9 classes
-        image = render(scene, rng.integers(0, 256, size=(9, 3)).astype(np.uint8) if recolour else None)
-        look = looks[rng.integers(len(looks))]
-        images.append(image if look is None else look.apply(image))
-    return np.stack(images)
 
 
 def orthogonal_output(conv: torch.nn.Conv2d) -> None:
@@ -232,34 +146,6 @@ def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: st
             checkpoint.save(step + 1)
     vae.requires_grad_(False).eval()
     return f"{steps} steps; round-trip error (0-255) and style ceilings: {format_ceilings(vae_ceilings(vae))}"
-
-
-@torch.no_grad()
-def encode_pool(vae: AutoencoderKL, images: np.ndarray, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 64, 64, 3) uint8 -> latent means and stds, each (N, C, h, w), on ``device``."""
-    means, stds = [], []
-    for start in tqdm(range(0, len(images), 256), desc="encode pool", mininterval=20):
-        dist = vae.encode(from_uint8(images[start : start + 256]).to(device)).latent_dist
-        means.append(dist.mean)
-        stds.append(dist.std)
-    return torch.cat(means), torch.cat(stds)
-
-
-def training_pool(config: BaseTrainConfig) -> tuple[np.ndarray, list[str]]:
-    """The UNet stage's images and captions: training scenes, a share of them in a known style, and a share of
-    the captions with a filler word (see ``FILLER_WORDS``)."""
-    rng = np.random.default_rng([config.seed, 2])
-    images, scenes = render_batch(rng, config.pool_size)
-    captions = [scene.layout.caption for scene in scenes]
-    known = list(KNOWN_STYLES.values())
-    for i in np.nonzero(rng.random(config.pool_size) < config.known_style_share)[0]:
-        style = known[rng.integers(len(known))]
-        images[i], captions[i] = style.apply(images[i]), styled_caption(captions[i], style)
-    if config.filler_share:       # drawn last, so runs without fillers keep their pool
-        for i in np.nonzero(rng.random(config.pool_size) < config.filler_share)[0]:
-            filler = FILLER_WORDS[rng.integers(len(FILLER_WORDS))]
-            captions[i] = CAPTION_START + filler + " " + captions[i].removeprefix(CAPTION_START)
-    return images, captions
 
 
 class Checkpoint:
