@@ -11,7 +11,7 @@ No ControlNet exists for the shapes model, so this script makes one and measures
    with the model's default pair training;
 3. draw 8 scenes (every other one a held-out combination) from their captions, same seed each: without the
    ControlNet, with it (condition: the scene's line sketch), and with it plus the style (scale 3);
-4. score how well each follows the sketch: IoU of the foreground (``quality.foreground``) with the scene's, and
+4. score how well each follows the sketch: IoU of the foreground (``scores.foreground``) with the scene's, and
    the share of samples the analyzer reads as exactly the scene.
 
 Writes ``controlnet-shapes.md`` and ``controlnet-shapes.png`` (per scene: sketch, no ControlNet, ControlNet,
@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from paircustom.bench.methods import METHODS
-from paircustom.bench.quality import QualityConfig, foreground, iou, train_style
+from paircustom.bench.quality import QualityConfig, train_style
+from paircustom.bench.scores import foreground, iou
 from paircustom.generate_config import GENERATE
 from paircustom.guidance import StyleGuidedPipeline
 from paircustom.images import atomic_write, from_uint8, grid

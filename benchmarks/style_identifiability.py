@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
-from paircustom.bench.quality import fidelity_and_structure                  # noqa: E402
+from paircustom.bench.scores import fidelity_and_structure                   # noqa: E402
 from paircustom.images import from_uint8, to_uint8                            # noqa: E402
 from paircustom.model_names import resolve_model                              # noqa: E402
 from paircustom.shapes.examples import EXAMPLES, MORE_SCENES                  # noqa: E402

@@ -112,7 +112,7 @@ UNCOPIED_LEAKAGE = {"line_sketch": 0.05}
 
 @pytest.mark.parametrize("style", list(STYLES))
 def test_leakage_counts_copies_of_the_pair_and_not_the_prompts_own_scene(style):
-    from paircustom.bench.quality import metrics
+    from paircustom.bench.scores import metrics
 
     base, target, style_images, contents = _leak_case(style)
     leak = lambda samples: metrics(samples, base, target, style_images[:1], readable=False)["leakage"]  # noqa: E731
@@ -125,7 +125,7 @@ def test_leakage_counts_copies_of_the_pair_and_not_the_prompts_own_scene(style):
 
 
 def test_leakage_counts_a_copy_of_any_training_pair():
-    from paircustom.bench.quality import metrics
+    from paircustom.bench.scores import metrics
 
     base, target, style_images, _ = _leak_case("inverted")
     copied = np.broadcast_to(style_images[1], base.shape)          # the second pair's style image, everywhere

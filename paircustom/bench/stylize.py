@@ -11,7 +11,7 @@ method ("sdedit", "inversion") over a strength sweep, prompted with each scene's
     fidelity    1 - Σ d(y, f(x)) / Σ d(x, f(x)),  d = mean absolute pixel error, pooled over the scenes
                 (1: exactly f(x); 0: x unchanged; < 0: further from f(x) than x itself)
     structure   share of scenes whose analyzer-read shapes (left to right) on y equal those read on x, for
-                styles under which the analyzer reads rendered shapes back (see ``quality.analyzer_reads``),
+                styles under which the analyzer reads rendered shapes back (see ``scores.analyzer_reads``),
                 "n/a" otherwise
 
 Every stylisation is seeded (sdedit noise), so a rerun gives the same table.  Writes ``<name>.md``,
@@ -39,7 +39,8 @@ from ..shapes.examples import EXAMPLES
 from ..shapes.styles import STYLES
 from ..shapes.world import render, random_scene
 from .methods import METHODS
-from .quality import QualityConfig, analyzer_reads, fidelity_and_structure, train_style
+from .quality import QualityConfig, train_style
+from .scores import analyzer_reads, fidelity_and_structure
 from .quality_report import fmt
 
 
