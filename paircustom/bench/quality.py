@@ -32,10 +32,10 @@ training-set captions (never the pair's own), one image per (caption, seed):
                 over the samples of a split (1: exact style with content kept, 0: no change, < 0: worse than none)
     leakage     share of samples whose layout overlaps a training style image's (of any of the method's pairs)
                 more than f(x_base)'s: the pair's content copied into other prompts, the failure the paper's
-                content/style separation targets.  Layout = ``scores.foreground``, the pixels that differ from the image's
-                own background, compared by intersection over union, so a sample that is only partly styled does
-                not count as a copy for being nearer the pair's colours (pixel distance, used until 2026-11-28,
-                counted 94-100% of samples as leaks on inverted, x_base's own style words included)
+                content/style separation targets.  Layout = ``scores.foreground``, the pixels that differ from the
+                image's own background, compared by intersection over union, so a sample that is only partly
+                styled does not count as a copy for being nearer the pair's colours (pixel distance, used until
+                2026-11-28, counted 94-100% of samples as leaks on inverted, x_base's own style words included)
     structure   share of samples whose analyzer-read shape equals the shape read on x_base (samples with a
                 readable base shape); only for styles under which the analyzer reads rendered shapes back
                 (>= 70% on a calibration set of rendered scenes pushed through f), "n/a" otherwise; the
