@@ -36,8 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
 from paircustom.bench.scores import fidelity_and_structure                   # noqa: E402
-from paircustom.images import from_uint8, to_uint8                            # noqa: E402
+from paircustom.images import to_uint8                                       # noqa: E402
 from paircustom.model_names import resolve_model                              # noqa: E402
+from paircustom.shapes.data import encode_pool                               # noqa: E402
+from paircustom.shapes.evaluate import vae_round_trip                        # noqa: E402
 from paircustom.shapes.examples import EXAMPLES, MORE_SCENES                  # noqa: E402
 from paircustom.shapes.styles import STYLES                                    # noqa: E402
 from paircustom.shapes.world import random_scene, render                      # noqa: E402
@@ -45,10 +47,9 @@ from paircustom.shapes.world import random_scene, render                      # 
 RIDGE = 1e-3          # ridge weight on D: the fit's least-norm tie-break where the pair leaves directions open
 
 
-@torch.no_grad()
 def encode(vae, images: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, C, h, w) encoder means (unscaled: an affine fit does not care)."""
-    return torch.cat([vae.encode(from_uint8(images[i:i + 64])).latent_dist.mean for i in range(0, len(images), 64)])
+    return encode_pool(vae, images)[0]
 
 
 @torch.no_grad()
@@ -65,7 +66,8 @@ def pixels(latents: torch.Tensor) -> torch.Tensor:
 
 def fit_map(plain: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
     """D (C + 1, C) of z_f = z + [z; 1] D, by ridge least squares over every latent pixel of the pairs."""
-    X, Y = pixels(plain), pixels(styled)[:, :-1] - pixels(plain)[:, :-1]
+    X = pixels(plain)
+    Y = (pixels(styled) - X)[:, :-1]                                      # z_f - z, the constant column dropped
     return torch.linalg.solve(X.T @ X + RIDGE * torch.eye(X.shape[1]), X.T @ Y)
 
 
@@ -104,7 +106,7 @@ def main(argv=None) -> None:
         def by_map(plain: np.ndarray, z_plain: torch.Tensor) -> float:
             D = fit_map(z_plain, encode(vae, np.stack([style.apply(x) for x in plain])))
             return fidelity(decode(vae, apply_map(D, z_held_out)))
-        scores = [fidelity(decode(vae, encode(vae, target))), by_map(many, z_many),
+        scores = [fidelity(vae_round_trip(vae, target)), by_map(many, z_many),
                   by_map(pairs[:1], z_pairs[:1]), by_map(pairs, z_pairs)]
         lines.append(f"| {name} | " + " | ".join(f"{s:+.3f}" for s in scores) + " |")
         print(lines[-1], flush=True)

@@ -268,11 +268,12 @@ def test_style_interval_and_end_reach_the_sampler_and_the_png(trained, tmp_path)
           "--style-reuse", "hold"])
     main([*args, "-o", str(tmp_path / "forecast.png"), "--style-interval", "2", "--style-end", "0.8"])
     names = ("full", "cached", "forecast")
-    full, cached, forecast = (Image.open(tmp_path / f"{name}.png") for name in names)
+    images = {name: Image.open(tmp_path / f"{name}.png") for name in names}
+    full, cached, forecast = images.values()
     assert {"style_interval", "style_end", "style_tolerance", "style_reuse"} & full.text.keys() == set(), full.text
     assert cached.text["style_interval"] == "2" and cached.text["style_end"] == "0.8", cached.text
     assert cached.text["style_reuse"] == "hold" and forecast.text["style_reuse"] == "forecast", forecast.text
-    pixels = {name: np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=float) for name in names}
+    pixels = {name: np.asarray(image, dtype=float) for name, image in images.items()}
     for a, b in (("full", "cached"), ("cached", "forecast")):
         assert np.abs(pixels[a] - pixels[b]).max() > 0, f"{b} drew the same image as {a}: the option did not arrive"
 
