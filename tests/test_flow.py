@@ -128,9 +128,10 @@ def test_flow_forward_process_draws_one_sigma_per_pair(pipe):
 
 
 @pytest.mark.parametrize("weighting, logit_mean, logit_std", [("logit_normal", 0.0, 1.0), ("logit_normal", 1.5, 0.5),
-                                                              ("none", 0.0, 1.0)])
+                                                              ("none", 0.0, 1.0), ("logit_normal", 40.0, 1.0)])
 def test_flow_sigma_is_the_table_entry_at_u(pipe, weighting, logit_mean, logit_std):
-    """u ~ sigmoid(N(mean, std)) (or U(0, 1)), sigma = the scheduler's table at floor(u N): recomputed here."""
+    """u ~ sigmoid(N(mean, std)) (or U(0, 1)), sigma = the scheduler's table at floor(u N): recomputed here.
+    Mean 40 gives u = 1 in float32, whose floor(u N) = N is clamped to the last entry."""
     objective = FlowMatching(pipe.scheduler.config, weighting, logit_mean, logit_std)
     sigma, timestep = objective.draw_sigma(torch.Generator().manual_seed(4), 64)
     generator = torch.Generator().manual_seed(4)

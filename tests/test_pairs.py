@@ -141,3 +141,38 @@ def test_cli_pair_subject_goes_to_its_pair(pair, tmp_path, monkeypatch):
     main(["train", "--pair", content, style, "puppy", "--pair", content, style, *common])
     main(["train", content, style, "--pair", content, style, *common])
     assert [(c.subject, c.pair_subjects) for c in seen] == [("dog", ("cat",)), ("puppy", ("dog",)), ("dog", ())]
+
+
+def test_each_training_row_gets_its_own_pairs_image_prompt_eps_and_t(pair, tmp_path):
+    """Two pairs with their own subjects, rows pair-major (content, style of pair 0, then of pair 1): row 2k + i
+    is x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps of image 2k + kind.image, under prompt 2k + kind.prompt, with pair
+    k's own eps and t (latent std 0, so x0 is the image's mean)."""
+    extra = _second_pair(tmp_path / "second")
+    config = replace(quick_config(*pair, tmp_path / "two.safetensors"), extra_pairs=(extra,), pair_subjects=("cat",))
+    trainer = PairTrainer(config, build_tiny_pipeline("sd"))
+    trainer.pair.latent_std.zero_()
+    kinds = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)
+    seen = {}
+    hook = trainer.denoiser.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.update(x=args[0].clone(), t=args[1].clone(),
+                                                 hidden=kwargs["encoder_hidden_states"].clone()), with_kwargs=True)
+    with torch.no_grad():
+        training.pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds,
+                             torch.Generator().manual_seed(0), trainer.family)
+    hook.remove()
+    generator = torch.Generator().manual_seed(0)
+    torch.randn(4, *trainer.pair.latent_mean.shape[1:], generator=generator)           # x0's z (std 0: unused)
+    eps = torch.randn(2, *trainer.pair.latent_mean.shape[1:], generator=generator)     # one per pair
+    t = torch.randint(0, trainer.noise_scheduler.config.num_train_timesteps, (2,), generator=generator)
+    a = trainer.noise_scheduler.alphas_cumprod
+    for k in range(2):
+        for i, kind in enumerate(kinds):
+            row = 2 * k + i
+            x0 = trainer.pair.latent_mean[2 * k + kind.image]
+            expected = a[t[k]].sqrt() * x0 + (1 - a[t[k]]).sqrt() * eps[k]
+            assert seen["t"][row] == t[k], f"row {row}: t {seen['t'][row]} is not pair {k}'s {t[k]}"
+            error = (seen["x"][row] - expected).abs().max().item()
+            assert error < 1e-5, f"row {row}: not x_t of image {2 * k + kind.image} under pair {k}'s draws ({error:.3g})"
+            assert torch.equal(seen["hidden"][row], trainer.pair.cond.hidden[2 * k + kind.prompt]), \
+                f"row {row} is not conditioned on prompt {2 * k + kind.prompt}"
+    trainer.close()

@@ -8,6 +8,7 @@ import torch
 
 from paircustom.adapters import peft_routing
 from paircustom.errors import UserError
+from paircustom.guide import StyleSchedule
 from paircustom.guidance import StyleGuidedPipeline
 from paircustom.tiny import build_tiny_pipeline
 
@@ -145,6 +146,21 @@ def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
     drift = _rows_per_step(guided, 10, style_interval=100, style_tolerance=0.05, **call)
     assert 1 <= sum(rows == 3 for rows, in drift) <= 4, drift
 
+
+
+@pytest.mark.parametrize("e_cond, stale", [
+    (2.8, False),    # r = |2.8 - 2| / |2| = 0.4 <= 0.5
+    (3.2, True),     # r = 0.6
+    (1.4, False),    # r = 0.3
+    (0.8, True),     # r = 0.6, moved down
+])
+def test_adaptive_rule_measures_the_relative_l1_change_of_e_cond(e_cond, stale):
+    """r = |e0(c) - e0_ref(c)|_1 / |e0_ref(c)|_1 against the tolerance (0.5), reference e0_ref(c) = 2 everywhere."""
+    schedule = StyleSchedule(first=0, stop=10, interval=100, tolerance=0.5, reuse="hold")
+    reference = torch.full((1, 4, 2, 2), 2.0)
+    schedule.update(0, reference, [reference + 1])
+    schedule.update(1, torch.full_like(reference, e_cond), [])
+    assert schedule.fresh(2) is stale, f"e0(c) = {e_cond} against 2 with tolerance 0.5: stale should be {stale}"
 
 @pytest.mark.parametrize("options, message", [
     (dict(style_interval=0), "style_interval must lie between 1"),

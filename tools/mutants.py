@@ -1,0 +1,151 @@
+"""Mutation check of the method's equations: does every arithmetic line have a test that fails when it changes?
+
+Each ``+ - * /`` operator in the modules below is flipped (``+`` <-> ``-``, ``*`` <-> ``/``), one at a time, in a
+copy of the repository, and that module's tests are run with ``-x``. A mutant the tests do not catch is printed
+as a survivor: either a test is missing or the flip does not change behaviour (say so where the line is).
+Operators inside f-strings and ``%`` formatting are not touched. Long: each survivor costs a full run of its
+tests, so this is a developer tool, not part of the suite.
+
+    python tools/mutants.py                       # every module, 2 workers
+    python tools/mutants.py paircustom/guide.py   # one module
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FLIPS = {ast.Add: "-", ast.Sub: "+", ast.Mult: "/", ast.Div: "*"}
+SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+# module -> the test files that should catch a change in it
+MODULES = {
+    "paircustom/objective.py": ["test_noise.py", "test_flow.py", "test_training.py", "test_flow_train.py",
+                                "test_pairs.py"],
+    "paircustom/guide.py": ["test_guidance.py", "test_style_interval.py", "test_flow.py"],
+    "paircustom/guidance.py": ["test_guidance.py", "test_style_interval.py"],
+    "paircustom/flow_guidance.py": ["test_flow.py"],
+    "paircustom/stylize.py": ["test_stylize.py"],
+    "paircustom/adapters.py": ["test_basis_adapters.py", "test_training.py", "test_guidance.py"],
+    "paircustom/basis.py": ["test_basis_adapters.py"],
+    "paircustom/latents.py": ["test_noise.py", "test_guidance.py", "test_stylize.py"],
+    "paircustom/flow.py": ["test_flow.py", "test_flow_train.py"],
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str
+    line: int            # 1-based
+    col: int             # 0-based column of the operator
+    old: str
+    new: str
+
+    def label(self, source_lines: list[str]) -> str:
+        return f"{self.path}:{self.line}: {self.old} -> {self.new}   {source_lines[self.line - 1].strip()}"
+
+
+def _formatting_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside f-strings and of ``"..." % args`` expressions: message text, not equations."""
+    skip = set()
+    for node in ast.walk(tree):
+        inside_fstring = isinstance(node, ast.JoinedStr)
+        string_format = (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod)
+                         and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str))
+        if inside_fstring or string_format:
+            skip.update(id(child) for child in ast.walk(node))
+    return skip
+
+
+def mutants_of(path: str) -> list[Mutant]:
+    """One mutant per flippable operator: found between the end of the left operand and the start of the right."""
+    source = (ROOT / path).read_text()
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    skip, found = _formatting_nodes(tree), []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.BinOp) or type(node.op) not in FLIPS or id(node) in skip:
+            continue
+        if node.left.end_lineno != node.right.lineno:
+            continue                                  # operator on a continuation line: rare, not handled
+        row = lines[node.left.end_lineno - 1]
+        symbol = SYMBOL[type(node.op)]
+        col = row.find(symbol, node.left.end_col_offset, node.right.col_offset)
+        if col < 0 or row[col:col + 2] in ("**", "//"):
+            continue
+        found.append(Mutant(path, node.left.end_lineno, col, symbol, FLIPS[type(node.op)]))
+    return sorted(found, key=lambda m: (m.line, m.col))
+
+
+def killed(mutant: Mutant, workdir: Path) -> tuple[bool, float]:
+    """Apply ``mutant`` to a fresh copy of the repository in ``workdir`` and run its module's tests."""
+    copy = workdir / "repo"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", "tools"))
+    target = copy / mutant.path
+    lines = target.read_text().splitlines(keepends=True)
+    row = lines[mutant.line - 1]
+    lines[mutant.line - 1] = row[:mutant.col] + mutant.new + row[mutant.col + 1:]
+    target.write_text("".join(lines))
+    tests = [f"tests/{name}" for name in MODULES[mutant.path]]
+    started = time.time()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=copy,
+                         capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(copy)})
+    return run.returncode != 0, time.time() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", default=list(MODULES), help="repository-relative module paths")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--list", action="store_true", help="print the mutants and stop")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        print(f"no test mapping for {', '.join(unknown)}; choose among {', '.join(MODULES)}.", file=sys.stderr)
+        return 2
+    mutants = [m for path in args.modules for m in mutants_of(path)]
+    sources = {path: (ROOT / path).read_text().splitlines() for path in args.modules}
+    if args.list:
+        for m in mutants:
+            print(m.label(sources[m.path]))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = [Path(tmp) / str(i) for i in range(args.jobs)]
+        for d in dirs:
+            d.mkdir()
+        free = list(dirs)
+
+        def check(m: Mutant):
+            workdir = free.pop()
+            try:
+                return m, *killed(m, workdir)
+            finally:
+                free.append(workdir)
+
+        survivors = []
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for i, (m, dead, seconds) in enumerate(pool.map(check, mutants), 1):
+                print(f"[{i}/{len(mutants)}] {'killed ' if dead else 'SURVIVED'} ({seconds:.0f}s) "
+                      f"{m.label(sources[m.path])}", flush=True)
+                if not dead:
+                    survivors.append(m)
+    print(f"\n{len(mutants) - len(survivors)} of {len(mutants)} mutants killed; survivors:")
+    for m in survivors:
+        print("  " + m.label(sources[m.path]))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
