@@ -172,7 +172,8 @@ def test_each_training_row_gets_its_own_pairs_image_prompt_eps_and_t(pair, tmp_p
             expected = a[t[k]].sqrt() * x0 + (1 - a[t[k]]).sqrt() * eps[k]
             assert seen["t"][row] == t[k], f"row {row}: t {seen['t'][row]} is not pair {k}'s {t[k]}"
             error = (seen["x"][row] - expected).abs().max().item()
-            assert error < 1e-5, f"row {row}: not x_t of image {2 * k + kind.image} under pair {k}'s draws ({error:.3g})"
+            assert error < 1e-5, \
+                f"row {row}: not x_t of image {2 * k + kind.image} under pair {k}'s draws ({error:.3g})"
             assert torch.equal(seen["hidden"][row], trainer.pair.cond.hidden[2 * k + kind.prompt]), \
                 f"row {row} is not conditioned on prompt {2 * k + kind.prompt}"
     trainer.close()
