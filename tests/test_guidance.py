@@ -38,6 +38,15 @@ def test_style_scale_zero_reproduces_the_base_pipeline(family, scheduler, style_
     assert abs(got - expected).max() < TOLERANCE, f"max pixel difference {abs(got - expected).max()}"
 
 
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_default_size_is_the_wrapped_pipelines(family):
+    """Without height and width both draw unet.sample_size * vae_scale_factor pixels, diffusers' default."""
+    base = build_tiny_pipeline(family)
+    base.set_progress_bar_config(disable=True)
+    expected = base("a photo of a cat", num_inference_steps=1, output_type="np").images
+    got = StyleGuidedPipeline(base)("a photo of a cat", styles={}, num_inference_steps=1, output_type="np").images
+    assert got.shape == expected.shape, f"{family}: default image {got.shape}, diffusers draws {expected.shape}"
+
 @pytest.mark.parametrize("extra", [dict(guidance_scale=7.0, guidance_rescale=0.7), dict(denoising_end=0.6),
                                    dict(prompt_2="an oil painting", negative_prompt="blurry",
                                         negative_prompt_2="dark")], ids=["rescale", "denoising_end", "prompt_2"])
