@@ -189,6 +189,21 @@ def trained_style_file(pipe, tmp_path, seed=2):
     return save_adapter(tmp_path / f"style{seed}.safetensors", tensors, metadata, overwrite=False)
 
 
+def test_flow_default_size_and_size_check_follow_the_pipeline(pipe):
+    """No height and width: the wrapped pipeline's default size; a side that is a multiple of the VAE's factor
+    but not of factor x patch (2x2 latents per token) is refused in one sentence."""
+    from paircustom.errors import UserError
+    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+
+    guided, family = FlowStyleGuidedPipeline(pipe), family_of(pipe)
+    expected = pipe("a photo of a dog", num_inference_steps=1, output_type="np", max_sequence_length=32).images
+    got = guided("a photo of a dog", styles={}, num_inference_steps=1, output_type="np").images
+    assert got.shape == expected.shape, f"{family.name}: default image {got.shape}, diffusers draws {expected.shape}"
+    factor = pipe.vae_scale_factor * family.patch
+    assert family.patch == 2, "the check needs 2x2 patches"
+    with pytest.raises(UserError, match=f"multiples of {factor}; got height {factor * 2 + factor // 2}"):
+        guided("a photo of a dog", styles={}, num_inference_steps=1, height=factor * 2 + factor // 2, width=factor * 2)
+
 @pytest.mark.parametrize("true_cfg", [False, True])
 def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cfg):
     from paircustom.flow_guidance import FlowStyleGuidedPipeline
