@@ -253,6 +253,24 @@ def test_style_reuse_reaches_the_flow_schedule(pipe, tmp_path):
     assert (forecast - hold).abs().max() > 1e-6, "style_reuse did not reach the flow pipeline's schedule"
 
 
+@pytest.mark.parametrize("start, end, styled", [(0.4, 0.8, [0, 0, 1, 1, 0]), (0.0, None, [1, 1, 1, 1, 1]),
+                                                (0.2, 0.6, [0, 1, 1, 0, 0])])
+def test_flow_style_rows_run_from_style_start_to_style_end(pipe, tmp_path, start, end, styled):
+    """Of 5 steps, those in [round(5 start), round(5 end)) call the transformer with the style block as well as
+    the plain blocks (SD3: ∅ and c for its CFG; Flux: c alone), counted by a hook on its batch size."""
+    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+
+    guided = FlowStyleGuidedPipeline(pipe)
+    guided.load_style(trained_style_file(pipe, tmp_path), name="art")
+    sizes = []
+    hook = guided.denoiser.register_forward_pre_hook(
+        lambda module, args, kwargs: sizes.append(len((args or [kwargs["hidden_states"]])[0])), with_kwargs=True)
+    guided("a photo of a dog", styles={"art": 3.0}, style_start_fraction=start, style_end=end, num_inference_steps=5,
+           height=32, width=32, output_type="latent", seed=0)
+    hook.remove()
+    plain = 2 if family_of(pipe).name == "sd3" else 1
+    assert sizes == [plain + s for s in styled], f"start {start}, end {end}: blocks per step {sizes}"
+
 def test_command_line_refuses_a_damaged_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
     from paircustom.cli import main
 
