@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from paircustom.adapters import PairLoRALinear, Route, add_pair_lora, pair_routing, remove_pair_lora
+from paircustom.adapters import PairLoRALinear, Route, add_pair_lora, pair_routing, random_rows, remove_pair_lora
 from paircustom.basis import split_rows
 from paircustom.errors import UserError
 from paircustom.tiny import build_tiny_pipeline
@@ -37,10 +37,22 @@ def test_ranks_larger_than_width_are_refused():
         split_rows(32, 20, 20, seed=0)
 
 
+CONTENT_SCALE, STYLE_SCALE = 0.5, 2.0       # alpha / rank of each adapter; neither 1, so a lost factor shows
+
+
+def test_ordinary_lora_rows_are_kaiming_uniform():
+    """The ablation's A (``orthogonal=False``): nn.Linear's default init, U(-1/sqrt(width), 1/sqrt(width))."""
+    width, bound = 256, 1 / 256 ** 0.5
+    A = random_rows(width, 64, torch.Generator().manual_seed(0))                   # 16384 draws
+    assert A.shape == (64, width)
+    assert 0.99 * bound < A.abs().max() <= bound, f"max |A| {A.abs().max():.4g}, bound {bound:.4g}"
+    assert abs(A.mean()) < 0.02 * bound, f"mean {A.mean():.3g} is not ~0"
+    assert abs(A.std() - bound / 3 ** 0.5) < 0.02 * bound, f"std {A.std():.4g}, uniform's {bound / 3 ** 0.5:.4g}"
+
 def _layer(rows=3, width=8, out=6, rank=2):
     torch.manual_seed(0)
     content_A, style_A = split_rows(width, rank, rank, seed=0)
-    layer = PairLoRALinear(nn.Linear(width, out), content_A, style_A, 1.0, 1.0)
+    layer = PairLoRALinear(nn.Linear(width, out), content_A, style_A, CONTENT_SCALE, STYLE_SCALE)
     with torch.no_grad():
         layer.content_B.normal_()
         layer.style_B.normal_()
@@ -55,9 +67,9 @@ def test_each_route_adds_exactly_its_adapters(rows, uses_content, uses_style):
     layer, x = _layer(rows=1)
     expected = layer.base(x)
     if uses_content:
-        expected = expected + x @ layer.content_A.T @ layer.content_B.T
+        expected = expected + CONTENT_SCALE * x @ layer.content_A.T @ layer.content_B.T
     if uses_style:
-        expected = expected + int(uses_style) * (x @ layer.style_A.T @ layer.style_B.T)
+        expected = expected + int(uses_style) * STYLE_SCALE * (x @ layer.style_A.T @ layer.style_B.T)
     with pair_routing({"l": layer}, rows, "cpu"):
         got = layer(x)
     assert torch.allclose(got, expected, atol=TOLERANCE)
@@ -81,7 +93,8 @@ def test_frozen_content_rows_send_no_gradient_to_content_B_but_do_to_the_input()
     assert layer.content_B.grad is None or layer.content_B.grad.abs().max() == 0
     assert layer.style_B.grad.abs().max() > 0
     # sg(Δc) is a constant weight, not a cut: the input still sees W0 + Δc + Δs.
-    full = layer.base.weight + layer.content_B @ layer.content_A + layer.style_B @ layer.style_A
+    full = layer.base.weight + CONTENT_SCALE * layer.content_B @ layer.content_A \
+        + STYLE_SCALE * layer.style_B @ layer.style_A
     expected = 2 * (x[1] @ full.T + layer.base.bias) @ full
     assert torch.allclose(x.grad[1], expected.detach(), atol=1e-4)
 
