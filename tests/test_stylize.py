@@ -50,6 +50,13 @@ def test_strength_zero_returns_the_image_through_the_vae(family, scheduler, meth
     assert (moved - expected).abs().max() > 1e-2, f"{method}: strength 0.5 changed nothing"
 
 
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_default_resolution_is_the_models_size(family, style_files):
+    pipe = guided(family, style_files)
+    got = pipe.stylize(photo(), styles={"art": 3.0}, strength=0.0, output_type="pt").images
+    side = pipe.pipe.unet.config.sample_size * pipe.pipe.vae_scale_factor
+    assert got.shape == (1, 3, side, side), f"{family}: {tuple(got.shape)}, the model's size is {side}"
+
 def _x_independent_unet(pipe):
     """Make the predicted noise a function of t only: then DDIM inversion is exactly invertible (pure algebra).
 
