@@ -33,6 +33,26 @@ def z0_of(pipe, image):
     return encode(pipe.pipe, prepare(image, SIZE).pixels[None])
 
 
+@pytest.mark.parametrize("normalised", [False, True])
+def test_encode_and_decode_follow_the_latent_normalisation(normalised):
+    """z = (E(x).mean - m) s / sigma and D(z sigma / s + m), computed here; m, sigma from a VAE that declares
+    them (as Flux-era and some SDXL VAEs do), else 0 and 1; s = 0.18215, so a lost factor shows."""
+    pipe = build_tiny_pipeline("sd")
+    m, sigma = torch.tensor([0.1, -0.2, 0.3, 0.05]), torch.tensor([0.5, 2.0, 1.5, 0.8])
+    if normalised:
+        pipe.vae.register_to_config(latents_mean=m.tolist(), latents_std=sigma.tolist())
+    else:
+        m, sigma = torch.zeros(4), torch.ones(4)
+    m, sigma, s = m.view(1, -1, 1, 1), sigma.view(1, -1, 1, 1), pipe.vae.config.scaling_factor
+    x = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        raw = pipe.vae.encode(x).latent_dist.mean                                    # (1, 4, 16, 16)
+        z = encode(pipe, x)
+        assert torch.allclose(z, (raw - m) * s / sigma, atol=1e-5), "encode is not (E(x) - m) s / sigma"
+        image, expected = decode(pipe, z), pipe.vae.decode(raw).sample
+    assert torch.allclose(image, expected, atol=1e-4), \
+        f"decode is not D(z sigma / s + m): {(image - expected).abs().max()}"
+
 @pytest.mark.parametrize("family, scheduler", [("sd", None), ("sdxl", "sdxl-euler")])
 @pytest.mark.parametrize("method", ["sdedit", "inversion"])
 def test_strength_zero_returns_the_image_through_the_vae(family, scheduler, method, style_files):
