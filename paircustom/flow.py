@@ -100,12 +100,11 @@ class StableDiffusion3(FlowFamily):
     default_guidance, default_style_start_fraction = 7.0, GENERATE.style_start_fraction
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
-               negative_prompt_2=None):
+               negative_prompt_2=None):     # second prompts: refused before this (flow_guidance.UNSUPPORTED)
         negative = None if negative_prompt is None else [negative_prompt] * len(prompts)
-        negative_2 = None if negative_prompt_2 is None else [negative_prompt_2] * len(prompts)
         embeds, negative_embeds, pooled, negative_pooled = pipe.encode_prompt(
-            prompts, prompts_2, None, device=device, do_classifier_free_guidance=with_negative,
-            negative_prompt=negative, negative_prompt_2=negative_2, max_sequence_length=_t5_length(pipe, 256))
+            prompts, None, None, device=device, do_classifier_free_guidance=with_negative,
+            negative_prompt=negative, max_sequence_length=_t5_length(pipe, 256))
         cond = Conditioning(embeds, {"pooled_projections": pooled})
         return cond, (Conditioning(negative_embeds, {"pooled_projections": negative_pooled}) if with_negative else None)
 
@@ -127,17 +126,14 @@ class Flux(FlowFamily):
         return true_cfg_scale, true_cfg_scale > 1 and negative_prompt is not None
 
     def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
-               negative_prompt_2=None):
-        def one(texts, texts_2):
-            embeds, pooled, _ = pipe.encode_prompt(texts, texts_2, device=device,
+               negative_prompt_2=None):     # second prompts: refused before this (flow_guidance.UNSUPPORTED)
+        def one(texts):
+            embeds, pooled, _ = pipe.encode_prompt(texts, None, device=device,
                                                    max_sequence_length=_t5_length(pipe, 512))
             return self.with_guidance(pipe, Conditioning(embeds, {"pooled_projections": pooled}), self.train_guidance)
 
-        uncond = None
-        if with_negative:
-            n = len(prompts)
-            uncond = one([negative_prompt or ""] * n, None if negative_prompt_2 is None else [negative_prompt_2] * n)
-        return one(prompts, prompts_2), uncond
+        uncond = one([negative_prompt or ""] * len(prompts)) if with_negative else None
+        return one(prompts), uncond
 
     def with_guidance(self, pipe, cond: Conditioning, value: float) -> Conditioning:
         """Set the distilled-guidance input of every row (models without a guidance embedding take none)."""

@@ -204,6 +204,7 @@ def test_flow_default_size_and_size_check_follow_the_pipeline(pipe):
     with pytest.raises(UserError, match=f"multiples of {factor}; got height {factor * 2 + factor // 2}"):
         guided("a photo of a dog", styles={}, num_inference_steps=1, height=factor * 2 + factor // 2, width=factor * 2)
 
+
 @pytest.mark.parametrize("true_cfg", [False, True])
 def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cfg):
     from paircustom.flow_guidance import FlowStyleGuidedPipeline
@@ -219,6 +220,9 @@ def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cf
     else:
         plain_kwargs.update(guidance_scale=5.0 if true_cfg else 1.0, max_sequence_length=32)
         ours_kwargs = dict(guidance_scale=plain_kwargs["guidance_scale"])
+        if true_cfg:
+            plain_kwargs.update(negative_prompt="blurry")
+            ours_kwargs.update(negative_prompt="blurry")
     latents = pipe("a photo of a dog", num_inference_steps=1, height=32, width=32, output_type="latent",
                    max_sequence_length=32, generator=torch.Generator().manual_seed(0)).images * 0 \
         + torch.randn(1, *pipe("a", num_inference_steps=1, height=32, width=32, output_type="latent",
