@@ -189,6 +189,16 @@ def trained_style_file(pipe, tmp_path, seed=2):
     return save_adapter(tmp_path / f"style{seed}.safetensors", tensors, metadata, overwrite=False)
 
 
+def test_flow_decode_latents_undo_the_training_units(pipe):
+    """Denoiser latents back to the VAE's: z / s + shift, computed here (tiny VAEs: s and shift not 1 and 0), the
+    inverse of the training units (E(x) - shift) s."""
+    family, config = family_of(pipe), pipe.vae.config
+    assert config.scaling_factor != 1 and config.shift_factor, "the check needs a scale and a shift"
+    z = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    decoded = family.decode_latents(pipe.vae, z)
+    assert torch.allclose(decoded, z / config.scaling_factor + config.shift_factor, atol=1e-6), "not z / s + shift"
+    assert torch.allclose(family.vae_latents(pipe.vae, decoded, torch.ones(1))[0], z, atol=1e-5), "not inverses"
+
 def test_flow_default_size_and_size_check_follow_the_pipeline(pipe):
     """No height and width: the wrapped pipeline's default size; a side that is a multiple of the VAE's factor
     but not of factor x patch (2x2 latents per token) is refused in one sentence."""
