@@ -358,3 +358,31 @@ def test_vae_ceilings_score_a_perfect_and_a_useless_round_trip(monkeypatch):
     useless = evaluate.vae_ceilings(None, count=8)
     assert all(c == pytest.approx(0.0, abs=1e-6) for name, (c, e) in useless.items() if name != "plain")
     assert "inverted +0.00" in evaluate.format_ceilings(useless)
+
+
+@needs_model
+def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
+    """The ceiling script's oracle file has every B = 0 and the known style's suffix, so style guidance with it at
+    scale = CFG from the first step is CFG towards the style prompt (Eq. 10: u + g(c - u) + g(e_s - c) =
+    u + g(e_s - u)), i.e. the base model prompted with the style words."""
+    from safetensors.torch import load_file
+    from tests.conftest import load_benchmark
+
+    from paircustom.guidance import StyleGuidedPipeline
+    from paircustom.shapes.styles import KNOWN_STYLES, styled_caption
+
+    ceiling = load_benchmark("known_style_ceiling")
+    style = KNOWN_STYLES["faded"]
+    path = ceiling.oracle_style_file("shapes", style, tmp_path)
+    weights = load_file(path)
+    assert all(t.abs().max() == 0 for k, t in weights.items() if "lora_B" in k), "the oracle's B must be zero"
+    guided = StyleGuidedPipeline.from_pretrained("shapes")
+    guided.pipe.set_progress_bar_config(disable=True)
+    name = guided.load_style(path, name="oracle")
+    assert guided.suffixes[name] == " in faded style", guided.suffixes[name]
+    caption = "a photo of a red circle on a blue background"
+    common = dict(num_inference_steps=4, guidance_scale=5.0, output_type="np", seed=0)
+    styled = guided(caption, styles={name: 5.0}, style_start_fraction=0.0, **common).images
+    prompted = guided(styled_caption(caption, style), styles={}, **common).images
+    assert abs(styled - prompted).max() < 1e-4, \
+        f"oracle guidance differs from prompting by {abs(styled - prompted).max()}"

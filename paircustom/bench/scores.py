@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes.analyzer import analyze
-from ..shapes.styles import STYLES
+from ..shapes.styles import STYLES, Style
 from ..shapes.world import render_batch
 
 FOREGROUND_SHARE, FOREGROUND_MIN = 0.3, 8.0  # see ``foreground``
@@ -70,9 +70,10 @@ def shapes_read(image: np.ndarray) -> tuple[int, ...]:
     return tuple(shape for _, shape in analyze(image).objects)
 
 
-def analyzer_reads(style: str, count: int = 200, seed: int = 0) -> float:
-    """Share of rendered scenes pushed through the style whose shapes the analyzer reads: can it read this style?"""
+def analyzer_reads(style: str | Style, count: int = 200, seed: int = 0) -> float:
+    """Share of rendered scenes pushed through the style (a benchmark style's name, or any ``Style``) whose shapes
+    the analyzer reads: can it read this style?"""
     images, scenes = render_batch(np.random.default_rng(seed), count)
-    apply = STYLES[style].apply
+    apply = (STYLES[style] if isinstance(style, str) else style).apply
     return float(np.mean([shapes_read(apply(image)) == tuple(s for _, s in scene.layout.objects)
                           for image, scene in zip(images, scenes)]))

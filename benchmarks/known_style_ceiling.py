@@ -1,0 +1,119 @@
+"""How far does text-conditioned styling get on the shapes model when the style is one it already knows?
+
+    python benchmarks/known_style_ceiling.py [--model shapes] [--quick] [--threads 1] [--out FILE]
+
+The quality benchmark (``paircustom.bench.quality``) scores a pair-trained style against the exact answer
+f(x_base). This script asks what the same score gives for styles that need no learning: the base model's known
+styles (named in base training, ``paircustom.shapes.styles.KNOWN_STYLES``). An "oracle" style file, every B = 0
+and the known style's words as its suffix, turns style guidance's term into
+
+    e_style(c + " in <known> style") - e0(c) = e0(c + " in <known> style") - e0(c),
+
+which is what a pair-trained style LoRA would add had it learned the style exactly as the base model knows it.
+Rows: prompting with the style words (the base model under the style prompt, no style term) and style guidance
+with the oracle at the quality benchmark's style scales; the same captions, seeds, steps, CFG, style start and
+scores (pooled fidelity, structure) as that benchmark. A known style that scores well under 0.6 here says the
+benchmark's bar asks for more than drawing the style: drawing it on x_base's own layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
+
+from paircustom.bench.quality import QualityConfig, evaluation_set, generate            # noqa: E402
+from paircustom.bench.scores import analyzer_reads, fidelity_and_structure              # noqa: E402
+from paircustom.guidance import StyleGuidedPipeline                                     # noqa: E402
+from paircustom.shapes.examples import EXAMPLES                                         # noqa: E402
+from paircustom.shapes.styles import KNOWN_STYLES, Style, styled_caption                 # noqa: E402
+from paircustom.shapes.world import render                                              # noqa: E402
+from paircustom.training import PairTrainer, TrainConfig                                # noqa: E402
+
+QUICK = dict(held_out=1, training=1, seeds=(0,), steps=4, style_scales=(3.0,))
+
+
+def oracle_style_file(model: str, style: Style, folder: Path) -> Path:
+    """A style file with every B = 0 whose suffix names ``style``: style guidance with it adds the base model's
+    own e0(c + suffix) - e0(c). Written by the trainer before any step, so its layout is a real style file's."""
+    example = EXAMPLES["trio"]
+    content = render(example.scene)
+    paths = folder / f"{style.name}-content.png", folder / f"{style.name}-style.png"
+    for path, image in zip(paths, (content, style.apply(content))):
+        Image.fromarray(image).save(path)
+    trainer = PairTrainer(TrainConfig(str(paths[0]), str(paths[1]), subject=example.subject, style=style.prompt,
+                                      model=model, output=str(folder / f"{style.name}.safetensors"), progress=False))
+    try:
+        return trainer.save()
+    finally:
+        trainer.close()
+
+
+def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, folder: Path, log=print) -> list[dict]:
+    """Fidelity (held-out and training captions) and structure of every known style, prompted and guided."""
+    sample = evaluation_set(config, guided.pipe)
+    sample.base = generate(guided, sample, config)
+    held_out = np.array([split == "held-out" for split in sample.splits])
+    rows = []
+    for style in KNOWN_STYLES.values():
+        target = np.stack([style.apply(image) for image in sample.base])         # f(x_base)
+        readable = analyzer_reads(style) >= config.readable_threshold
+        name = guided.load_style(oracle_style_file(config.model, style, folder), name=style.name)
+        prompted = replace(sample, prompts=[styled_caption(p, style) for p in sample.prompts])
+        runs = [("prompt", 0.0, generate(guided, prompted, config))]
+        runs += [("style guidance", scale, generate(guided, sample, config, name, scale))
+                 for scale in config.style_scales]
+        for how, scale, styled in runs:
+            row = dict(style=style.name, how=how, scale=scale)
+            for split, chosen in (("held-out", held_out), ("training", ~held_out)):
+                row[split], row[f"{split} structure"] = fidelity_and_structure(
+                    styled[chosen], sample.base[chosen], target[chosen], readable)
+            rows.append(row)
+            log(format_row(row))
+    return rows
+
+
+def format_row(row: dict) -> str:
+    structure = row["held-out structure"]
+    return (f"| {row['style']} | {row['how']} | {row['scale']:g} | {row['held-out']:+.2f} | {row['training']:+.2f} "
+            f"| {'n/a' if structure is None else f'{structure:.2f}'} |")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="shapes", help="a shapes-world model (default: the embedded one)")
+    parser.add_argument("--quick", action="store_true", help="1 held-out + 1 training caption, 1 seed, 4 steps")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = replace(QualityConfig(model=args.model), **(QUICK if args.quick else {}))
+    started = time.time()
+    guided = StyleGuidedPipeline.from_pretrained(config.model)
+    header = ["| known style | how | scale | fidelity held-out | fidelity training | structure held-out |",
+              "|---|---|---|---|---|---|"]
+    print("\n".join(header), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        rows = score_rows(guided, config, Path(folder))
+    if args.out:
+        text = (f"`python benchmarks/known_style_ceiling.py{' --quick' if args.quick else ''}` "
+                f"({(time.time() - started) / 60:.1f} min): {len(config.seeds)} seeds per caption, {config.steps} "
+                f"DDIM steps, CFG {config.guidance_scale:g}, style start {config.style_start_fraction:g}; pooled "
+                f"fidelity against f(x_base) as in the quality benchmark.\n\n")
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(text + "\n".join(header + [format_row(row) for row in rows]) + "\n")
+        tmp.replace(args.out)
+
+
+if __name__ == "__main__":
+    main()
