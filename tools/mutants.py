@@ -2,7 +2,7 @@
 
 Each ``+ - * /`` operator in the modules below is flipped (``+`` <-> ``-``, ``*`` <-> ``/``), one at a time, in a
 copy of the repository, and that module's tests are run with ``-x``. A mutant the tests do not catch is printed
-as a survivor: either a test is missing or the flip does not change behaviour (say so where the line is).
+as a survivor: either a test is missing or the flip cannot change a result (then it belongs in ``EQUIVALENT``).
 Operators inside f-strings and ``%`` formatting are not touched. Long: each survivor costs a full run of its
 tests, so this is a developer tool, not part of the suite.
 
@@ -36,9 +36,15 @@ MODULES = {
     "paircustom/flow_guidance.py": ["test_flow.py"],
     "paircustom/stylize.py": ["test_stylize.py"],
     "paircustom/adapters.py": ["test_basis_adapters.py", "test_training.py", "test_guidance.py"],
-    "paircustom/basis.py": ["test_basis_adapters.py"],
+    "paircustom/basis.py": ["test_basis_adapters.py", "test_pairs.py", "test_reproducible.py"],
     "paircustom/latents.py": ["test_noise.py", "test_guidance.py", "test_stylize.py"],
-    "paircustom/flow.py": ["test_flow.py", "test_flow_train.py"],
+    "paircustom/flow.py": ["test_flow.py", "test_flow_train.py", "test_noise.py"],
+}
+
+# Flips that cannot change a result, with the reason: (module, the line as written, the flipped operator)
+EQUIVALENT = {
+    ("paircustom/basis.py", "q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)", "*"):
+        "dividing by a sign (+1 or -1) is multiplying by it",
 }
 
 
@@ -66,9 +72,10 @@ def _formatting_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
-def mutants_of(path: str) -> list[Mutant]:
-    """One mutant per flippable operator: found between the end of the left operand and the start of the right."""
-    source = (ROOT / path).read_text()
+def mutants_of(path: str, source: str | None = None) -> list[Mutant]:
+    """One mutant per flippable operator of ``source`` (default: the module's text), found between the end of the
+    left operand and the start of the right."""
+    source = (ROOT / path).read_text() if source is None else source
     lines = source.splitlines()
     tree = ast.parse(source)
     skip, found = _formatting_nodes(tree), []
@@ -86,6 +93,14 @@ def mutants_of(path: str) -> list[Mutant]:
     return sorted(found, key=lambda m: (m.line, m.col))
 
 
+def mutated(source: str, mutant: Mutant) -> str:
+    """``source`` with the mutant's operator flipped."""
+    lines = source.splitlines(keepends=True)
+    row = lines[mutant.line - 1]
+    lines[mutant.line - 1] = row[:mutant.col] + mutant.new + row[mutant.col + 1:]
+    return "".join(lines)
+
+
 def killed(mutant: Mutant, workdir: Path) -> tuple[bool, float]:
     """Apply ``mutant`` to a fresh copy of the repository in ``workdir`` and run its module's tests."""
     copy = workdir / "repo"
@@ -93,10 +108,7 @@ def killed(mutant: Mutant, workdir: Path) -> tuple[bool, float]:
         shutil.rmtree(copy)
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", "tools"))
     target = copy / mutant.path
-    lines = target.read_text().splitlines(keepends=True)
-    row = lines[mutant.line - 1]
-    lines[mutant.line - 1] = row[:mutant.col] + mutant.new + row[mutant.col + 1:]
-    target.write_text("".join(lines))
+    target.write_text(mutated(target.read_text(), mutant))
     tests = [f"tests/{name}" for name in MODULES[mutant.path]]
     started = time.time()
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=copy,
@@ -115,8 +127,9 @@ def main(argv=None) -> int:
     if unknown:
         print(f"no test mapping for {', '.join(unknown)}; choose among {', '.join(MODULES)}.", file=sys.stderr)
         return 2
-    mutants = [m for path in args.modules for m in mutants_of(path)]
     sources = {path: (ROOT / path).read_text().splitlines() for path in args.modules}
+    mutants = [m for path in args.modules for m in mutants_of(path)
+               if (path, sources[path][m.line - 1].strip(), m.old) not in EQUIVALENT]
     if args.list:
         for m in mutants:
             print(m.label(sources[m.path]))
