@@ -1,13 +1,15 @@
 """Mutation check of the method's equations: does every arithmetic line have a test that fails when it changes?
 
-Each ``+ - * /`` operator in the modules below is flipped (``+`` <-> ``-``, ``*`` <-> ``/``), one at a time, in a
-copy of the repository, and that module's tests are run with ``-x``. A mutant the tests do not catch is printed
+Each ``+ - * /`` operator in the modules below is flipped (``+`` <-> ``-``, ``*`` <-> ``/``), and each single
+comparison moved by one (``<`` <-> ``<=``, ``>`` <-> ``>=``: the off-by-one), one at a time, in a copy of the
+repository, and that module's tests are run with ``-x``. A mutant the tests do not catch is printed
 as a survivor: either a test is missing or the flip cannot change a result (then it belongs in ``EQUIVALENT``).
 Operators inside f-strings and ``%`` formatting are not touched. Long: each survivor costs a full run of its
 tests, so this is a developer tool, not part of the suite.
 
     python tools/mutants.py                       # every module, 2 workers
     python tools/mutants.py paircustom/guide.py   # one module
+    python tools/mutants.py --operators "< <= > >="   # only the comparisons
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLIPS = {ast.Add: "-", ast.Sub: "+", ast.Mult: "/", ast.Div: "*"}
-SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+FLIPS = {ast.Add: "-", ast.Sub: "+", ast.Mult: "/", ast.Div: "*", ast.Lt: "<=", ast.LtE: "<", ast.Gt: ">=",
+         ast.GtE: ">"}
+SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+          ast.GtE: ">="}
+LONGER = ("**", "//", "<=", ">=", "<<", ">>")   # operators that start with a one-character symbol
 # module -> the test files that should catch a change in it
 MODULES = {
     "paircustom/objective.py": ["test_noise.py", "test_flow.py", "test_training.py", "test_flow_train.py",
@@ -39,6 +44,7 @@ MODULES = {
     "paircustom/basis.py": ["test_basis_adapters.py", "test_pairs.py", "test_reproducible.py"],
     "paircustom/latents.py": ["test_noise.py", "test_guidance.py", "test_stylize.py"],
     "paircustom/flow.py": ["test_flow.py", "test_flow_train.py", "test_noise.py"],
+    "paircustom/training.py": ["test_training.py", "test_noise.py", "test_pairs.py", "test_reproducible.py"],
 }
 
 # Flips that cannot change a result, with the reason: (module, the line as written, the flipped operator)
@@ -72,6 +78,17 @@ def _formatting_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
+def _operations(tree: ast.AST):
+    """(node, left, operator, right) of every binary operation and every comparison (``a <= b < c`` gives two)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp):
+            yield node, node.left, node.op, node.right
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for k, op in enumerate(node.ops):
+                yield node, operands[k], op, operands[k + 1]
+
+
 def mutants_of(path: str, source: str | None = None) -> list[Mutant]:
     """One mutant per flippable operator of ``source`` (default: the module's text), found between the end of the
     left operand and the start of the right."""
@@ -79,17 +96,17 @@ def mutants_of(path: str, source: str | None = None) -> list[Mutant]:
     lines = source.splitlines()
     tree = ast.parse(source)
     skip, found = _formatting_nodes(tree), []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.BinOp) or type(node.op) not in FLIPS or id(node) in skip:
+    for node, left, op, right in _operations(tree):
+        if type(op) not in FLIPS or id(node) in skip:
             continue
-        if node.left.end_lineno != node.right.lineno:
+        if left.end_lineno != right.lineno:
             continue                                  # operator on a continuation line: rare, not handled
-        row = lines[node.left.end_lineno - 1]
-        symbol = SYMBOL[type(node.op)]
-        col = row.find(symbol, node.left.end_col_offset, node.right.col_offset)
-        if col < 0 or row[col:col + 2] in ("**", "//"):
+        row = lines[left.end_lineno - 1]
+        symbol = SYMBOL[type(op)]
+        col = row.find(symbol, left.end_col_offset, right.col_offset)
+        if col < 0 or (len(symbol) == 1 and row[col:col + 2] in LONGER):
             continue
-        found.append(Mutant(path, node.left.end_lineno, col, symbol, FLIPS[type(node.op)]))
+        found.append(Mutant(path, left.end_lineno, col, symbol, FLIPS[type(op)]))
     return sorted(found, key=lambda m: (m.line, m.col))
 
 
@@ -97,7 +114,7 @@ def mutated(source: str, mutant: Mutant) -> str:
     """``source`` with the mutant's operator flipped."""
     lines = source.splitlines(keepends=True)
     row = lines[mutant.line - 1]
-    lines[mutant.line - 1] = row[:mutant.col] + mutant.new + row[mutant.col + 1:]
+    lines[mutant.line - 1] = row[:mutant.col] + mutant.new + row[mutant.col + len(mutant.old):]
     return "".join(lines)
 
 
@@ -121,6 +138,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", default=list(MODULES), help="repository-relative module paths")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--operators", default=" ".join(SYMBOL.values()),
+                        help="which operators to flip, space-separated (default: all of %(default)s)")
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
@@ -129,7 +148,8 @@ def main(argv=None) -> int:
         return 2
     sources = {path: (ROOT / path).read_text().splitlines() for path in args.modules}
     mutants = [m for path in args.modules for m in mutants_of(path)
-               if (path, sources[path][m.line - 1].strip(), m.old) not in EQUIVALENT]
+               if m.old in args.operators.split()
+               and (path, sources[path][m.line - 1].strip(), m.old) not in EQUIVALENT]
     if args.list:
         for m in mutants:
             print(m.label(sources[m.path]))
