@@ -10,10 +10,14 @@ and the known style's words as its suffix, turns style guidance's term into
     e_style(c + " in <known> style") - e0(c) = e0(c + " in <known> style") - e0(c),
 
 which is what a pair-trained style LoRA would add had it learned the style exactly as the base model knows it.
-Rows: prompting with the style words (the base model under the style prompt, no style term) and style guidance
-with the oracle at the quality benchmark's style scales; the same captions, seeds, steps, CFG, style start and
-scores (pooled fidelity, structure) as that benchmark. A known style that scores well under 0.6 here says the
-benchmark's bar asks for more than drawing the style: drawing it on x_base's own layout.
+Generation rows: prompting with the style words (the base model under the style prompt, no style term) and style
+guidance with the oracle at the quality benchmark's style scales; the same captions, seeds, steps, CFG, style
+start and scores (pooled fidelity, structure) as that benchmark. A known style that scores well under 0.6 here
+says the benchmark's bar asks for more than drawing the style: drawing it on x_base's own layout.
+
+Stylising rows: the stylising benchmark's setting (``paircustom.bench.stylize``: its rendered scenes x, scored
+against f(x)), each oracle at the default style scale and strength, with both methods: the same ceiling for
+stylising an existing image.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the s
 
 from paircustom.bench.quality import QualityConfig, evaluation_set, generate            # noqa: E402
 from paircustom.bench.scores import analyzer_reads, fidelity_and_structure              # noqa: E402
+from paircustom.bench.stylize import QUICK as STYLIZE_QUICK                             # noqa: E402
+from paircustom.bench.stylize import StylizeBenchConfig, edit_scenes, scenes            # noqa: E402
+from paircustom.generate_config import GENERATE                                         # noqa: E402
 from paircustom.guidance import StyleGuidedPipeline                                     # noqa: E402
 from paircustom.shapes.examples import EXAMPLES                                         # noqa: E402
 from paircustom.shapes.styles import KNOWN_STYLES, Style, styled_caption                 # noqa: E402
@@ -59,7 +66,7 @@ def oracle_style_file(model: str, style: Style, folder: Path) -> Path:
         trainer.close()
 
 
-def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, folder: Path, log=print) -> list[dict]:
+def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, oracles: dict[str, str], log=print) -> list[dict]:
     """Fidelity (held-out and training captions) and structure of every known style, prompted and guided."""
     sample = evaluation_set(config, guided.pipe)
     sample.base = generate(guided, sample, config)
@@ -68,7 +75,7 @@ def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, folder: Path,
     for style in KNOWN_STYLES.values():
         target = np.stack([style.apply(image) for image in sample.base])         # f(x_base)
         readable = analyzer_reads(style) >= config.readable_threshold
-        name = guided.load_style(oracle_style_file(config.model, style, folder), name=style.name)
+        name = oracles[style.name]
         prompted = replace(sample, prompts=[styled_caption(p, style) for p in sample.prompts])
         runs = [("prompt", 0.0, generate(guided, prompted, config))]
         runs += [("style guidance", scale, generate(guided, sample, config, name, scale))
@@ -81,6 +88,30 @@ def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, folder: Path,
             rows.append(row)
             log(format_row(row))
     return rows
+
+
+def stylize_rows(guided: StyleGuidedPipeline, oracles: dict[str, str], quick: bool, log=print) -> list[dict]:
+    """Fidelity and structure of stylising the stylising benchmark's scenes with each oracle, both methods."""
+    config = replace(StylizeBenchConfig(), **{k: v for k, v in STYLIZE_QUICK.items() if k in ("scenes", "steps")}
+                     if quick else {})
+    chosen = scenes(config)
+    images = np.stack([render(scene) for scene in chosen])                         # (N, 64, 64, 3)
+    rows = []
+    for style in KNOWN_STYLES.values():
+        targets = np.stack([style.apply(image) for image in images])
+        readable = analyzer_reads(style) >= QualityConfig.readable_threshold
+        for method in config.methods:
+            styled = edit_scenes(guided, config, chosen, images, {oracles[style.name]: config.style_scale}, method,
+                                 GENERATE.strength)
+            fidelity, structure = fidelity_and_structure(styled, images, targets, readable)
+            rows.append(dict(style=style.name, method=method, fidelity=fidelity, structure=structure))
+            log(format_stylize_row(rows[-1]))
+    return rows
+
+
+def format_stylize_row(row: dict) -> str:
+    structure = "n/a" if row["structure"] is None else f"{row['structure']:.2f}"
+    return f"| {row['style']} | {row['method']} | {row['fidelity']:+.2f} | {structure} |"
 
 
 def format_row(row: dict) -> str:
@@ -100,20 +131,29 @@ def main(argv=None) -> None:
     config = replace(QualityConfig(model=args.model), **(QUICK if args.quick else {}))
     started = time.time()
     guided = StyleGuidedPipeline.from_pretrained(config.model)
+    guided.pipe.set_progress_bar_config(disable=True)
     header = ["| known style | how | scale | fidelity held-out | fidelity training | structure held-out |",
               "|---|---|---|---|---|---|"]
-    print("\n".join(header), flush=True)
+    stylize_header = [f"| known style | stylize method (strength {GENERATE.strength:g}, style scale "
+                      f"{GENERATE.style_scale:g}) | fidelity | structure |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder:
-        rows = score_rows(guided, config, Path(folder))
+        oracles = {style.name: guided.load_style(oracle_style_file(config.model, style, Path(folder)),
+                                                 name=style.name) for style in KNOWN_STYLES.values()}
+    print("\n".join(header), flush=True)
+    rows = score_rows(guided, config, oracles)
+    print("\n" + "\n".join(stylize_header), flush=True)
+    styled = stylize_rows(guided, oracles, args.quick)
     if args.out:
         text = (f"`python benchmarks/known_style_ceiling.py{' --quick' if args.quick else ''}` "
-                f"({(time.time() - started) / 60:.1f} min): {len(config.seeds)} seeds per caption, {config.steps} "
-                f"DDIM steps, CFG {config.guidance_scale:g}, style start {config.style_start_fraction:g}; pooled "
-                f"fidelity against f(x_base) as in the quality benchmark.\n\n")
+                f"({(time.time() - started) / 60:.1f} min). Generation: {len(config.seeds)} seeds per caption, "
+                f"{config.steps} DDIM steps, CFG {config.guidance_scale:g}, style start "
+                f"{config.style_start_fraction:g}; pooled fidelity against f(x_base) as in the quality benchmark. "
+                f"Stylising: the stylising benchmark's rendered scenes, scored against f(x).\n\n")
+        tables = "\n".join(header + [format_row(row) for row in rows]) + "\n\n" + \
+            "\n".join(stylize_header + [format_stylize_row(row) for row in styled])
         tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text + "\n".join(header + [format_row(row) for row in rows]) + "\n")
+        tmp.write_text(text + tables + "\n")
         tmp.replace(args.out)
-
 
 if __name__ == "__main__":
     main()

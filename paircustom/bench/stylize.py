@@ -86,6 +86,16 @@ def score(styled: np.ndarray, images: np.ndarray, targets: np.ndarray, readable:
     return dict(fidelity=fidelity, structure=structure)
 
 
+def edit_scenes(guided: StyleGuidedPipeline, config: StylizeBenchConfig, chosen: list, images: np.ndarray,
+                styles: dict, method: str, strength: float) -> np.ndarray:
+    """Every scene stylised with these style scales, prompted with its own caption, seeded by its index ->
+    (N, 64, 64, 3) uint8."""
+    return np.stack([np.asarray(guided.stylize(
+        Image.fromarray(image), scene.layout.caption, styles=styles, strength=strength, method=method,
+        num_inference_steps=config.steps, guidance_scale=config.guidance_scale, seed=k).images[0])
+        for k, (image, scene) in enumerate(zip(images, chosen))])
+
+
 def run(config: StylizeBenchConfig, log=print) -> dict:
     """Train (or reuse) each style, stylise every scene per method and strength, score; write .md and .json."""
     threads = torch.get_num_threads()
@@ -101,11 +111,8 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
             guided.pipe.set_progress_bar_config(disable=True)
             quality = QualityConfig(model=config.model, work=str(work))
 
-            def edit(styles, method, strength):      # (N, 64, 64, 3): every scene edited with these style scales
-                return np.stack([np.asarray(guided.stylize(
-                    Image.fromarray(image), scene.layout.caption, styles=styles, strength=strength, method=method,
-                    num_inference_steps=config.steps, guidance_scale=config.guidance_scale, seed=k).images[0])
-                    for k, (image, scene) in enumerate(zip(images, chosen))])
+            def edit(styles, method, strength):
+                return edit_scenes(guided, config, chosen, images, styles, method, strength)
             unstyled = {}       # (method, strength) -> the same edit without a style: one per setting, for all styles
             for style in config.styles:
                 name = guided.load_style(train_style(quality, style, METHODS["pair-sg"], work), name=style)
