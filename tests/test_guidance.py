@@ -8,6 +8,7 @@ from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
 from paircustom.adapters import peft_routing
+from paircustom.errors import UserError
 from paircustom.guidance import StyleGuidedPipeline
 from paircustom.tiny import build_tiny_pipeline
 from tests.conftest import same_state
@@ -47,9 +48,30 @@ def test_default_size_is_the_wrapped_pipelines(family):
     got = StyleGuidedPipeline(base)("a photo of a cat", styles={}, num_inference_steps=1, output_type="np").images
     assert got.shape == expected.shape, f"{family}: default image {got.shape}, diffusers draws {expected.shape}"
 
+
+@pytest.mark.parametrize("options, refused", [
+    (dict(guidance_rescale=1.0), False), (dict(guidance_rescale=1.01), True), (dict(guidance_rescale=-0.01), True),
+    (dict(denoising_end=1.0), False), (dict(denoising_end=0.0), True), (dict(denoising_end=1.01), True),
+])
+def test_rescale_and_denoising_end_bounds(options, refused, style_files):
+    """guidance_rescale in [0, 1] and denoising_end in (0, 1], the ends included or not as diffusers has them."""
+    guided = _guided("sd", style_files)
+    call = lambda: guided("a cat", styles={"art": 1.0}, num_inference_steps=2, output_type="latent",  # noqa: E731
+                          seed=0, **SIZE, **options)
+    if refused:
+        with pytest.raises(UserError, match="guidance_rescale must lie in"):
+            call()
+    else:
+        assert torch.isfinite(call().images).all()
+
+
+# 4 Euler steps run at t = 751, 501, 251, 1: denoising_end 0.499 cuts at t = round(1000 - 499) = 501, which
+# diffusers keeps (t >= the cut-off)
 @pytest.mark.parametrize("extra", [dict(guidance_scale=7.0, guidance_rescale=0.7), dict(denoising_end=0.6),
+                                   dict(denoising_end=0.499),
                                    dict(prompt_2="an oil painting", negative_prompt="blurry",
-                                        negative_prompt_2="dark")], ids=["rescale", "denoising_end", "prompt_2"])
+                                        negative_prompt_2="dark")],
+                         ids=["rescale", "denoising_end", "denoising_end_at_a_step", "prompt_2"])
 def test_diffusers_call_arguments_match_the_sdxl_pipeline(extra, style_files):
     """With no style term, our call reproduces StableDiffusionXLPipeline given the same diffusers arguments."""
     base = build_tiny_pipeline("sdxl", scheduler="sdxl-euler")

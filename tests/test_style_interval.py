@@ -153,6 +153,7 @@ def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
     (3.2, True),     # r = 0.6
     (1.4, False),    # r = 0.3
     (0.8, True),     # r = 0.6, moved down
+    (3.0, False),    # r = 0.5 exactly: stale only once r exceeds the tolerance
 ])
 def test_adaptive_rule_measures_the_relative_l1_change_of_e_cond(e_cond, stale):
     """r = |e0(c) - e0_ref(c)|_1 / |e0_ref(c)|_1 against the tolerance (0.5), reference e0_ref(c) = 2 everywhere."""

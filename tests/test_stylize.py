@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from diffusers import DDIMScheduler
 from PIL import Image
 
 from paircustom.errors import UserError
@@ -95,9 +96,17 @@ def _x_independent_unet(pipe):
     pipe._predict = fake
 
 
-@pytest.mark.parametrize("family, scheduler", [("sd", None), ("sd", "sd2-v"), ("sdxl", "sdxl-euler")])
+@pytest.mark.parametrize("family, scheduler", [("sd", None), ("sd", "sd2-v"), ("sdxl", "sdxl-euler"),
+                                               ("sd", "ddim-defaults")])
 def test_inversion_then_plain_ddim_is_exact_when_the_prediction_ignores_x(family, scheduler):
-    pipe = guided(family, scheduler=scheduler)
+    """"ddim-defaults": DDIM's own defaults (steps_offset 0, set_alpha_to_one): the steps then land on t = 0, whose
+    a_t is the table's while the step below it has a_t = 1."""
+    if scheduler == "ddim-defaults":
+        pipe = guided(family)
+        pipe.pipe.scheduler = DDIMScheduler.from_config(pipe.pipe.scheduler.config, steps_offset=0,
+                                                         set_alpha_to_one=True)
+    else:
+        pipe = guided(family, scheduler=scheduler)
     _x_independent_unet(pipe)
     image = photo()
     got = pipe.stylize(image, PROMPT, styles={}, strength=1.0, method="inversion", guidance_scale=1.0,
