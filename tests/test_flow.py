@@ -285,6 +285,22 @@ def test_flow_style_rows_run_from_style_start_to_style_end(pipe, tmp_path, start
     plain = 2 if family_of(pipe).name == "sd3" else 1
     assert sizes == [plain + s for s in styled], f"start {start}, end {end}: blocks per step {sizes}"
 
+@pytest.mark.parametrize("scale, rows", [(1.0, 1), (1.5, 2)])
+def test_flow_unconditional_row_only_above_cfg_1(pipe, scale, rows):
+    """As the diffusers pipelines decide: SD3 adds the ∅ row for guidance_scale > 1, Flux for true_cfg_scale > 1
+    with a negative prompt; at exactly 1 each step is one row (the conditional one)."""
+    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+
+    guided, sizes = FlowStyleGuidedPipeline(pipe), []
+    options = dict(guidance_scale=scale) if family_of(pipe).name == "sd3" else \
+        dict(true_cfg_scale=scale, negative_prompt="blurry")
+    hook = guided.denoiser.register_forward_pre_hook(
+        lambda module, args, kwargs: sizes.append(len((args or [kwargs["hidden_states"]])[0])), with_kwargs=True)
+    guided("a photo of a dog", styles={}, num_inference_steps=2, height=32, width=32, output_type="latent", seed=0,
+           **options)
+    hook.remove()
+    assert sizes == [rows, rows], f"{family_of(pipe).name} at {scale}: rows per step {sizes}"
+
 def test_command_line_refuses_a_damaged_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
     from paircustom.cli import main
 
