@@ -32,9 +32,11 @@ def test_basis_is_reproducible_and_seeded():
     assert (a - c).abs().max() > 0.1
 
 
-def test_ranks_larger_than_width_are_refused():
-    with pytest.raises(UserError, match="exceeds a layer's input width 32"):
-        split_rows(32, 20, 20, seed=0)
+@pytest.mark.parametrize("pairs, message", [(1, r"^content rank 20 \+ style rank 20 = 40 exceeds"),
+                                            (2, r"^2 x content rank 10 \+ style rank 20 = 40 exceeds")])
+def test_ranks_larger_than_width_are_refused(pairs, message):
+    with pytest.raises(UserError, match=message + " a layer's input width 32"):
+        split_rows(32, 40 // (2 * pairs), 20, seed=0, pairs=pairs)
 
 
 CONTENT_SCALE, STYLE_SCALE = 0.5, 2.0       # alpha / rank of each adapter; neither 1, so a lost factor shows

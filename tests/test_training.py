@@ -264,3 +264,24 @@ def test_adapter_scale_is_alpha_over_rank_and_the_saved_file_matches_plain_diffu
     assert (ours - base).abs().max() > 1e-3, "the style adapters changed nothing"
     error = (ours - theirs).abs().max().item()
     assert error < 1e-4, f"alpha {alpha}: our style layers and diffusers' loaded file differ by {error:.3g}"
+
+
+def test_an_accumulated_step_reports_the_mean_of_its_micro_steps(pair, tmp_path, monkeypatch):
+    """gradient_accumulation 2: the step's content loss (history and return value) is the mean of its two draws."""
+    import paircustom.training as training
+
+    seen, real = [], training.pair_losses
+
+    def recording(*args):
+        losses = real(*args)
+        seen.append({kind: loss.item() for kind, loss in losses.items()})
+        return losses
+    monkeypatch.setattr(training, "pair_losses", recording)
+    trainer = PairTrainer(quick_config(*pair, tmp_path / "a.safetensors", gradient_accumulation=2),
+                          build_tiny_pipeline("sd"))
+    content, style = trainer.train_step()
+    trainer.close()
+    draws = [losses[RowKind.CONTENT] for losses in seen]
+    assert len(draws) == 2 and draws[0] != draws[1], draws
+    assert style is None and content == pytest.approx(sum(draws) / 2, rel=1e-6), (content, draws)
+    assert trainer.history == [(1, content, None)]

@@ -44,13 +44,19 @@ MODULES = {
     "paircustom/basis.py": ["test_basis_adapters.py", "test_pairs.py", "test_reproducible.py"],
     "paircustom/latents.py": ["test_noise.py", "test_guidance.py", "test_stylize.py"],
     "paircustom/flow.py": ["test_flow.py", "test_flow_train.py", "test_noise.py"],
-    "paircustom/training.py": ["test_training.py", "test_noise.py", "test_pairs.py", "test_reproducible.py"],
+    "paircustom/training.py": ["test_training.py", "test_noise.py", "test_pairs.py", "test_reproducible.py",
+                               "test_cli.py", "test_distributed.py"],
 }
 
 # Flips that cannot change a result, with the reason: (module, the line as written, the flipped operator)
 EQUIVALENT = {
     ("paircustom/basis.py", "q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)", "*"):
         "dividing by a sign (+1 or -1) is multiplying by it",
+    ("paircustom/guidance.py", "if guide.guidance_rescale > 0:", ">"):
+        "rescaling by 0 returns 0 x rescaled + 1 x guided, the guided prediction itself",
+    ("paircustom/training.py", "description = \"pair training\" + (f\" ({self.processes} processes)\" if "
+                               "self.processes > 1 else \"\")", ">"):
+        "the progress bar's label only",
 }
 
 
