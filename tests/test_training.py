@@ -266,22 +266,33 @@ def test_adapter_scale_is_alpha_over_rank_and_the_saved_file_matches_plain_diffu
     assert error < 1e-4, f"alpha {alpha}: our style layers and diffusers' loaded file differ by {error:.3g}"
 
 
-def test_an_accumulated_step_reports_the_mean_of_its_micro_steps(pair, tmp_path, monkeypatch):
-    """gradient_accumulation 2: the step's content loss (history and return value) is the mean of its two draws."""
+
+def _recording_trainer(pair, tmp_path, monkeypatch, **overrides):
+    """A trainer whose pair_losses calls append their content losses to the returned list."""
     import paircustom.training as training
 
     seen, real = [], training.pair_losses
 
     def recording(*args):
         losses = real(*args)
-        seen.append({kind: loss.item() for kind, loss in losses.items()})
+        seen.append(losses[RowKind.CONTENT].item())
         return losses
     monkeypatch.setattr(training, "pair_losses", recording)
-    trainer = PairTrainer(quick_config(*pair, tmp_path / "a.safetensors", gradient_accumulation=2),
-                          build_tiny_pipeline("sd"))
+    return PairTrainer(quick_config(*pair, tmp_path / "a.safetensors", **overrides), build_tiny_pipeline("sd")), seen
+
+
+def test_an_accumulated_step_reports_the_mean_of_its_micro_steps(pair, tmp_path, monkeypatch):
+    """gradient_accumulation 2: the step's content loss (history and return value) is the mean of its two draws."""
+    trainer, draws = _recording_trainer(pair, tmp_path, monkeypatch, gradient_accumulation=2)
     content, style = trainer.train_step()
     trainer.close()
-    draws = [losses[RowKind.CONTENT] for losses in seen]
     assert len(draws) == 2 and draws[0] != draws[1], draws
     assert style is None and content == pytest.approx(sum(draws) / 2, rel=1e-6), (content, draws)
     assert trainer.history == [(1, content, None)]
+
+
+def test_evaluate_is_the_mean_over_its_draws(pair, tmp_path, monkeypatch):
+    trainer, draws = _recording_trainer(pair, tmp_path, monkeypatch)
+    content, _ = trainer.evaluate(draws=3)
+    trainer.close()
+    assert len(draws) == 3 and content == pytest.approx(sum(draws) / 3, rel=1e-6), (content, draws)
