@@ -57,6 +57,9 @@ EQUIVALENT = {
     ("paircustom/training.py", "description = \"pair training\" + (f\" ({self.processes} processes)\" if "
                                "self.processes > 1 else \"\")", ">"):
         "the progress bar's label only",
+    ("paircustom/training.py", "if self.processes > 1:       # the mean over all processes' draws: the same "
+                               "history (and checks) everywhere", ">"):
+        "with one process the mean over processes is the value itself",
 }
 
 
