@@ -66,7 +66,8 @@ def oracle_style_file(model: str, style: Style, folder: Path) -> Path:
         trainer.close()
 
 
-def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, oracles: dict[str, str], log=print) -> list[dict]:
+def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, oracles: dict[str, str],
+               readable: dict[str, bool], log=print) -> list[dict]:
     """Fidelity (held-out and training captions) and structure of every known style, prompted and guided."""
     sample = evaluation_set(config, guided.pipe)
     sample.base = generate(guided, sample, config)
@@ -74,7 +75,6 @@ def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, oracles: dict
     rows = []
     for style in KNOWN_STYLES.values():
         target = np.stack([style.apply(image) for image in sample.base])         # f(x_base)
-        readable = analyzer_reads(style) >= config.readable_threshold
         name = oracles[style.name]
         prompted = replace(sample, prompts=[styled_caption(p, style) for p in sample.prompts])
         runs = [("prompt", 0.0, generate(guided, prompted, config))]
@@ -84,26 +84,26 @@ def score_rows(guided: StyleGuidedPipeline, config: QualityConfig, oracles: dict
             row = dict(style=style.name, how=how, scale=scale)
             for split, chosen in (("held-out", held_out), ("training", ~held_out)):
                 row[split], row[f"{split} structure"] = fidelity_and_structure(
-                    styled[chosen], sample.base[chosen], target[chosen], readable)
+                    styled[chosen], sample.base[chosen], target[chosen], readable[style.name])
             rows.append(row)
             log(format_row(row))
     return rows
 
 
-def stylize_rows(guided: StyleGuidedPipeline, oracles: dict[str, str], quick: bool, log=print) -> list[dict]:
+def stylize_rows(guided: StyleGuidedPipeline, oracles: dict[str, str], readable: dict[str, bool], quick: bool,
+                 log=print) -> list[dict]:
     """Fidelity and structure of stylising the stylising benchmark's scenes with each oracle, both methods."""
-    config = replace(StylizeBenchConfig(), **{k: v for k, v in STYLIZE_QUICK.items() if k in ("scenes", "steps")}
-                     if quick else {})
+    quick_size = dict(scenes=STYLIZE_QUICK["scenes"], steps=STYLIZE_QUICK["steps"])
+    config = replace(StylizeBenchConfig(), **(quick_size if quick else {}))
     chosen = scenes(config)
     images = np.stack([render(scene) for scene in chosen])                         # (N, 64, 64, 3)
     rows = []
     for style in KNOWN_STYLES.values():
         targets = np.stack([style.apply(image) for image in images])
-        readable = analyzer_reads(style) >= QualityConfig.readable_threshold
         for method in config.methods:
             styled = edit_scenes(guided, config, chosen, images, {oracles[style.name]: config.style_scale}, method,
                                  GENERATE.strength)
-            fidelity, structure = fidelity_and_structure(styled, images, targets, readable)
+            fidelity, structure = fidelity_and_structure(styled, images, targets, readable[style.name])
             rows.append(dict(style=style.name, method=method, fidelity=fidelity, structure=structure))
             log(format_stylize_row(rows[-1]))
     return rows
@@ -139,10 +139,11 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         oracles = {style.name: guided.load_style(oracle_style_file(config.model, style, Path(folder)),
                                                  name=style.name) for style in KNOWN_STYLES.values()}
+    readable = {style.name: analyzer_reads(style) >= config.readable_threshold for style in KNOWN_STYLES.values()}
     print("\n".join(header), flush=True)
-    rows = score_rows(guided, config, oracles)
+    rows = score_rows(guided, config, oracles, readable)
     print("\n" + "\n".join(stylize_header), flush=True)
-    styled = stylize_rows(guided, oracles, args.quick)
+    styled = stylize_rows(guided, oracles, readable, args.quick)
     if args.out:
         text = (f"`python benchmarks/known_style_ceiling.py{' --quick' if args.quick else ''}` "
                 f"({(time.time() - started) / 60:.1f} min). Generation: {len(config.seeds)} seeds per caption, "
@@ -154,6 +155,7 @@ def main(argv=None) -> None:
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(text + tables + "\n")
         tmp.replace(args.out)
+
 
 if __name__ == "__main__":
     main()

@@ -51,6 +51,7 @@ def test_ordinary_lora_rows_are_kaiming_uniform():
     assert abs(A.mean()) < 0.02 * bound, f"mean {A.mean():.3g} is not ~0"
     assert abs(A.std() - bound / 3 ** 0.5) < 0.02 * bound, f"std {A.std():.4g}, uniform's {bound / 3 ** 0.5:.4g}"
 
+
 def _layer(rows=3, width=8, out=6, rank=2):
     torch.manual_seed(0)
     content_A, style_A = split_rows(width, rank, rank, seed=0)

@@ -199,6 +199,7 @@ def test_flow_decode_latents_undo_the_training_units(pipe):
     assert torch.allclose(decoded, z / config.scaling_factor + config.shift_factor, atol=1e-6), "not z / s + shift"
     assert torch.allclose(family.vae_latents(pipe.vae, decoded, torch.ones(1))[0], z, atol=1e-5), "not inverses"
 
+
 def test_flow_default_size_and_size_check_follow_the_pipeline(pipe):
     """No height and width: the wrapped pipeline's default size; a side that is a multiple of the VAE's factor
     but not of factor x patch (2x2 latents per token) is refused in one sentence."""
@@ -267,6 +268,18 @@ def test_style_reuse_reaches_the_flow_schedule(pipe, tmp_path):
     assert (forecast - hold).abs().max() > 1e-6, "style_reuse did not reach the flow pipeline's schedule"
 
 
+def _rows_per_step(guided, **call) -> list[int]:
+    """The transformer's batch size at each step of one 32x32 call with ``call``'s options."""
+    sizes = []
+    hook = guided.denoiser.register_forward_pre_hook(
+        lambda module, args, kwargs: sizes.append(len((args or [kwargs["hidden_states"]])[0])), with_kwargs=True)
+    try:
+        guided("a photo of a dog", height=32, width=32, output_type="latent", seed=0, **call)
+    finally:
+        hook.remove()
+    return sizes
+
+
 @pytest.mark.parametrize("start, end, styled", [(0.4, 0.8, [0, 0, 1, 1, 0]), (0.0, None, [1, 1, 1, 1, 1]),
                                                 (0.2, 0.6, [0, 1, 1, 0, 0])])
 def test_flow_style_rows_run_from_style_start_to_style_end(pipe, tmp_path, start, end, styled):
@@ -276,14 +289,11 @@ def test_flow_style_rows_run_from_style_start_to_style_end(pipe, tmp_path, start
 
     guided = FlowStyleGuidedPipeline(pipe)
     guided.load_style(trained_style_file(pipe, tmp_path), name="art")
-    sizes = []
-    hook = guided.denoiser.register_forward_pre_hook(
-        lambda module, args, kwargs: sizes.append(len((args or [kwargs["hidden_states"]])[0])), with_kwargs=True)
-    guided("a photo of a dog", styles={"art": 3.0}, style_start_fraction=start, style_end=end, num_inference_steps=5,
-           height=32, width=32, output_type="latent", seed=0)
-    hook.remove()
+    sizes = _rows_per_step(guided, styles={"art": 3.0}, style_start_fraction=start, style_end=end,
+                           num_inference_steps=5)
     plain = 2 if family_of(pipe).name == "sd3" else 1
     assert sizes == [plain + s for s in styled], f"start {start}, end {end}: blocks per step {sizes}"
+
 
 @pytest.mark.parametrize("scale, rows", [(1.0, 1), (1.5, 2)])
 def test_flow_unconditional_row_only_above_cfg_1(pipe, scale, rows):
@@ -291,15 +301,11 @@ def test_flow_unconditional_row_only_above_cfg_1(pipe, scale, rows):
     with a negative prompt; at exactly 1 each step is one row (the conditional one)."""
     from paircustom.flow_guidance import FlowStyleGuidedPipeline
 
-    guided, sizes = FlowStyleGuidedPipeline(pipe), []
     options = dict(guidance_scale=scale) if family_of(pipe).name == "sd3" else \
         dict(true_cfg_scale=scale, negative_prompt="blurry")
-    hook = guided.denoiser.register_forward_pre_hook(
-        lambda module, args, kwargs: sizes.append(len((args or [kwargs["hidden_states"]])[0])), with_kwargs=True)
-    guided("a photo of a dog", styles={}, num_inference_steps=2, height=32, width=32, output_type="latent", seed=0,
-           **options)
-    hook.remove()
+    sizes = _rows_per_step(FlowStyleGuidedPipeline(pipe), styles={}, num_inference_steps=2, **options)
     assert sizes == [rows, rows], f"{family_of(pipe).name} at {scale}: rows per step {sizes}"
+
 
 def test_command_line_refuses_a_damaged_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
     from paircustom.cli import main

@@ -30,6 +30,7 @@ TOLERANCE = 1e-5                         # float32 arithmetic on values of order
 
 PAIR_ROWS = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)      # the rows of a pair-training step
 
+
 def alphas_cumprod(name: str) -> torch.Tensor:
     """a_t of the config: SD's scaled-linear betas, computed without diffusers (float64)."""
     config = SCHEDULER_CONFIGS[name]

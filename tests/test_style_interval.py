@@ -147,7 +147,6 @@ def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
     assert 1 <= sum(rows == 3 for rows, in drift) <= 4, drift
 
 
-
 @pytest.mark.parametrize("e_cond, stale", [
     (2.8, False),    # r = |2.8 - 2| / |2| = 0.4 <= 0.5
     (3.2, True),     # r = 0.6
@@ -162,6 +161,7 @@ def test_adaptive_rule_measures_the_relative_l1_change_of_e_cond(e_cond, stale):
     schedule.update(0, reference, [reference + 1])
     schedule.update(1, torch.full_like(reference, e_cond), [])
     assert schedule.fresh(2) is stale, f"e0(c) = {e_cond} against 2 with tolerance 0.5: stale should be {stale}"
+
 
 @pytest.mark.parametrize("options, message", [
     (dict(style_interval=0), "style_interval must lie between 1"),

@@ -54,6 +54,7 @@ def test_encode_and_decode_follow_the_latent_normalisation(normalised):
     assert torch.allclose(image, expected, atol=1e-4), \
         f"decode is not D(z sigma / s + m): {(image - expected).abs().max()}"
 
+
 @pytest.mark.parametrize("family, scheduler", [("sd", None), ("sdxl", "sdxl-euler")])
 @pytest.mark.parametrize("method", ["sdedit", "inversion"])
 def test_strength_zero_returns_the_image_through_the_vae(family, scheduler, method, style_files):
@@ -77,6 +78,7 @@ def test_default_resolution_is_the_models_size(family, style_files):
     got = pipe.stylize(photo(), styles={"art": 3.0}, strength=0.0, output_type="pt").images
     side = pipe.pipe.unet.config.sample_size * pipe.pipe.vae_scale_factor
     assert got.shape == (1, 3, side, side), f"{family}: {tuple(got.shape)}, the model's size is {side}"
+
 
 def _x_independent_unet(pipe):
     """Make the predicted noise a function of t only: then DDIM inversion is exactly invertible (pure algebra).

@@ -266,7 +266,6 @@ def test_adapter_scale_is_alpha_over_rank_and_the_saved_file_matches_plain_diffu
     assert error < 1e-4, f"alpha {alpha}: our style layers and diffusers' loaded file differ by {error:.3g}"
 
 
-
 def _recording_trainer(pair, tmp_path, monkeypatch, **overrides):
     """A trainer whose pair_losses calls append their content losses to the returned list."""
     import paircustom.training as training
