@@ -51,8 +51,8 @@ class TrainConfig:
                                              #   style LoRA, one content LoRA per pair, all pairs in every step
     pair_subjects: tuple[str, ...] = ()      # the subject of each extra pair, in order (none: all share ``subject``)
     subject: str = setting("object", 'the subject word, e.g. "dog"', required=True)
-    style: str = setting("custom", 'the style description, e.g. "digital art": words the base model already ties to the '
-                         'look work best (README, "Does it work?")', required=True)
+    style: str = setting("custom", 'the style description, e.g. "digital art"; on the shapes model, words it already '
+                         'ties to the look did far better (README, "Does it work?")', required=True)
     model: str = setting("shapes", "hub id, diffusers folder, or 'shapes' (the embedded model)")
     output: str = setting("style.safetensors", "the style LoRA file written at the end", short="-o")
     token: str = setting("sbu", "rare token V* bound to the content")
