@@ -285,6 +285,17 @@ def test_unet_stage_can_continue_a_finished_pipeline(tmp_path, monkeypatch):
                    unet_from=tmp_path / "first" / "unet")
 
 
+
+def test_base_training_cli_takes_channel_widths(tmp_path, monkeypatch):
+    """Tuple fields such as the UNet's channel widths are comma-separated flags; the rest keep their defaults."""
+    from paircustom.shapes import train as base
+
+    seen = []
+    monkeypatch.setattr(base, "train", lambda config, *args: seen.append(config))
+    base.main(["--out", str(tmp_path), "--unet-channels", "32,64,128", "--unet-steps", "7"])
+    assert seen == [replace(base.BaseTrainConfig(), unet_channels=(32, 64, 128), unet_steps=7)]
+
+
 needs_model = pytest.mark.skipif(world_version() != 2, reason="the embedded shapes model predates the v2 world "
                                  "(train it with python -m paircustom.shapes.train)")
 

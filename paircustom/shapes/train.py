@@ -353,6 +353,9 @@ def main(argv=None) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         elif isinstance(value, (int, float)):
             parser.add_argument(flag, type=type(value), default=value)
+        elif isinstance(value, tuple):  # channel widths, e.g. --unet-channels 32,64,128
+            parser.add_argument(flag, type=lambda text: tuple(int(v) for v in text.split(",")), default=value,
+                                help=f"comma-separated (default {','.join(map(str, value))})")
     args = parser.parse_args(argv)
     config = BaseTrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(BaseTrainConfig)})
     train(config, args.out, args.device, args.stop_after, args.vae_from, args.unet_from)
