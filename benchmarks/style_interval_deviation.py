@@ -1,9 +1,9 @@
 """How far the cheaper style guidance of issue 14 lands from full style guidance, with a TRAINED style.
 
-    python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--out FILE]
+    python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--example trio] [--out FILE]
 
-Trains the demo's style (``paircustom demo``: the red_circle pair, the embedded shapes model, its default steps),
-then draws the demo's six prompts x ``--seeds`` seeds with plain CFG (x_base), full style guidance (x_full, the
+Trains the style of an example pair (default ``trio``, inverted colours: the demo's pair until 2026-11-28, which the
+committed results used) on the embedded shapes model with its default steps, then draws the demo's six prompts x ``--seeds`` seeds with plain CFG (x_base), full style guidance (x_full, the
 default style scale, CFG and style_start_fraction of ``GenerateConfig``) and each setting of ``paircustom.bench.CHEAP_GUIDANCE`` (x), same initial noise, and
 reports in pixels (0-255):
 
@@ -42,17 +42,18 @@ SETTINGS = {"full style guidance (style_interval 1)": {},
             **{label: options for label, options in CHEAP_GUIDANCE.values()}}
 
 
-def measure(seeds: int = 2, steps: int = GENERATE.num_inference_steps, train_steps: int | None = None, log=print) -> list[tuple[str, float, float]]:
+def measure(seeds: int = 2, steps: int = GENERATE.num_inference_steps, train_steps: int | None = None, log=print,
+            example_name: str = "trio") -> list[tuple[str, float, float]]:
     """(setting, deviation, style kept) for every setting; the first is full guidance itself (0, 1)."""
     demo = DemoConfig()
-    example = EXAMPLES[demo.example]
-    content, style = example_paths(demo.example)
+    example = EXAMPLES[example_name]
+    content, style = example_paths(example_name)
     with tempfile.TemporaryDirectory(prefix="paircustom-deviation-") as folder:
         start = time.perf_counter()
         path = train_pair(TrainConfig(str(content), str(style), subject=example.subject, style=example.style_prompt,
                                       model="shapes", output=str(Path(folder) / "style.safetensors"),
                                       max_steps=train_steps, overwrite=True, progress=False))
-        log(f"trained the demo style in {time.perf_counter() - start:.0f} s")
+        log(f"trained the {example_name} style in {time.perf_counter() - start:.0f} s")
         guided = StyleGuidedPipeline.from_pretrained("shapes")
         guided.pipe.set_progress_bar_config(disable=True)
         name = guided.load_style(path, name="style")
@@ -81,7 +82,7 @@ def report(rows, args, minutes: float) -> str:
             f"Command: `python benchmarks/style_interval_deviation.py {' '.join(sys.argv[1:])}`\n\n"
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {minutes:.1f} min, "
             f"torch.set_num_threads(1), os.cpu_count() = {os.cpu_count()}\n"
-            f"- embedded shapes model, world v{world_version()}; the demo's style (red_circle pair), style scale "
+            f"- embedded shapes model, world v{world_version()}; the {args.example} pair's style, style scale "
             f"{GENERATE.style_scale:g}, CFG {GENERATE.guidance_scale:g}, style_start_fraction {GENERATE.style_start_fraction:g}, "
             f"{args.steps} DDIM steps, the demo's 6 prompts x {args.seeds} seeds\n"
             f"- deviation = mean |x - x_full| / mean |x_full - x_base|, style kept = mean |x - x_base| / "
@@ -93,11 +94,12 @@ def main(argv=None) -> list:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=GENERATE.num_inference_steps, help="DDIM sampling steps")
     parser.add_argument("--train-steps", type=int, default=None, help="pair-training steps (default: the model's)")
+    parser.add_argument("--example", default="trio", choices=sorted(EXAMPLES), help="the example pair to train")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "style-interval-deviation.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
-    rows = measure(args.seeds, args.steps, args.train_steps)
+    rows = measure(args.seeds, args.steps, args.train_steps, example_name=args.example)
     Path(args.out).write_text(report(rows, args, (time.perf_counter() - start) / 60))
     print(f"wrote {args.out}")
     return rows

@@ -69,7 +69,7 @@ sys.exit(main(args["argv"]))
 STEPS, ACCUMULATION = 4, 2
 TRAIN = ["--subject", "dog", "--style", "digital art", "--rank", "4", "--lr", "1e-2", "--steps", str(STEPS),
          "--style-start-step", "1", "--accumulation", str(ACCUMULATION), "--resolution", "32", "--checkpoint-every", "2",
-         "--quiet"]
+         "--quiet", "--scale-lr"]  # --scale-lr: 2 processes train with 2 x --lr (checked on the first step)
 
 
 def read(path) -> tuple[dict, dict]:
@@ -122,7 +122,8 @@ def test_two_processes_ran_and_only_process_0_wrote_and_printed(run):
     assert wrote == ["wrote style.safetensors"], f"expected one 'wrote' line, got: {run['out']!r}"
     assert "find_unused_parameters" not in run["err"], "DDP still searches for unused parameters"
     tensors, metadata = read(dump / "style.safetensors")
-    assert json.loads(metadata["paircustom"])["training"]["processes"] == 2
+    training = json.loads(metadata["paircustom"])["training"]
+    assert (training["processes"], training["effective_learning_rate"]) == (2, 2e-2), training
 
 
 def test_both_ranks_hold_bitwise_equal_weights_and_the_file_is_rank_0s(run):
@@ -140,7 +141,8 @@ def test_both_ranks_hold_bitwise_equal_weights_and_the_file_is_rank_0s(run):
 
 
 def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
-    """Rank r draws from seed + r; DDP averages: one step on (g0 + g1) / 2 computed here from the same draws."""
+    """Rank r draws from seed + r; DDP averages: one step on (g0 + g1) / 2 computed here from the same draws, at
+    --scale-lr's 2 x lr."""
     root = run["root"]
     config = quick_config(run["content"], run["style"], root / "single.safetensors", model=str(root / "model"),
                           max_steps=STEPS, style_start_step=1, gradient_accumulation=ACCUMULATION)
@@ -164,7 +166,7 @@ def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
             for param, value, grad in zip(params, before, grads):
                 param.copy_(value)
                 param.grad = grad
-        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=2 * config.learning_rate, weight_decay=config.weight_decay)
         optimizer.step()
         return [p.detach().clone() for p in params]
 

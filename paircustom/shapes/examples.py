@@ -70,7 +70,8 @@ RED_CIRCLE = Scene(2, (Thing(0, 0, left=16, top=16, size=32),))
 
 EXAMPLES = {pair.name: pair for pair in (ExamplePair("red_circle", RED_CIRCLE, "inverted"),
                                          ExamplePair("trio", TRIO, "inverted"),
-                                         ExamplePair("trio_sketch", TRIO, "line_sketch"))}
+                                         ExamplePair("trio_sketch", TRIO, "line_sketch"),
+                                         ExamplePair("trio_posterized", TRIO, "posterized"))}
 
 
 def write_examples(directory: str | Path = EXAMPLES_DIR) -> list[Path]:
