@@ -183,3 +183,14 @@ def test_report_only_rewrites_the_tables_from_the_json(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         quality.main(["--report-only", "--out", str(tmp_path / "missing")])
     assert stop.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_scale_sweeps_are_command_line_flags(monkeypatch):
+    from paircustom.bench import quality
+
+    seen = []
+    monkeypatch.setattr(quality, "run", lambda config, log: seen.append(config))
+    quality.main(["--styles", "inverted", "--style-scales", "1,8", "--lora-scales", "2"])
+    assert (seen[0].style_scales, seen[0].lora_scales, seen[0].styles) == ((1.0, 8.0), (2.0,), ("inverted",))
+    quality.main([])
+    assert (seen[1].style_scales, seen[1].lora_scales) == (QualityConfig.style_scales, QualityConfig.lora_scales)

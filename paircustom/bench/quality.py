@@ -297,6 +297,9 @@ def main(argv=None) -> None:
     parser.add_argument("--style-start-step", type=int, default=None, help="first step with the style loss")
     parser.add_argument("--train", default="", help="TrainConfig overrides for every method, e.g. "
                         "'rank=16,learning_rate=2e-3,target_modules=to_q+to_k+to_v+to_out.0+ff.net.2'")
+    for sweep in ("style_scales", "lora_scales"):
+        parser.add_argument("--" + sweep.replace("_", "-"), default=None, help="comma-separated sweep (default "
+                            + ",".join(f"{v:g}" for v in getattr(QualityConfig, sweep)) + ")")
     parser.add_argument("--name", default=None, help="file stem of the results (default quality)")
     parser.add_argument("--report-only", action="store_true", help="rewrite <name>.md and <name>.png from the "
                         "<name>.json already under --out (after the report changed), without sampling")
@@ -310,6 +313,9 @@ def main(argv=None) -> None:
         config = replace(config, styles=tuple(args.styles.split(",")))
     if args.methods:
         config = replace(config, methods=tuple(args.methods.split(",")))
+    for sweep in ("style_scales", "lora_scales"):
+        if getattr(args, sweep):
+            config = replace(config, **{sweep: tuple(float(v) for v in getattr(args, sweep).split(","))})
     if args.steps is not None or args.style_start_step is not None:
         config = replace(config, max_steps=args.steps, style_start_step=args.style_start_step)
     config = replace(config, train=parse_overrides(args.train), name=args.name or config.name)
