@@ -2,10 +2,11 @@
 
     python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--example trio] [--out FILE]
 
-Trains the style of an example pair (default ``trio``, inverted colours: the demo's pair until 2026-11-28, which the
-committed results used) on the embedded shapes model with its default steps, then draws the demo's six prompts x ``--seeds`` seeds with plain CFG (x_base), full style guidance (x_full, the
-default style scale, CFG and style_start_fraction of ``GenerateConfig``) and each setting of ``paircustom.bench.CHEAP_GUIDANCE`` (x), same initial noise, and
-reports in pixels (0-255):
+Trains the style of an example pair (default ``trio``, inverted colours: the demo's pair until 2026-11-28, which
+the committed results used) on the embedded shapes model with its default steps, then draws the demo's six
+prompts x ``--seeds`` seeds with plain CFG (x_base), full style guidance (x_full, the default style scale, CFG and
+style_start_fraction of ``GenerateConfig``) and each setting of ``paircustom.bench.CHEAP_GUIDANCE`` (x), same
+initial noise, and reports in pixels (0-255):
 
     deviation   mean |x - x_full| / mean |x_full - x_base|   (0: the full-guidance image; 1: as far as no style)
     style kept  mean |x - x_base| / mean |x_full - x_base|   (how much of the style's change of the image remains)
