@@ -1,6 +1,6 @@
 """How far the cheaper style guidance of issue 14 lands from full style guidance, with a TRAINED style.
 
-    python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--example trio] [--out FILE]
+    python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--example NAME] [--out F]
 
 Trains the style of an example pair (default ``trio``, inverted colours: the demo's pair until 2026-11-28, which
 the committed results used) on the embedded shapes model with its default steps, then draws the demo's six
