@@ -26,6 +26,7 @@ import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -110,9 +111,7 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
             guided = StyleGuidedPipeline.from_pretrained(config.model)
             guided.pipe.set_progress_bar_config(disable=True)
             quality = QualityConfig(model=config.model, work=str(work))
-
-            def edit(styles, method, strength):
-                return edit_scenes(guided, config, chosen, images, styles, method, strength)
+            edit = partial(edit_scenes, guided, config, chosen, images)   # (styles, method, strength) -> images
             unstyled = {}       # (method, strength) -> the same edit without a style: one per setting, for all styles
             for style in config.styles:
                 name = guided.load_style(train_style(quality, style, METHODS["pair-sg"], work), name=style)
