@@ -170,11 +170,19 @@ def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
         optimizer.step()
         return [p.detach().clone() for p in params]
 
-    mean = step_on([None if a is None else (a + b) / 2 for a, b in zip(*gradients)])
+    mean_gradients = [None if a is None else (a + b) / 2 for a, b in zip(*gradients)]
+    mean = step_on(mean_gradients)
     rank0_only = step_on(gradients[0])
     trainer.close()
     two, _ = read(run["dump"] / "step1-0.safetensors")
-    error = max((two[str(i)] - mean[i]).abs().max().item() for i in range(len(params)))
+    # AdamW's first step moves each weight by lr g / (|g| + eps): where |g| is within a few eps (1e-8) of zero it
+    # magnifies the float rounding of g (summation order differs between DDP's all-reduce and (a + b) / 2) by
+    # eps / (|g| + eps)^2, so those weights are compared only where the gradient is at least 100 eps.
+    steady = [torch.ones_like(p, dtype=torch.bool) if g is None else g.abs() >= 1e-6
+              for p, g in zip(params, mean_gradients)]
+    share = sum(int(m.sum()) for m in steady) / sum(m.numel() for m in steady)
+    assert share > 0.9, f"only {share:.1%} of the weights have a gradient clear of AdamW's eps"
+    error = max((two[str(i)] - mean[i])[steady[i]].abs().max().item() for i in range(len(params)))
     assert error <= 1e-5, f"the 2-process first step is {error:.2e} from a step on the mean gradient (tolerance 1e-5)"
     apart = max((two[str(i)] - rank0_only[i]).abs().max().item() for i in range(len(params)))
     assert apart > 1e-4, f"rank 0's own gradient gives the same step ({apart:.2e}): the check cannot tell them apart"
