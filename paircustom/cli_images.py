@@ -190,7 +190,8 @@ def run_stylize(args) -> None:
     from .stylize import check_stylize
 
     styles, names, metadata, config = _read_styles(args)
-    check_stylize(config.strength, config.method, config.inversion_refine)
+    check_stylize(config.strength, config.method, config.inversion_refine, config.negative_prompt_inversion,
+                  config.negative_prompt)
     image = open_rgb(args.image, "image")
     control_image = _read_control(args, config)
     prompt = args.prompt if args.prompt is not None else metadata[0].content_prompt if metadata[0] else None
@@ -208,8 +209,9 @@ def run_stylize(args) -> None:
                           **config.values(("strength", "method", "guidance_scale", "style_start_fraction",
                                            "num_inference_steps",
                                            "negative_prompt", "resolution", "controlnet_conditioning_scale",
-                                           "inversion_refine"))).images[0]
-    text = {"image": str(Path(args.image).resolve()), "prompt": prompt, "method": f"stylize {config.method}",
+                                           "inversion_refine", "negative_prompt_inversion"))).images[0]
+    method = f"stylize {config.method}" + (" (negative-prompt inversion)" if config.negative_prompt_inversion else "")
+    text = {"image": str(Path(args.image).resolve()), "prompt": prompt, "method": method,
             "strength": str(config.strength), "seed": str(args.seed), "model": config.model,
             "styles": json.dumps(files), "steps": str(config.num_inference_steps),
             "guidance_scale": str(config.guidance_scale), "style_start": str(config.style_start_fraction),

@@ -60,6 +60,9 @@ class GenerateConfig:
                                     "by deterministic DDIM under the prompt first, which keeps the layout better",
                           choices=("sdedit", "inversion"))
     inversion_refine: int = setting(0, "inversion: fixed-point iterations per step")
+    negative_prompt_inversion: bool = setting(False, "inversion: the prompt is also the negative prompt (Miyake et "
+                                                     "al. 2023), so CFG cancels and without a style the image comes "
+                                                     "back; the style terms then act alone (raise --style-scale)")
     resolution: int | None = setting(None, "square size in pixels the image is resized and cropped to",
                                      default_text="the model's size")
 
@@ -79,7 +82,7 @@ class GenerateConfig:
 
 GENERATE = GenerateConfig()
 MODEL_OPTIONS = ("model", "device", "dtype", "variant", "vae")
-STYLIZE_ONLY = ("strength", "method", "inversion_refine", "resolution")
+STYLIZE_ONLY = ("strength", "method", "inversion_refine", "negative_prompt_inversion", "resolution")
 STYLIZE_OPTIONS = (*MODEL_OPTIONS, "guidance_scale", "style_scale", "style_start_fraction", "num_inference_steps",
                    "negative_prompt", "controlnet_conditioning_scale", *STYLIZE_ONLY)
 GENERATE_OPTIONS = tuple(name for name in GenerateConfig.__dataclass_fields__ if name not in STYLIZE_ONLY)

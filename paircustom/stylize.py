@@ -25,6 +25,15 @@ Garibi et al. 2024, "ReNoise"): e0 is evaluated again at the x_next just found, 
 x_next solves the DDIM step exactly; each iteration costs one more UNet call per step.
 A DDIM scheduler is built from the pipeline's scheduler config for this method: only DDIM's deterministic
 step undoes the inversion.  Style guidance starts after ``style_start_fraction`` of the n denoising steps.
+
+The inversion ran under c without CFG, but the denoising's CFG with negative prompt n (default empty) adds
+lambda_cfg (e0(c) - e0(n)), so the unstyled trajectory leaves the inverted one.  ``negative_prompt_inversion``
+(Miyake et al. 2023, "Negative-prompt inversion") denoises with n = c, which cancels that term:
+
+    eps = e0(c) + lambda_cfg (e0(c) - e0(c)) + sum_i lambda_i (e_i(c + suffix_i) - e0(c))
+        = e0(c) + sum_i lambda_i (e_i(c + suffix_i) - e0(c))
+
+so without a style each step is the DDIM step that the inversion undid, and the style terms alone move the image.
 """
 
 from __future__ import annotations
@@ -43,12 +52,20 @@ from .images import open_rgb, prepare, to_rgb
 from .latents import encode
 
 METHODS = ("sdedit", "inversion")
-def check_stylize(strength, method: str, refine: int = 0) -> None:
+
+
+def check_stylize(strength, method: str, refine: int = 0, negative_prompt_inversion: bool = False,
+                  negative_prompt: str | None = None) -> None:
     """The settings only stylising has; refused in one sentence."""
     check_number("the strength", strength, 0, 1, hint=" (0 keeps the image, 1 redraws it from pure noise)")
     check_number("the number of inversion refinements", refine, 0, 100, integer=True)
     if method not in METHODS:
         raise UserError(f"the stylising method must be sdedit or inversion (got {method!r}).")
+    if negative_prompt_inversion and method != "inversion":
+        raise UserError("negative-prompt inversion needs the inversion method; add --method inversion or drop "
+                        "--negative-prompt-inversion.")
+    if negative_prompt_inversion and negative_prompt is not None:
+        raise UserError("negative-prompt inversion uses the prompt as the negative prompt; drop --negative-prompt.")
 
 
 def timesteps_for(scheduler, steps: int, strength: float, device=None) -> tuple[torch.Tensor, int]:
@@ -115,18 +132,20 @@ def stylize(guided, image, prompt: str | None = None, styles=None, strength: flo
             resolution: int | None = GENERATE.resolution, seed: int | None = None, generator=None,
             output_type: str = "pil", eta: float = 0.0, batched: bool = True, control_image=None,
             controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
-            inversion_refine: int = GENERATE.inversion_refine):
+            inversion_refine: int = GENERATE.inversion_refine,
+            negative_prompt_inversion: bool = GENERATE.negative_prompt_inversion):
     """Stylise ``image`` (PIL image or path) with style guidance; returns the pipeline's output class (``.images``).
 
     ``prompt`` describes the image (default: the content prompt of the first style's file); ``strength`` in
     [0, 1] is the share of the denoising steps redone (0 returns the image through the VAE); ``method`` is
     "sdedit" or "inversion" (see the module docstring), ``inversion_refine`` its fixed-point iterations per
-    step (0: classic DDIM inversion); ``resolution`` (default: the model's size) is the
+    step (0: classic DDIM inversion), ``negative_prompt_inversion`` whether the prompt is also the negative
+    prompt (module docstring); ``resolution`` (default: the model's size) is the
     side of the square the image is resized and centre-cropped to, as in training.  The other arguments mean
     what they mean in ``StyleGuidedPipeline.__call__``.
     """
     pipe = guided.pipe
-    check_stylize(strength, method, inversion_refine)
+    check_stylize(strength, method, inversion_refine, negative_prompt_inversion, negative_prompt)
     scales = guided._scales(styles, style_scale)
     factor = pipe.vae_scale_factor
     check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, resolution, resolution, seed, 1,
@@ -145,6 +164,8 @@ def stylize(guided, image, prompt: str | None = None, styles=None, strength: flo
     picture = open_rgb(image, "image") if isinstance(image, (str, Path)) else to_rgb(image)
     prepared = prepare(picture, resolution)
     size = Size(prepared.original_size, prepared.crop_top_left, (resolution, resolution))
+    if negative_prompt_inversion:          # n = c: the CFG term cancels (module docstring)
+        negative_prompt, negative_prompt_2 = prompt, prompt_2
     guide = guided._guide([prompt], scales, [size], guidance_scale, negative_prompt, prompt_2, negative_prompt_2)
     guide.control = guided._control(control_image, resolution, resolution, controlnet_conditioning_scale)
     guide.batched = batched

@@ -265,6 +265,7 @@ CASES = {
     "stylize strength nan": (stylize("--strength", "nan"), None, 'strength must be a finite'),
     "stylize unknown method": (stylize("--method", "ddpm"), None, "invalid choice: 'ddpm'"),
     "stylize refine -1": (stylize("--inversion-refine=-1"), None, 'inversion refinements must lie'),
+    "stylize npi without inversion": (stylize("--negative-prompt-inversion"), None, 'needs the inversion method'),
     "stylize no style": (["stylize", "{content}", "--model", "{model}", "-o", "{png}"], None, 'give at least one style'),
     "stylize steps 0": (stylize("--steps", "0"), None, 'denoising steps must lie'),
     "stylize resolution 33": (stylize("--resolution", "33"), None, 'multiples of 2'),

@@ -454,17 +454,19 @@ def test_sdxl_second_prompt_and_guidance_rescale(style_files, model_dirs, tmp_pa
               "-o", str(tmp_path / "b.png")], capsys, "second text encoder")
 
 
-@pytest.mark.parametrize("method", ["sdedit", "inversion"])
-def test_stylize_writes_the_styled_image_with_its_settings(method, trained, tmp_path):
+@pytest.mark.parametrize("method, extra, recorded", [
+    ("sdedit", [], "stylize sdedit"), ("inversion", [], "stylize inversion"),
+    ("inversion", ["--negative-prompt-inversion"], "stylize inversion (negative-prompt inversion)")])
+def test_stylize_writes_the_styled_image_with_its_settings(method, extra, recorded, trained, tmp_path):
     _, style = trained
     photo = tmp_path / "photo.png"
     Image.fromarray((np.random.default_rng(3).random((40, 56, 3)) * 255).astype(np.uint8)).save(photo)
     out = tmp_path / "styled.png"
     assert main(["stylize", str(photo), "-s", f"{style}=3", "--method", method, "--strength", "0.5", "--steps", "4",
-                 "--resolution", "32", "-o", str(out), "--quiet"]) == 0
+                 "--resolution", "32", "-o", str(out), "--quiet", *extra]) == 0
     written = Image.open(out)
     assert written.size == (32, 32)
-    assert written.text["method"] == f"stylize {method}" and written.text["prompt"] == "a photo of a sbu dog"
+    assert written.text["method"] == recorded and written.text["prompt"] == "a photo of a sbu dog"
     assert written.text["strength"] == "0.5"
 
 

@@ -139,6 +139,23 @@ def test_inversion_then_plain_denoising_reconstructs_the_latents(family, schedul
     assert refined <= tolerance, f"refined inversion, 200 steps: error {refined} > {tolerance}"
 
 
+@pytest.mark.parametrize("family, scheduler", [("sd", None), ("sd", "sd2-v"), ("sdxl", "sdxl-euler")])
+def test_negative_prompt_inversion_cancels_the_cfg_term(family, scheduler, style_files):
+    """n = c: e0(c) + 5 (e0(c) - e0(c)) + 3 (e_art(c + suffix) - e0(c)) equals guidance 1 with the empty negative
+    prompt, e0(∅) + 1 (e0(c) - e0(∅)) + 3 (...), with and without the style term."""
+    pipe = guided(family, style_files, scheduler)
+    args = dict(strength=0.6, method="inversion", num_inference_steps=10, output_type="latent", resolution=SIZE,
+                seed=0)
+    for styles in ({}, {"art": 3.0}):
+        cancelled = pipe.stylize(photo(), PROMPT, styles, guidance_scale=5.0, negative_prompt_inversion=True,
+                                 **args).images
+        unguided = pipe.stylize(photo(), PROMPT, styles, guidance_scale=1.0, **args).images
+        guided_by_cfg = pipe.stylize(photo(), PROMPT, styles, guidance_scale=5.0, **args).images
+        gap = float((cancelled - unguided).abs().max())
+        assert gap <= 1e-5, f"{styles}: negative-prompt inversion at CFG 5 differs from guidance 1 by {gap}"
+        assert (guided_by_cfg - unguided).abs().max() > 1e-3, "CFG 5 with the empty prompt changed nothing here"
+
+
 @pytest.mark.parametrize("method, inversion_calls", [("sdedit", 0), ("inversion", 5)])
 def test_each_step_is_one_batched_call_and_style_start_counts_denoising_steps(method, inversion_calls, style_files):
     pipe = guided("sd", style_files)
@@ -168,7 +185,10 @@ def test_prompt_defaults_to_the_style_files_content_prompt_and_seeds_repeat(styl
 @pytest.mark.parametrize("settings, match", [(dict(strength=1.5), "strength must lie"),
                                              (dict(strength=float("nan")), "strength must be a finite"),
                                              (dict(method="ddpm"), "sdedit or inversion"),
-                                             (dict(inversion_refine=-1), "inversion refinements")])
+                                             (dict(inversion_refine=-1), "inversion refinements"),
+                                             (dict(negative_prompt_inversion=True), "needs the inversion method"),
+                                             (dict(method="inversion", negative_prompt_inversion=True,
+                                                   negative_prompt="blurry"), "drop --negative-prompt")])
 def test_bad_settings_are_one_sentence(settings, match, style_files):
     with pytest.raises(UserError, match=match):
         guided("sd", style_files).stylize(photo(), **settings)
