@@ -40,6 +40,12 @@ def test_quick_stylize_benchmark_scores_each_edit_with_and_without_the_style(tmp
     assert {(r["method"], r["strength"]) for r in results["records"]} == {(m, s) for m in config.methods
                                                                         for s in config.strengths}
     assert all(abs(r["fidelity"] - r["fidelity_without_style"]) > 1e-3 for r in results["records"]), results["records"]
+    images = np.stack([render(scene) for scene in scenes(config)]).astype(np.float64)
+    targets = np.stack([STYLES["inverted"].apply(image) for image in images.astype(np.uint8)]).astype(np.float64)
+    mean_colour = np.rint(targets.reshape(-1, 3).mean(axis=0))
+    expected = 1 - np.abs(mean_colour - targets).sum() / np.abs(images - targets).sum()
+    assert abs(results["constant"]["inverted"] - expected) < 1e-4, (results["constant"], expected)
+    assert f"| inverted | sdedit | {expected:+.2f} |" in (tmp_path / "stylize-quick.md").read_text()
     assert (tmp_path / "stylize-quick.md").is_file() and (tmp_path / "stylize-quick.json").is_file()
     sheet = Image.open(tmp_path / "stylize-quick-samples.png")     # one style; per scene x, sdedit, inversion, f(x)
     assert sheet.size == (64 * 4 * config.scenes, 64), sheet.size

@@ -71,7 +71,7 @@ from ..shapes.styles import STYLES
 from ..training import TrainConfig, train_pair
 from . import quality_report
 from .methods import METHODS, Method
-from .scores import analyzer_reads, metrics
+from .scores import analyzer_reads, constant_image, metrics
 
 @dataclass(frozen=True)
 class QualityConfig:
@@ -207,9 +207,8 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
                                                                 style_images[:pairs], readable)))
         return next(r for r in reversed(records) if r["split"] == "all")
 
-    constant = np.broadcast_to(np.rint(target.mean(axis=(0, 1, 2))).astype(np.uint8), target.shape)
     ceiling = vae_round_trip(guided.pipe.vae, target)
-    for key, images in (("none", sample.base), ("ideal", target), ("constant", constant),
+    for key, images in (("none", sample.base), ("ideal", target), ("constant", constant_image(target)),
                         ("vae-ceiling", ceiling)):   # references
         score(key, 0.0, images)
     loaded: dict[Path, str] = {}

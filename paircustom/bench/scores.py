@@ -18,6 +18,12 @@ def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=(1, 2, 3))
 
 
+def constant_image(target: np.ndarray) -> np.ndarray:
+    """Every pixel of every sample the mean colour of ``target`` (N, H, W, 3) uint8: the content-blind reference a
+    method must beat to show more than a global colour shift."""
+    return np.broadcast_to(np.rint(target.mean(axis=(0, 1, 2))).astype(np.uint8), target.shape)
+
+
 def fidelity_and_structure(styled: np.ndarray, base: np.ndarray, target: np.ndarray, readable: bool
                            ) -> tuple[float, float | None]:
     """Fidelity of ``styled`` against ``target`` = f(base), pooled; structure: share of samples whose shapes read

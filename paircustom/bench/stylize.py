@@ -1,15 +1,20 @@
 """Stylising benchmark on the embedded shapes model: how well does ``stylize`` apply a learned style to a photo?
 
     python -m paircustom.bench.stylize [--quick] [--model shapes] [--out benchmarks/results] [--work DIR]
+                                       [--negative-prompt-inversion]
 
 In the shapes world the exact answer is known: stylising a rendered scene x with a style learned from one pair
 should give f(x), the style's image function applied to x.  For each style we train (or reuse, from ``--work``,
 the same files as ``paircustom.bench.quality``) the Pair Customization style file of the fixed ``trio`` pair,
 then stylise rendered scenes that are not the pair's (``scenes``, half of them held-out combinations) with each
-method ("sdedit", "inversion") over a strength sweep, prompted with each scene's own caption, and score:
+method ("sdedit", "inversion") over a strength sweep, prompted with each scene's own caption, and score
+(``--negative-prompt-inversion``: inversion only, with the caption as negative prompt too; see
+``paircustom.stylize``):
 
     fidelity    1 - Σ d(y, f(x)) / Σ d(x, f(x)),  d = mean absolute pixel error, pooled over the scenes
-                (1: exactly f(x); 0: x unchanged; < 0: further from f(x) than x itself)
+                (1: exactly f(x); 0: x unchanged; < 0: further from f(x) than x itself); next to it the
+                "constant" reference, every pixel the mean colour of f(x): what a content-blind output scores
+                (high for line sketch, whose f(x) is mostly white)
     structure   share of scenes whose analyzer-read shapes (left to right) on y equal those read on x, for
                 styles under which the analyzer reads rendered shapes back (see ``scores.analyzer_reads``),
                 "n/a" otherwise
@@ -41,7 +46,7 @@ from ..shapes.styles import STYLES
 from ..shapes.world import render, random_scene
 from .methods import METHODS
 from .quality import QualityConfig, train_style
-from .scores import analyzer_reads, fidelity_and_structure
+from .scores import analyzer_reads, constant_image, fidelity_and_structure
 from .quality_report import fmt
 
 
@@ -62,6 +67,7 @@ class StylizeBenchConfig:
     out: str = "benchmarks/results"
     name: str = "stylize"
     work: str | None = None                                # style files, shared with the quality benchmark
+    negative_prompt_inversion: bool = False                # inversion with n = c (paircustom.stylize)
 
 
 SHEET_SCENES = 4  # scenes per style in the sample sheet
@@ -93,7 +99,8 @@ def edit_scenes(guided: StyleGuidedPipeline, config: StylizeBenchConfig, chosen:
     (N, 64, 64, 3) uint8."""
     return np.stack([np.asarray(guided.stylize(
         Image.fromarray(image), scene.layout.caption, styles=styles, strength=strength, method=method,
-        num_inference_steps=config.steps, guidance_scale=config.guidance_scale, seed=k).images[0])
+        num_inference_steps=config.steps, guidance_scale=config.guidance_scale, seed=k,
+        negative_prompt_inversion=config.negative_prompt_inversion).images[0])
         for k, (image, scene) in enumerate(zip(images, chosen))])
 
 
@@ -101,7 +108,7 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
     """Train (or reuse) each style, stylise every scene per method and strength, score; write .md and .json."""
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
-    started, records, sheet = time.time(), [], []
+    started, records, sheet, constant = time.time(), [], [], {}
     chosen = scenes(config)
     images = np.stack([render(scene) for scene in chosen])           # (N, 64, 64, 3) uint8
     try:
@@ -117,6 +124,7 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
                 name = guided.load_style(train_style(quality, style, METHODS["pair-sg"], work), name=style)
                 targets = np.stack([STYLES[style].apply(image) for image in images])
                 readable = analyzer_reads(style) >= quality.readable_threshold
+                constant[style] = score(constant_image(targets), images, targets, readable)["fidelity"]
                 shown = {"x": images, "f(x)": targets}
                 for method in config.methods:
                     for strength in config.strengths:
@@ -136,22 +144,22 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
                               for column in SHEET_COLUMNS if column in shown])
     finally:
         torch.set_num_threads(threads)
-    results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records)
+    results = dict(config=asdict(config), minutes=(time.time() - started) / 60, records=records, constant=constant)
     write(results, Path(config.out), sheet)
     return results
 
 
 def table(results: dict) -> str:
-    """One row per style and method; fidelity / structure per strength."""
+    """One row per style and method: the constant reference's fidelity, then fidelity / structure per strength."""
     config = results["config"]
     strengths = config["strengths"]
     cell = {(r["style"], r["method"], r["strength"]): r for r in results["records"]}
-    lines = ["| style | method | " + " | ".join(f"strength {s:g}" for s in strengths) + " |",
-             "|---|---|" + "---|" * len(strengths)]
+    lines = ["| style | method | constant | " + " | ".join(f"strength {s:g}" for s in strengths) + " |",
+             "|---|---|---|" + "---|" * len(strengths)]
     for style in config["styles"]:
         for method in config["methods"]:
             cells = [cell.get((style, method, s)) for s in strengths]
-            lines.append(f"| {style} | {method} | " + " | ".join(
+            lines.append(f"| {style} | {method} | {results['constant'][style]:+.2f} | " + " | ".join(
                 "" if c is None else
                 f"{c['fidelity']:+.2f} ({c['fidelity_without_style']:+.2f}) / {fmt(c['structure'])}" for c in cells)
                 + " |")
@@ -161,10 +169,11 @@ def table(results: dict) -> str:
 def write(results: dict, out: Path, sheet: list[list[Image.Image]]) -> list[Path]:
     """<name>.md, <name>.json and <name>-samples.png (``sheet``: one row of images per style)."""
     config = results["config"]
-    flags = " --quick" if config["name"] == "stylize-quick" else ""
+    flags = (" --quick" if config["name"] == "stylize-quick" else "") + \
+        (" --negative-prompt-inversion" if config["negative_prompt_inversion"] else "")
     text = (f"# Stylising benchmark ({config['name']})\n\nCommand: `python -m paircustom.bench.stylize{flags}` "
             f"({results['minutes']:.1f} min). Cells: fidelity (the same edit without the style) / structure (see the "
-            f"module docstring); "
+            f"module docstring); constant: every pixel the mean colour of f(x); "
             f"{config['scenes']} rendered scenes, style scale {config['style_scale']:g}, CFG "
             f"{config['guidance_scale']:g}, {config['steps']} steps at strength 1; the default strength is "
             f"{GENERATE.strength:g}.\n\n{table(results)}\n\nSamples at strength {GENERATE.strength:g}, one row per "
@@ -186,9 +195,13 @@ def main(argv=None) -> None:
     parser.add_argument("--work", default=None, help="folder for style files (the quality benchmark's are reused)")
     parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--negative-prompt-inversion", action="store_true",
+                        help="inversion only, the caption also the negative prompt (written as <name>-npi)")
     args = parser.parse_args(argv)
     config = StylizeBenchConfig(**QUICK) if args.quick else StylizeBenchConfig()
     config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
+    if args.negative_prompt_inversion:
+        config = replace(config, methods=("inversion",), negative_prompt_inversion=True, name=f"{config.name}-npi")
     if args.styles:
         config = replace(config, styles=tuple(args.styles.split(",")))
     results = run(config, log=lambda message: print(message, flush=True))
