@@ -156,11 +156,12 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
     from paircustom.images import from_uint8
     from paircustom.shapes import train as base
     from paircustom.shapes.data import vae_images
+    from paircustom.shapes.networks import build_models
 
     gaps = {}
     for weight in (0.0, 1.0):
         config = _tiny_base_config(vae_steps=40, vae_batch=4, vae_lr=1e-2, colour_latent_weight=weight)
-        vae = base.build_models(config, 10)[0]
+        vae = build_models(config, 10)[0]
         rows = vae.decoder.conv_out.weight.flatten(1).clone()  # (3, C*k*k)
         gram = rows @ rows.T / rows.norm(dim=1).mean() ** 2
         torch.testing.assert_close(gram, torch.eye(3), atol=1e-5, rtol=0, msg="output rows not orthonormal")
@@ -174,9 +175,9 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
 
 @pytest.mark.parametrize("plain", [0, 1, 2])
 def test_unet_plain_levels_drop_attention_at_the_leading_levels(plain):
-    from paircustom.shapes import train as base
+    from paircustom.shapes.networks import build_models
 
-    unet = base.build_models(_tiny_base_config(unet_channels=(16, 16, 32), unet_plain_levels=plain), 10)[2]
+    unet = build_models(_tiny_base_config(unet_channels=(16, 16, 32), unet_plain_levels=plain), 10)[2]
     down = [hasattr(block, "attentions") for block in unet.down_blocks]
     up = [hasattr(block, "attentions") for block in unet.up_blocks]
     assert down == [False] * plain + [True] * (3 - plain) and up == down[::-1], (plain, down, up)
@@ -190,10 +191,12 @@ def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path,
 
     from paircustom.objective import training_scheduler
     from paircustom.shapes import train as base
+    from paircustom.shapes.networks import shapes_scheduler
+    from paircustom.tiny import sd_scheduler
 
-    scheduler = base.shapes_scheduler()
+    scheduler = shapes_scheduler()
     assert scheduler.alphas_cumprod[-1] == 0 and scheduler.config.prediction_type == "v_prediction"
-    torch.testing.assert_close(scheduler.alphas_cumprod[0], base.sd_scheduler().alphas_cumprod[0], rtol=0.05, atol=0,
+    torch.testing.assert_close(scheduler.alphas_cumprod[0], sd_scheduler().alphas_cumprod[0], rtol=0.05, atol=0,
                                msg="the rescaled schedule should start near SD's")
     targets, original = [], base.prediction_target
 

@@ -31,7 +31,7 @@ class BaseTrainConfig:
     decoder_steps: int = 400  # stage 3: the decoder alone, on the frozen encoder's latents
     decoder_lr: float = 3e-4
     unet_steps: int = 2000
-    zero_terminal_snr: bool = True  # see shapes_scheduler
+    zero_terminal_snr: bool = True  # see networks.shapes_scheduler
     unet_channels: tuple = (64, 128, 192)  # 16x16, 8x8 and 4x4
     unet_plain_levels: int = 1  # leading UNet levels without attention (16x16 attention would cost ~4x the step)
     unet_heads: int = 8

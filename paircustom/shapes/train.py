@@ -8,7 +8,7 @@ Stage ``vae`` trains an AutoencoderKL (64x64x3 <-> 16x16x8) on everything a real
 scenes in the known styles, scenes in the benchmark styles and random textures.  Stage ``unet`` renders a pool
 of training scenes (a quarter of them in a known style, captioned ``... in <known> style``), encodes it once,
 and trains the UNet and the CLIP text encoder jointly through the v-prediction loss (zero terminal SNR, see
-``shapes_scheduler``), dropping the caption 10% of the time for classifier-free guidance.  Stage ``decoder``
+``networks.shapes_scheduler``), dropping the caption 10% of the time for classifier-free guidance.  Stage ``decoder``
 sharpens the VAE decoder on the frozen encoder's latents, which leaves the UNet's latent space unchanged.
 
 Each stage writes its result under DIR and is skipped when that result exists; the UNet stage also checkpoints
@@ -29,18 +29,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, StableDiffusionPipeline
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..checkpoint import join_optimizer_state, split_optimizer_state
 from ..images import atomic_write, from_uint8
 from ..objective import prediction_target, training_scheduler
-from ..tiny import BASE_WORDS, sd_scheduler, write_clip_tokenizer
+from ..tiny import BASE_WORDS, write_clip_tokenizer
 from .base_config import TRAIN_DEFAULTS, BaseTrainConfig
 from .data import encode_pool, step_rng, training_pool, vae_images
 from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, vae_ceilings
+from .networks import build_models
 from .styles import STYLE_WORDS
 from .world import SIZE, WORLD_WORDS
 
@@ -50,73 +50,17 @@ def lr_at(base: float, step: int, warmup: int, total: int) -> float:
     return base * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
 
 
-def orthogonal_output(conv: torch.nn.Conv2d) -> None:
-    """Give the decoder's last conv (3, C, k, k) three orthonormal rows at its initial norm; training keeps it frozen.
-
-    Trained, those rows become equal within ~100 steps: each pixel then decodes to the median of its channels
-    (the L1 optimum without colour), and as the gradient reaching the features is ``W^T g`` with equal rows, no
-    chroma signal gets back to the decoder or encoder again. Fixed orthonormal rows pass every colour's gradient.
-    """
-    weight = conv.weight  # (3, C, k, k)
-    basis, _ = torch.linalg.qr(torch.randn(weight[0].numel(), weight.shape[0]))  # (C*k*k, 3), orthonormal columns
-    weight.copy_(basis.T.reshape(weight.shape) * weight.norm() / weight.shape[0] ** 0.5)
-
-
-def shapes_scheduler(zero_terminal_snr: bool = True) -> DDIMScheduler:
-    """SD's scaled-linear schedule, rescaled to zero SNR at t=999 with v-prediction and trailing DDIM steps.
-
-    On run 3's 8x8 latents SD's schedule left signal at t=999 (alpha_bar 0.0047, and the 64 positions of a flat
-    background average it up), so a UNet trained on it reads the background from the noisy input instead of the
-    caption: at t=999 its x0 took the input's background in 20 of 24 swapped-caption cases, and sampling from pure
-    noise then drew random backgrounds (12.5% right, chance). With zero terminal SNR (Lin et al. 2024) nothing
-    leaks; epsilon-prediction is undefined there, hence v.
-    """
-    if not zero_terminal_snr:  # runs saved before this option
-        return sd_scheduler("epsilon")
-    return DDIMScheduler.from_config(sd_scheduler("v_prediction").config, rescale_betas_zero_snr=True,
-                                     timestep_spacing="trailing")
-
-
-def build_models(config: BaseTrainConfig, vocab_size: int):
-    """Fresh (vae, text_encoder, unet, scheduler), seeded."""
-    torch.manual_seed(config.seed)
-    levels = len(config.vae_channels)
-    vae = AutoencoderKL(
-        block_out_channels=config.vae_channels, down_block_types=("DownEncoderBlock2D",) * levels,
-        up_block_types=("UpDecoderBlock2D",) * levels, latent_channels=config.latent_channels,
-        norm_num_groups=config.vae_norm_groups, sample_size=SIZE,
-    )
-    with torch.no_grad():  # start the posterior narrow (std e^-5) so that the decoder sees the means
-        vae.encoder.conv_out.bias[config.latent_channels:] = config.initial_logvar
-        orthogonal_output(vae.decoder.conv_out)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=config.text_hidden, intermediate_size=2 * config.text_hidden,
-        num_hidden_layers=config.text_layers, num_attention_heads=4, max_position_embeddings=config.max_length,
-        projection_dim=config.text_hidden, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
-        pad_token_id=vocab_size - 1,
-    ))
-    n, plain = len(config.unet_channels), config.unet_plain_levels
-    unet = UNet2DConditionModel(
-        sample_size=SIZE // 2 ** (levels - 1), in_channels=config.latent_channels,
-        out_channels=config.latent_channels, block_out_channels=config.unet_channels, layers_per_block=1,
-        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * (n - plain),
-        up_block_types=("CrossAttnUpBlock2D",) * (n - plain) + ("UpBlock2D",) * plain,
-        cross_attention_dim=config.text_hidden, attention_head_dim=config.unet_heads, norm_num_groups=16,
-    )
-    return vae, text_encoder, unet, shapes_scheduler(config.zero_terminal_snr)
-
-
 def train_vae(vae: AutoencoderKL, config: BaseTrainConfig, out: Path, device: str = "cpu",
               decoder_only: bool = False) -> str:
     """Stage 1 (or 3 with ``decoder_only``): L1 reconstruction + a tiny KL term + the colour-latent term;
-    returns a one-line summary. The decoder's output conv stays as ``orthogonal_output`` set it.
+    returns a one-line summary. The decoder's output conv stays as ``networks.orthogonal_output`` set it.
 
     With ``decoder_only`` the encoder is frozen, so the latent space the UNet learned stays put.
     """
     stage, name, steps, base_lr = (3, "decoder", config.decoder_steps, config.decoder_lr) if decoder_only else (
         1, "vae", config.vae_steps, config.vae_lr)
     params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else list(vae.parameters())
-    params = [param for param in params if param is not vae.decoder.conv_out.weight]  # see orthogonal_output
+    params = [param for param in params if param is not vae.decoder.conv_out.weight]  # see networks.orthogonal_output
     vae.requires_grad_(False)
     for param in params:
         param.requires_grad_(True)
@@ -357,7 +301,8 @@ def main(argv=None) -> None:
             parser.add_argument(flag, type=lambda text: tuple(int(v) for v in text.split(",")), default=value,
                                 help=f"comma-separated (default {','.join(map(str, value))})")
     args = parser.parse_args(argv)
-    config = BaseTrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(BaseTrainConfig)})
+    config = BaseTrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name))
+                                for f in fields(BaseTrainConfig)})
     train(config, args.out, args.device, args.stop_after, args.vae_from, args.unet_from)
 
 
