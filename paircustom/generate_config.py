@@ -62,7 +62,7 @@ class GenerateConfig:
     inversion_refine: int = setting(0, "inversion: fixed-point iterations per step")
     negative_prompt_inversion: bool = setting(False, "inversion: the prompt is also the negative prompt (Miyake et "
                                                      "al. 2023), so CFG cancels and without a style the image comes "
-                                                     "back; the style terms then act alone (raise --style-scale)")
+                                                     "back; the style terms then act without CFG")
     resolution: int | None = setting(None, "square size in pixels the image is resized and cropped to",
                                      default_text="the model's size")
 
