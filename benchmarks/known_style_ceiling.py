@@ -16,8 +16,8 @@ start and scores (pooled fidelity, structure) as that benchmark. A known style t
 says the benchmark's bar asks for more than drawing the style: drawing it on x_base's own layout.
 
 Stylising rows: the stylising benchmark's setting (``paircustom.bench.stylize``: its rendered scenes x, scored
-against f(x)), each oracle at the default style scale and strength, with both methods: the same ceiling for
-stylising an existing image.
+against f(x)), each oracle at the default style scale and strength, with both methods and with negative-prompt
+inversion: the same ceiling for stylising an existing image.
 """
 
 from __future__ import annotations
@@ -98,13 +98,15 @@ def stylize_rows(guided: StyleGuidedPipeline, oracles: dict[str, str], readable:
     chosen = scenes(config)
     images = np.stack([render(scene) for scene in chosen])                         # (N, 64, 64, 3)
     rows = []
+    variants = [(method, False) for method in config.methods] + [("inversion", True)]    # (method, n = c)
     for style in KNOWN_STYLES.values():
         targets = np.stack([style.apply(image) for image in images])
-        for method in config.methods:
-            styled = edit_scenes(guided, config, chosen, images, {oracles[style.name]: config.style_scale}, method,
-                                 GENERATE.strength)
+        for method, cancel_cfg in variants:
+            styled = edit_scenes(guided, replace(config, negative_prompt_inversion=cancel_cfg), chosen, images,
+                                 {oracles[style.name]: config.style_scale}, method, GENERATE.strength)
             fidelity, structure = fidelity_and_structure(styled, images, targets, readable[style.name])
-            rows.append(dict(style=style.name, method=method, fidelity=fidelity, structure=structure))
+            rows.append(dict(style=style.name, method=method + " (negative-prompt)" * cancel_cfg, fidelity=fidelity,
+                             structure=structure))
             log(format_stylize_row(rows[-1]))
     return rows
 
