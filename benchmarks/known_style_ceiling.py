@@ -105,8 +105,8 @@ def stylize_rows(guided: StyleGuidedPipeline, oracles: dict[str, str], readable:
             styled = edit_scenes(guided, replace(config, negative_prompt_inversion=cancel_cfg), chosen, images,
                                  {oracles[style.name]: config.style_scale}, method, GENERATE.strength)
             fidelity, structure = fidelity_and_structure(styled, images, targets, readable[style.name])
-            rows.append(dict(style=style.name, method=method + " (negative-prompt)" * cancel_cfg, fidelity=fidelity,
-                             structure=structure))
+            label = f"{method} (negative-prompt)" if cancel_cfg else method
+            rows.append(dict(style=style.name, method=label, fidelity=fidelity, structure=structure))
             log(format_stylize_row(rows[-1]))
     return rows
 

@@ -124,7 +124,7 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
                 name = guided.load_style(train_style(quality, style, METHODS["pair-sg"], work), name=style)
                 targets = np.stack([STYLES[style].apply(image) for image in images])
                 readable = analyzer_reads(style) >= quality.readable_threshold
-                constant[style] = score(constant_image(targets), images, targets, readable)["fidelity"]
+                constant[style] = fidelity_and_structure(constant_image(targets), images, targets, False)[0]
                 shown = {"x": images, "f(x)": targets}
                 for method in config.methods:
                     for strength in config.strengths:
