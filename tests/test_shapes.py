@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from paircustom.families import load_pipeline
 from paircustom.shapes import MODEL_DIR, world_version
 from paircustom.shapes.analyzer import analyze
-from paircustom.shapes.evaluate import eval_layouts, generate, score
+from paircustom.shapes.evaluate import eval_layouts, format_confusion, generate, score, shape_confusion
 from paircustom.shapes.examples import EXAMPLES, example_paths
 from paircustom.shapes.styles import (
     KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, pixelate,
@@ -137,6 +137,19 @@ def test_score_counts_objects_colours_and_shapes():
     result = score(images, layouts)
     assert (result.colour, result.shape, result.background, result.objects, result.all) == (1.0, 2 / 3, 1.0, 1.0, 0.5)
     assert [len(layout.objects) for layout in eval_layouts(6, True)] == [1, 2, 3, 1, 2, 3]
+
+
+def test_shape_confusion_puts_each_prompted_object_under_the_shape_read_for_its_colour():
+    layouts = [Layout(2, ((0, 0), (3, 1))), Layout(7, ((0, 0),)), Layout(7, ((5, 2),))]
+    images = np.stack([render(Scene(2, (Thing(0, 0, 4, 20, 20), Thing(3, 1, 36, 20, 20)))),   # circle, square: right
+                       render(Scene(7, (Thing(0, 1, 20, 20, 24),))),                         # circle drawn square
+                       render(Scene(7, (Thing(4, 2, 20, 20, 24),)))])                        # colour 5 missing
+    table = shape_confusion(images, layouts)
+    expected = np.zeros((4, 5), dtype=np.int64)
+    expected[0, 0] = expected[1, 1] = expected[0, 1] = expected[2, 4] = 1
+    assert (table == expected).all(), table
+    text = format_confusion(table)
+    assert "| circle | 1 | 1 | 0 | 0 | 0 | 50% |" in text and "| triangle | 0 | 0 | 0 | 0 | 1 | 0% |" in text, text
 
 
 def _tiny_base_config(**overrides):

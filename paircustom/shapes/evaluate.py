@@ -1,10 +1,11 @@
 """Prompt adherence of a shapes-world pipeline, read back by the analyzer.
 
-    python -m paircustom.shapes.evaluate [--model DIR] [--steps 50] [--cfg 5] [--seeds 2] [--layouts 48]
+    python -m paircustom.shapes.evaluate [--model DIR] [--steps 50] [--cfg 5] [--seeds 2] [--layouts 48] [--by-shape]
 
 Generates ``--layouts`` held-out and as many training layouts (1-3 objects, drawn with a fixed seed;
 ``--seeds`` images each) and prints the share of prompted objects whose colour and shape are read back, of
-images with the right background and object count, and of images read back exactly.
+images with the right background and object count, and of images read back exactly; ``--by-shape`` adds, per
+split, which shape is read for each prompted shape.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..generate_config import GENERATE
 from ..images import from_uint8, grid, to_uint8
 from .analyzer import analyze
 from .styles import STYLES
-from .world import Layout, random_layout, render_batch
+from .world import SHAPES, Layout, random_layout, render_batch
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,27 @@ def score(images: np.ndarray, layouts: list[Layout]) -> Adherence:
         exact += reading == layout
     n = len(layouts)
     return Adherence(colour / objects, shape / objects, background / n, count / n, exact / n, n)
+
+
+def shape_confusion(images: np.ndarray, layouts: list[Layout]) -> np.ndarray:
+    """(len(SHAPES), len(SHAPES) + 1) counts: row = prompted shape, column = the shape the analyzer reads for that
+    object's colour; the last column counts objects whose colour is missing or whose shape is unreadable."""
+    table = np.zeros((len(SHAPES), len(SHAPES) + 1), dtype=np.int64)
+    for image, layout in zip(images, layouts):
+        read = dict(analyze(image).objects)  # colour -> shape (-1 unreadable)
+        for colour, shape in layout.objects:
+            table[shape, read.get(colour, -1)] += 1   # -1: the last column
+    return table
+
+
+def format_confusion(table: np.ndarray) -> str:
+    """Markdown table of ``shape_confusion``, each row's share read as the prompted shape last."""
+    lines = ["| prompted \\ read | " + " | ".join(SHAPES) + " | none | right |",
+             "|---" * (len(SHAPES) + 3) + "|"]
+    for shape, row in enumerate(table):
+        lines.append(f"| {SHAPES[shape]} | " + " | ".join(str(n) for n in row)
+                     + f" | {row[shape] / max(row.sum(), 1):.0%} |")
+    return "\n".join(lines)
 
 
 def evaluate(pipe, layouts: list[Layout], seeds=(0, 1), steps: int = GENERATE.num_inference_steps,
@@ -129,6 +151,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--layouts", type=int, default=48, help="layouts per split")
     parser.add_argument("--grid", default=None, help="write the held-out images to this PNG")
+    parser.add_argument("--by-shape", action="store_true", help="also print which shape is read for each "
+                        "prompted shape (rows: prompted; columns: read)")
     parser.add_argument("--vae", default=None, help="only report this VAE folder's round-trip error and style "
                         "ceilings (e.g. a finished or checkpointed VAE stage of the base trainer)")
     args = parser.parse_args(argv)
@@ -147,11 +171,18 @@ def main(argv=None) -> None:
     seeds = tuple(range(args.seeds))
     print(f"steps {args.steps}, cfg {args.cfg}, seeds {args.seeds}")
     print(HEADER)
+    confusions = []
     for name, held_out in (("held-out", True), ("training", False)):
-        result, images = evaluate(pipe, eval_layouts(args.layouts, held_out), seeds, args.steps, args.cfg)
+        layouts = eval_layouts(args.layouts, held_out)
+        result, images = evaluate(pipe, layouts, seeds, args.steps, args.cfg)
         print(format_row(name, result), flush=True)
+        if args.by_shape:
+            prompted = [layout for layout in layouts for _ in seeds]
+            confusions.append(f"\n{name}:\n\n{format_confusion(shape_confusion(images, prompted))}")
         if args.grid and held_out:
             save_grid(images, args.grid, columns=4 * len(seeds))
+    if confusions:
+        print("\n".join(confusions))
 
 
 if __name__ == "__main__":

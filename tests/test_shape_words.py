@@ -1,0 +1,28 @@
+"""benchmarks/shape_words.py: the analyzer's fill cue per shape and the shape-word swap losses (tiny run)."""
+
+import numpy as np
+import pytest
+
+from paircustom.shapes.world import SHAPES, Scene, Thing, render
+from tests.conftest import load_benchmark
+
+
+@pytest.mark.parametrize("shape, low, high", [(0, 0.7, 0.85), (1, 0.95, 1.0), (2, 0.45, 0.65)])
+def test_fill_ratio_of_a_rendered_object_is_its_shapes(shape, low, high):
+    module = load_benchmark("shape_words")
+    image = render(Scene(7, (Thing(2, shape, 16, 16, 28),)))
+    fill = module.fill_ratio(image, 2)
+    assert low <= fill <= high, f"{SHAPES[shape]}: fill {fill:.3f} outside [{low}, {high}]"
+    assert module.fill_ratio(image, 5) is None            # a colour that is not drawn
+
+
+def test_report_has_a_fill_row_and_a_loss_row_per_shape(tmp_path):
+    module = load_benchmark("shape_words")
+    out = tmp_path / "words.md"
+    report = module.main(["--scenes", "1", "--draws", "1", "--steps", "2", "--threads", "1", "--out", str(out)])
+    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| prompted")
+            and not line.startswith("| shape")]
+    assert [row.split(" | ")[0][2:] for row in rows] == [*SHAPES, *SHAPES], rows
+    losses = [[float(cell) for cell in row.strip(" |").split(" | ")[1:] if cell != "-"] for row in rows[4:]]
+    assert all(len(cells) == 4 and all(np.isfinite(cells)) and min(cells) > 0 for cells in losses), losses
+    assert out.read_text().startswith("# Does the base model")
