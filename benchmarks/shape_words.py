@@ -11,6 +11,8 @@ Two measurements of the same question, for each of the four shapes:
 2. the denoising loss of those rendered scenes (the training objective, the same noise and timesteps in every
    cell) under their caption and under the caption with the shape word swapped for each other shape: does the
    UNet's prediction depend on the shape word? A word the UNet ignores costs nothing when swapped.
+3. what the UNet is given: the cosine similarity of the text encoder's output at the shape word between the
+   captions "a photo of a red <shape> on a blue background" of every two shapes.
 """
 
 from __future__ import annotations
@@ -61,6 +63,19 @@ def swapped(caption: str, old: int, new: int) -> str:
     return caption.replace(f" {SHAPES[old]} ", f" {SHAPES[new]} ", 1)
 
 
+@torch.no_grad()
+def word_similarity(pipe) -> np.ndarray:
+    """(S, S) cosine similarity of the text encoder's last hidden state at the shape word, between shapes."""
+    captions = [f"a photo of a red {shape} on a blue background" for shape in SHAPES]
+    ids = pipe.tokenizer(captions, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                         return_tensors="pt").input_ids                              # (S, L)
+    position = len(pipe.tokenizer("a photo of a red").input_ids) - 1                # the shape word, after BOS
+    assert (ids[:, position] != ids[0, position]).sum() == len(SHAPES) - 1, "each caption its own shape token"
+    states = pipe.text_encoder(ids.to(pipe.text_encoder.device))[0][:, position].float()    # (S, D)
+    states = torch.nn.functional.normalize(states, dim=-1)
+    return (states @ states.T).cpu().numpy()
+
+
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="shapes")
@@ -106,6 +121,10 @@ def main(argv=None) -> str:
                   for other in range(len(SHAPES))]      # other == s: the own caption, unchanged
         cells = ["-" if other == s else f"{loss:.4f}" for other, loss in enumerate(losses)]
         lines.append(f"| {SHAPES[s]} | {losses[s]:.4f} | " + " | ".join(cells) + " |")
+    similarity = word_similarity(guided.pipe)
+    lines += ["", "Cosine similarity of the text encoder's output at the shape word (\"a photo of a red <shape> on a "
+              "blue background\")", "", "| shape | " + " | ".join(SHAPES) + " |", "|---" * (len(SHAPES) + 1) + "|"]
+    lines += [f"| {SHAPES[s]} | " + " | ".join(f"{v:.2f}" for v in row) + " |" for s, row in enumerate(similarity)]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

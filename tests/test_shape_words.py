@@ -16,13 +16,16 @@ def test_fill_ratio_of_a_rendered_object_is_its_shapes(shape, low, high):
     assert module.fill_ratio(image, 5) is None            # a colour that is not drawn
 
 
-def test_report_has_a_fill_row_and_a_loss_row_per_shape(tmp_path):
+def test_report_has_a_fill_a_loss_and_a_similarity_row_per_shape(tmp_path):
     module = load_benchmark("shape_words")
     out = tmp_path / "words.md"
     report = module.main(["--scenes", "1", "--draws", "1", "--steps", "2", "--threads", "1", "--out", str(out)])
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| prompted")
             and not line.startswith("| shape")]
-    assert [row.split(" | ")[0][2:] for row in rows] == [*SHAPES, *SHAPES], rows
-    losses = [[float(cell) for cell in row.strip(" |").split(" | ")[1:] if cell != "-"] for row in rows[4:]]
+    assert [row.split(" | ")[0][2:] for row in rows] == [*SHAPES] * 3, rows
+    losses = [[float(cell) for cell in row.strip(" |").split(" | ")[1:] if cell != "-"] for row in rows[4:8]]
     assert all(len(cells) == 4 and all(np.isfinite(cells)) and min(cells) > 0 for cells in losses), losses
+    similarity = np.array([[float(cell) for cell in row.strip(" |").split(" | ")[1:]] for row in rows[8:]])
+    assert np.allclose(np.diag(similarity), 1.0, atol=0.006) and np.allclose(similarity, similarity.T), similarity
+    assert similarity.min() < 0.99, f"the shape words are not all one state: {similarity}"
     assert out.read_text().startswith("# Does the base model")
