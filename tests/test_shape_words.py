@@ -1,4 +1,5 @@
-"""benchmarks/shape_words.py: the analyzer's fill cue per shape and the shape-word swap losses (tiny run)."""
+"""Why shapes fall short: benchmarks/shape_words.py (fill cue, shape-word swap losses, text states) and
+shapes.evaluate --by-shape (which shape is read for each prompted one); tiny runs on the shipped model."""
 
 import numpy as np
 import pytest
@@ -29,3 +30,15 @@ def test_report_has_a_fill_a_loss_and_a_similarity_row_per_shape(tmp_path):
     assert np.allclose(np.diag(similarity), 1.0, atol=0.006) and np.allclose(similarity, similarity.T), similarity
     assert similarity.min() < 0.99, f"the shape words are not all one state: {similarity}"
     assert out.read_text().startswith("# Does the base model")
+
+
+def test_evaluate_by_shape_prints_a_confusion_table_per_split(capsys):
+    from paircustom.shapes import evaluate
+
+    evaluate.main(["--layouts", "2", "--seeds", "1", "--steps", "2", "--by-shape"])
+    out = capsys.readouterr().out
+    assert out.count("| prompted \\ read | circle | square | triangle | ring | none | right |") == 2, out
+    assert "\nheld-out:\n" in out and "\ntraining:\n" in out, out
+    counts = [sum(int(n) for n in line.split(" | ")[1:6]) for line in out.splitlines()
+              if line.startswith(("| circle", "| square", "| triangle", "| ring"))]
+    assert sum(counts) == 2 * (1 + 2), f"one row per prompted object (layouts of 1 and 2 objects): {counts}"
