@@ -37,16 +37,8 @@ from paircustom.shapes.world import SHAPES, Layout, render_batch       # noqa: E
 
 def fill_ratio(image: np.ndarray, colour: int) -> float | None:
     """The fill ratio the analyzer reads for ``colour``'s object in ``image`` (64, 64, 3), or None if absent."""
-    index, distance = analyzer.nearest_palette(image)
-    mask = (index == colour) & (distance < analyzer.MAX_DISTANCE)   # (H, W)
-    inner = analyzer._interior(mask)
-    if inner.sum() < analyzer.MIN_INTERIOR:
-        return None
-    rows, cols = np.nonzero(inner)              # the analyzer's rule: keep the mask near the object
-    near = np.zeros_like(mask)
-    near[max(rows.min() - 1, 0): rows.max() + 2, max(cols.min() - 1, 0): cols.max() + 2] = True
-    rows, cols = np.nonzero(mask & near)
-    return float((mask & near)[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1].mean())
+    mask = analyzer.object_mask(*analyzer.nearest_palette(image), colour)
+    return None if mask is None else float(analyzer.bounding_box(mask).mean())
 
 
 def fill_row(images: np.ndarray, layouts: list[Layout], shape: int) -> str:
@@ -114,9 +106,9 @@ def main(argv=None) -> str:
               f"({args.draws} draws of noise and t, the same in every cell)", "",
               "| shape | own word | " + " | ".join(f"as {shape}" for shape in SHAPES) + " |",
               "|---" * (len(SHAPES) + 2) + "|"]
-    for s, pick in enumerate(picks):
-        chunk = images[s * args.scenes: s * args.scenes + len(pick)]    # this shape's scenes (N, 64, 64, 3)
-        captions = [scenes[i].layout.caption for i in pick]
+    for s in range(len(SHAPES)):
+        mine = [k for k, layout in enumerate(layouts) if layout.objects[0][1] == s]
+        chunk, captions = images[mine], [layouts[k].caption for k in mine]       # this shape's scenes
         losses = [denoising_loss(guided, chunk, [swapped(c, s, other) for c in captions], None, args.draws)
                   for other in range(len(SHAPES))]      # other == s: the own caption, unchanged
         cells = ["-" if other == s else f"{loss:.4f}" for other, loss in enumerate(losses)]

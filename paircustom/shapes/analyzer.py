@@ -38,13 +38,30 @@ def _interior(mask: np.ndarray) -> np.ndarray:
     return inner
 
 
+def object_mask(index: np.ndarray, distance: np.ndarray, colour: int) -> np.ndarray | None:
+    """``colour``'s object in an image read by ``nearest_palette`` -> (H, W) bool mask, or None when fewer than
+    ``MIN_INTERIOR`` of its pixels are interior (rims, specks)."""
+    mask = (index == colour) & (distance < MAX_DISTANCE)  # (H, W)
+    inner = _interior(mask)
+    if inner.sum() < MIN_INTERIOR:
+        return None
+    rows, cols = np.nonzero(inner)  # keep the mask near the object: rims elsewhere may share its colour
+    near = np.zeros_like(mask)
+    near[max(rows.min() - 1, 0) : rows.max() + 2, max(cols.min() - 1, 0) : cols.max() + 2] = True
+    return mask & near
+
+
+def bounding_box(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool mask -> (h, w) its part inside its bounding box; ``.mean()`` is the fill ratio."""
+    rows, cols = np.nonzero(mask)
+    return mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
 def classify_shape(mask: np.ndarray) -> int | None:
     """(H, W) bool object mask -> shape index (circle 0, square 1, triangle 2, ring 3) or None."""
-    rows, cols = np.nonzero(mask)
-    if len(rows) < 4:
+    if mask.sum() < 4:
         return None
-    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
-    box = mask[top : bottom + 1, left : right + 1]  # (h, w)
+    box = bounding_box(mask)  # (h, w)
     h, w = box.shape
     # Centre patch of a quarter of the box side; a ring's hole is half the side wide.
     ph, pw = max(h // 4, 1), max(w // 4, 1)
@@ -67,14 +84,9 @@ def analyze(image: np.ndarray) -> Layout:
     background = int(np.bincount(border, minlength=len(PALETTE)).argmax())
     found = []
     for colour in range(len(PALETTE)):
-        mask = (index == colour) & (distance < MAX_DISTANCE)  # (H, W)
-        inner = _interior(mask)
-        if colour == background or inner.sum() < MIN_INTERIOR:
+        mask = None if colour == background else object_mask(index, distance, colour)  # (H, W)
+        if mask is None:
             continue
-        rows, cols = np.nonzero(inner)  # keep the mask near the object: rims elsewhere may share its colour
-        near = np.zeros_like(mask)
-        near[max(rows.min() - 1, 0) : rows.max() + 2, max(cols.min() - 1, 0) : cols.max() + 2] = True
-        mask &= near
         shape = classify_shape(mask)
         found.append((float(np.nonzero(mask)[1].mean()), colour, -1 if shape is None else shape))
     return Layout(background, tuple((colour, shape) for _, colour, shape in sorted(found)))
