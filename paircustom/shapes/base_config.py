@@ -41,6 +41,8 @@ class BaseTrainConfig:
     pool_size: int = 20_000  # training scenes rendered and encoded once for the UNet stage
     known_style_share: float = 0.25  # of the pool, drawn in a known style and captioned so
     filler_share: float = 0.3  # of the pool's captions, with a FILLER_WORDS word where pair training puts V*
+    family_share: float = 0.0  # of the pool's unstyled scenes, drawn as a random member of a style family
+    member_caption_share: float = 0.5  # of those, captioned with the member's words, the rest with the family word
     unet_batch: int = 128
     unet_lr: float = 6e-4  # UNet and text encoder
     warmup_steps: int = 100

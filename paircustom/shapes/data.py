@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ..images import from_uint8
 from .base_config import BaseTrainConfig
+from .families import FAMILIES
 from .styles import KNOWN_STYLES, STYLES, styled_caption
 from .world import SIZE, render, render_batch, random_scene
 
@@ -44,6 +45,7 @@ def texture(rng: np.random.Generator) -> np.ndarray:
 def vae_images(rng: np.random.Generator, count: int, config: BaseTrainConfig) -> np.ndarray:
     """What the VAE trains on -> (N, 64, 64, 3) uint8: scenes (plain, known and benchmark styles) and textures."""
     looks = [None, *KNOWN_STYLES.values(), *STYLES.values(), *STYLES.values()]  # benchmark styles weighted x2
+    families = list(FAMILIES.values()) if config.family_share else []
     images = []
     for _ in range(count):
         if rng.random() < 0.05:
@@ -53,6 +55,8 @@ def vae_images(rng: np.random.Generator, count: int, config: BaseTrainConfig) ->
         recolour = rng.random() < config.random_colour_share  # any colour, so colour is not learned as 9 classes
         image = render(scene, rng.integers(0, 256, size=(9, 3)).astype(np.uint8) if recolour else None)
         look = looks[rng.integers(len(looks))]
+        if families and rng.random() < 0.5:  # half of the images in a random member of a style family
+            look = families[rng.integers(len(families))].random_member(rng)
         images.append(image if look is None else look.apply(image))
     return np.stack(images)
 
@@ -75,11 +79,25 @@ def training_pool(config: BaseTrainConfig) -> tuple[np.ndarray, list[str]]:
     images, scenes = render_batch(rng, config.pool_size)
     captions = [scene.layout.caption for scene in scenes]
     known = list(KNOWN_STYLES.values())
-    for i in np.nonzero(rng.random(config.pool_size) < config.known_style_share)[0]:
+    styled = rng.random(config.pool_size) < config.known_style_share  # (N,)
+    for i in np.nonzero(styled)[0]:
         style = known[rng.integers(len(known))]
         images[i], captions[i] = style.apply(images[i]), styled_caption(captions[i], style)
-    if config.filler_share:       # drawn last, so runs without fillers keep their pool
+    if config.filler_share:       # drawn after the known styles, so runs without fillers keep their pool
         for i in np.nonzero(rng.random(config.pool_size) < config.filler_share)[0]:
             filler = FILLER_WORDS[rng.integers(len(FILLER_WORDS))]
             captions[i] = CAPTION_START + filler + " " + captions[i].removeprefix(CAPTION_START)
+    if config.family_share:       # its own generator, so runs without families keep their pool
+        add_families(np.random.default_rng([config.seed, 2, 1]), images, captions, ~styled, config)
     return images, captions
+
+
+def add_families(rng: np.random.Generator, images: np.ndarray, captions: list[str], free: np.ndarray,
+                 config: BaseTrainConfig) -> None:
+    """Draw a ``family_share`` of the ``free`` (N,) pool entries in place as a random member of a random family,
+    captioned with the member's words (``member_caption_share`` of them) or with the family word alone."""
+    families = list(FAMILIES.values())
+    for i in np.nonzero(free & (rng.random(len(images)) < config.family_share))[0]:
+        member = families[rng.integers(len(families))].random_member(rng)
+        style = member.style if rng.random() < config.member_caption_share else member.family_style
+        images[i], captions[i] = member.apply(images[i]), styled_caption(captions[i], style)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, StableDiffusionPipeline
+from transformers import CLIPTokenizer
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -41,6 +42,7 @@ from .base_config import TRAIN_DEFAULTS, BaseTrainConfig
 from .data import encode_pool, step_rng, training_pool, vae_images
 from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, vae_ceilings
 from .networks import build_models
+from .families import FAMILY_WORDS
 from .styles import STYLE_WORDS
 from .world import SIZE, WORLD_WORDS
 
@@ -122,11 +124,13 @@ class Checkpoint:
         return int(meta["step"])
 
 
-def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path, device: str = "cpu") -> None:
+def train_unet(pipe: StableDiffusionPipeline, config: BaseTrainConfig, out: Path, device: str = "cpu",
+               continued: bool = False) -> None:
     """Stage 2: UNet + text encoder through the diffusion loss; the pipeline ends up holding their EMA."""
     images, captions = training_pool(config)
     means, stds = encode_pool(pipe.vae, images, device)
-    scaling = float(1.0 / means.std())
+    # A continued UNet keeps the latent scale it learned; a new one gets unit-variance latents.
+    scaling = pipe.vae.config.scaling_factor if continued else float(1.0 / means.std())
     pipe.vae.register_to_config(scaling_factor=scaling)
     print(f"latent pool {tuple(means.shape)}, scaling_factor {scaling:.4f}", flush=True)
 
@@ -194,14 +198,32 @@ def save(pipe: StableDiffusionPipeline, target: Path) -> None:
 
 
 def start_from(pipe: StableDiffusionPipeline, folder: Path) -> None:
-    """Load a finished pipeline's UNet and text encoder weights into ``pipe`` (same architecture and words)."""
+    """Load a finished pipeline's UNet and text encoder weights into ``pipe`` (same architecture).  Token
+    embeddings are matched by token text, so ``pipe``'s vocabulary may add words: those keep their fresh rows."""
     for name, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder)):
         try:
             trained = type(module).from_pretrained(folder, subfolder=name, torch_dtype=torch.float32)
-            module.load_state_dict(trained.state_dict())
+            state = trained.state_dict()
+            for key in [k for k in state if k.endswith(TOKEN_EMBEDDING)] if name == "text_encoder" else []:
+                state[key] = remap_embedding(state[key], module.state_dict()[key],
+                                             CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"), pipe.tokenizer)
+            module.load_state_dict(state)
         except (OSError, RuntimeError) as error:
             raise SystemExit(f"--unet-from {folder}: its {name} does not fit this configuration ({error}); give a "
                              "pipeline folder trained with the same architecture.") from None
+
+
+TOKEN_EMBEDDING = "token_embedding.weight"  # the key's end (transformers versions differ in its prefix)
+
+
+def remap_embedding(old: torch.Tensor, fresh: torch.Tensor, old_tokenizer, new_tokenizer) -> torch.Tensor:
+    """(V_old, D) rows moved to the new tokenizer's ids by token text -> (V_new, D); tokens the old vocabulary
+    lacks keep their ``fresh`` rows."""
+    old_ids, rows = old_tokenizer.get_vocab(), fresh.clone()
+    for token, new_id in new_tokenizer.get_vocab().items():
+        if token in old_ids:
+            rows[new_id] = old[old_ids[token]]
+    return rows
 
 
 def check_same_start(out: Path, unet_from: Path | None) -> None:
@@ -224,7 +246,7 @@ def log(out: Path, stage: str, text: str, seconds: float) -> None:
 
 STAGES = ("vae", "unet", "decoder")
 # What runs saved before a field existed did.
-BEFORE_FIELDS = {"zero_terminal_snr": False, "unet_plain_levels": 0, "filler_share": 0.0}
+BEFORE_FIELDS = {"zero_terminal_snr": False, "unet_plain_levels": 0, "filler_share": 0.0, "family_share": 0.0}
 
 
 def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: str = "decoder",
@@ -242,7 +264,7 @@ def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: s
             != same(json.loads(json.dumps(asdict(config)))):
         raise SystemExit(f"{out} holds a run with another configuration ({saved}); use a new --out.")
     saved.write_text(json.dumps(asdict(config), indent=2))
-    words = [*BASE_WORDS, *WORLD_WORDS, *STYLE_WORDS]
+    words = [*BASE_WORDS, *WORLD_WORDS, *STYLE_WORDS, *(FAMILY_WORDS if config.family_share else ())]
     tokenizer = write_clip_tokenizer(out / "tokenizer_files", words, max_length=config.max_length)
     vae, text_encoder, unet, scheduler = build_models(config, len(tokenizer))
     if vae_from and not (out / "vae" / "config.json").is_file():
@@ -267,7 +289,7 @@ def train(config: BaseTrainConfig, out: Path, device: str = "cpu", stop_after: s
             check_same_start(out, unet_from)
             if unet_from:
                 start_from(pipe, unet_from)
-            train_unet(pipe, config, out, device)
+            train_unet(pipe, config, out, device, continued=unet_from is not None)
             log(out, stage, f"{config.unet_steps} steps" + (f" from {unet_from}" if unet_from else ""),
                 time.time() - began)
             pipe.save_pretrained(folder)
