@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .styles import STYLES
+from .families import BENCHMARK_MEMBERS
+from .styles import STYLES, Style
 from .world import Scene, Thing, render
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -33,7 +34,12 @@ class ExamplePair:
 
     name: str
     scene: Scene
-    style: str  # key of ``STYLES``
+    style: str  # key of ``STYLES``, or a family of ``families.BENCHMARK_MEMBERS`` (its benchmark member)
+
+    @property
+    def look(self) -> Style:
+        """The style drawn; a family pair shows its benchmark member and is prompted by the family word alone."""
+        return STYLES[self.style] if self.style in STYLES else BENCHMARK_MEMBERS[self.style].family_style
 
     @property
     def caption(self) -> str:
@@ -46,12 +52,12 @@ class ExamplePair:
 
     @property
     def style_prompt(self) -> str:
-        return STYLES[self.style].prompt
+        return self.look.prompt
 
     def images(self) -> tuple[np.ndarray, np.ndarray]:
         """(content, style), each (64, 64, 3) uint8."""
         content = render(self.scene)
-        return content, STYLES[self.style].apply(content)
+        return content, self.look.apply(content)
 
 
 # Two more training scenes in other colours, for learning one style from several pairs (``bench.quality``'s
@@ -71,7 +77,8 @@ RED_CIRCLE = Scene(2, (Thing(0, 0, left=16, top=16, size=32),))
 EXAMPLES = {pair.name: pair for pair in (ExamplePair("red_circle", RED_CIRCLE, "inverted"),
                                          ExamplePair("trio", TRIO, "inverted"),
                                          ExamplePair("trio_sketch", TRIO, "line_sketch"),
-                                         ExamplePair("trio_posterized", TRIO, "posterized"))}
+                                         ExamplePair("trio_posterized", TRIO, "posterized"),
+                                         *(ExamplePair(f"trio_{family}", TRIO, family) for family in BENCHMARK_MEMBERS))}
 
 
 def write_examples(directory: str | Path = EXAMPLES_DIR) -> list[Path]:
