@@ -1,11 +1,12 @@
 """``paircustom demo``: the whole method on the embedded shapes model, on a laptop CPU.
 
-1. take a shipped example pair (a red circle, a yellow square and a white triangle on blue, and its
-   posterized version: every channel pushed to 0 or 255, the benchmark style that transfers best),
-2. train a style from it with the model's own fast defaults,
-3. generate several prompts (some never seen in the base model's training)
-   with and without the style, same seed, and write one comparison grid whose third column is the exact answer:
-   the style's own image function applied to the base model's image.
+1. take a shipped example pair: three objects, and the same scene in one member of a style family the base model
+   knows by name (``tinted``: a magenta tint; the model draws *some* tint for "in tinted style"),
+2. train a style from it with the model's own fast defaults, the family word as its style words,
+3. generate several prompts (some never seen in the base model's training) and write one labelled grid, one row per
+   prompt, same seed in every column: base model | style from the pair (style guidance) | exact member (the
+   member's own image function applied to the base image: the right answer) | family word alone (the prompt with
+   " in tinted style", no style file: what the words say without the pair).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .training import TrainConfig, train_pair
 
 @dataclass(frozen=True)
 class DemoConfig:
-    example: str = "trio_posterized"     # a key of paircustom.shapes.examples.EXAMPLES
+    example: str = "trio_tinted"         # a key of paircustom.shapes.examples.EXAMPLES
     # Scenes of one to three objects; the first three hold a combination never shown to the base model.
     layouts: tuple[Layout, ...] = (
         Layout(7, ((0, 0),)),                    # a red circle on a black background
@@ -40,13 +41,15 @@ class DemoConfig:
     train_steps: int | None = None        # None: the embedded model's own default
     steps: int = GENERATE.num_inference_steps   # denoising steps; style and CFG scale: GENERATE's
     seed: int = 0
-    zoom: int = 2                         # the grid's pixels per model pixel
+    zoom: int = 3                         # the grid's pixels per model pixel
+    font_size: int = 15                   # of the column labels, in pixels
+
+
+COLUMNS = ("base model", "style from the pair", "exact member", "family word alone")
 
 
 def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
     from .shapes.examples import EXAMPLES, example_paths
-    from .bench.scores import fidelity_and_structure
-    from .shapes.styles import STYLES
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,27 +66,38 @@ def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
         overwrite=True, progress=not args.quiet))
     prompts = [layout.caption for layout in config.layouts]
     print(f"    {time.perf_counter() - start:.0f} s")
-    print(f"2/3 generating {len(prompts)} prompts with and without the style ...")
+    print(f"2/3 generating {len(prompts)} prompts: base, with the style, and with the style words alone ...")
     pipe = StyleGuidedPipeline.from_pretrained("shapes")
     pipe.pipe.set_progress_bar_config(disable=args.quiet)
     name = pipe.load_style(style_file, name=example.style)
     common = dict(num_inference_steps=config.steps, seed=config.seed)
     base = pipe(prompts, styles={}, **common).images                      # all prompts in one batch
     styled = pipe(prompts, styles=[name], **common).images                # at the default style scale
-    exact = [Image.fromarray(STYLES[example.style].apply(np.asarray(image))) for image in base]   # f(x_base)
-    rows = [list(row) for row in zip(base, styled, exact)]
-    arrays = [np.stack([np.asarray(image) for image in images]) for images in (styled, base, exact)]  # (N, H, W, 3)
+    words = pipe([f"{p} in {example.style_prompt} style" for p in prompts], styles={}, **common).images
+    exact = [Image.fromarray(example.look.apply(np.asarray(image))) for image in base]   # f(x_base)
+    columns = [base, styled, exact, words]
     held = np.array([layout.held_out for layout in config.layouts])                                   # (N,)
-    scores = {split: fidelity_and_structure(*(array[held == want] for array in arrays), readable=False)[0]
-              for split, want in (("held-out", True), ("training", False)) if (held == want).any()}
-    sheet = grid(rows)
-    sheet = sheet.resize((sheet.width * config.zoom, sheet.height * config.zoom), resample=0)
+    scores = {column: _fidelity(images, base, exact, held)
+              for column, images in (("style from the pair", styled), ("family word alone", words))}
+    zoom = lambda image: image.resize((image.width * config.zoom, image.height * config.zoom), resample=0)  # noqa: E731
+    sheet = grid([[zoom(image) for image in row] for row in zip(*columns)], labels=list(COLUMNS),
+                 font_size=config.font_size)
     path = atomic_write(out / "demo-grid.png", lambda temp: sheet.save(temp, format="PNG"))
     print(f"    {time.perf_counter() - start:.0f} s in all")
-    print("3/3 rows (left: base model; middle: with the learned style; right: the exact style of the left image):")
+    print(f"3/3 rows (columns: {' | '.join(COLUMNS)}):")
     for i, (prompt, layout) in enumerate(zip(prompts, config.layouts)):
         print(f"  {i + 1}. {prompt}{'  (held out of base training)' if layout.held_out else ''}")
-    print("fidelity of the middle column to the right one (the quality benchmark's formula: 1 exact, 0 no change): "
-          + ", ".join(f"{score:+.2f} on the {split} prompts" for split, score in scores.items()))
+    print("fidelity to the exact member (the quality benchmark's formula: 1 exact, 0 no change):")
+    for column, by_split in scores.items():
+        print(f"  {column}: " + ", ".join(f"{score:+.2f} on the {split} prompts" for split, score in by_split.items()))
     print(f"wrote {path}")
     return path
+
+
+def _fidelity(images, base, exact, held) -> dict[str, float]:
+    """The benchmark's fidelity of ``images`` to ``exact`` = f(base), per split of the prompts (held out or not)."""
+    from .bench.scores import fidelity_and_structure
+
+    arrays = [np.stack([np.asarray(image) for image in column]) for column in (images, base, exact)]  # (N, H, W, 3)
+    return {split: fidelity_and_structure(*(array[held == want] for array in arrays), readable=False)[0]
+            for split, want in (("held-out", True), ("training", False)) if (held == want).any()}

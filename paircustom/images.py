@@ -121,15 +121,17 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 LABEL_HEIGHT = 14   # pixels of the caption strip above labelled columns
 
 
-def grid(rows: list[list[Image.Image]], labels: list[str] | None = None) -> Image.Image:
-    """Paste equally sized images into a rows x columns grid; ``labels`` captions each column above it."""
-    from PIL import ImageDraw
+def grid(rows: list[list[Image.Image]], labels: list[str] | None = None, font_size: int | None = None) -> Image.Image:
+    """Paste equally sized images into a rows x columns grid; ``labels`` captions each column above it, in PIL's
+    small bitmap font, or in its scalable font at ``font_size`` pixels."""
+    from PIL import ImageDraw, ImageFont
 
     width, height = rows[0][0].size
-    top = LABEL_HEIGHT if labels else 0
+    font = ImageFont.load_default(size=font_size) if font_size else None
+    top = (font_size + 8 if font_size else LABEL_HEIGHT) if labels else 0
     sheet = Image.new("RGB", (width * max(map(len, rows)), top + height * len(rows)), "white")
     for c, label in enumerate(labels or []):
-        ImageDraw.Draw(sheet).text((c * width + 2, 1), label, fill="black")
+        ImageDraw.Draw(sheet).text((c * width + 2, 1 + bool(font_size)), label, fill="black", font=font)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
             sheet.paste(image, (c * width, top + r * height))
