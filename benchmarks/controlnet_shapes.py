@@ -33,10 +33,10 @@ from PIL import Image
 from paircustom.bench.methods import METHODS
 from paircustom.bench.quality import QualityConfig, train_style
 from paircustom.bench.scores import foreground, iou
-from paircustom.generate_config import GENERATE
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.images import atomic_write, from_uint8, grid
-from paircustom.objective import prediction_target, training_scheduler
+from paircustom.config.generate import GENERATE
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.files.images import atomic_write, from_uint8, grid
+from paircustom.models.forward import prediction_target, training_scheduler
 from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.styles import line_sketch
 from paircustom.shapes.world import random_scene, render, render_batch

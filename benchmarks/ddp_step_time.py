@@ -29,7 +29,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def worker(args) -> None:
-    from paircustom.training import PairTrainer, TrainConfig
+    from paircustom.training.trainer import PairTrainer, TrainConfig
 
     examples = ROOT / "paircustom" / "shapes" / "examples"
     PairTrainer.find_unused_parameters = args.variant == "find_unused"

@@ -54,8 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_pipeline(args, dtype):
     """The pipeline on ``args.device`` in ``dtype``: tiny, Flux-shaped from config, or --model."""
-    from paircustom.families import load_pipeline
-    from paircustom.tiny_flow import build_tiny_flow_pipeline
+    from paircustom.models.registry import load_pipeline
+    from paircustom.tiny.flow import build_tiny_flow_pipeline
 
     if args.model:
         return load_pipeline(args.model, dtype)          # the trainer places each part on the device
@@ -66,8 +66,8 @@ def build_pipeline(args, dtype):
         from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
 
         from paircustom.bench.models import FLUX_TRANSFORMER
-        from paircustom.tiny import tiny_text_encoder
-        from paircustom.tiny_flow import tiny_t5, tiny_t5_tokenizer
+        from paircustom.tiny.unet import tiny_text_encoder
+        from paircustom.tiny.flow import tiny_t5, tiny_t5_tokenizer
 
         double, single = args.blocks
         with torch.device(args.device):     # ~12 B parameters: initialise them where they will run
@@ -85,9 +85,9 @@ def build_pipeline(args, dtype):
 def run(args) -> dict:
     from paircustom.bench.models import write_pair
     from paircustom.distributed import check_device
-    from paircustom.families import DTYPES
-    from paircustom.flow_guidance import FlowStyleGuidedPipeline
-    from paircustom.training import PairTrainer, TrainConfig
+    from paircustom.models.registry import DTYPES
+    from paircustom.sampling.pipeline import FlowStyleGuidedPipeline
+    from paircustom.training.trainer import PairTrainer, TrainConfig
 
     check_device(args.device)
     resolution = args.resolution or (32 if args.tiny else 512)

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))          # runs from a checkout without installing
 
 import torch  # noqa: E402
 
-from paircustom.train_config import PAPER_DEFAULTS  # noqa: E402
+from paircustom.config.train import PAPER_DEFAULTS  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -93,8 +93,8 @@ class Meter:
 
 def build_pipeline(args, dtype):
     """The pipeline on ``args.device`` in ``dtype``: tiny, SDXL-shaped from config, or --model."""
-    from paircustom.families import load_pipeline
-    from paircustom.tiny import build_tiny_pipeline, real_scheduler
+    from paircustom.models.registry import load_pipeline
+    from paircustom.tiny.unet import build_tiny_pipeline, real_scheduler
 
     if args.model:
         pipe = load_pipeline(args.model, dtype, variant=args.variant, vae=args.vae)
@@ -105,7 +105,7 @@ def build_pipeline(args, dtype):
         from diffusers import AutoencoderKL, StableDiffusionXLPipeline
 
         from paircustom.bench.models import SD_VAE, build_unet
-        from paircustom.tiny import tiny_text_encoder, write_clip_tokenizer
+        from paircustom.tiny.unet import tiny_text_encoder, write_clip_tokenizer
 
         tokenizer = write_clip_tokenizer(Path(tempfile.mkdtemp(prefix="paircustom-gpu-check-")) / "tokenizer")
         with torch.device(args.device):          # 2.6 B parameters: initialise them where they will run
@@ -122,9 +122,9 @@ def build_pipeline(args, dtype):
 def run(args) -> dict:
     from paircustom.bench.models import write_pair
     from paircustom.distributed import check_device
-    from paircustom.families import DTYPES
-    from paircustom.guidance import StyleGuidedPipeline
-    from paircustom.training import PairTrainer, TrainConfig
+    from paircustom.models.registry import DTYPES
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
+    from paircustom.training.trainer import PairTrainer, TrainConfig
 
     check_device(args.device)
     resolution = args.resolution or (32 if args.tiny else 512)

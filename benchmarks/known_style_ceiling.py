@@ -40,12 +40,12 @@ from paircustom.bench.quality import QualityConfig, evaluation_set, generate    
 from paircustom.bench.scores import analyzer_reads, fidelity_and_structure              # noqa: E402
 from paircustom.bench.stylize import QUICK as STYLIZE_QUICK                             # noqa: E402
 from paircustom.bench.stylize import StylizeBenchConfig, edit_scenes, scenes            # noqa: E402
-from paircustom.generate_config import GENERATE                                         # noqa: E402
-from paircustom.guidance import StyleGuidedPipeline                                     # noqa: E402
+from paircustom.config.generate import GENERATE                                         # noqa: E402
+from paircustom.sampling.pipeline import StyleGuidedPipeline                                     # noqa: E402
 from paircustom.shapes.examples import EXAMPLES                                         # noqa: E402
 from paircustom.shapes.styles import KNOWN_STYLES, Style, styled_caption                 # noqa: E402
 from paircustom.shapes.world import render                                              # noqa: E402
-from paircustom.training import PairTrainer, TrainConfig                                # noqa: E402
+from paircustom.training.trainer import PairTrainer, TrainConfig                                # noqa: E402
 
 QUICK = dict(held_out=1, training=1, seeds=(0,), steps=4, style_scales=(3.0,))
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the s
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from style_denoising_probe import denoising_loss                      # noqa: E402
-from paircustom.guidance import StyleGuidedPipeline                    # noqa: E402
+from paircustom.sampling.pipeline import StyleGuidedPipeline                    # noqa: E402
 from paircustom.shapes import analyzer                                 # noqa: E402
 from paircustom.shapes.evaluate import generate, vae_round_trip        # noqa: E402
 from paircustom.shapes.world import SHAPES, Layout, render_batch       # noqa: E402

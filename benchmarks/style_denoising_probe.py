@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the s
 
 from paircustom.bench.methods import METHODS                              # noqa: E402
 from paircustom.bench.quality import QualityConfig, parse_overrides, train_style   # noqa: E402
-from paircustom.guidance import StyleGuidedPipeline                          # noqa: E402
-from paircustom.images import from_uint8                                     # noqa: E402
-from paircustom.objective import prediction_target, training_scheduler      # noqa: E402
+from paircustom.sampling.pipeline import StyleGuidedPipeline                          # noqa: E402
+from paircustom.files.images import from_uint8                                     # noqa: E402
+from paircustom.models.forward import prediction_target, training_scheduler      # noqa: E402
 from paircustom.shapes.examples import EXAMPLES                              # noqa: E402
 from paircustom.shapes.styles import STYLES, styled_caption                  # noqa: E402
 from paircustom.shapes.world import random_scene, render                     # noqa: E402

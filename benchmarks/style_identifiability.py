@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
 from paircustom.bench.scores import fidelity_and_structure                   # noqa: E402
-from paircustom.images import to_uint8                                       # noqa: E402
-from paircustom.model_names import resolve_model                              # noqa: E402
+from paircustom.files.images import to_uint8                                       # noqa: E402
+from paircustom.config.model_names import resolve_model                              # noqa: E402
 from paircustom.shapes.data import encode_pool                               # noqa: E402
 from paircustom.shapes.evaluate import vae_round_trip                        # noqa: E402
 from paircustom.shapes.examples import EXAMPLES, MORE_SCENES                  # noqa: E402

@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the s
 
 from paircustom.bench import CHEAP_GUIDANCE          # noqa: E402
 from paircustom.demo import DemoConfig                # noqa: E402
-from paircustom.generate_config import GENERATE       # noqa: E402
-from paircustom.guidance import StyleGuidedPipeline   # noqa: E402
+from paircustom.config.generate import GENERATE       # noqa: E402
+from paircustom.sampling.pipeline import StyleGuidedPipeline   # noqa: E402
 from paircustom.shapes import world_version           # noqa: E402
 from paircustom.shapes.examples import EXAMPLES, example_paths   # noqa: E402
-from paircustom.training import TrainConfig, train_pair          # noqa: E402
+from paircustom.training.trainer import TrainConfig, train_pair          # noqa: E402
 
 SETTINGS = {"full style guidance (style_interval 1)": {},
             **{label: options for label, options in CHEAP_GUIDANCE.values()}}

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import TrainConfig, train_pair
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import TrainConfig, train_pair
 
 RESOLUTION = 32          # pixels; the tiny VAE halves it to 16x16 latents
 SHARED_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "pairs"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from paircustom.cli import main
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer, train_pair
+from paircustom.cli.main import main
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import PairTrainer, train_pair
 from tests.conftest import RESOLUTION, quick_config, write_pair
 from tests.test_layouts import kohya
 from tests.helpers_bad_inputs import (edited_style, integer_weights, noise_image, pickled_checkpoint, png_bomb,

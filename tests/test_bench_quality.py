@@ -10,11 +10,11 @@ import torch
 from paircustom.bench import CHEAP_GUIDANCE
 from paircustom.bench.quality import METHODS, QualityConfig, Sample, generate
 from paircustom.bench.quality_report import pareto_table, pareto_verdict, shortcut_table
-from paircustom.guidance import StyleGuidedPipeline
+from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes import world_version
 from paircustom.shapes.examples import EXAMPLES, MORE_SCENES
 from paircustom.shapes.styles import STYLES
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 
 
 @pytest.mark.skipif(

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from paircustom.cli import main
-from paircustom.images import LABEL_HEIGHT
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.cli.main import main
+from paircustom.files.images import LABEL_HEIGHT
+from paircustom.tiny.unet import build_tiny_pipeline
 from tests.conftest import RESOLUTION, write_pair
 
 FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start-step", "1", "--accumulation", "1",
@@ -174,7 +174,7 @@ def test_corrupt_checkpoint_is_refused_on_resume(model_dirs, tmp_path, capsys):
 
 def _straight_run(model, folder):
     """A 4-step run with a checkpoint every 2 steps, trained straight through: (pair, its settings, the trainer)."""
-    from paircustom.training import PairTrainer, TrainConfig
+    from paircustom.training.trainer import PairTrainer, TrainConfig
     content, style = write_pair(folder)
     settings = dict(subject="dog", style="art", model=model, rank=4, learning_rate=1e-2, max_steps=4,
                     style_start_step=1, gradient_accumulation=1, resolution=RESOLUTION, progress=False,
@@ -185,7 +185,7 @@ def _straight_run(model, folder):
 
 
 def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
-    from paircustom.training import PairTrainer, TrainConfig
+    from paircustom.training.trainer import PairTrainer, TrainConfig
     (content, style), settings, straight = _straight_run(model_dirs["sd"], tmp_path)
     first = PairTrainer(TrainConfig(str(content), str(style), output=str(tmp_path / "b.safetensors"),
                                     **{**settings, "max_steps": 2}))
@@ -200,7 +200,7 @@ def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
 
 def test_relative_model_is_stored_absolute_and_generate_works_from_another_folder(model_dirs, tmp_path, monkeypatch):
     import shutil
-    from paircustom.formats import read_adapter
+    from paircustom.files.style_file import read_adapter
     shutil.copytree(model_dirs["sd"], tmp_path / "work" / "my-model")
     content, style = write_pair(tmp_path / "work")
     monkeypatch.chdir(tmp_path / "work")
@@ -320,7 +320,7 @@ def test_device_and_dtype_options(trained, tmp_path, capsys):
 
 
 def test_train_with_half_precision_base_weights_and_half_precision_file(model_dirs, tmp_path):
-    from paircustom.formats import read_adapter
+    from paircustom.files.style_file import read_adapter
     content, style = write_pair(tmp_path)
     output = tmp_path / "half-precision.safetensors"
     assert main(_train_args(content, style, model_dirs["sd"], output, "--device", "cpu", "--dtype", "bf16",
@@ -334,13 +334,13 @@ def test_train_with_half_precision_base_weights_and_half_precision_file(model_di
 
 @pytest.mark.parametrize("model, expected", [("shapes", "fp32"), ("stabilityai/stable-diffusion-xl-base-1.0", "fp16")])
 def test_style_files_default_to_fp16_for_hub_models(model, expected):
-    from paircustom.training import TrainConfig
+    from paircustom.training.trainer import TrainConfig
     assert TrainConfig("c.png", "s.png", model=model).resolved().save_dtype == expected
 
 
 @pytest.fixture(scope="module")
 def variant_and_vae(tmp_path_factory):
-    from paircustom.tiny import tiny_vae
+    from paircustom.tiny.unet import tiny_vae
     root = tmp_path_factory.mktemp("variant")
     build_tiny_pipeline("sd").save_pretrained(root / "sd-fp16", variant="fp16")
     tiny_vae(seed=7).save_pretrained(root / "vae")
@@ -348,8 +348,8 @@ def variant_and_vae(tmp_path_factory):
 
 
 def test_variant_and_vae_are_loaded(variant_and_vae, trained, tmp_path, capsys):
-    from paircustom.guidance import StyleGuidedPipeline
-    from paircustom.tiny import tiny_vae
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
+    from paircustom.tiny.unet import tiny_vae
     root, (_, style) = variant_and_vae, trained
     args = ["generate", "a cat", "-s", str(style), "--steps", "2", "--height", "32", "--width", "32", "--quiet",
             "--model", str(root / "sd-fp16")]
@@ -367,7 +367,7 @@ def test_variant_and_vae_are_loaded(variant_and_vae, trained, tmp_path, capsys):
 def test_safety_checker_is_only_switched_off_where_the_pipeline_has_one(family, passed, model_dirs, monkeypatch):
     """SDXL has no safety checker: passing safety_checker=None made diffusers warn on every SDXL command."""
     from diffusers import DiffusionPipeline
-    from paircustom.families import load_pipeline
+    from paircustom.models.registry import load_pipeline
     seen = {}
     original = DiffusionPipeline.from_pretrained.__func__
 
@@ -381,7 +381,7 @@ def test_safety_checker_is_only_switched_off_where_the_pipeline_has_one(family, 
 
 
 def test_finished_run_keeps_its_checkpoint_and_resume_with_more_steps_extends_it(model_dirs, tmp_path):
-    from paircustom.training import PairTrainer, TrainConfig, train_pair
+    from paircustom.training.trainer import PairTrainer, TrainConfig, train_pair
     (content, style), settings, straight = _straight_run(model_dirs["sd"], tmp_path)
     output = tmp_path / "b.safetensors"
     train_pair(TrainConfig(str(content), str(style), output=str(output), **{**settings, "max_steps": 3}))
@@ -395,7 +395,7 @@ def test_finished_run_keeps_its_checkpoint_and_resume_with_more_steps_extends_it
 
 
 def test_save_every_writes_numbered_intermediate_styles(model_dirs, tmp_path):
-    from paircustom.formats import read_adapter
+    from paircustom.files.style_file import read_adapter
     content, style = write_pair(tmp_path)
     output = tmp_path / "art.safetensors"
     assert main(_train_args(content, style, model_dirs["sd"], output, "--steps", "4", "--save-every", "2")) == 0
@@ -406,7 +406,7 @@ def test_save_every_writes_numbered_intermediate_styles(model_dirs, tmp_path):
 
 
 def test_keep_checkpoints_keeps_the_newest_numbered_and_resume_reads_the_newest(model_dirs, tmp_path):
-    from paircustom.checkpoint import read_header
+    from paircustom.training.checkpoint import read_header
     content, style = write_pair(tmp_path)
     output = tmp_path / "art.safetensors"
     args = lambda steps, *extra: _train_args(content, style, model_dirs["sd"], output, "--steps", str(steps),  # noqa: E731

@@ -1,4 +1,4 @@
-"""Style guidance under a ControlNet (paircustom.control): residuals per row, one call per step, diffusers parity."""
+"""Style guidance under a ControlNet (paircustom.sampling.control): residuals per row, one call per step, diffusers parity."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionXLControlNetPipeline
 from PIL import Image
 
-from paircustom.control import Control
+from paircustom.sampling.control import Control
 from paircustom.errors import UserError
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 
 STEPS = 4
 SIZE = dict(height=32, width=32)

@@ -22,10 +22,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from paircustom.cli import main
-from paircustom.objective import pair_losses
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer
+from paircustom.cli.main import main
+from paircustom.training.objective import pair_losses
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config, write_pair
 
 pytestmark = pytest.mark.multiprocess
@@ -34,9 +34,9 @@ CHILD = """
 import json, os, sys, time
 from pathlib import Path
 from safetensors.torch import save_file
-from paircustom.cli import main
-from paircustom.formats import lora_state_dict
-from paircustom.training import PairTrainer
+from paircustom.cli.main import main
+from paircustom.files.style_file import lora_state_dict
+from paircustom.training.trainer import PairTrainer
 
 args = json.loads(sys.argv[1])
 rank, dump = int(os.environ.get("RANK", 0)), Path(args["dump"])   # no RANK yet: before a relaunch

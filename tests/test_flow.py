@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from paircustom.adapters import Route, add_pair_lora, set_route
-from paircustom.families import FAMILIES, family_of
-from paircustom.flow import pack, unpack
-from paircustom.formats import StyleMetadata, lora_state_dict, save_adapter
-from paircustom.objective import EncodedPair, FlowMatching, RowKind, pair_losses
-from paircustom.tiny_flow import build_tiny_flow_pipeline
+from paircustom.adapters.layers import Route, add_pair_lora, set_route
+from paircustom.models.registry import FAMILIES, family_of
+from paircustom.models.flow import pack, unpack
+from paircustom.files.style_file import StyleMetadata, lora_state_dict, save_adapter
+from paircustom.training.objective import EncodedPair, RowKind, pair_losses
+from paircustom.models.forward import FlowMatching
+from paircustom.tiny.flow import build_tiny_flow_pipeline
 
 FAMILY_NAMES = ("sd3", "flux")
 PROMPTS = ["a photo of a sbu dog", "a photo of a sbu dog in digital art style"]
@@ -143,7 +144,7 @@ def test_flow_sigma_is_the_table_entry_at_u(pipe, weighting, logit_mean, logit_s
 
 
 def remove(pipe, family, layers):
-    from paircustom.adapters import remove_pair_lora
+    from paircustom.adapters.layers import remove_pair_lora
 
     remove_pair_lora(family.denoiser(pipe), layers)
 
@@ -204,7 +205,7 @@ def test_flow_default_size_and_size_check_follow_the_pipeline(pipe):
     """No height and width: the wrapped pipeline's default size; a side that is a multiple of the VAE's factor
     but not of factor x patch (2x2 latents per token) is refused in one sentence."""
     from paircustom.errors import UserError
-    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+    from paircustom.sampling.pipeline import FlowStyleGuidedPipeline
 
     guided, family = FlowStyleGuidedPipeline(pipe), family_of(pipe)
     expected = pipe("a photo of a dog", num_inference_steps=1, output_type="np", max_sequence_length=32).images
@@ -218,7 +219,7 @@ def test_flow_default_size_and_size_check_follow_the_pipeline(pipe):
 
 @pytest.mark.parametrize("true_cfg", [False, True])
 def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cfg):
-    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+    from paircustom.sampling.pipeline import FlowStyleGuidedPipeline
 
     family = family_of(pipe)
     plain_kwargs = dict(num_inference_steps=3, height=32, width=32, output_type="latent")
@@ -254,7 +255,7 @@ def test_style_guidance_at_scale_0_is_the_plain_pipeline(pipe, tmp_path, true_cf
 
 
 def test_style_reuse_reaches_the_flow_schedule(pipe, tmp_path):
-    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+    from paircustom.sampling.pipeline import FlowStyleGuidedPipeline
 
     guided = FlowStyleGuidedPipeline(pipe)
     guided.load_style(trained_style_file(pipe, tmp_path), name="art")
@@ -285,7 +286,7 @@ def _rows_per_step(guided, **call) -> list[int]:
 def test_flow_style_rows_run_from_style_start_to_style_end(pipe, tmp_path, start, end, styled):
     """Of 5 steps, those in [round(5 start), round(5 end)) call the transformer with the style block as well as
     the plain blocks (SD3: ∅ and c for its CFG; Flux: c alone), counted by a hook on its batch size."""
-    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+    from paircustom.sampling.pipeline import FlowStyleGuidedPipeline
 
     guided = FlowStyleGuidedPipeline(pipe)
     guided.load_style(trained_style_file(pipe, tmp_path), name="art")
@@ -299,7 +300,7 @@ def test_flow_style_rows_run_from_style_start_to_style_end(pipe, tmp_path, start
 def test_flow_unconditional_row_only_above_cfg_1(pipe, scale, rows):
     """As the diffusers pipelines decide: SD3 adds the ∅ row for guidance_scale > 1, Flux for true_cfg_scale > 1
     with a negative prompt; at exactly 1 each step is one row (the conditional one)."""
-    from paircustom.flow_guidance import FlowStyleGuidedPipeline
+    from paircustom.sampling.pipeline import FlowStyleGuidedPipeline
 
     options = dict(guidance_scale=scale) if family_of(pipe).name == "sd3" else \
         dict(true_cfg_scale=scale, negative_prompt="blurry")
@@ -308,7 +309,7 @@ def test_flow_unconditional_row_only_above_cfg_1(pipe, scale, rows):
 
 
 def test_command_line_refuses_a_damaged_flux_folder_in_one_sentence_before_loading(tmp_path, capsys):
-    from paircustom.cli import main
+    from paircustom.cli.main import main
 
     folder = tmp_path / "flux"
     folder.mkdir()

@@ -8,15 +8,15 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from paircustom.cli import main
+from paircustom.cli.main import main
 from paircustom.errors import UserError
-from paircustom.families import family_of
-from paircustom.flow import TRANSFORMER_TARGETS
-from paircustom.flow_guidance import FlowStyleGuidedPipeline, from_pretrained
-from paircustom.objective import RowKind, pair_losses
-from paircustom.preflight import ModelPlan
-from paircustom.tiny_flow import build_tiny_flow_pipeline
-from paircustom.training import PairTrainer
+from paircustom.models.registry import family_of
+from paircustom.models.flow import TRANSFORMER_TARGETS
+from paircustom.sampling.pipeline import FlowStyleGuidedPipeline, from_pretrained
+from paircustom.training.objective import RowKind, pair_losses
+from paircustom.models.plan import ModelPlan
+from paircustom.tiny.flow import build_tiny_flow_pipeline
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import RESOLUTION, quick_config
 
 TINY_DEFAULTS = dict(rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1,
@@ -88,7 +88,7 @@ def _pair(tmp_path):
 
 
 def test_flow_options_are_refused_for_unet_models(tmp_path, capsys, style_files):
-    from paircustom.tiny import build_tiny_pipeline
+    from paircustom.tiny.unet import build_tiny_pipeline
 
     build_tiny_pipeline("sd").save_pretrained(tmp_path / "sd")
     capsys.readouterr()

@@ -15,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from paircustom.cli import main
-from paircustom.formats import read_adapter
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import train_pair
+from paircustom.cli.main import main
+from paircustom.files.style_file import read_adapter
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import train_pair
 from tests.conftest import quick_config, write_pair
 
 FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,

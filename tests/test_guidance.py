@@ -7,10 +7,10 @@ import torch
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
-from paircustom.adapters import peft_routing
+from paircustom.adapters.layers import peft_routing
 from paircustom.errors import UserError
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 from tests.conftest import same_state
 
 STEPS = 4

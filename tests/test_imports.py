@@ -71,7 +71,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_walk_sees_lazy_imports_and_finds_a_circle():
     files = module_files()
     assert "paircustom.bench.perf" in files and "paircustom.shapes" in files
-    assert "paircustom.formats" in imports_of("paircustom.cli", files["paircustom.cli"], files), \
+    assert "paircustom.files.style_file" in imports_of("paircustom.cli.main", files["paircustom.cli.main"], files), \
         "cli imports formats inside a function; the walk missed it"
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

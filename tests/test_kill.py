@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import train_pair
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import train_pair
 from tests.conftest import quick_config, write_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +25,8 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 import torch
-import paircustom.checkpoint as checkpoint, paircustom.formats as formats
-from paircustom.training import PairTrainer, TrainConfig, train_pair
+import paircustom.training.checkpoint as checkpoint, paircustom.files.style_file as formats
+from paircustom.training.trainer import PairTrainer, TrainConfig, train_pair
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])   # float sums depend on the thread count; match the parent's
 def hang():

@@ -13,11 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from paircustom.cli import main
+from paircustom.cli.main import main
 from paircustom.errors import PairCustomWarning, UserError
-from paircustom.formats import read_adapter, read_style
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.files.style_file import read_adapter, read_style
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 from tests.helpers_bad_inputs import wider_context
 
 TOLERANCE = 1e-5

@@ -9,13 +9,14 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
-import paircustom.training as training
-from paircustom.adapters import Route, set_route
-from paircustom.basis import split_rows
-from paircustom.cli import main
-from paircustom.objective import RowKind, prediction_target
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer
+import paircustom.training.trainer as training
+from paircustom.adapters.layers import Route, set_route
+from paircustom.adapters.basis import split_rows
+from paircustom.cli.main import main
+from paircustom.training.objective import RowKind
+from paircustom.models.forward import prediction_target
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config
 
 

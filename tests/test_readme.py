@@ -38,10 +38,10 @@ def _number(value) -> str:
 def test_defaults_table_states_the_configs_defaults():
     """The README's table of defaults is a copy; it must say what TrainConfig, the shipped model's paircustom.json
     and GenerateConfig say."""
-    from paircustom.generate_config import GENERATE
-    from paircustom.model_names import folder_settings
+    from paircustom.config.generate import GENERATE
+    from paircustom.config.model_names import folder_settings
     from paircustom.shapes import MODEL_DIR
-    from paircustom.train_config import DEFAULT_TARGETS, PAPER_DEFAULTS, TrainConfig, model_defaults
+    from paircustom.config.train import DEFAULT_TARGETS, PAPER_DEFAULTS, TrainConfig, model_defaults
 
     text = (ROOT / "README.md").read_text()
     table = text[text.index("## Defaults"):text.index("## How training differs")]

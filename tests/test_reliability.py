@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from paircustom.checks import remove_stale_temp_files
+from paircustom.config.checks import remove_stale_temp_files
 from paircustom.errors import UserError
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.images import atomic_write, open_rgb
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.files.images import atomic_write, open_rgb
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config
 
 GREY = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)       # every 8-bit level once
@@ -70,7 +70,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_training_that_diverges_stops_naming_the_step(pair, tmp_path, monkeypatch):
-    import paircustom.training as training
+    import paircustom.training.trainer as training
 
     calls = {"n": 0}
     real = training.pair_losses

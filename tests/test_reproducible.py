@@ -20,9 +20,9 @@ from safetensors import safe_open
 import numpy as np
 from PIL import Image
 
-from paircustom.cli import main
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import train_pair
+from paircustom.cli.main import main
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import train_pair
 from tests.conftest import quick_config, write_pair
 
 # The style file (tiny in-code pipeline passed in, 4 steps, style loss from step 2).

@@ -9,19 +9,13 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from paircustom.families import load_pipeline
+from paircustom.models.registry import load_pipeline
 from paircustom.shapes import MODEL_DIR, world_version
 from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.evaluate import eval_layouts, format_confusion, generate, score, shape_confusion
 from paircustom.shapes.examples import EXAMPLES, example_paths
-from paircustom.shapes.styles import (
-    KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, pixelate,
-    posterize, striped,
-)
-from paircustom.shapes.world import (
-    COLOURS, GROUP_SIZE, MARGIN, MAX_OVERLAP, MIN_GAP, PALETTE, SHAPES, SINGLE_SIZE, Layout, Scene, Thing, caption,
-    is_held_out, random_layout, render, render_batch,
-)
+from paircustom.shapes.styles import KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, pixelate, posterize, striped
+from paircustom.shapes.world import COLOURS, GROUP_SIZE, MARGIN, MAX_OVERLAP, MIN_GAP, PALETTE, SHAPES, SINGLE_SIZE, Layout, Scene, Thing, caption, is_held_out, random_layout, render, render_batch
 
 RED, BLUE, WHITE = COLOURS["red"], COLOURS["blue"], COLOURS["white"]
 
@@ -166,7 +160,7 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
     latent channels 0-2 towards the 8x8 mean colour, much closer than training without it."""
     import torch.nn.functional as F
 
-    from paircustom.images import from_uint8
+    from paircustom.files.images import from_uint8
     from paircustom.shapes import train as base
     from paircustom.shapes.data import vae_images
     from paircustom.shapes.networks import build_models
@@ -202,10 +196,10 @@ def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path,
     saved pipeline carries that schedule, from which pair training builds its own."""
     from diffusers import StableDiffusionPipeline
 
-    from paircustom.objective import training_scheduler
+    from paircustom.models.forward import training_scheduler
     from paircustom.shapes import train as base
     from paircustom.shapes.networks import shapes_scheduler
-    from paircustom.tiny import sd_scheduler
+    from paircustom.tiny.unet import sd_scheduler
 
     scheduler = shapes_scheduler()
     assert scheduler.alphas_cumprod[-1] == 0 and scheduler.config.prediction_type == "v_prediction"
@@ -265,7 +259,7 @@ def test_training_pool_puts_filler_words_where_pair_training_puts_its_token():
     """A share of the captions gets one filler word after "a photo of a "; images and all other captions are
     those of a pool without fillers, and no filler is the V* token or a style word."""
     from paircustom.shapes import data
-    from paircustom.train_config import TrainConfig
+    from paircustom.config.train import TrainConfig
 
     config = _tiny_base_config(pool_size=400)
     images, captions = data.training_pool(config)
@@ -340,7 +334,7 @@ def test_embedded_model_reads_past_an_inserted_token():
     """Pair training's content prompt puts its token V* before the subject ("a photo of a sbu red circle ..."); like
     SDXL, the base model must still denoise that scene as well as under its plain caption (run 5, trained without
     filler captions, did not: loss 0.28 against 0.10). A style suffix must not disturb it either."""
-    from paircustom.guidance import StyleGuidedPipeline
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
     from tests.conftest import load_benchmark
 
     loss = load_benchmark("style_denoising_probe").token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
@@ -395,7 +389,7 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     from safetensors.torch import load_file
     from tests.conftest import load_benchmark
 
-    from paircustom.guidance import StyleGuidedPipeline
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
     from paircustom.shapes.styles import KNOWN_STYLES, styled_caption
 
     ceiling = load_benchmark("known_style_ceiling")

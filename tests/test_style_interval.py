@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 
-from paircustom.adapters import peft_routing
+from paircustom.adapters.layers import peft_routing
 from paircustom.errors import UserError
-from paircustom.guide import StyleSchedule
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.sampling.guide import StyleSchedule
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 
 PROMPT = "a photo of a cat"
 SIZE = dict(height=32, width=32)

@@ -1,4 +1,4 @@
-"""Stylising existing images (paircustom.stylize): strength 0, DDIM inversion round trips, step batching."""
+"""Stylising existing images (paircustom.sampling.stylize): strength 0, DDIM inversion round trips, step batching."""
 
 import numpy as np
 import pytest
@@ -7,10 +7,10 @@ from diffusers import DDIMScheduler
 from PIL import Image
 
 from paircustom.errors import UserError
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.images import prepare
-from paircustom.latents import decode, encode
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.files.images import prepare
+from paircustom.models.latents import decode, encode
+from paircustom.tiny.unet import build_tiny_pipeline
 
 SIZE = 32                    # pixels; the tiny VAE makes 16x16 latents
 PROMPT = "a photo of a dog"

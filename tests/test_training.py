@@ -6,9 +6,10 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from paircustom.objective import RowKind, prediction_target
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer
+from paircustom.training.objective import RowKind
+from paircustom.models.forward import prediction_target
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import SHARED_PAIRS, quick_config
 
 
@@ -46,7 +47,7 @@ def test_style_loss_never_reaches_content_weights(pair, tmp_path):
         for layer in trainer.layers.values():
             layer.content_B.normal_(std=0.1)
             layer.style_B.normal_(std=0.1)
-    from paircustom.objective import pair_losses
+    from paircustom.training.objective import pair_losses
     losses = pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair,
                          (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT), torch.Generator().manual_seed(0),
                          trainer.family)
@@ -214,7 +215,7 @@ def _model_folder(folder, train_defaults: dict) -> str:
     (dict(max_steps=12), {"max_steps": 300, "style_start": 150}, 6),     # the model's share
 ])
 def test_style_start_defaults_keep_their_share_of_the_steps(given, model_defaults, expected_start, tmp_path):
-    from paircustom.training import TrainConfig
+    from paircustom.training.trainer import TrainConfig
     model = _model_folder(tmp_path / "model", model_defaults)
     config = TrainConfig("c.png", "s.png", model=model, **given).resolved()
     assert config.style_start_step == expected_start
@@ -223,7 +224,7 @@ def test_style_start_defaults_keep_their_share_of_the_steps(given, model_default
 def test_a_pipeline_passed_in_brings_the_defaults_of_the_folder_it_was_loaded_from(tmp_path):
     from types import SimpleNamespace
 
-    from paircustom.training import TrainConfig
+    from paircustom.training.trainer import TrainConfig
     folder = _model_folder(tmp_path / "model", {"max_steps": 40, "style_start": 10, "rank": 2, "resolution": 16,
                                                 "learning_rate": 0.5, "gradient_accumulation": 3})
     loaded = TrainConfig("c.png", "s.png").resolved(SimpleNamespace(name_or_path=folder))
@@ -239,7 +240,7 @@ def test_adapter_scale_is_alpha_over_rank_and_the_saved_file_matches_plain_diffu
     """Content rank 2 and style rank 4: each adapter's scale is alpha / its rank (alpha defaults to the rank).
     The saved file bakes the style scale into B, so the trainer's style-alone UNet and a plain diffusers UNet with
     the file loaded give the same prediction."""
-    from paircustom.adapters import Route, set_route
+    from paircustom.adapters.layers import Route, set_route
 
     config = quick_config(*pair, tmp_path / "a.safetensors", alpha=alpha, content_rank=2, max_steps=3,
                           style_start_step=1)
@@ -268,7 +269,7 @@ def test_adapter_scale_is_alpha_over_rank_and_the_saved_file_matches_plain_diffu
 
 def _recording_trainer(pair, tmp_path, monkeypatch, **overrides):
     """A trainer whose pair_losses calls append their content losses to the returned list."""
-    import paircustom.training as training
+    import paircustom.training.trainer as training
 
     seen, real = [], training.pair_losses
 

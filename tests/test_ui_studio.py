@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from paircustom.errors import UserError
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.ui.studio import Studio
 from tests.conftest import RESOLUTION
 from tests.test_layouts import kohya, with_text_encoder
@@ -90,7 +90,7 @@ def test_files_from_other_tools_need_a_suffix_and_their_text_encoder_is_noted(st
 def test_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     import sys
 
-    from paircustom.cli import main
+    from paircustom.cli.main import main
 
     monkeypatch.setitem(sys.modules, "gradio", None)       # import gradio now raises ImportError
     with pytest.raises(SystemExit) as refused:

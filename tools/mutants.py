@@ -8,7 +8,7 @@ Operators inside f-strings and ``%`` formatting are not touched. Long: each surv
 tests, so this is a developer tool, not part of the suite.
 
     python tools/mutants.py                       # every module
-    python tools/mutants.py paircustom/guide.py   # one module
+    python tools/mutants.py paircustom/sampling/guide.py   # one module
     python tools/mutants.py --operators "< <= > >="   # only the comparisons
 """
 
@@ -34,30 +34,31 @@ SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Lt: "<", 
 LONGER = ("**", "//", "<=", ">=", "<<", ">>")   # operators that start with a one-character symbol
 # module -> the test files that should catch a change in it
 MODULES = {
-    "paircustom/objective.py": ["test_noise.py", "test_flow.py", "test_training.py", "test_flow_train.py",
+    "paircustom/training/objective.py": ["test_noise.py", "test_flow.py", "test_training.py", "test_flow_train.py",
                                 "test_pairs.py"],
-    "paircustom/guide.py": ["test_guidance.py", "test_style_interval.py", "test_flow.py"],
-    "paircustom/guidance.py": ["test_guidance.py", "test_style_interval.py"],
-    "paircustom/flow_guidance.py": ["test_flow.py"],
-    "paircustom/stylize.py": ["test_stylize.py"],
-    "paircustom/adapters.py": ["test_basis_adapters.py", "test_training.py", "test_guidance.py"],
-    "paircustom/basis.py": ["test_basis_adapters.py", "test_pairs.py", "test_reproducible.py"],
-    "paircustom/latents.py": ["test_noise.py", "test_guidance.py", "test_stylize.py"],
-    "paircustom/flow.py": ["test_flow.py", "test_flow_train.py", "test_noise.py"],
-    "paircustom/training.py": ["test_training.py", "test_noise.py", "test_pairs.py", "test_reproducible.py",
+    "paircustom/models/forward.py": ["test_noise.py", "test_flow.py", "test_training.py", "test_flow_train.py",
+                                     "test_pairs.py"],
+    "paircustom/sampling/guide.py": ["test_guidance.py", "test_style_interval.py", "test_flow.py"],
+    "paircustom/sampling/pipeline.py": ["test_guidance.py", "test_style_interval.py", "test_flow.py"],
+    "paircustom/sampling/stylize.py": ["test_stylize.py"],
+    "paircustom/adapters/layers.py": ["test_basis_adapters.py", "test_training.py", "test_guidance.py"],
+    "paircustom/adapters/basis.py": ["test_basis_adapters.py", "test_pairs.py", "test_reproducible.py"],
+    "paircustom/models/latents.py": ["test_noise.py", "test_guidance.py", "test_stylize.py"],
+    "paircustom/models/flow.py": ["test_flow.py", "test_flow_train.py", "test_noise.py"],
+    "paircustom/training/trainer.py": ["test_training.py", "test_noise.py", "test_pairs.py", "test_reproducible.py",
                                "test_cli.py", "test_distributed.py"],
 }
 
 # Flips that cannot change a result, with the reason: (module, the line as written, the flipped operator)
 EQUIVALENT = {
-    ("paircustom/basis.py", "q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)", "*"):
+    ("paircustom/adapters/basis.py", "q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)", "*"):
         "dividing by a sign (+1 or -1) is multiplying by it",
-    ("paircustom/guidance.py", "if guide.guidance_rescale > 0:", ">"):
+    ("paircustom/sampling/pipeline.py", "if guide.guidance_rescale > 0:", ">"):
         "rescaling by 0 returns 0 x rescaled + 1 x guided, the guided prediction itself",
-    ("paircustom/training.py", "description = \"pair training\" + (f\" ({self.processes} processes)\" if "
+    ("paircustom/training/trainer.py", "description = \"pair training\" + (f\" ({self.processes} processes)\" if "
                                "self.processes > 1 else \"\")", ">"):
         "the progress bar's label only",
-    ("paircustom/training.py", "if self.processes > 1:       # the mean over all processes' draws: the same "
+    ("paircustom/training/trainer.py", "if self.processes > 1:       # the mean over all processes' draws: the same "
                                "history (and checks) everywhere", ">"):
         "with one process the mean over processes is the value itself",
 }

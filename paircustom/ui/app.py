@@ -10,7 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..errors import UserError
-from ..generate_config import GENERATE
+from ..config.generate import GENERATE
 from .studio import Studio
 
 MAX_STYLES = 6            # sliders on the page; styles loaded beyond these stay at scale 0

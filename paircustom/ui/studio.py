@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError, reason
-from ..model_names import resolve_model
-from ..images import grid, load_pair
-from ..generate_config import GENERATE
-from ..train_config import TrainConfig, model_defaults
+from ..config.model_names import resolve_model
+from ..files.images import grid, load_pair
+from ..config.generate import GENERATE
+from ..config.train import TrainConfig, model_defaults
 
 PREVIEWS = 3              # previews per training run (each is two 20-step samples)
 
@@ -92,7 +92,7 @@ class Studio:
         return config
 
     def _train(self, config: TrainConfig) -> None:
-        from ..training import train_pair
+        from ..training.trainer import train_pair
 
         def on_step(trainer):
             _, content_loss, style_loss = trainer.history[-1]
@@ -122,7 +122,7 @@ class Studio:
     @property
     def pipe(self):
         if self._pipe is None:
-            from ..flow_guidance import from_pretrained
+            from ..sampling.pipeline import from_pretrained
 
             self._pipe = from_pretrained(self.model, device=self.device)     # SD / SDXL, or SD3 / Flux
         return self._pipe
@@ -130,7 +130,7 @@ class Studio:
     def load(self, path, suffix: str | None = None) -> str:
         """Load a style file (any layout ``generate`` reads) under a fresh name; returns the name."""
         from ..errors import PairCustomWarning
-        from ..formats import read_adapter, require_suffix
+        from ..files.style_file import read_adapter, require_suffix
 
         path, suffix = Path(path), suffix if suffix and suffix.strip() else None
         require_suffix(path.name, read_adapter(path)[1], suffix)     # before the model loads
