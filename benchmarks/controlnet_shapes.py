@@ -1,6 +1,6 @@
 """A line-sketch ControlNet for the embedded shapes model, and style guidance under it (issue 13's picture).
 
-    python benchmarks/controlnet_shapes.py [--steps 800] [--pool 4096] [--out benchmarks/results] [--work DIR]
+    python -m benchmarks.controlnet_shapes [--steps 800] [--pool 4096] [--out benchmarks/results] [--work DIR]
 
 No ControlNet exists for the shapes model, so this script makes one and measures what it does:
 
@@ -143,7 +143,7 @@ def run(args, work: Path) -> None:
     sheet = grid([sum(pictures[:4], []), sum(pictures[4:], [])])
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "controlnet-shapes.png", lambda temp: sheet.save(temp, format="PNG"))
-    text = (f"# A line-sketch ControlNet on the shapes model\n\nCommand: `python benchmarks/controlnet_shapes.py "
+    text = (f"# A line-sketch ControlNet on the shapes model\n\nCommand: `python -m benchmarks.controlnet_shapes "
             f"--steps {args.steps} --pool {args.pool}` ({(time.time() - started) / 60:.1f} min, of which "
             f"{trained / 60:.1f} training the ControlNet). {SCENES} scenes (half held out), {args.sampling_steps} "
             f"DDIM steps, CFG {GENERATE.guidance_scale:g}, one seed each.\n\n"

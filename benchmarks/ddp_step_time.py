@@ -1,6 +1,6 @@
 """Step time of 2-process training (CPU, gloo, the embedded shapes model): what leaving unused adapters out of DDP saves.
 
-    python benchmarks/ddp_step_time.py [--steps 10] [--rounds 2]
+    python -m benchmarks.ddp_step_time [--steps 10] [--rounds 2]
 
 Two ways to train under DDP while the style B's are unused (the style warm-up):
   find_unused  every adapter in DDP with find_unused_parameters=True (what paircustom did before): DDP walks the
@@ -32,7 +32,12 @@ def worker(args) -> None:
     from paircustom.training.trainer import PairTrainer, TrainConfig
 
     examples = ROOT / "paircustom" / "shapes" / "examples"
-    PairTrainer.find_unused_parameters = args.variant == "find_unused"
+    if args.variant == "find_unused":     # the way before: every adapter stays in DDP, which searches for unused ones
+        import accelerate
+
+        kwargs = accelerate.DistributedDataParallelKwargs
+        accelerate.DistributedDataParallelKwargs = lambda **_: kwargs(find_unused_parameters=True)
+        PairTrainer._train_only = lambda self, kinds: None
     with tempfile.TemporaryDirectory() as folder:
         trainer = PairTrainer(TrainConfig(str(examples / "red_circle_content.png"),
                                           str(examples / "red_circle_inverted.png"), subject="circle",
@@ -80,7 +85,7 @@ def main() -> None:
     (RESULTS / "ddp-step-time.json").write_text(json.dumps({"steps_per_phase": n, "rounds": args.rounds,
                                                            "step_times_s": runs, "medians_s": phases}, indent=1))
     lines = ["# DDP step time: unused adapters left out vs find_unused_parameters=True", "",
-             f"`python benchmarks/ddp_step_time.py --steps {n} --rounds {args.rounds}`: 2 processes (torchrun, gloo) "
+             f"`python -m benchmarks.ddp_step_time --steps {n} --rounds {args.rounds}`: 2 processes (torchrun, gloo) "
              f"on {os.cpu_count()} CPU cores, 1 torch thread each, embedded shapes model (64 px, rank 8, "
              "accumulation 1); medians over the rounds, first step of each phase left out.", "",
              "| variant | warm-up step (style B's unused) | step with the style loss |", "|---|---|---|"]

@@ -1,9 +1,9 @@
 """GPU check of the Flux path: real-width Flux pair training in bf16 (steps/s, peak memory), then one styled image.
 
-    python benchmarks/gpu_flux_check.py                              # FLUX.1-dev's transformer config, random weights
-    python benchmarks/gpu_flux_check.py --gradient-checkpointing     # the same with the transformer checkpointed
-    python benchmarks/gpu_flux_check.py --model black-forest-labs/FLUX.1-dev   # real weights (downloads; gated)
-    python benchmarks/gpu_flux_check.py --tiny --device cpu          # the same code path on a CPU, tiny Flux (seconds)
+    python -m benchmarks.gpu_flux_check                              # FLUX.1-dev's transformer config, random weights
+    python -m benchmarks.gpu_flux_check --gradient-checkpointing     # the same with the transformer checkpointed
+    python -m benchmarks.gpu_flux_check --model black-forest-labs/FLUX.1-dev   # real weights (downloads; gated)
+    python -m benchmarks.gpu_flux_check --tiny --device cpu          # the same code path on a CPU, tiny Flux (seconds)
 
 Without ``--model`` nothing is downloaded: the transformer is FLUX.1-dev's configuration (3072 wide, 24 heads x
 128, 19 double- and 38 single-stream blocks, ~11.9 B parameters; ``--blocks D S`` for fewer) with random
@@ -27,11 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))        # gpu_sdxl_check beside this file
 
-from gpu_sdxl_check import Meter, add_run_options, check_main, run_header, time_training  # noqa: E402  (also puts the checkout on sys.path)
+from benchmarks.gpu_sdxl_check import Meter, add_run_options, check_main, run_header, time_training
 
-import torch  # noqa: E402
+import torch
 
 # black-forest-labs/FLUX.1-dev vae/config.json (random weights here).
 FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, layers_per_block=2, norm_num_groups=32,

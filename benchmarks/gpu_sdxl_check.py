@@ -1,9 +1,9 @@
 """GPU check of the SDXL user path: real-width SDXL pair training in bf16, then one styled generation.
 
-    python benchmarks/gpu_sdxl_check.py                        # SDXL's UNet config, random weights, cuda, bf16
-    python benchmarks/gpu_sdxl_check.py --model stabilityai/stable-diffusion-xl-base-1.0 \
+    python -m benchmarks.gpu_sdxl_check                        # SDXL's UNet config, random weights, cuda, bf16
+    python -m benchmarks.gpu_sdxl_check --model stabilityai/stable-diffusion-xl-base-1.0 \
         --variant fp16 --vae madebyollin/sdxl-vae-fp16-fix     # the real model (downloads; only when asked)
-    python benchmarks/gpu_sdxl_check.py --tiny --device cpu    # the same code path on a CPU, tiny SDXL (seconds)
+    python -m benchmarks.gpu_sdxl_check --tiny --device cpu    # the same code path on a CPU, tiny SDXL (seconds)
 
 Without ``--model`` nothing is downloaded: the UNet is built from SDXL's published config (2.6 B parameters,
 64x64 latents = 512 px), the VAE from SDXL's VAE config (random weights, decoded without the fp16 upcast as
@@ -35,11 +35,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))          # runs from a checkout without installing
 
-import torch  # noqa: E402
+import torch
 
-from paircustom.config.train import PAPER_DEFAULTS  # noqa: E402
+from paircustom.config.train import PAPER_DEFAULTS
 
 RESULTS = ROOT / "benchmarks" / "results"
 

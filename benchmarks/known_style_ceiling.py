@@ -1,6 +1,6 @@
 """How far does text-conditioned styling get on the shapes model when the style is one it already knows?
 
-    python benchmarks/known_style_ceiling.py [--model shapes] [--quick] [--threads 1] [--out FILE]
+    python -m benchmarks.known_style_ceiling [--model shapes] [--quick] [--threads 1] [--out FILE]
 
 The quality benchmark (``paircustom.bench.quality``) scores a pair-trained style against the exact answer
 f(x_base). This script asks what the same score gives for styles that need no learning: the base model's known
@@ -33,19 +33,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
-from paircustom.bench.quality import QualityConfig, evaluation_set, generate            # noqa: E402
-from paircustom.bench.scores import analyzer_reads, fidelity_and_structure              # noqa: E402
-from paircustom.bench.stylize import QUICK as STYLIZE_QUICK                             # noqa: E402
-from paircustom.bench.stylize import StylizeBenchConfig, edit_scenes, scenes            # noqa: E402
-from paircustom.config.generate import GENERATE                                         # noqa: E402
-from paircustom.sampling.pipeline import StyleGuidedPipeline                                     # noqa: E402
-from paircustom.shapes.examples import EXAMPLES                                         # noqa: E402
-from paircustom.shapes.styles import KNOWN_STYLES, Style, styled_caption                 # noqa: E402
-from paircustom.shapes.world import render                                              # noqa: E402
-from paircustom.training.trainer import PairTrainer, TrainConfig                                # noqa: E402
+from paircustom.bench.quality import QualityConfig, evaluation_set, generate
+from paircustom.bench.scores import analyzer_reads, fidelity_and_structure
+from paircustom.bench.stylize import QUICK as STYLIZE_QUICK
+from paircustom.bench.stylize import StylizeBenchConfig, edit_scenes, scenes
+from paircustom.config.generate import GENERATE
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.shapes.examples import EXAMPLES
+from paircustom.shapes.styles import KNOWN_STYLES, Style, styled_caption
+from paircustom.shapes.world import render
+from paircustom.training.trainer import PairTrainer, TrainConfig
 
 QUICK = dict(held_out=1, training=1, seeds=(0,), steps=4, style_scales=(3.0,))
 
@@ -147,7 +145,7 @@ def main(argv=None) -> None:
     print("\n" + "\n".join(stylize_header), flush=True)
     styled = stylize_rows(guided, oracles, readable, args.quick)
     if args.out:
-        text = (f"`python benchmarks/known_style_ceiling.py{' --quick' if args.quick else ''}` "
+        text = (f"`python -m benchmarks.known_style_ceiling{' --quick' if args.quick else ''}` "
                 f"({(time.time() - started) / 60:.1f} min). Generation: {len(config.seeds)} seeds per caption, "
                 f"{config.steps} DDIM steps, CFG {config.guidance_scale:g}, style start "
                 f"{config.style_start_fraction:g}; pooled fidelity against f(x_base) as in the quality benchmark. "

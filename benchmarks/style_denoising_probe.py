@@ -1,6 +1,6 @@
 """Does a style LoRA learned from one pair generalise as a denoiser? (issue 9's diagnosis on the shapes model)
 
-    python benchmarks/style_denoising_probe.py [--styles inverted,grayscale] [--scenes 64] [--train KEY=VALUE,...]
+    python -m benchmarks.style_denoising_probe [--styles inverted,grayscale] [--scenes 64] [--train KEY=VALUE,...]
                                                [--model shapes] [--threads 2] [--out FILE]
 
 Trains each style on ``paircustom.bench.quality``'s pair (the trio scene and f(trio); the model's default
@@ -32,17 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
-from paircustom.bench.methods import METHODS                              # noqa: E402
-from paircustom.bench.quality import QualityConfig, parse_overrides, train_style   # noqa: E402
-from paircustom.sampling.pipeline import StyleGuidedPipeline                          # noqa: E402
-from paircustom.files.images import from_uint8                                     # noqa: E402
-from paircustom.models.forward import prediction_target, training_scheduler      # noqa: E402
-from paircustom.shapes.examples import EXAMPLES                              # noqa: E402
-from paircustom.shapes.styles import STYLES, styled_caption                  # noqa: E402
-from paircustom.shapes.world import random_scene, render                     # noqa: E402
+from paircustom.bench.methods import METHODS
+from paircustom.bench.quality import QualityConfig, parse_overrides, train_style
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.files.images import from_uint8
+from paircustom.models.forward import prediction_target, training_scheduler
+from paircustom.shapes.examples import EXAMPLES
+from paircustom.shapes.styles import STYLES, styled_caption
+from paircustom.shapes.world import random_scene, render
 
 
 @torch.no_grad()

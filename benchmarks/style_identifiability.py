@@ -1,6 +1,6 @@
 """Does one pair determine the style? (issue 9's "identifiability", measured in the shapes model's latent space)
 
-    python benchmarks/style_identifiability.py [--model shapes] [--scenes 64] [--fit-scenes 256] [--threads 2]
+    python -m benchmarks.style_identifiability [--model shapes] [--scenes 64] [--fit-scenes 256] [--threads 2]
                                                [--out FILE]
 
 Each benchmark style f is a fixed image function. Here we ask whether, in the model's VAE latent space, f is a
@@ -32,17 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
-from paircustom.bench.scores import fidelity_and_structure                   # noqa: E402
-from paircustom.files.images import to_uint8                                       # noqa: E402
-from paircustom.config.model_names import resolve_model                              # noqa: E402
-from paircustom.shapes.data import encode_pool                               # noqa: E402
-from paircustom.shapes.evaluate import vae_round_trip                        # noqa: E402
-from paircustom.shapes.examples import EXAMPLES, MORE_SCENES                  # noqa: E402
-from paircustom.shapes.styles import STYLES                                    # noqa: E402
-from paircustom.shapes.world import random_scene, render                      # noqa: E402
+from paircustom.bench.scores import fidelity_and_structure
+from paircustom.files.images import to_uint8
+from paircustom.config.model_names import resolve_model
+from paircustom.shapes.data import encode_pool
+from paircustom.shapes.evaluate import vae_round_trip
+from paircustom.shapes.examples import EXAMPLES, MORE_SCENES
+from paircustom.shapes.styles import STYLES
+from paircustom.shapes.world import random_scene, render
 
 RIDGE = 1e-3          # ridge weight on D: the fit's least-norm tie-break where the pair leaves directions open
 
@@ -111,7 +109,7 @@ def main(argv=None) -> None:
         lines.append(f"| {name} | " + " | ".join(f"{s:+.3f}" for s in scores) + " |")
         print(lines[-1], flush=True)
     if args.out:
-        header = (f"`python benchmarks/style_identifiability.py --model {args.model} --scenes {args.scenes} "
+        header = (f"`python -m benchmarks.style_identifiability --model {args.model} --scenes {args.scenes} "
                   f"--fit-scenes {args.fit_scenes}`: pooled fidelity on {args.scenes} held-out rendered scenes.\n\n")
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(header + "\n".join(lines) + "\n")

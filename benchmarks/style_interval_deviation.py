@@ -1,6 +1,6 @@
 """How far the cheaper style guidance of issue 14 lands from full style guidance, with a TRAINED style.
 
-    python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--example NAME] [--out F]
+    python -m benchmarks.style_interval_deviation [--seeds 2] [--steps 50] [--train-steps N] [--example NAME] [--out F]
 
 Trains the style of an example pair (default ``trio``, inverted colours: the demo's pair until 2026-11-28, which
 the committed results used) on the embedded shapes model with its default steps, then draws the demo's six
@@ -29,15 +29,14 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
-from paircustom.bench import CHEAP_GUIDANCE          # noqa: E402
-from paircustom.demo import DemoConfig                # noqa: E402
-from paircustom.config.generate import GENERATE       # noqa: E402
-from paircustom.sampling.pipeline import StyleGuidedPipeline   # noqa: E402
-from paircustom.shapes import world_version           # noqa: E402
-from paircustom.shapes.examples import EXAMPLES, example_paths   # noqa: E402
-from paircustom.training.trainer import TrainConfig, train_pair          # noqa: E402
+from paircustom.bench import CHEAP_GUIDANCE
+from paircustom.demo import DemoConfig
+from paircustom.config.generate import GENERATE
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.shapes import world_version
+from paircustom.shapes.examples import EXAMPLES, example_paths
+from paircustom.training.trainer import TrainConfig, train_pair
 
 SETTINGS = {"full style guidance (style_interval 1)": {},
             **{label: options for label, options in CHEAP_GUIDANCE.values()}}
@@ -80,7 +79,7 @@ def report(rows, args, minutes: float) -> str:
     lines = ["| setting | deviation from full guidance | style kept |", "|---|---|---|"]
     lines += [f"| {label} | {deviation:.3f} | {kept:.3f} |" for label, deviation, kept in rows]
     return (f"# Cheaper style guidance: deviation from full guidance with a trained style\n\n"
-            f"Command: `python benchmarks/style_interval_deviation.py {' '.join(sys.argv[1:])}`\n\n"
+            f"Command: `python -m benchmarks.style_interval_deviation {' '.join(sys.argv[1:])}`\n\n"
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {minutes:.1f} min, "
             f"torch.set_num_threads(1), os.cpu_count() = {os.cpu_count()}\n"
             f"- embedded shapes model, world v{world_version()}; the {args.example} pair's style, style scale "

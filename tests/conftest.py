@@ -12,17 +12,6 @@ from paircustom.training.trainer import TrainConfig, train_pair
 
 RESOLUTION = 32          # pixels; the tiny VAE halves it to 16x16 latents
 SHARED_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "pairs"
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load_benchmark(name: str):
-    """The script ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_pair(folder: Path, size=(48, 48), style_size=None) -> tuple[Path, Path]:

@@ -2,11 +2,11 @@
 
 import json
 
-from tests.conftest import load_benchmark
+from benchmarks import gpu_flux_check, gpu_sdxl_check
 
 
 def _load():
-    return load_benchmark("gpu_sdxl_check")
+    return gpu_sdxl_check
 
 
 def test_tiny_run_trains_previews_generates_and_writes_figures(tmp_path):
@@ -29,7 +29,7 @@ def test_full_size_run_asks_for_a_gpu_on_a_cpu(capsys):
 
 
 def test_flux_check_tiny_run_trains_in_bf16_and_writes_figures(tmp_path):
-    check = load_benchmark("gpu_flux_check")
+    check = gpu_flux_check
     out = tmp_path / "flux"
     assert check.main(["--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2", "--sample-steps", "2",
                        "--out", str(out)]) == 0

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from paircustom.shapes.world import SHAPES, Scene, Thing, render
-from tests.conftest import load_benchmark
+from benchmarks import shape_words
 
 
 @pytest.mark.parametrize("shape, low, high", [(0, 0.7, 0.85), (1, 0.95, 1.0), (2, 0.45, 0.65)])
 def test_fill_ratio_of_a_rendered_object_is_its_shapes(shape, low, high):
-    module = load_benchmark("shape_words")
+    module = shape_words
     image = render(Scene(7, (Thing(2, shape, 16, 16, 28),)))
     fill = module.fill_ratio(image, 2)
     assert low <= fill <= high, f"{SHAPES[shape]}: fill {fill:.3f} outside [{low}, {high}]"
@@ -18,7 +18,7 @@ def test_fill_ratio_of_a_rendered_object_is_its_shapes(shape, low, high):
 
 
 def test_report_has_a_fill_a_loss_and_a_similarity_row_per_shape(tmp_path):
-    module = load_benchmark("shape_words")
+    module = shape_words
     out = tmp_path / "words.md"
     report = module.main(["--scenes", "1", "--draws", "1", "--steps", "2", "--threads", "1", "--out", str(out)])
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| prompted")

@@ -335,18 +335,18 @@ def test_embedded_model_reads_past_an_inserted_token():
     SDXL, the base model must still denoise that scene as well as under its plain caption (run 5, trained without
     filler captions, did not: loss 0.28 against 0.10). A style suffix must not disturb it either."""
     from paircustom.sampling.pipeline import StyleGuidedPipeline
-    from tests.conftest import load_benchmark
+    from benchmarks import style_denoising_probe
 
-    loss = load_benchmark("style_denoising_probe").token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
+    loss = style_denoising_probe.token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
     assert loss["with V* inserted"] < 1.1 * loss["caption"] and loss["with a style suffix"] < 1.1 * loss["caption"], \
         loss
 
 
 def test_identifiability_probe_recovers_a_latent_affine_map():
     """The probe's fit returns the map that made the styled latents, and a zero map leaves latents unchanged."""
-    from tests.conftest import load_benchmark
+    from benchmarks import style_identifiability
 
-    probe = load_benchmark("style_identifiability")
+    probe = style_identifiability
     generator = torch.Generator().manual_seed(0)
     plain = torch.randn(3, 8, 16, 16, generator=generator)                 # (N, C, h, w)
     D = 0.3 * torch.randn(9, 8, generator=generator)                       # (C + 1, C): linear part and offset
@@ -387,12 +387,12 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     scale = CFG from the first step is CFG towards the style prompt (Eq. 10: u + g(c - u) + g(e_s - c) =
     u + g(e_s - u)), i.e. the base model prompted with the style words."""
     from safetensors.torch import load_file
-    from tests.conftest import load_benchmark
+    from benchmarks import known_style_ceiling
 
     from paircustom.sampling.pipeline import StyleGuidedPipeline
     from paircustom.shapes.styles import KNOWN_STYLES, styled_caption
 
-    ceiling = load_benchmark("known_style_ceiling")
+    ceiling = known_style_ceiling
     style = KNOWN_STYLES["faded"]
     path = ceiling.oracle_style_file("shapes", style, tmp_path)
     weights = load_file(path)

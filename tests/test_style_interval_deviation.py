@@ -1,10 +1,10 @@
 """The trained-style deviation benchmark of issue 14 runs and reports every setting (tiny run, no timing)."""
 
-from tests.conftest import load_benchmark
+from benchmarks import style_interval_deviation
 
 
 def test_deviation_benchmark_reports_every_setting(tmp_path):
-    module = load_benchmark("style_interval_deviation")
+    module = style_interval_deviation
     out = tmp_path / "deviation.md"
     rows = module.main(["--seeds", "1", "--steps", "6", "--train-steps", "2", "--out", str(out)])
     assert [label for label, _, _ in rows] == list(module.SETTINGS)

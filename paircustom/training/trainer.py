@@ -39,30 +39,12 @@ from .outputs import TrainerOutputs
 class PairTrainer(TrainerOutputs):
     """Holds the model with both adapters, the encoded pair and the optimizer; ``fit`` runs the loop."""
 
-    # True: all adapter parameters stay in DDP and DDP searches each step's graph for unused ones (the old way,
-    # kept only so benchmarks/ddp_step_time.py can compare); False: unused ones are left out (``_train_only``).
-    find_unused_parameters = False
-
     def __init__(self, config: TrainConfig, pipe=None):
-        from accelerate import Accelerator, DistributedDataParallelKwargs
-
         # 1. settings and inputs first, so mistakes are reported before a large model loads
         self.config = config = config.resolved(pipe)
         images = [image for content, style in config.pairs for image in load_pair(content, style, config.resolution)]
-        if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
-            raise UserError("checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
-                            "its state in shards; train without them, or use plain DDP (no DeepSpeed config).")
-        plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
-        if plan is None:        # a hub id whose config files did not download: its family is known once it loads
-            pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
-            plan = ModelPlan.of_pipeline(pipe)
-        self.config = config = config.with_targets(plan.lora_targets)
-        plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal,
-                           len(config.pairs))
-        for content_prompt, _ in config.pair_prompts:
-            plan.check_prompt(content_prompt, config.style_suffix)
-        plan.check_resolution(config.resolution)
-        resume_from = check_run_inputs(config, distributed.world_size())
+        config, pipe, resume_from = _checked_run(config, pipe)
+        self.config = config
         # 2. model; encode the pair once, then the VAE and text encoders leave the device (previews bring them back)
         device = distributed.process_device(distributed.check_device(config.device))
         if pipe is None:
@@ -72,14 +54,7 @@ class PairTrainer(TrainerOutputs):
         if config.mixed_precision != "no" and not device.startswith("cuda"):
             warnings.warn(f"mixed precision needs a GPU; training without it on {device}.", PairCustomWarning, stacklevel=2)
             config = self.config = replace(config, mixed_precision="no")
-        if device.startswith("cuda:"):
-            torch.cuda.set_device(torch.device(device))      # the Accelerator takes the current GPU
-        # Several processes: parameters a step does not use are left out of DDP (see _train_only), so DDP need
-        # not search the graph for unused ones; find_unused_parameters=True is kept for the step-time benchmark.
-        ddp = DistributedDataParallelKwargs(find_unused_parameters=self.find_unused_parameters)
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision,
-                                       gradient_accumulation_steps=config.gradient_accumulation,
-                                       cpu=device == "cpu", kwargs_handlers=[ddp])
+        self.accelerator = _accelerator(config, device)
         self.processes = self.accelerator.num_processes
         device = self.device = self.accelerator.device
         sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
@@ -98,17 +73,10 @@ class PairTrainer(TrainerOutputs):
             denoiser.enable_gradient_checkpointing()
         self.content_params = [p for l in self.layers.values() for p in (l.content_A, l.content_B) if p.requires_grad]
         self.style_params = [p for l in self.layers.values() for p in (l.style_A, l.style_B) if p.requires_grad]
-        optimizer_class = torch.optim.AdamW
-        if config.use_8bit_adam:
-            try:
-                import bitsandbytes
-            except ImportError:
-                raise UserError("--use-8bit-adam needs bitsandbytes; run 'pip install bitsandbytes' or drop "
-                                "the option.") from None
-            optimizer_class = bitsandbytes.optim.AdamW8bit
+        # 4. optimizer, and the adapters this step trains (DDP holds only those)
         self.learning_rate = config.learning_rate * (self.processes if config.scale_lr else 1)
-        optimizer = optimizer_class(self.content_params + self.style_params, lr=self.learning_rate,
-                                    weight_decay=config.weight_decay)
+        optimizer = _optimizer_class(config)(self.content_params + self.style_params, lr=self.learning_rate,
+                                             weight_decay=config.weight_decay)
         self.denoiser = denoiser
         self._train_only(self.kinds(0))
         self.denoiser, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
@@ -139,9 +107,8 @@ class PairTrainer(TrainerOutputs):
         result is the same; a single process (no DDP) leaves every adapter trainable."""
         from accelerate.utils import DistributedType
 
-        if self.processes == 1 or self.find_unused_parameters or self.accelerator.distributed_type in (
-                DistributedType.DEEPSPEED, DistributedType.FSDP):
-            return               # no DDP; or DDP told to search; or engines that take their trainable set at prepare
+        if self.processes == 1 or self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+            return               # no DDP; or engines that take their trainable set at prepare
         used = set()
         if any(kind.route.trains_content for kind in kinds):
             used.update(map(id, self.content_params))
@@ -264,3 +231,47 @@ def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
     finally:
         trainer.close()
     return path
+
+
+def _checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Path | None]:
+    """Check a run's settings against the model (from its config files, or ``pipe``) before the weights load:
+    (the config with the family's targets, the pipeline if it had to load to tell its family, the checkpoint to
+    resume from)."""
+    if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        raise UserError("checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
+                        "its state in shards; train without them, or use plain DDP (no DeepSpeed config).")
+    plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
+    if plan is None:        # a hub id whose config files did not download: its family is known once it loads
+        pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
+        plan = ModelPlan.of_pipeline(pipe)
+    config = config.with_targets(plan.lora_targets)
+    plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal,
+                       len(config.pairs))
+    for content_prompt, _ in config.pair_prompts:
+        plan.check_prompt(content_prompt, config.style_suffix)
+    plan.check_resolution(config.resolution)
+    return config, pipe, check_run_inputs(config, distributed.world_size())
+
+
+def _accelerator(config: TrainConfig, device: str):
+    """The Accelerator of this process.  Several processes: parameters a step does not use are left out of DDP
+    (``PairTrainer._train_only``), so DDP need not search the graph for unused ones."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(torch.device(device))      # the Accelerator takes the current GPU
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
+    return Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation,
+                       cpu=device == "cpu", kwargs_handlers=[ddp])
+
+
+def _optimizer_class(config: TrainConfig):
+    """AdamW, or bitsandbytes' 8-bit AdamW with ``use_8bit_adam``."""
+    if not config.use_8bit_adam:
+        return torch.optim.AdamW
+    try:
+        import bitsandbytes
+    except ImportError:
+        raise UserError("--use-8bit-adam needs bitsandbytes; run 'pip install bitsandbytes' or drop "
+                        "the option.") from None
+    return bitsandbytes.optim.AdamW8bit

@@ -29,6 +29,9 @@ def _sliders(studio: Studio) -> list:
 
 
 def build(studio: Studio) -> gr.Blocks:
+    """The page.  One function, over 60 lines: Gradio creates the components and wires their events inside one
+    ``gr.Blocks`` context, and the event handlers close over the components; split up, some twenty components
+    would be handed between functions."""
     from ..shapes.examples import EXAMPLES, example_paths
 
     steps_default = studio.defaults["max_steps"]
