@@ -34,9 +34,9 @@ from paircustom.bench.methods import METHODS
 from paircustom.bench.quality import QualityConfig, train_style
 from paircustom.bench.scores import foreground, iou
 from paircustom.config.generate import GENERATE
-from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.files.images import atomic_write, from_uint8, grid
 from paircustom.models.forward import prediction_target, training_scheduler
+from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.styles import line_sketch
 from paircustom.shapes.world import random_scene, render, render_batch

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 from pathlib import Path
 
+import torch
 
 from benchmarks.gpu_sdxl_check import Meter, add_run_options, check_main, run_header, time_training
-
-import torch
 
 # black-forest-labs/FLUX.1-dev vae/config.json (random weights here).
 FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, layers_per_block=2, norm_num_groups=32,
@@ -65,8 +63,8 @@ def build_pipeline(args, dtype):
         from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
 
         from paircustom.bench.models import FLUX_TRANSFORMER
-        from paircustom.tiny.unet import tiny_text_encoder
         from paircustom.tiny.flow import tiny_t5, tiny_t5_tokenizer
+        from paircustom.tiny.unet import tiny_text_encoder
 
         double, single = args.blocks
         with torch.device(args.device):     # ~12 B parameters: initialise them where they will run

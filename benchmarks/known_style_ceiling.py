@@ -23,7 +23,6 @@ inversion: the same ceiling for stylising an existing image.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -32,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
 
 from paircustom.bench.quality import QualityConfig, evaluation_set, generate
 from paircustom.bench.scores import analyzer_reads, fidelity_and_structure

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 from benchmarks.style_denoising_probe import denoising_loss
 from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes import analyzer

@@ -25,19 +25,17 @@ separates "the LoRA did not generalise" from "guidance did not use it".
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
 from paircustom.bench.methods import METHODS
 from paircustom.bench.quality import QualityConfig, parse_overrides, train_style
-from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.files.images import from_uint8
 from paircustom.models.forward import prediction_target, training_scheduler
+from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes.examples import EXAMPLES
 from paircustom.shapes.styles import STYLES, styled_caption
 from paircustom.shapes.world import random_scene, render

@@ -26,16 +26,14 @@ Pixelation is spatial (8-pixel blocks across 2x2 latent pixels), so a per-pixel 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
 from paircustom.bench.scores import fidelity_and_structure
-from paircustom.files.images import to_uint8
 from paircustom.config.model_names import resolve_model
+from paircustom.files.images import to_uint8
 from paircustom.shapes.data import encode_pool
 from paircustom.shapes.evaluate import vae_round_trip
 from paircustom.shapes.examples import EXAMPLES, MORE_SCENES

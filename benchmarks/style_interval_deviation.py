@@ -28,18 +28,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from paircustom.bench import CHEAP_GUIDANCE
-from paircustom.demo import DemoConfig
 from paircustom.config.generate import GENERATE
+from paircustom.demo import DemoConfig
 from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes import world_version
 from paircustom.shapes.examples import EXAMPLES, example_paths
 from paircustom.training.trainer import TrainConfig, train_pair
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SETTINGS = {"full style guidance (style_interval 1)": {},
-            **{label: options for label, options in CHEAP_GUIDANCE.values()}}
+            **dict(CHEAP_GUIDANCE.values())}
 
 
 def measure(seeds: int = 2, steps: int = GENERATE.num_inference_steps, train_steps: int | None = None, log=print,

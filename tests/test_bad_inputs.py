@@ -14,10 +14,22 @@ from paircustom.cli.main import main
 from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.training.trainer import PairTrainer, train_pair
 from tests.conftest import RESOLUTION, quick_config, write_pair
+from tests.helpers_bad_inputs import (
+    edited_style,
+    integer_weights,
+    noise_image,
+    pickled_checkpoint,
+    png_bomb,
+    read_only_folder,
+    reshaped_B,
+    snapshot,
+    widened_B,
+    wider_context,
+    with_value,
+    without_B,
+    written_by,
+)
 from tests.test_layouts import kohya
-from tests.helpers_bad_inputs import (edited_style, integer_weights, noise_image, pickled_checkpoint, png_bomb,
-                                      read_only_folder, reshaped_B, widened_B, snapshot, wider_context, with_value,
-                                      without_B, written_by)
 
 FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "3", "--style-start-step", "1", "--accumulation", "1",
         "--resolution", str(RESOLUTION), "--quiet"]

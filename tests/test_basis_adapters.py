@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from paircustom.adapters.layers import PairLoRALinear, Route, add_pair_lora, pair_routing, random_rows, remove_pair_lora
 from paircustom.adapters.basis import split_rows
+from paircustom.adapters.layers import PairLoRALinear, Route, add_pair_lora, pair_routing, random_rows, remove_pair_lora
 from paircustom.errors import UserError
 from paircustom.tiny.unet import build_tiny_pipeline
 

@@ -200,6 +200,7 @@ def test_resume_continues_where_the_checkpoint_stopped(model_dirs, tmp_path):
 
 def test_relative_model_is_stored_absolute_and_generate_works_from_another_folder(model_dirs, tmp_path, monkeypatch):
     import shutil
+
     from paircustom.files.style_file import read_adapter
     shutil.copytree(model_dirs["sd"], tmp_path / "work" / "my-model")
     content, style = write_pair(tmp_path / "work")
@@ -367,6 +368,7 @@ def test_variant_and_vae_are_loaded(variant_and_vae, trained, tmp_path, capsys):
 def test_safety_checker_is_only_switched_off_where_the_pipeline_has_one(family, passed, model_dirs, monkeypatch):
     """SDXL has no safety checker: passing safety_checker=None made diffusers warn on every SDXL command."""
     from diffusers import DiffusionPipeline
+
     from paircustom.models.registry import load_pipeline
     seen = {}
     original = DiffusionPipeline.from_pretrained.__func__

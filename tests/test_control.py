@@ -6,8 +6,8 @@ import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionXLControlNetPipeline
 from PIL import Image
 
-from paircustom.sampling.control import Control
 from paircustom.errors import UserError
+from paircustom.sampling.control import Control
 from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.tiny.unet import build_tiny_pipeline
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from paircustom.shapes import world_version
 from benchmarks import controlnet_shapes
+from paircustom.shapes import world_version
 
 
 def test_sketch_condition_is_the_line_sketch_in_unit_range():

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from paircustom.demo import DemoConfig, run_demo
+from paircustom.shapes import MODEL_DIR
 from paircustom.shapes.examples import EXAMPLES
 from paircustom.shapes.styles import STYLES
 from paircustom.shapes.world import Layout
-from paircustom.shapes import MODEL_DIR
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").is_file(),
                                 reason=f"the embedded shapes model is not in {MODEL_DIR} yet")

@@ -23,8 +23,8 @@ import torch
 from safetensors import safe_open
 
 from paircustom.cli.main import main
-from paircustom.training.objective import pair_losses
 from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.objective import pair_losses
 from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config, write_pair
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from paircustom.adapters.layers import Route, add_pair_lora, set_route
-from paircustom.models.registry import FAMILIES, family_of
-from paircustom.models.flow import pack, unpack
 from paircustom.files.style_file import StyleMetadata, lora_state_dict, save_adapter
-from paircustom.training.objective import EncodedPair, RowKind, pair_losses
+from paircustom.models.flow import pack, unpack
 from paircustom.models.forward import FlowMatching
+from paircustom.models.registry import FAMILIES, family_of
 from paircustom.tiny.flow import build_tiny_flow_pipeline
+from paircustom.training.objective import EncodedPair, RowKind, pair_losses
 
 FAMILY_NAMES = ("sd3", "flux")
 PROMPTS = ["a photo of a sbu dog", "a photo of a sbu dog in digital art style"]

@@ -10,12 +10,12 @@ from safetensors import safe_open
 
 from paircustom.cli.main import main
 from paircustom.errors import UserError
-from paircustom.models.registry import family_of
 from paircustom.models.flow import TRANSFORMER_TARGETS
-from paircustom.sampling.pipeline import FlowStyleGuidedPipeline, from_pretrained
-from paircustom.training.objective import RowKind, pair_losses
 from paircustom.models.plan import ModelPlan
+from paircustom.models.registry import family_of
+from paircustom.sampling.pipeline import FlowStyleGuidedPipeline, from_pretrained
 from paircustom.tiny.flow import build_tiny_flow_pipeline
+from paircustom.training.objective import RowKind, pair_losses
 from paircustom.training.trainer import PairTrainer
 from tests.conftest import RESOLUTION, quick_config
 

@@ -14,12 +14,12 @@ import copy
 import pytest
 import torch
 
-from paircustom.models.registry import family_of
 from paircustom.models.family import Size
-from paircustom.training.objective import EncodedPair, RowKind, pair_losses
 from paircustom.models.forward import training_scheduler
-from paircustom.tiny.unet import SCHEDULER_CONFIGS, build_tiny_pipeline
+from paircustom.models.registry import family_of
 from paircustom.tiny.flow import build_tiny_flow_pipeline
+from paircustom.tiny.unet import SCHEDULER_CONFIGS, build_tiny_pipeline
+from paircustom.training.objective import EncodedPair, RowKind, pair_losses
 from paircustom.training.trainer import PairTrainer
 from tests.conftest import RESOLUTION, quick_config, same_state
 

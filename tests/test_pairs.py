@@ -10,12 +10,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import paircustom.training.trainer as training
-from paircustom.adapters.layers import Route, set_route
 from paircustom.adapters.basis import split_rows
+from paircustom.adapters.layers import Route, set_route
 from paircustom.cli.main import main
-from paircustom.training.objective import RowKind
 from paircustom.models.forward import prediction_target
 from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.objective import RowKind
 from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config
 

@@ -40,8 +40,8 @@ def test_defaults_table_states_the_configs_defaults():
     and GenerateConfig say."""
     from paircustom.config.generate import GENERATE
     from paircustom.config.model_names import folder_settings
-    from paircustom.shapes import MODEL_DIR
     from paircustom.config.train import DEFAULT_TARGETS, PAPER_DEFAULTS, TrainConfig, model_defaults
+    from paircustom.shapes import MODEL_DIR
 
     text = (ROOT / "README.md").read_text()
     table = text[text.index("## Defaults"):text.index("## How training differs")]

@@ -1,7 +1,6 @@
 """Promises beyond refusing bad input: images read as they look, training that diverges stops with the step,
 no NaN image is ever handed out, and what a killed run left behind is cleaned up."""
 
-import io
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ from PIL import Image
 
 from paircustom.config.checks import remove_stale_temp_files
 from paircustom.errors import UserError
-from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.files.images import atomic_write, open_rgb
+from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config
@@ -109,7 +108,7 @@ def test_atomic_write_leaves_no_temp_file_when_writing_fails(tmp_path):
     target = tmp_path / "new" / "x.png"
 
     def fail(temp):
-        io.open(temp, "wb").write(b"half")
+        open(temp, "wb").write(b"half")
         raise OSError("disk full")
     with pytest.raises(OSError):
         atomic_write(target, fail)

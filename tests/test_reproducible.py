@@ -13,12 +13,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
-
-import numpy as np
 from PIL import Image
+from safetensors import safe_open
 
 from paircustom.cli.main import main
 from paircustom.tiny.unet import build_tiny_pipeline

@@ -4,8 +4,8 @@ shapes.evaluate --by-shape (which shape is read for each prompted one); tiny run
 import numpy as np
 import pytest
 
-from paircustom.shapes.world import SHAPES, Scene, Thing, render
 from benchmarks import shape_words
+from paircustom.shapes.world import SHAPES, Scene, Thing, render
 
 
 @pytest.mark.parametrize("shape, low, high", [(0, 0.7, 0.85), (1, 0.95, 1.0), (2, 0.45, 0.65)])

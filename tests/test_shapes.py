@@ -14,8 +14,38 @@ from paircustom.shapes import MODEL_DIR, world_version
 from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.evaluate import eval_layouts, format_confusion, generate, score, shape_confusion
 from paircustom.shapes.examples import EXAMPLES, example_paths
-from paircustom.shapes.styles import KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, pixelate, posterize, striped
-from paircustom.shapes.world import COLOURS, GROUP_SIZE, MARGIN, MAX_OVERLAP, MIN_GAP, PALETTE, SHAPES, SINGLE_SIZE, Layout, Scene, Thing, caption, is_held_out, random_layout, render, render_batch
+from paircustom.shapes.styles import (
+    KNOWN_STYLES,
+    STYLE_WORDS,
+    STYLES,
+    blurry,
+    faded,
+    grayscale,
+    hue_rotated,
+    inverted,
+    line_sketch,
+    pixelate,
+    posterize,
+    striped,
+)
+from paircustom.shapes.world import (
+    COLOURS,
+    GROUP_SIZE,
+    MARGIN,
+    MAX_OVERLAP,
+    MIN_GAP,
+    PALETTE,
+    SHAPES,
+    SINGLE_SIZE,
+    Layout,
+    Scene,
+    Thing,
+    caption,
+    is_held_out,
+    random_layout,
+    render,
+    render_batch,
+)
 
 RED, BLUE, WHITE = COLOURS["red"], COLOURS["blue"], COLOURS["white"]
 
@@ -258,8 +288,8 @@ def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch
 def test_training_pool_puts_filler_words_where_pair_training_puts_its_token():
     """A share of the captions gets one filler word after "a photo of a "; images and all other captions are
     those of a pool without fillers, and no filler is the V* token or a style word."""
-    from paircustom.shapes import data
     from paircustom.config.train import TrainConfig
+    from paircustom.shapes import data
 
     config = _tiny_base_config(pool_size=400)
     images, captions = data.training_pool(config)
@@ -334,8 +364,8 @@ def test_embedded_model_reads_past_an_inserted_token():
     """Pair training's content prompt puts its token V* before the subject ("a photo of a sbu red circle ..."); like
     SDXL, the base model must still denoise that scene as well as under its plain caption (run 5, trained without
     filler captions, did not: loss 0.28 against 0.10). A style suffix must not disturb it either."""
-    from paircustom.sampling.pipeline import StyleGuidedPipeline
     from benchmarks import style_denoising_probe
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
 
     loss = style_denoising_probe.token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
     assert loss["with V* inserted"] < 1.1 * loss["caption"] and loss["with a style suffix"] < 1.1 * loss["caption"], \
@@ -387,8 +417,8 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     scale = CFG from the first step is CFG towards the style prompt (Eq. 10: u + g(c - u) + g(e_s - c) =
     u + g(e_s - u)), i.e. the base model prompted with the style words."""
     from safetensors.torch import load_file
-    from benchmarks import known_style_ceiling
 
+    from benchmarks import known_style_ceiling
     from paircustom.sampling.pipeline import StyleGuidedPipeline
     from paircustom.shapes.styles import KNOWN_STYLES, styled_caption
 

@@ -7,9 +7,9 @@ from diffusers import DDIMScheduler
 from PIL import Image
 
 from paircustom.errors import UserError
-from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.files.images import prepare
 from paircustom.models.latents import decode, encode
+from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.tiny.unet import build_tiny_pipeline
 
 SIZE = 32                    # pixels; the tiny VAE makes 16x16 latents

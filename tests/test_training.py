@@ -6,9 +6,9 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from paircustom.training.objective import RowKind
 from paircustom.models.forward import prediction_target
 from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.objective import RowKind
 from paircustom.training.trainer import PairTrainer
 from tests.conftest import SHARED_PAIRS, quick_config
 

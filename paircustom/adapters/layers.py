@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .basis import split_rows
 from ..config.targets import DEFAULT_TARGETS
+from .basis import split_rows
 
 
 class Route(Enum):
@@ -58,7 +58,7 @@ class Rows:
     minus_style: torch.Tensor                  # rows with -Δs
 
     @staticmethod
-    def of(routes: list[Route], device, pairs: list[int] | None = None) -> "Rows":
+    def of(routes: list[Route], device, pairs: list[int] | None = None) -> Rows:
         """``routes`` has one entry per sample; ``pairs`` the pair whose content adapter each row uses (default:
         pair 0 for all)."""
         pairs = pairs or [0] * len(routes)

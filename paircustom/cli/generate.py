@@ -10,9 +10,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from .. import __version__, distributed
-from ..errors import UserError
 from ..config.generate import GENERATE_OPTIONS, STYLIZE_OPTIONS, GenerateConfig
 from ..config.options import add_options, from_args
+from ..errors import UserError
 
 # What every pipeline call of ``generate`` passes on as it is (the style options go to style guidance only).
 CALL = ("guidance_scale", "num_inference_steps", "negative_prompt", "height", "width", "prompt_2",
@@ -98,8 +98,8 @@ def _read_styles(args):
 def _read_control(args, config: GenerateConfig):
     """--controlnet and --control-image, both or neither; the image opened (and the folder checked) now."""
     from ..config.checks import check_number
-    from ..files.images import open_rgb
     from ..config.model_names import folder_or_hub_id
+    from ..files.images import open_rgb
 
     if (args.controlnet is None) != (args.control_image is None):
         raise UserError("--controlnet and --control-image go together: give the ControlNet model and its "
@@ -240,9 +240,9 @@ def _draw(pipe, args, config: GenerateConfig, scales: dict, prompt: str, call: d
 
 def _check_family_options(args, config: GenerateConfig, plan, metadata) -> bool:
     """Refuse options the model's family does not take, before it loads; return whether it is SD3 / Flux."""
+    from ..files.style_file import FAMILY_WORDS
     from ..models.registry import FAMILIES
     from ..sampling.pipeline import check_flow_options
-    from ..files.style_file import FAMILY_WORDS
 
     flow = plan.flow if plan is not None else any(m is not None and FAMILIES[m.family].flow for m in metadata)
     if flow:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from .. import distributed
 from ..config.checks import check_folder_writable
-from .generate import generate_parser, run_generate, run_stylize, stylize_parser
-from ..errors import PairCustomWarning, UserError
 from ..config.options import add_options, from_args
 from ..config.train import TrainConfig
+from ..errors import PairCustomWarning, UserError
+from .generate import generate_parser, run_generate, run_stylize, stylize_parser
 
 # Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -134,9 +134,9 @@ def run_info(args) -> None:
 def run_export(args) -> None:
     from safetensors.torch import save_file
 
-    from ..files.style_file import read_style
     from ..files.images import atomic_write, check_writable
     from ..files.layouts import to_kohya
+    from ..files.style_file import read_style
 
     output = check_writable(args.output, args.overwrite)     # before any work
     if Path(args.file).resolve() == output.resolve():

@@ -63,7 +63,7 @@ class GenerateConfig:
     resolution: int | None = setting(None, "square size in pixels the image is resized and cropped to",
                                      default_text="the model's size")
 
-    def resolved(self, style_model: str | None = None) -> "GenerateConfig":
+    def resolved(self, style_model: str | None = None) -> GenerateConfig:
         """The model (given, else ``style_model``: the first style file's, else "shapes"), checked to exist;
         the device (cuda when there is one, checked to exist) and the dtype (fp16 on a GPU, else fp32)."""
         model = self.model or style_model or "shapes"

@@ -10,8 +10,6 @@ the annotation, its default from the field, so the config stays the only place t
 
 from __future__ import annotations
 
-import argparse
-import sys
 import types
 import typing
 from dataclasses import Field, field, fields

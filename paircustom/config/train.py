@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .checks import check_training_numbers
-from .targets import DEFAULT_TARGETS, JOINT_TARGETS
 from ..errors import UserError
+from .checks import check_training_numbers
 from .model_names import DTYPE_NAMES, is_hub_id, pipeline_settings, resolve_model
 from .options import device_setting, setting, vae_setting, variant_setting
+from .targets import DEFAULT_TARGETS, JOINT_TARGETS
 
 # The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
 PAPER_DEFAULTS = dict(learning_rate=1e-5, max_steps=750, style_start_step=250, rank=64, resolution=512,
@@ -104,11 +104,11 @@ class TrainConfig:
     overwrite: bool = setting(False, "replace an existing output file")
     progress: bool = True                    # show a progress bar (the command line's --quiet: none)
 
-    def with_targets(self, family_targets: tuple[str, ...]) -> "TrainConfig":
+    def with_targets(self, family_targets: tuple[str, ...]) -> TrainConfig:
         """The config with ``target_modules`` given, else the model family's (``family.lora_targets``)."""
         return self if self.target_modules is not None else replace(self, target_modules=tuple(family_targets))
 
-    def resolved(self, pipe=None) -> "TrainConfig":
+    def resolved(self, pipe=None) -> TrainConfig:
         """Fill every ``None`` from the model's defaults, then the paper's; validate the result.
 
         The model's defaults are those of its paircustom.json: of ``model`` (then stored as found: an absolute

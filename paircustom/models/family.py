@@ -27,17 +27,17 @@ class Conditioning:
     def unet_kwargs(self) -> dict:
         return {"encoder_hidden_states": self.hidden, "added_cond_kwargs": self.added or None}
 
-    def select(self, rows: list[int]) -> "Conditioning":
+    def select(self, rows: list[int]) -> Conditioning:
         """The given rows, in that order."""
         return Conditioning(self.hidden[rows], {k: v[rows] for k, v in self.added.items()})
 
-    def repeat(self, times: int) -> "Conditioning":
+    def repeat(self, times: int) -> Conditioning:
         """Repeat every row ``times`` times in place: (a, b) -> (a, a, b, b)."""
         return Conditioning(self.hidden.repeat_interleave(times, 0),
                             {k: v.repeat_interleave(times, 0) for k, v in self.added.items()})
 
     @staticmethod
-    def cat(parts: list["Conditioning"]) -> "Conditioning":
+    def cat(parts: list[Conditioning]) -> Conditioning:
         return Conditioning(torch.cat([p.hidden for p in parts]),
                             {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added})
 
@@ -71,7 +71,7 @@ class Family:
         """The forward process training noises with (``forward``): each family says which."""
         raise NotImplementedError
 
-    def predict(self, model, noisy, timesteps, cond: "Conditioning") -> torch.Tensor:
+    def predict(self, model, noisy, timesteps, cond: Conditioning) -> torch.Tensor:
         """The denoiser's output for latents (B, C, h, w) at ``timesteps`` (the scheduler's units), same layout."""
         return model(noisy, timesteps, **cond.unet_kwargs()).sample
 

@@ -22,9 +22,9 @@ from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.pipelines.stable_diffusion_3.pipeline_output import StableDiffusion3PipelineOutput
 
+from ..config.targets import DEFAULT_TARGETS, JOINT_TARGETS
 from .family import Conditioning, Family
 from .forward import FlowMatching
-from ..config.targets import DEFAULT_TARGETS, JOINT_TARGETS
 
 TRANSFORMER_TARGETS = DEFAULT_TARGETS + JOINT_TARGETS
 

@@ -29,7 +29,7 @@ class ModelPlan:
     train_timesteps: int          # the most denoising steps the scheduler allows
 
     @classmethod
-    def of_pipeline(cls, pipe) -> "ModelPlan":
+    def of_pipeline(cls, pipe) -> ModelPlan:
         from .registry import family_of
 
         family = family_of(pipe)
@@ -38,7 +38,7 @@ class ModelPlan:
                    pipe.scheduler.config.get("num_train_timesteps", 1000))
 
     @classmethod
-    def of_folder(cls, folder: str | Path) -> "ModelPlan":
+    def of_folder(cls, folder: str | Path) -> ModelPlan:
         """From a diffusers folder (as written by save_pretrained); one sentence if it is incomplete."""
         import diffusers
         from transformers import AutoTokenizer
@@ -68,7 +68,7 @@ class ModelPlan:
                             "save_pretrained or give another model.") from None
 
     @classmethod
-    def of_model(cls, model: str) -> "ModelPlan | None":
+    def of_model(cls, model: str) -> ModelPlan | None:
         """For a folder or "shapes"; for a hub id only if its config files download (else None: checked on load)."""
         from ..config.model_names import resolve_model
 
@@ -86,8 +86,8 @@ class ModelPlan:
     def check_targets(self, targets, content_rank: int, style_rank: int, orthogonal: bool = True,
                       pairs: int = 1) -> None:
         """At least one target layer, each wide enough for all orthogonal ranks (a content rank per pair)."""
-        from ..adapters.layers import target_names
         from ..adapters.basis import check_ranks
+        from ..adapters.layers import target_names
 
         names = target_names(self.denoiser, targets)
         if not names:
@@ -129,7 +129,7 @@ class ModelPlan:
 
 
 def check_generation(model: str, prompt: str | list[str], styles: list[tuple[str, float]], suffix: str | None,
-                     lora_scale: float | None, **sampling) -> "ModelPlan | None":
+                     lora_scale: float | None, **sampling) -> ModelPlan | None:
     """Everything ``paircustom generate`` is given (one prompt or a list), against the model's configs;
     ``sampling`` as ``check_sampling``.  Returns the model's plan (None: a hub id whose configs did not download)."""
     from ..config.checks import check_sampling
@@ -137,7 +137,7 @@ def check_generation(model: str, prompt: str | list[str], styles: list[tuple[str
 
     plan = ModelPlan.of_model(model)
     limits = dict(factor=plan.pixel_multiple, max_steps=plan.train_timesteps) if plan else {}
-    check_sampling(style_scales={path: scale for path, scale in styles}, lora_scale=lora_scale, **sampling, **limits)
+    check_sampling(style_scales=dict(styles), lora_scale=lora_scale, **sampling, **limits)
     for path, _ in styles:
         tensors, metadata = read_adapter(path, plan.denoiser.config if plan else None)
         if plan is not None:

@@ -8,8 +8,12 @@
 from __future__ import annotations
 
 import torch
-from diffusers import (StableDiffusionControlNetPipeline, StableDiffusionPipeline,
-                       StableDiffusionXLControlNetPipeline, StableDiffusionXLPipeline)
+from diffusers import (
+    StableDiffusionControlNetPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLControlNetPipeline,
+    StableDiffusionXLPipeline,
+)
 from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
 

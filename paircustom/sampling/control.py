@@ -72,7 +72,7 @@ class Control:
     scale: float
 
     @classmethod
-    def of(cls, pipe, image, height: int, width: int, scale: float) -> "Control":
+    def of(cls, pipe, image, height: int, width: int, scale: float) -> Control:
         """Prepare ``image`` (PIL, path or tensor) as the pipeline's ControlNet reads it; refuse a missing one."""
         from ..config.checks import check_number
         from ..files.images import open_rgb

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .control import Control
-from ..models.family import Conditioning
 from ..config.generate import GENERATE
+from ..models.family import Conditioning
+from .control import Control
 
 
 def style_guidance(e_uncond, e_cond, style_deltas, guidance_scale: float, style_scales: list[float]):

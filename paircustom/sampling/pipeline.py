@@ -29,7 +29,6 @@ from pathlib import Path
 
 import torch
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
-from diffusers.utils.torch_utils import randn_tensor
 
 from ..adapters.layers import peft_routing
 from ..config.checks import MAX_SCALE, check_number, check_sampling
@@ -41,9 +40,9 @@ from ..models.latents import to_images
 from ..models.registry import family_of, load_pipeline
 from .control import Control, load_controlnet, residuals_kwargs, with_controlnet
 from .guide import Guide, StyleSchedule, style_guidance
-from .prepare import (check_flow_options, check_unused, first, guide_of, initial_latents, latent_shape,
-                      timesteps_of)
+from .prepare import check_flow_options, check_unused, first, guide_of, initial_latents, latent_shape, timesteps_of
 from .styles import LoadedStyles
+
 
 class StyleGuidedPipeline(LoadedStyles):
     """Generate with one or more learned styles by style guidance; wraps (and shares) a diffusers pipeline of any
@@ -72,7 +71,7 @@ class StyleGuidedPipeline(LoadedStyles):
     @classmethod
     def from_pretrained(cls, model: str, torch_dtype=torch.float32, device: str | None = None,
                         variant: str | None = None, vae: str | None = None, controlnet=None,
-                        wrap=None) -> "StyleGuidedPipeline":
+                        wrap=None) -> StyleGuidedPipeline:
         """Load a hub id, a local folder or "shapes" (the embedded model) of any family.
 
         ``variant`` ("fp16") picks weight files; ``vae`` (folder or hub id) replaces the VAE, e.g.

@@ -55,7 +55,7 @@ class LoadedStyles:
         if styles is None:
             styles = list(self.suffixes)
         if not isinstance(styles, dict):
-            styles = {name: style_scale for name in styles}
+            styles = dict.fromkeys(styles, style_scale)
         for name, scale in styles.items():
             if name not in self.suffixes:
                 raise UserError(f"no style named '{name}' is loaded (loaded: {', '.join(self.suffixes) or 'none'}); "

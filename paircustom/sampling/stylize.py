@@ -45,10 +45,10 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..config.checks import check_number, check_sampling
-from ..errors import UserError
-from ..models.family import Size
 from ..config.generate import GENERATE
+from ..errors import UserError
 from ..files.images import open_rgb, prepare, to_rgb
+from ..models.family import Size
 from ..models.latents import encode
 from .prepare import guide_of
 

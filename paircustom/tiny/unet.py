@@ -12,8 +12,8 @@ import json
 import string
 from pathlib import Path
 
-import torch
 import diffusers
+import torch
 from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
@@ -24,10 +24,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 # Words every tiny tokenizer knows as single tokens; anything else falls back to letters.
-BASE_WORDS = (
-    "a photo of an the in on with style sbu dog cat man woman painting digital art "
-    "sketch watercolor oil drawing portrait red green blue yellow background"
-).split()
+BASE_WORDS = ["a", "photo", "of", "an", "the", "in", "on", "with", "style", "sbu", "dog", "cat", "man", "woman", "painting", "digital", "art", "sketch", "watercolor", "oil", "drawing", "portrait", "red", "green", "blue", "yellow", "background"]
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 

@@ -36,9 +36,9 @@ from safetensors.torch import save_file
 
 from .. import distributed
 from ..config.checks import check_writable, remove_stale_temp_files
+from ..config.train import file_name
 from ..errors import PairCustomWarning, UserError, reason
 from ..files.images import atomic_write
-from ..config.train import file_name
 
 VERSION = 1
 HEADER_KEY = "paircustom_checkpoint"

@@ -32,7 +32,6 @@ from diffusers import DDPMScheduler
 
 from ..adapters.layers import Route, set_route
 from ..models.forward import FlowMatching, forward_process
-from ..errors import UserError
 
 if TYPE_CHECKING:      # the families choose their objective here, so this module must not import them
     from ..models.family import Conditioning, Family
@@ -53,7 +52,7 @@ class EncodedPair:
 
     @staticmethod
     @torch.no_grad()
-    def encode(pipe, family, pixels: list[torch.Tensor], prompts: list[str], sizes: list, device) -> "EncodedPair":
+    def encode(pipe, family, pixels: list[torch.Tensor], prompts: list[str], sizes: list, device) -> EncodedPair:
         """``pixels`` (3, H, W) each: content, style of pair 0, then of pair 1, ...; ``prompts``: one per image, in
         the same order; ``sizes``: each image's ``family.Size`` (SDXL's micro-conditioning)."""
         batch = torch.stack(pixels).to(device, pipe.vae.dtype)                              # (2K, 3, H, W)

@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 
 from ..adapters.layers import Route, pair_routing
-from .checkpoint import Checkpoint, load_checkpoint, result_settings, save_checkpoint, unusable_checkpoint
-from ..errors import reason
-from ..models.registry import DTYPES
-from ..files.style_file import StyleMetadata, lora_state_dict, save_adapter
-from ..sampling.pipeline import style_guided
-from ..files.images import atomic_write, grid
 from ..config.train import file_name
+from ..errors import reason
+from ..files.images import atomic_write, grid
+from ..files.style_file import StyleMetadata, lora_state_dict, save_adapter
+from ..models.registry import DTYPES
+from ..sampling.pipeline import style_guided
+from .checkpoint import Checkpoint, load_checkpoint, result_settings, save_checkpoint, unusable_checkpoint
 
 
 class TrainerOutputs:

@@ -25,14 +25,14 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..adapters.layers import add_pair_lora, remove_pair_lora
-from .checkpoint import check_run_inputs
-from ..errors import PairCustomWarning, UserError
-from ..models.registry import DTYPES, family_of, load_pipeline
-from ..models.family import Size
-from ..files.images import load_pair
-from .objective import EncodedPair, RowKind, pair_losses
-from ..models.plan import ModelPlan
 from ..config.train import TrainConfig  # noqa: F401  (re-exported: callers import it from here)
+from ..errors import PairCustomWarning, UserError
+from ..files.images import load_pair
+from ..models.family import Size
+from ..models.plan import ModelPlan
+from ..models.registry import DTYPES, family_of, load_pipeline
+from .checkpoint import check_run_inputs
+from .objective import EncodedPair, RowKind, pair_losses
 from .outputs import TrainerOutputs
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..errors import UserError
 from ..config.generate import GENERATE
+from ..errors import UserError
 from .studio import Studio
 
 MAX_STYLES = 6            # sliders on the page; styles loaded beyond these stay at scale 0

@@ -16,11 +16,11 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import UserError, reason
-from ..config.model_names import resolve_model
-from ..files.images import grid, load_pair
 from ..config.generate import GENERATE
+from ..config.model_names import resolve_model
 from ..config.train import TrainConfig, model_defaults
+from ..errors import UserError, reason
+from ..files.images import grid, load_pair
 
 PREVIEWS = 3              # previews per training run (each is two 20-step samples)
 
