@@ -13,8 +13,9 @@ from paircustom.shapes.examples import EXAMPLES
 from paircustom.shapes.styles import STYLES
 from paircustom.shapes.world import Layout
 
-pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").is_file(),
-                                reason=f"the embedded shapes model is not in {MODEL_DIR} yet")
+pytestmark = pytest.mark.skipif(
+    not (MODEL_DIR / "model_index.json").is_file(), reason=f"the embedded shapes model is not in {MODEL_DIR} yet"
+)
 
 
 def test_demo_writes_a_base_vs_styled_vs_exact_grid(tmp_path, capsys):
@@ -23,7 +24,7 @@ def test_demo_writes_a_base_vs_styled_vs_exact_grid(tmp_path, capsys):
     config = DemoConfig(train_steps=4, steps=3, layouts=DemoConfig().layouts[2:4], zoom=1)
     path = run_demo(SimpleNamespace(output_dir=str(tmp_path), quiet=True), config)
     sheet = np.asarray(Image.open(path).convert("RGB"))
-    assert sheet.shape == (2 * 64, 3 * 64, 3)             # 2 prompts x (base, styled, exact)
+    assert sheet.shape == (2 * 64, 3 * 64, 3)  # 2 prompts x (base, styled, exact)
     for row in range(2):
         base, styled, exact = (sheet[64 * row : 64 * (row + 1), 64 * col : 64 * (col + 1)] for col in range(3))
         assert np.array_equal(exact, STYLES[EXAMPLES[config.example].style].apply(base)), f"row {row}"

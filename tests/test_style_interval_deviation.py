@@ -10,5 +10,5 @@ def test_deviation_benchmark_reports_every_setting(tmp_path):
     assert [label for label, _, _ in rows] == list(module.SETTINGS)
     full = rows[0]
     assert full[1] == 0.0 and abs(full[2] - 1.0) < 1e-6, f"full guidance against itself: {full}"
-    assert all(deviation > 0 for _, deviation, _ in rows[1:]), rows     # 6 steps: every shortcut reuses a delta
+    assert all(deviation > 0 for _, deviation, _ in rows[1:]), rows  # 6 steps: every shortcut reuses a delta
     assert out.read_text().count("\n| ") == len(rows) + 1

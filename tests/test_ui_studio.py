@@ -14,8 +14,9 @@ from paircustom.ui.studio import Studio
 from tests.conftest import RESOLUTION
 from tests.test_layouts import kohya, with_text_encoder
 
-TINY_DEFAULTS = dict(rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1,
-                     resolution=RESOLUTION)
+TINY_DEFAULTS = dict(
+    rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1, resolution=RESOLUTION
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,15 @@ def studio(model, tmp_path):
     return Studio(str(model), tmp_path / "work", device="cpu")
 
 
-@pytest.mark.parametrize("case, match", [
-    ("no images", "give a content image and a style image"),
-    ("no words", "give the subject word"),
-    ("text as image", "is not a readable image"),
-    ("aspect", "same aspect ratio"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("no images", "give a content image and a style image"),
+        ("no words", "give the subject word"),
+        ("text as image", "is not a readable image"),
+        ("aspect", "same aspect ratio"),
+    ],
+)
 def test_bad_uploads_get_the_clis_sentence_and_start_nothing(case, match, studio, pair, tmp_path):
     content, style = pair
     subject, words = "dog", "digital art"
@@ -92,9 +96,10 @@ def test_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
 
     from paircustom.cli.main import main
 
-    monkeypatch.setitem(sys.modules, "gradio", None)       # import gradio now raises ImportError
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
     with pytest.raises(SystemExit) as refused:
         main(["ui"])
     assert refused.value.code == 2
-    assert capsys.readouterr().err == ("paircustom: error: the web app needs Gradio; install it with pip install "
-                                       "'paircustom[ui]'.\n")
+    assert capsys.readouterr().err == (
+        "paircustom: error: the web app needs Gradio; install it with pip install 'paircustom[ui]'.\n"
+    )

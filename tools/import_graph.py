@@ -7,8 +7,9 @@
 An arrow a -> b means module a imports module b (anywhere in a, also inside functions and under TYPE_CHECKING);
 circles and arrows back up count all of them.  Floors count the arrows that run when a module is imported (its
 top-level import statements, not those deferred into functions): a module's floor is its place in the longest
-chain of such arrows below it (modules that import nothing of the package at import time are on floor 0).  ``LAYERS`` declares the order of the subpackages, lowest first; an arrow from a module of a lower
-layer to one of a higher layer points back up.  Two parameter walks:
+chain of such arrows below it (modules that import nothing of the package at import time are on floor 0).
+``LAYERS`` declares the order of the subpackages, lowest first; an arrow from a module of a lower layer to one of
+a higher layer points back up.  Two parameter walks:
 
 - ``walk(name)``: the modules whose source names an identifier (e.g. ``style_start_fraction``) and the arrows
   between them: the files a setting passes through and the moves it makes between them;
@@ -27,7 +28,7 @@ from pathlib import Path
 
 PACKAGE = "paircustom"
 MAX_LINES = 300
-MAX_FUNCTION_LINES = 60       # longer only when the docstring says why (it mentions "60")
+MAX_FUNCTION_LINES = 60  # longer only when the docstring says why (it mentions "60")
 # The layers, lowest first: a module belongs to the longest prefix listed.  The embedded shapes model's package
 # (``paircustom.shapes`` itself: where its files lie) is named by ``config.model_names``, so it sits low; the
 # shapes world and its training tools sit with the benchmarks.
@@ -47,9 +48,9 @@ LAYERS = [
 
 @dataclass
 class Graph:
-    modules: dict[str, Path]                      # dotted name -> file
+    modules: dict[str, Path]  # dotted name -> file
     arrows: set[tuple[str, str]] = field(default_factory=set)
-    load_arrows: set[tuple[str, str]] = field(default_factory=set)    # the top-level ones, run on import
+    load_arrows: set[tuple[str, str]] = field(default_factory=set)  # the top-level ones, run on import
 
     def imports(self, module: str, at_load: bool = False) -> set[str]:
         return {b for a, b in (self.load_arrows if at_load else self.arrows) if a == module}
@@ -103,8 +104,11 @@ def layer_of(module: str, layers=LAYERS) -> int:
     best, depth = 0, -1
     for index, prefixes in enumerate(layers):
         for prefix in prefixes:
-            matches = module.startswith(prefix) if prefix.endswith(".") else (
-                module == prefix or module.startswith(prefix + "."))
+            matches = (
+                module.startswith(prefix)
+                if prefix.endswith(".")
+                else (module == prefix or module.startswith(prefix + "."))
+            )
             if matches and len(prefix) > depth:
                 best, depth = index, len(prefix)
     return best
@@ -209,10 +213,16 @@ def _summary(graph: Graph, files: list[str], layers) -> dict:
 
 def report(graph: Graph, layers=LAYERS) -> dict:
     levels = floors(graph)
-    return {"modules": len(graph.modules), "arrows": len(graph.arrows), "load_arrows": len(graph.load_arrows),
-            "circles": circles(graph),
-            "floors": 1 + max(levels.values()), "back_up": back_up(graph, layers),
-            "over_300_lines": long_modules(graph), "long_functions": long_functions(graph)}
+    return {
+        "modules": len(graph.modules),
+        "arrows": len(graph.arrows),
+        "load_arrows": len(graph.load_arrows),
+        "circles": circles(graph),
+        "floors": 1 + max(levels.values()),
+        "back_up": back_up(graph, layers),
+        "over_300_lines": long_modules(graph),
+        "long_functions": long_functions(graph),
+    }
 
 
 def main() -> None:
@@ -226,9 +236,11 @@ def main() -> None:
     layers = json.loads(Path(args.layers).read_text()) if args.layers else LAYERS
     graph = read_graph(Path(args.root))
     result = report(graph, layers)
-    print(f"modules {result['modules']}, arrows {result['arrows']} ({result['load_arrows']} at import time), "
-          f"circles {len(result['circles'])}, "
-          f"floors {result['floors']}, arrows back up {len(result['back_up'])}")
+    print(
+        f"modules {result['modules']}, arrows {result['arrows']} ({result['load_arrows']} at import time), "
+        f"circles {len(result['circles'])}, "
+        f"floors {result['floors']}, arrows back up {len(result['back_up'])}"
+    )
     for group in result["circles"]:
         print("  circle:", " <-> ".join(group))
     for a, b in result["back_up"]:

@@ -37,15 +37,17 @@ def orthonormal_basis(width: int, seed: int) -> torch.Tensor:
     return q.T.contiguous().float()  # rows are the basis vectors
 
 
-def split_rows(width: int, content_rank: int, style_rank: int, seed: int, pairs: int = 1
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def split_rows(
+    width: int, content_rank: int, style_rank: int, seed: int, pairs: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (A_c, A_s): the content rows of every pair stacked (pairs·r_c, width), pair 0 first, and the
     style rows [r_c, r_c + r_s) of the basis for this width."""
     check_ranks(width, content_rank, style_rank, pairs)
     q = orthonormal_basis(width, seed)
     after_style = content_rank + style_rank
-    content = [q[:content_rank]] + [q[after_style + (k - 1) * content_rank:after_style + k * content_rank]
-                                    for k in range(1, pairs)]
+    content = [q[:content_rank]] + [
+        q[after_style + (k - 1) * content_rank : after_style + k * content_rank] for k in range(1, pairs)
+    ]
     return torch.cat(content).clone(), q[content_rank:after_style].clone()
 
 

@@ -33,11 +33,11 @@ from .basis import split_rows
 class Route(Enum):
     """The adapters one batch row goes through (W0: the frozen base weight; sg: stop-gradient)."""
 
-    BASE = "base"                                    # W0
-    CONTENT = "content"                              # W0 + Δc, training B_c
-    FROZEN_CONTENT_AND_STYLE = "content+style"       # W0 + sg(Δc) + Δs, training B_s (the style loss)
-    STYLE_ALONE = "style"                            # W0 + Δs (DreamBooth-LoRA, a slider's + end, previews)
-    MINUS_STYLE = "-style"                           # W0 - Δs (a Concept Sliders slider's - end)
+    BASE = "base"  # W0
+    CONTENT = "content"  # W0 + Δc, training B_c
+    FROZEN_CONTENT_AND_STYLE = "content+style"  # W0 + sg(Δc) + Δs, training B_s (the style loss)
+    STYLE_ALONE = "style"  # W0 + Δs (DreamBooth-LoRA, a slider's + end, previews)
+    MINUS_STYLE = "-style"  # W0 - Δs (a Concept Sliders slider's - end)
 
     @property
     def trains_content(self) -> bool:
@@ -52,10 +52,10 @@ class Route(Enum):
 class Rows:
     """Which batch rows go through which adapter (index tensors, computed once per step)."""
 
-    content: tuple[torch.Tensor, ...]          # per pair k: rows with Δc_k, gradient flowing into B_c,k
-    content_frozen: tuple[torch.Tensor, ...]   # per pair k: rows with sg(Δc_k): B_c,k used as a constant
-    style: torch.Tensor                        # rows with Δs
-    minus_style: torch.Tensor                  # rows with -Δs
+    content: tuple[torch.Tensor, ...]  # per pair k: rows with Δc_k, gradient flowing into B_c,k
+    content_frozen: tuple[torch.Tensor, ...]  # per pair k: rows with sg(Δc_k): B_c,k used as a constant
+    style: torch.Tensor  # rows with Δs
+    minus_style: torch.Tensor  # rows with -Δs
 
     @staticmethod
     def of(routes: list[Route], device, pairs: list[int] | None = None) -> Rows:
@@ -64,12 +64,19 @@ class Rows:
         pairs = pairs or [0] * len(routes)
 
         def pick(*wanted: Route, pair=None):
-            return torch.tensor([i for i, r in enumerate(routes) if r in wanted and pair in (None, pairs[i])],
-                                dtype=torch.long, device=device)
+            return torch.tensor(
+                [i for i, r in enumerate(routes) if r in wanted and pair in (None, pairs[i])],
+                dtype=torch.long,
+                device=device,
+            )
+
         count = max(pairs, default=0) + 1
-        return Rows(tuple(pick(Route.CONTENT, pair=k) for k in range(count)),
-                    tuple(pick(Route.FROZEN_CONTENT_AND_STYLE, pair=k) for k in range(count)),
-                    pick(Route.FROZEN_CONTENT_AND_STYLE, Route.STYLE_ALONE), pick(Route.MINUS_STYLE))
+        return Rows(
+            tuple(pick(Route.CONTENT, pair=k) for k in range(count)),
+            tuple(pick(Route.FROZEN_CONTENT_AND_STYLE, pair=k) for k in range(count)),
+            pick(Route.FROZEN_CONTENT_AND_STYLE, Route.STYLE_ALONE),
+            pick(Route.MINUS_STYLE),
+        )
 
 
 class PairLoRALinear(nn.Module):
@@ -79,26 +86,34 @@ class PairLoRALinear(nn.Module):
     (out, pairs·r_c); pair k owns rows / columns [k r_c, (k+1) r_c).
     """
 
-    def __init__(self, base: nn.Linear, content_A: torch.Tensor, style_A: torch.Tensor, content_scale: float,
-                 style_scale: float, trainable_A: bool = False, pairs: int = 1):
+    def __init__(
+        self,
+        base: nn.Linear,
+        content_A: torch.Tensor,
+        style_A: torch.Tensor,
+        content_scale: float,
+        style_scale: float,
+        trainable_A: bool = False,
+        pairs: int = 1,
+    ):
         super().__init__()
         self.base = base
         self.content_rank = content_A.shape[0] // pairs
         # Adapters stay in float32 even when the base weights are half precision (they are what trains).
         device = base.weight.device
-        for name, A in (("content_A", content_A), ("style_A", style_A)):   # (r, in) each
+        for name, A in (("content_A", content_A), ("style_A", style_A)):  # (r, in) each
             A = A.to(device, torch.float32)
             if trainable_A:
                 setattr(self, name, nn.Parameter(A))
             else:
-                self.register_buffer(name, A)                                # frozen
+                self.register_buffer(name, A)  # frozen
         self.content_B = nn.Parameter(torch.zeros(base.out_features, content_A.shape[0], device=device))
         self.style_B = nn.Parameter(torch.zeros(base.out_features, style_A.shape[0], device=device))
         self.content_scale, self.style_scale = content_scale, style_scale
         self.rows: Rows | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:          # x (B, N, in)
-        y = self.base(x)                                          # (B, N, out)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (B, N, in)
+        y = self.base(x)  # (B, N, out)
         if self.rows is None:
             return y
         for k, (rows, frozen_rows) in enumerate(zip(self.rows.content, self.rows.content_frozen)):
@@ -118,7 +133,7 @@ class PairLoRALinear(nn.Module):
         """Add scale·B A x to the given batch rows only."""
         if rows.numel() == 0:
             return y
-        delta = F.linear(F.linear(x[rows].to(A.dtype), A), B) * scale   # (rows, N, out)
+        delta = F.linear(F.linear(x[rows].to(A.dtype), A), B) * scale  # (rows, N, out)
         return y.index_add(0, rows, delta.to(y.dtype))
 
 
@@ -130,8 +145,11 @@ def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
 
 def target_names(unet: nn.Module, targets=DEFAULT_TARGETS) -> list[str]:
     """Paths of the Linear modules whose name ends with one of ``targets``."""
-    return [name for name, module in unet.named_modules()
-            if isinstance(module, nn.Linear) and any(name.endswith("." + t) for t in targets)]
+    return [
+        name
+        for name, module in unet.named_modules()
+        if isinstance(module, nn.Linear) and any(name.endswith("." + t) for t in targets)
+    ]
 
 
 def random_rows(width: int, rank: int, generator: torch.Generator) -> torch.Tensor:
@@ -140,9 +158,17 @@ def random_rows(width: int, rank: int, generator: torch.Generator) -> torch.Tens
     return (torch.rand(rank, width, generator=generator) * 2 - 1) * bound
 
 
-def add_pair_lora(unet: nn.Module, content_rank: int, style_rank: int, alpha_content: float, alpha_style: float,
-                  seed: int, targets=DEFAULT_TARGETS, orthogonal: bool = True, pairs: int = 1
-                  ) -> dict[str, PairLoRALinear]:
+def add_pair_lora(
+    unet: nn.Module,
+    content_rank: int,
+    style_rank: int,
+    alpha_content: float,
+    alpha_style: float,
+    seed: int,
+    targets=DEFAULT_TARGETS,
+    orthogonal: bool = True,
+    pairs: int = 1,
+) -> dict[str, PairLoRALinear]:
     """Wrap every target projection of ``unet`` in a ``PairLoRALinear``; return them by module path.
 
     The returned paths are the original ones (``...attn1.to_q``), which are also the saved file's keys.
@@ -157,8 +183,15 @@ def add_pair_lora(unet: nn.Module, content_rank: int, style_rank: int, alpha_con
         else:
             content_A = random_rows(base.in_features, content_rank * pairs, generator)
             style_A = random_rows(base.in_features, style_rank, generator)
-        layers[name] = PairLoRALinear(base, content_A, style_A, alpha_content / content_rank, alpha_style / style_rank,
-                                      trainable_A=not orthogonal, pairs=pairs)
+        layers[name] = PairLoRALinear(
+            base,
+            content_A,
+            style_A,
+            alpha_content / content_rank,
+            alpha_style / style_rank,
+            trainable_A=not orthogonal,
+            pairs=pairs,
+        )
         _replace(unet, name, layers[name])
     return layers
 
@@ -169,8 +202,9 @@ def remove_pair_lora(unet: nn.Module, layers: dict[str, PairLoRALinear]) -> None
         _replace(unet, name, layer.base)
 
 
-def set_route(layers: dict[str, PairLoRALinear], routes: list[Route] | None, device,
-              pairs: list[int] | None = None) -> None:
+def set_route(
+    layers: dict[str, PairLoRALinear], routes: list[Route] | None, device, pairs: list[int] | None = None
+) -> None:
     """Send batch row i through ``routes[i]`` on every layer until the next call (None: no adapters); ``pairs``:
     the pair of each row's content adapter (default 0).
 
@@ -203,9 +237,11 @@ def peft_routing(unet: nn.Module, adapter_names: list[str | None]):
 
     names = [name or "__base__" for name in adapter_names]
     hooks = [
-        module.register_forward_pre_hook(lambda _m, args, kwargs: (args, {**kwargs, "adapter_names": names}),
-                                         with_kwargs=True)
-        for module in unet.modules() if isinstance(module, LoraLayer)
+        module.register_forward_pre_hook(
+            lambda _m, args, kwargs: (args, {**kwargs, "adapter_names": names}), with_kwargs=True
+        )
+        for module in unet.modules()
+        if isinstance(module, LoraLayer)
     ]
     try:
         yield

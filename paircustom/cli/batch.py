@@ -21,11 +21,11 @@ MAX_JOBS = 100_000
 
 @dataclass(frozen=True)
 class Job:
-    index: int          # the prompt's number in the file (from 0, comment and blank lines not counted)
+    index: int  # the prompt's number in the file (from 0, comment and blank lines not counted)
     prompt: str
     seed: int
-    path: Path          # the image
-    compare: Path       # its base | styled sheet (written with --compare)
+    path: Path  # the image
+    compare: Path  # its base | styled sheet (written with --compare)
 
 
 def read_prompts(path: str | Path) -> list[str]:
@@ -46,7 +46,7 @@ def read_prompts(path: str | Path) -> list[str]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """"0-3" -> [0, 1, 2, 3]; "0,5,7-8" -> [0, 5, 7, 8]; repeats refused."""
+    """ "0-3" -> [0, 1, 2, 3]; "0,5,7-8" -> [0, 5, 7, 8]; repeats refused."""
     seeds: list[int] = []
     for part in text.split(","):
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
@@ -67,22 +67,31 @@ def parse_seeds(text: str) -> list[int]:
 def slug(prompt: str, length: int = 40) -> str:
     """A few words of the prompt that are safe in a file name: "A photo of a cat!" -> "a-photo-of-a-cat"."""
     words = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
-    if len(words) > length:                      # whole words only, unless the first is already too long
-        words = words[:length + 1].rsplit("-", 1)[0] if "-" in words[:length + 1] else words[:length]
+    if len(words) > length:  # whole words only, unless the first is already too long
+        words = words[: length + 1].rsplit("-", 1)[0] if "-" in words[: length + 1] else words[:length]
     return words or "prompt"
 
 
 def jobs(prompts: list[str], seeds: list[int], output: str | Path) -> list[Job]:
     """Every (prompt, seed) pair, prompt by prompt: <output stem>-<index>-<words>-s<seed><suffix>."""
     if len(prompts) * len(seeds) > MAX_JOBS:
-        raise UserError(f"{len(prompts)} prompts x {len(seeds)} seeds is more than {MAX_JOBS} images; split the "
-                        "work into several runs.")
+        raise UserError(
+            f"{len(prompts)} prompts x {len(seeds)} seeds is more than {MAX_JOBS} images; split the "
+            "work into several runs."
+        )
     output = Path(output)
     width = max(3, len(str(len(prompts) - 1)))
     made = []
     for index, prompt in enumerate(prompts):
         for seed in seeds:
             name = f"{output.stem}-{index:0{width}d}-{slug(prompt)}-s{seed}"
-            made.append(Job(index, prompt, seed, output.with_name(name + output.suffix),
-                            output.with_name(name + "-compare" + output.suffix)))
+            made.append(
+                Job(
+                    index,
+                    prompt,
+                    seed,
+                    output.with_name(name + output.suffix),
+                    output.with_name(name + "-compare" + output.suffix),
+                )
+            )
     return made

@@ -33,14 +33,21 @@ from .generate import generate_parser, run_generate, run_stylize, stylize_parser
 # Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="learn a style from a content/style image pair", description=run_train.__doc__)
     p.add_argument("content_image", nargs="?", help="photo of the subject (PNG/JPEG); or give pairs with --pair")
     p.add_argument("style_image", nargs="?", help="the same picture in the target style, same aspect ratio")
-    p.add_argument("--pair", nargs="+", action="append", default=[], metavar="CONTENT STYLE [SUBJECT]",
-                   help="a (content, style) pair, optionally with its own subject (default --subject); repeat for "
-                        "several pairs of one style: one shared style LoRA, one content LoRA per pair, all pairs in "
-                        "every step (after the positional pair, if given)")
+    p.add_argument(
+        "--pair",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="CONTENT STYLE [SUBJECT]",
+        help="a (content, style) pair, optionally with its own subject (default --subject); repeat for "
+        "several pairs of one style: one shared style LoRA, one content LoRA per pair, all pairs in "
+        "every step (after the positional pair, if given)",
+    )
     add_options(p, TrainConfig)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -54,34 +61,44 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="paircustom", description="Pair Customization: learn a style from one "
-                                     "content/style image pair and apply it with style guidance.")
+    parser = _Parser(
+        prog="paircustom",
+        description="Pair Customization: learn a style from one "
+        "content/style image pair and apply it with style guidance.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     generate_parser(sub)
     stylize_parser(sub)
     info = sub.add_parser("info", help="print a style file's metadata")
     info.add_argument("file", help="a .safetensors style file")
-    export = sub.add_parser("export", help="write a style file in another tool's LoRA layout",
-                            description="Write a style file as a kohya LoRA (lora_unet_* keys with lora_down, lora_up "
-                                        "and alpha, ss_* metadata) for ComfyUI and Automatic1111. Those tools apply "
-                                        "the style LoRA at a scale (the LoRA-scale baseline); style guidance itself "
-                                        "needs paircustom's pipeline.")
+    export = sub.add_parser(
+        "export",
+        help="write a style file in another tool's LoRA layout",
+        description="Write a style file as a kohya LoRA (lora_unet_* keys with lora_down, lora_up "
+        "and alpha, ss_* metadata) for ComfyUI and Automatic1111. Those tools apply "
+        "the style LoRA at a scale (the LoRA-scale baseline); style guidance itself "
+        "needs paircustom's pipeline.",
+    )
     export.add_argument("file", help="a style file (any layout 'generate' reads)")
     export.add_argument("--format", choices=("kohya",), default="kohya", help="layout to write (default: %(default)s)")
     export.add_argument("--output", "-o", required=True, help="the .safetensors file to write")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    ui = sub.add_parser("ui", help="the web app: train and apply styles in a browser (needs the ui extra)",
-                        description="Serve a Gradio page: upload a content/style pair or pick an example, train a "
-                                    "style with live progress, load style files and generate with style guidance.")
+    ui = sub.add_parser(
+        "ui",
+        help="the web app: train and apply styles in a browser (needs the ui extra)",
+        description="Serve a Gradio page: upload a content/style pair or pick an example, train a "
+        "style with live progress, load style files and generate with style guidance.",
+    )
     ui.add_argument("--model", default="shapes", help="hub id, diffusers folder, or 'shapes' (embedded; default)")
     ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s, this machine only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     ui.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: cuda when there is one)")
     ui.add_argument("--workdir", help="folder for trained styles and previews (default: a new temporary folder)")
     demo = sub.add_parser("demo", help="train a style on the embedded model and write a comparison grid")
-    demo.add_argument("--output-dir", default="paircustom-demo", help="folder for the style file and grid "
-                                                                      "(default: %(default)s)")
+    demo.add_argument(
+        "--output-dir", default="paircustom-demo", help="folder for the style file and grid (default: %(default)s)"
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -92,17 +109,27 @@ def train_config_of(args) -> TrainConfig:
         raise UserError("give the style image after the content image, or give pairs with --pair CONTENT STYLE.")
     for given in args.pair:
         if len(given) not in (2, 3):
-            raise UserError(f"--pair takes a content image, a style image and optionally a subject (got "
-                            f"{len(given)} values: {' '.join(given)}).")
+            raise UserError(
+                f"--pair takes a content image, a style image and optionally a subject (got "
+                f"{len(given)} values: {' '.join(given)})."
+            )
     pairs = ([(args.content_image, args.style_image)] if args.content_image else []) + [tuple(p) for p in args.pair]
     if not pairs:
-        raise UserError("give a content and a style image, e.g. paircustom train dog.png dog_art.png, or pairs with "
-                        "--pair CONTENT STYLE.")
+        raise UserError(
+            "give a content and a style image, e.g. paircustom train dog.png dog_art.png, or pairs with "
+            "--pair CONTENT STYLE."
+        )
     subjects = [pair[2] if len(pair) == 3 else args.subject for pair in pairs]
-    return from_args(TrainConfig, args, content_image=pairs[0][0], style_image=pairs[0][1], subject=subjects[0],
-                     extra_pairs=tuple(pair[:2] for pair in pairs[1:]),
-                     pair_subjects=tuple(subjects[1:]) if any(len(pair) == 3 for pair in pairs) else (),
-                     progress=not args.quiet)
+    return from_args(
+        TrainConfig,
+        args,
+        content_image=pairs[0][0],
+        style_image=pairs[0][1],
+        subject=subjects[0],
+        extra_pairs=tuple(pair[:2] for pair in pairs[1:]),
+        pair_subjects=tuple(subjects[1:]) if any(len(pair) == 3 for pair in pairs) else (),
+        progress=not args.quiet,
+    )
 
 
 def run_train(args) -> None:
@@ -123,8 +150,10 @@ def run_info(args) -> None:
     metadata = style.metadata
     layers = sum(key.endswith("lora_A.weight") for key in style.tensors)
     denoiser = "transformer" if any(key.startswith("transformer.") for key in style.tensors) else "UNet"
-    print(f"{args.file}: {layers} {denoiser} LoRA layers, {style.layout} layout"
-          + (f", {style.ignored} text-encoder tensors (ignored)" if style.ignored else ""))
+    print(
+        f"{args.file}: {layers} {denoiser} LoRA layers, {style.layout} layout"
+        + (f", {style.ignored} text-encoder tensors (ignored)" if style.ignored else "")
+    )
     if metadata is None:
         print("no paircustom metadata (made by another tool); pass --suffix when generating")
     else:
@@ -138,7 +167,7 @@ def run_export(args) -> None:
     from ..files.layouts import to_kohya
     from ..files.style_file import read_style
 
-    output = check_writable(args.output, args.overwrite)     # before any work
+    output = check_writable(args.output, args.overwrite)  # before any work
     if Path(args.file).resolve() == output.resolve():
         raise UserError(f"the output '{output}' is the style file itself; write the export to another file.")
     style = read_style(args.file)
@@ -163,12 +192,15 @@ def run_ui(args) -> None:
     from ..ui.studio import Studio
 
     studio = Studio(args.model, args.workdir, device)
-    if args.model == "shapes":     # as in the demo: one thread is fastest for the embedded model
+    if args.model == "shapes":  # as in the demo: one thread is fastest for the embedded model
         import torch
 
         torch.set_num_threads(1)
-    print(f"paircustom ui: {studio.model} on http://{args.host}:{args.port} (work folder {studio.workdir}); "
-          "Ctrl+C stops it", flush=True)
+    print(
+        f"paircustom ui: {studio.model} on http://{args.host}:{args.port} (work folder {studio.workdir}); "
+        "Ctrl+C stops it",
+        flush=True,
+    )
     launch(studio, args.host, args.port)
 
 
@@ -205,13 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     distributed.die_with_launcher()
-    commands = {"train": run_train, "generate": run_generate, "stylize": run_stylize, "info": run_info,
-                "export": run_export, "ui": run_ui}
+    commands = {
+        "train": run_train,
+        "generate": run_generate,
+        "stylize": run_stylize,
+        "info": run_info,
+        "export": run_export,
+        "ui": run_ui,
+    }
     if args.command == "demo":
         from ..demo import run_demo
 
         def command(args):
-            check_folder_writable(args.output_dir)      # before the demo trains for a minute
+            check_folder_writable(args.output_dir)  # before the demo trains for a minute
             run_demo(args)
     else:
         command = commands[args.command]
@@ -221,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         with _loading_bars(enabled=not getattr(args, "quiet", False)):
             command(args)
     except UserError as error:
-        if distributed.prints_errors():      # one line, always; under N processes from the first of each machine
+        if distributed.prints_errors():  # one line, always; under N processes from the first of each machine
             print(f"paircustom: error: {' '.join(str(error).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

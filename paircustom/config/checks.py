@@ -14,13 +14,13 @@ from pathlib import Path
 
 from ..errors import UserError
 
-MAX_SEED = 2**63 - 1            # torch generators take 64-bit seeds; one bit is kept for seed + process index
-MAX_BASIS_SEED = 2**32 - 1      # basis.py multiplies it by ~1e6 before seeding
-MAX_SIDE = 4096                 # pixels: beyond any released SD/SDXL size, and 16x SDXL's memory
-MAX_SCALE = 100.0               # CFG, style and LoRA scales; published values are below 20
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; one bit is kept for seed + process index
+MAX_BASIS_SEED = 2**32 - 1  # basis.py multiplies it by ~1e6 before seeding
+MAX_SIDE = 4096  # pixels: beyond any released SD/SDXL size, and 16x SDXL's memory
+MAX_SCALE = 100.0  # CFG, style and LoRA scales; published values are below 20
 MAX_STEPS = 1_000_000
-STYLE_REUSE = ("forecast", "hold")   # what a step between style recomputations adds (``StyleSchedule``)
-MAX_IMAGES = 64                 # images per prompt in one batch
+STYLE_REUSE = ("forecast", "hold")  # what a step between style recomputations adds (``StyleSchedule``)
+MAX_IMAGES = 64  # images per prompt in one batch
 
 
 def check_number(name: str, value, low, high, *, integer: bool = False, hint: str = "") -> None:
@@ -32,15 +32,27 @@ def check_number(name: str, value, low, high, *, integer: bool = False, hint: st
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise UserError(f"{name} must be a finite number (got {value!r}){hint}.")
     if not low <= value <= high:
-        show = (lambda x: str(x)) if integer else (lambda x: f"{x:g}")      # noqa: E731  seeds stay exact
+        show = (lambda x: str(x)) if integer else (lambda x: f"{x:g}")  # noqa: E731  seeds stay exact
         raise UserError(f"{name} must lie between {show(low)} and {show(high)} (got {show(value)}){hint}.")
 
 
-def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_start_fraction: float, steps: int,
-                   height: int | None, width: int | None, seed: int | None, num_images: int,
-                   factor: int = 8, max_steps: int = 1000, lora_scale: float | None = None,
-                   style_end: float | None = None, style_interval: int = 1,
-                   style_tolerance: float | None = None, style_reuse: str | None = None) -> None:
+def check_sampling(
+    guidance_scale: float,
+    style_scales: dict[str, float],
+    style_start_fraction: float,
+    steps: int,
+    height: int | None,
+    width: int | None,
+    seed: int | None,
+    num_images: int,
+    factor: int = 8,
+    max_steps: int = 1000,
+    lora_scale: float | None = None,
+    style_end: float | None = None,
+    style_interval: int = 1,
+    style_tolerance: float | None = None,
+    style_reuse: str | None = None,
+) -> None:
     """The numbers of one generation call; ``factor`` is the VAE's, ``max_steps`` the scheduler's train steps
     (``style_reuse`` None: not checked)."""
     check_number("the guidance scale", guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5")
@@ -50,15 +62,29 @@ def check_sampling(guidance_scale: float, style_scales: dict[str, float], style_
     check_number("style_start_fraction", style_start_fraction, 0, 1, hint=" (a fraction of the steps)")
     check_number("style_end", style_end, 0, 1, hint=" (a fraction of the steps)")
     if style_end is not None and style_end <= style_start_fraction:
-        raise UserError(f"style_end ({style_end:g}) must come after style_start_fraction ({style_start_fraction:g}); "
-                        "with no style steps left, drop the styles instead.")
-    check_number("style_interval", style_interval, 1, MAX_STEPS, integer=True,
-                 hint="; 1 recomputes the style terms on every step")
+        raise UserError(
+            f"style_end ({style_end:g}) must come after style_start_fraction ({style_start_fraction:g}); "
+            "with no style steps left, drop the styles instead."
+        )
+    check_number(
+        "style_interval",
+        style_interval,
+        1,
+        MAX_STEPS,
+        integer=True,
+        hint="; 1 recomputes the style terms on every step",
+    )
     check_number("style_tolerance", style_tolerance, 0, MAX_SCALE, hint="; e.g. 0.1, or omit it")
     if style_reuse is not None and style_reuse not in STYLE_REUSE:
         raise UserError(f"style_reuse must be {' or '.join(map(repr, STYLE_REUSE))} (got {style_reuse!r}).")
-    check_number("the number of denoising steps", steps, 1, max_steps, integer=True,
-                  hint=f"; the scheduler has {max_steps} timesteps")
+    check_number(
+        "the number of denoising steps",
+        steps,
+        1,
+        max_steps,
+        integer=True,
+        hint=f"; the scheduler has {max_steps} timesteps",
+    )
     for side, value in (("height", height), ("width", width)):
         check_number(f"the {side}", value, factor, MAX_SIDE, integer=True, hint=" pixels")
         if value is not None and value % factor:
@@ -72,17 +98,26 @@ def check_training_numbers(config) -> None:
     check_number("alpha", config.alpha, 1e-6, 1e4, hint="; omit it to use the rank")
     check_number("the learning rate", config.learning_rate, 0, 1, hint="; the paper uses 1e-5")
     check_number("the weight decay", config.weight_decay, 0, 1, hint="; omit it for the default")
-    for name, value, high in (("the content rank", config.content_rank, 100_000),
-                              ("the style rank", config.style_rank, 100_000),
-                              ("max_steps", config.max_steps, MAX_STEPS),
-                              ("gradient_accumulation", config.gradient_accumulation, 1024),
-                              ("the resolution", config.resolution, MAX_SIDE),   # multiple of 8: beside it
-                              ("the seed", config.seed, MAX_SEED), ("the basis seed", config.basis_seed, MAX_BASIS_SEED),
-                              ("preview_every", config.preview_every, 2**63 - 1),     # past max_steps: never
-                              ("checkpoint_every", config.checkpoint_every, 2**63 - 1)):
+    for name, value, high in (
+        ("the content rank", config.content_rank, 100_000),
+        ("the style rank", config.style_rank, 100_000),
+        ("max_steps", config.max_steps, MAX_STEPS),
+        ("gradient_accumulation", config.gradient_accumulation, 1024),
+        ("the resolution", config.resolution, MAX_SIDE),  # multiple of 8: beside it
+        ("the seed", config.seed, MAX_SEED),
+        ("the basis seed", config.basis_seed, MAX_BASIS_SEED),
+        ("preview_every", config.preview_every, 2**63 - 1),  # past max_steps: never
+        ("checkpoint_every", config.checkpoint_every, 2**63 - 1),
+    ):
         check_number(name, value, 0, high, integer=True)
-    check_number("keep_checkpoints", config.keep_checkpoints, 1, 10_000, integer=True,
-                 hint="; 1 keeps the rolling checkpoint only")
+    check_number(
+        "keep_checkpoints",
+        config.keep_checkpoints,
+        1,
+        10_000,
+        integer=True,
+        hint="; 1 keeps the rolling checkpoint only",
+    )
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -14,7 +14,7 @@ from ..shapes import MODEL_DIR
 
 # A Hugging Face hub id: "name" or "owner/name" (letters, digits, "-", "_", "."; not starting with "." or "-").
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9_][\w.-]*/)?[A-Za-z0-9_][\w.-]*$")
-DTYPE_NAMES = ("fp32", "fp16", "bf16")           # of weights: families.DTYPES maps them to torch dtypes
+DTYPE_NAMES = ("fp32", "fp16", "bf16")  # of weights: families.DTYPES maps them to torch dtypes
 
 
 def folder_or_hub_id(name: str, what: str, marker: str) -> str:
@@ -22,17 +22,24 @@ def folder_or_hub_id(name: str, what: str, marker: str) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / marker).is_file():
-            raise UserError(f"'{name}' is not a diffusers {'pipeline' if what == 'model' else what} folder (no {marker}); "
-                            "give a folder written by save_pretrained or a hub id.")
+            raise UserError(
+                f"'{name}' is not a diffusers {'pipeline' if what == 'model' else what} folder (no {marker}); "
+                "give a folder written by save_pretrained or a hub id."
+            )
         return str(path.resolve())
-    if not HUB_ID.match(name) or (path.parent.name and path.parent.is_dir()):   # ./x, /a/b, dir/missing
-        raise UserError(f"the {what} folder '{name}' does not exist; give a diffusers folder written by "
-                        f"save_pretrained or a hub id such as {EXAMPLE_IDS[what]}.")
+    if not HUB_ID.match(name) or (path.parent.name and path.parent.is_dir()):  # ./x, /a/b, dir/missing
+        raise UserError(
+            f"the {what} folder '{name}' does not exist; give a diffusers folder written by "
+            f"save_pretrained or a hub id such as {EXAMPLE_IDS[what]}."
+        )
     return name
 
 
-EXAMPLE_IDS = {"model": "stabilityai/stable-diffusion-xl-base-1.0 (or 'shapes')", "VAE": "madebyollin/sdxl-vae-fp16-fix",
-               "ControlNet": "diffusers/controlnet-canny-sdxl-1.0"}
+EXAMPLE_IDS = {
+    "model": "stabilityai/stable-diffusion-xl-base-1.0 (or 'shapes')",
+    "VAE": "madebyollin/sdxl-vae-fp16-fix",
+    "ControlNet": "diffusers/controlnet-canny-sdxl-1.0",
+}
 
 
 def is_hub_id(model: str) -> bool:

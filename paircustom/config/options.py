@@ -15,16 +15,35 @@ import typing
 from dataclasses import Field, field, fields
 
 
-def setting(default, help: str, *, flag: str | None = None, short: str | None = None, choices=None,
-            metavar: str | None = None, default_text: str | None = None, required: bool = False,
-            cli: bool = True):
+def setting(
+    default,
+    help: str,
+    *,
+    flag: str | None = None,
+    short: str | None = None,
+    choices=None,
+    metavar: str | None = None,
+    default_text: str | None = None,
+    required: bool = False,
+    cli: bool = True,
+):
     """A dataclass field with its documentation; with ``cli`` also a command-line option.
 
     ``default_text`` says what the default means where the value alone does not (None: "the model's").
     """
-    return field(default=default, metadata=dict(help=help, flag=flag, short=short, choices=choices,
-                                                 metavar=metavar, default_text=default_text, required=required,
-                                                 cli=cli))
+    return field(
+        default=default,
+        metadata=dict(
+            help=help,
+            flag=flag,
+            short=short,
+            choices=choices,
+            metavar=metavar,
+            default_text=default_text,
+            required=required,
+            cli=cli,
+        ),
+    )
 
 
 def device_setting():
@@ -45,7 +64,7 @@ def options(config_class, names=None) -> list[Field]:
 
 
 def comma_list(text: str) -> tuple[str, ...]:
-    """"to_q, to_k" -> ("to_q", "to_k")"""
+    """ "to_q, to_k" -> ("to_q", "to_k")"""
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
@@ -71,7 +90,7 @@ def _help(option: Field) -> str:
     else:
         shown = default
     text = meta["help"] + ("" if shown is None or meta["required"] else f" (default: {shown})")
-    return text.replace("%", "%%")          # argparse formats help texts with %
+    return text.replace("%", "%%")  # argparse formats help texts with %
 
 
 def add_options(parser, config_class, names=None) -> None:
@@ -80,13 +99,15 @@ def add_options(parser, config_class, names=None) -> None:
     for option in options(config_class, names):
         meta, kind = option.metadata, _value_type(hints[option.name])
         flags = [flag_of(option)] + ([meta["short"]] if meta["short"] else [])
-        if kind is bool:                 # a switch: it turns the default around
-            parser.add_argument(*flags, dest=option.name, action="store_false" if option.default else "store_true",
-                                help=_help(option))
+        if kind is bool:  # a switch: it turns the default around
+            parser.add_argument(
+                *flags, dest=option.name, action="store_false" if option.default else "store_true", help=_help(option)
+            )
             continue
         typed = dict(type=kind, choices=meta["choices"], metavar=meta["metavar"])
-        parser.add_argument(*flags, dest=option.name, default=option.default, required=meta["required"],
-                            help=_help(option), **typed)
+        parser.add_argument(
+            *flags, dest=option.name, default=option.default, required=meta["required"], help=_help(option), **typed
+        )
 
 
 def from_args(config_class, args, **given):

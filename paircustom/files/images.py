@@ -19,17 +19,17 @@ from ..errors import UserError, reason
 # Two images of one picture may differ in size, not in shape: aspect ratios within 2% count as equal.
 ASPECT_TOLERANCE = 0.02
 MAX_SIDE_PIXELS = 8192
-MAX_PIXELS = MAX_SIDE_PIXELS**2      # larger images are refused before decoding (a 68-byte PNG can declare 400 MP)
-MAX_ASPECT = 8                       # longest side / shortest side
+MAX_PIXELS = MAX_SIDE_PIXELS**2  # larger images are refused before decoding (a 68-byte PNG can declare 400 MP)
+MAX_ASPECT = 8  # longest side / shortest side
 
 
 @dataclass(frozen=True)
 class PreparedImage:
     """A training image brought to (resolution, resolution), with SDXL's micro-conditioning."""
 
-    pixels: torch.Tensor                 # (3, H, W) in [-1, 1]
-    original_size: tuple[int, int]       # (height, width) of the file
-    crop_top_left: tuple[int, int]       # (top, left) of the crop, in resized pixels
+    pixels: torch.Tensor  # (3, H, W) in [-1, 1]
+    original_size: tuple[int, int]  # (height, width) of the file
+    crop_top_left: tuple[int, int]  # (top, left) of the crop, in resized pixels
 
 
 def open_rgb(path: str | Path, role: str) -> Image.Image:
@@ -43,8 +43,10 @@ def open_rgb(path: str | Path, role: str) -> Image.Image:
         raise UserError(f"the {role} '{path}' is a folder; give the path of a PNG or JPEG file.")
     if not path.is_file():
         raise UserError(f"the {role} '{path}' does not exist; give the path of a PNG or JPEG file.")
-    bomb = (f"the {role} '{path}' declares more than {MAX_PIXELS // 2**20} megapixels, which is refused as a possible "
-            f"decompression bomb; give an image of at most {MAX_SIDE_PIXELS}x{MAX_SIDE_PIXELS} pixels.")
+    bomb = (
+        f"the {role} '{path}' declares more than {MAX_PIXELS // 2**20} megapixels, which is refused as a possible "
+        f"decompression bomb; give an image of at most {MAX_SIDE_PIXELS}x{MAX_SIDE_PIXELS} pixels."
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -58,11 +60,15 @@ def open_rgb(path: str | Path, role: str) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(bomb) from None
     except Exception as error:  # decoders of damaged files raise OSError, SyntaxError, ValueError, EOFError, ...
-        raise UserError(f"the {role} '{path}' is not a readable image ({reason(error)}); give a PNG or JPEG file.") from None
+        raise UserError(
+            f"the {role} '{path}' is not a readable image ({reason(error)}); give a PNG or JPEG file."
+        ) from None
     width, height = image.size
     if max(width, height) > MAX_ASPECT * min(width, height):
-        raise UserError(f"the {role} '{path}' is {width}x{height}, more than {MAX_ASPECT} times as long as it is "
-                        "wide; crop it closer to a square (training uses the centre square).")
+        raise UserError(
+            f"the {role} '{path}' is {width}x{height}, more than {MAX_ASPECT} times as long as it is "
+            "wide; crop it closer to a square (training uses the centre square)."
+        )
     return image
 
 
@@ -72,9 +78,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode.startswith("I") or mode == "F":
         array = np.asarray(image, dtype=np.float64)
         if mode.startswith("I;16") or (mode == "I" and array.max(initial=0) > 255):
-            array = array / 257.0                      # 16-bit range (I;16 from 16-bit PNG/TIFF)
+            array = array / 257.0  # 16-bit range (I;16 from 16-bit PNG/TIFF)
         elif mode == "F" and array.max(initial=0) <= 1.0:
-            array = array * 255.0                      # float images in [0, 1]
+            array = array * 255.0  # float images in [0, 1]
         array = np.nan_to_num(array, nan=0.0, posinf=255.0, neginf=0.0)
         return Image.fromarray(np.clip(array.round(), 0, 255).astype(np.uint8), "L").convert("RGB")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
@@ -92,7 +98,7 @@ def prepare(image: Image.Image, resolution: int) -> PreparedImage:
     resized = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
     top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
     cropped = resized.crop((left, top, left + resolution, top + resolution))
-    array = np.asarray(cropped, dtype=np.float32) / 127.5 - 1.0           # (H, W, 3)
+    array = np.asarray(cropped, dtype=np.float32) / 127.5 - 1.0  # (H, W, 3)
     return PreparedImage(torch.from_numpy(array).permute(2, 0, 1).contiguous(), (height, width), (top, left))
 
 
@@ -118,7 +124,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-LABEL_HEIGHT = 14   # pixels of the caption strip above labelled columns
+LABEL_HEIGHT = 14  # pixels of the caption strip above labelled columns
 
 
 def grid(rows: list[list[Image.Image]], labels: list[str] | None = None) -> Image.Image:
@@ -139,12 +145,12 @@ def grid(rows: list[list[Image.Image]], labels: list[str] | None = None) -> Imag
 def atomic_write(path: str | Path, write) -> Path:
     """Call ``write(temp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)     # only now: a refused run leaves no empty folder
+    path.parent.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves no empty folder
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(handle)
     try:
         write(temp)
-        os.chmod(temp, 0o666 & ~_umask())     # mkstemp makes 0600; give the file the user's usual mode
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
@@ -153,7 +159,7 @@ def atomic_write(path: str | Path, write) -> Path:
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)     # reading the umask means setting it; put it straight back
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
     os.umask(mask)
     return mask
 
@@ -166,6 +172,6 @@ def save_image(image: Image.Image, path: str | Path, overwrite: bool, text: dict
     if text and image_format == "PNG":
         info = PngInfo()
         for key, value in text.items():
-            info.add_itxt(key, value)          # international text: prompts may be any language
+            info.add_itxt(key, value)  # international text: prompts may be any language
         options["pnginfo"] = info
     return atomic_write(path, lambda temp: image.save(temp, format=image_format, **options))

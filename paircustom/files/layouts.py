@@ -22,7 +22,7 @@ import torch
 
 from ..errors import UserError, reason
 
-DENOISER_PREFIXES = ("unet.", "transformer.")      # a UNet's keys; SD3's and Flux's (peft layout only)
+DENOISER_PREFIXES = ("unet.", "transformer.")  # a UNet's keys; SD3's and Flux's (peft layout only)
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 # kohya writes SDXL files with the original (sgm) UNet's block names; renumbering them needs the UNet's
 # layers per block.  Where no model is at hand (``paircustom info``) SDXL's own count is assumed.
@@ -34,16 +34,16 @@ CONTEXT_WIDTHS = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}
 
 
 def made_for(tensors: dict[str, torch.Tensor]) -> str | None:
-    """"SD 1.x", "SD 2.x" or "SDXL" from a peft-layout file's cross-attention widths; None if they do not say."""
+    """ "SD 1.x", "SD 2.x" or "SDXL" from a peft-layout file's cross-attention widths; None if they do not say."""
     widths = {CONTEXT_WIDTHS.get(v.shape[1]) for k, v in tensors.items() if ".attn2.to_k.lora_A." in k}
     return next(iter(widths)) if len(widths) == 1 else None
 
 
 @dataclass(frozen=True)
 class Converted:
-    tensors: dict[str, torch.Tensor]     # unet.<module>.lora_A.weight / lora_B.weight, scale folded into lora_B
-    layout: str                          # "peft", "old diffusers" or "kohya"
-    ignored: int                         # text-encoder (and other non-UNet) tensors set aside
+    tensors: dict[str, torch.Tensor]  # unet.<module>.lora_A.weight / lora_B.weight, scale folded into lora_B
+    layout: str  # "peft", "old diffusers" or "kohya"
+    ignored: int  # text-encoder (and other non-UNet) tensors set aside
 
 
 def to_peft_layout(path, tensors: dict[str, torch.Tensor], unet_config=None) -> Converted:
@@ -53,12 +53,15 @@ def to_peft_layout(path, tensors: dict[str, torch.Tensor], unet_config=None) -> 
         from diffusers.loaders.lora_pipeline import StableDiffusionXLLoraLoaderMixin
 
         layout = "kohya"
-        try:   # the renaming (and sgm block mapping) of diffusers' SDXL loader; SD files pass through it unchanged
+        try:  # the renaming (and sgm block mapping) of diffusers' SDXL loader; SD files pass through it unchanged
             tensors, _ = StableDiffusionXLLoraLoaderMixin.lora_state_dict(
-                _fold_kohya_alpha(tensors), unet_config=unet_config or SDXL_UNET)
+                _fold_kohya_alpha(tensors), unet_config=unet_config or SDXL_UNET
+            )
         except Exception as error:  # diffusers raises ValueError/KeyError for keys it cannot place
-            raise UserError(f"'{path}' has kohya-style keys that diffusers cannot convert ({reason(error)}); "
-                            "give a LoRA (not LyCORIS/LoHa) file for SD or SDXL.") from None
+            raise UserError(
+                f"'{path}' has kohya-style keys that diffusers cannot convert ({reason(error)}); "
+                "give a LoRA (not LyCORIS/LoHa) file for SD or SDXL."
+            ) from None
     unet = {key: value for key, value in tensors.items() if key.startswith(DENOISER_PREFIXES)}
     if any(".lora_A." not in key and ".lora_B." not in key for key in unet):
         from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
@@ -75,7 +78,7 @@ def _fold_kohya_alpha(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
         module = key.split(".")[0]
         alpha, up = tensors.pop(f"{module}.alpha", None), tensors.get(f"{module}.lora_up.weight")
         if alpha is None or up is None:
-            continue                         # no alpha: scale 1; no up: diffusers names the missing key
+            continue  # no alpha: scale 1; no up: diffusers names the missing key
         if alpha.numel() != 1:
             raise UserError(f"the kohya alpha of {module} holds {alpha.numel()} values; it must be one number.")
         tensors[f"{module}.lora_up.weight"] = (up.float() * (alpha.float().item() / tensors[key].shape[0])).to(up.dtype)
@@ -99,16 +102,21 @@ def to_kohya(tensors: dict[str, torch.Tensor], metadata, header: dict[str, str])
     info = {
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(ranks[-1]),
-        "ss_network_alpha": str(ranks[-1]),       # alpha = rank everywhere: the scale is folded into lora_up
+        "ss_network_alpha": str(ranks[-1]),  # alpha = rank everywhere: the scale is folded into lora_up
         "ss_network_args": json.dumps({"paircustom_ranks": ranks}),
-        "ss_base_model_version": "sdxl_base_v1-0" if family == "sdxl" else "sd_v2" if model == "SD 2.x" else
-                                 "sd_v1" if family == "sd" else "unknown",
+        "ss_base_model_version": "sdxl_base_v1-0"
+        if family == "sdxl"
+        else "sd_v2"
+        if model == "SD 2.x"
+        else "sd_v1"
+        if family == "sd"
+        else "unknown",
         "ss_v2": str(model == "SD 2.x"),
         "ss_sdxl": str(family == "sdxl"),
         "ss_sd_model_name": metadata.base_model if metadata else "unknown",
         "ss_output_name": metadata.style if metadata else "style",
         "ss_training_comment": "Pair Customization style LoRA (paircustom); ComfyUI/A1111 apply it at a LoRA "
-                               "scale, style guidance needs paircustom's pipeline",
+        "scale, style guidance needs paircustom's pipeline",
         "ss_steps": str(training.get("step", "")),
         "ss_learning_rate": str(training.get("learning_rate", "")),
         "ss_resolution": str(training.get("resolution", "")),

@@ -18,7 +18,7 @@ from ..config.targets import DEFAULT_TARGETS
 class Conditioning:
     """Text conditioning of a batch: one row per sample."""
 
-    hidden: torch.Tensor                                   # (B, T, D) encoder_hidden_states
+    hidden: torch.Tensor  # (B, T, D) encoder_hidden_states
     added: dict[str, torch.Tensor] = field(default_factory=dict)  # SDXL: text_embeds (B, P), time_ids (B, 6)
 
     def __len__(self) -> int:
@@ -33,22 +33,24 @@ class Conditioning:
 
     def repeat(self, times: int) -> Conditioning:
         """Repeat every row ``times`` times in place: (a, b) -> (a, a, b, b)."""
-        return Conditioning(self.hidden.repeat_interleave(times, 0),
-                            {k: v.repeat_interleave(times, 0) for k, v in self.added.items()})
+        return Conditioning(
+            self.hidden.repeat_interleave(times, 0), {k: v.repeat_interleave(times, 0) for k, v in self.added.items()}
+        )
 
     @staticmethod
     def cat(parts: list[Conditioning]) -> Conditioning:
-        return Conditioning(torch.cat([p.hidden for p in parts]),
-                            {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added})
+        return Conditioning(
+            torch.cat([p.hidden for p in parts]), {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added}
+        )
 
 
 @dataclass(frozen=True)
 class Size:
     """SDXL micro-conditioning of one image; SD ignores it."""
 
-    original: tuple[int, int]           # (height, width) before resizing
-    crop_top_left: tuple[int, int]      # (top, left)
-    target: tuple[int, int]             # (height, width) generated / trained
+    original: tuple[int, int]  # (height, width) before resizing
+    crop_top_left: tuple[int, int]  # (top, left)
+    target: tuple[int, int]  # (height, width) generated / trained
 
 
 class Family:
@@ -56,11 +58,11 @@ class Family:
 
     name: str
     pipeline_class: type
-    controlnet_class: type | None = None      # its ControlNet pipeline (SD, SDXL)
-    denoiser_name = lora_prefix = "unet"        # pipe.<denoiser_name>; the style file's key prefix
+    controlnet_class: type | None = None  # its ControlNet pipeline (SD, SDXL)
+    denoiser_name = lora_prefix = "unet"  # pipe.<denoiser_name>; the style file's key prefix
     lora_targets = DEFAULT_TARGETS
-    flow = False                                # trained by flow matching (else DDPM eps / v)
-    patch = 1                                   # latents per side of one denoiser token (SD3, Flux: 2x2 patches)
+    flow = False  # trained by flow matching (else DDPM eps / v)
+    patch = 1  # latents per side of one denoiser token (SD3, Flux: 2x2 patches)
     # sampling defaults of the family where they differ from ``GENERATE`` (None: GENERATE's)
     default_guidance = default_style_start_fraction = default_steps = None
 
@@ -89,8 +91,16 @@ class Family:
     def from_pipeline_latents(self, latents, shape):
         return latents
 
-    def encode(self, pipe, prompts: list[str], device, negative_prompt=None, with_negative=False, prompts_2=None,
-               negative_prompt_2=None):
+    def encode(
+        self,
+        pipe,
+        prompts: list[str],
+        device,
+        negative_prompt=None,
+        with_negative=False,
+        prompts_2=None,
+        negative_prompt_2=None,
+    ):
         """Return (cond, uncond-or-None) for ``prompts``; uncond follows the pipeline's own rules.
 
         ``prompts_2``/``negative_prompt_2``: SDXL's second text encoder (None: the same as the first).

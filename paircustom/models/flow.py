@@ -49,7 +49,7 @@ class FlowFamily(Family):
     lora_targets = TRANSFORMER_TARGETS
     flow = True
     patch = 2
-    default_steps = 28                          # sampling defaults of the family's pipelines
+    default_steps = 28  # sampling defaults of the family's pipelines
 
     def training_objective(self, pipe):
         return FlowMatching(pipe.scheduler.config)
@@ -76,8 +76,13 @@ class FlowFamily(Family):
         if scheduler.config.get("use_dynamic_shifting", False):
             seq = latent_hw[0] * latent_hw[1] // 4
             c = scheduler.config
-            extra["mu"] = calculate_shift(seq, c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
-                                          c.get("base_shift", 0.5), c.get("max_shift", 1.15))
+            extra["mu"] = calculate_shift(
+                seq,
+                c.get("base_image_seq_len", 256),
+                c.get("max_image_seq_len", 4096),
+                c.get("base_shift", 0.5),
+                c.get("max_shift", 1.15),
+            )
         if sigmas is not None:
             scheduler.set_timesteps(sigmas=sigmas, device=device, **extra)
         else:
@@ -99,18 +104,30 @@ class StableDiffusion3(FlowFamily):
     name, pipeline_class = "sd3", StableDiffusion3Pipeline
     default_guidance = 7.0
 
-    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
-               negative_prompt_2=None):     # second prompts: refused before this (sampling.prepare.UNSUPPORTED)
+    def encode(
+        self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None, negative_prompt_2=None
+    ):  # second prompts: refused before this (sampling.prepare.UNSUPPORTED)
         negative = None if negative_prompt is None else [negative_prompt] * len(prompts)
         embeds, negative_embeds, pooled, negative_pooled = pipe.encode_prompt(
-            prompts, None, None, device=device, do_classifier_free_guidance=with_negative,
-            negative_prompt=negative, max_sequence_length=_t5_length(pipe, 256))
+            prompts,
+            None,
+            None,
+            device=device,
+            do_classifier_free_guidance=with_negative,
+            negative_prompt=negative,
+            max_sequence_length=_t5_length(pipe, 256),
+        )
         cond = Conditioning(embeds, {"pooled_projections": pooled})
         return cond, (Conditioning(negative_embeds, {"pooled_projections": negative_pooled}) if with_negative else None)
 
     def predict(self, model, noisy, timesteps, cond):
-        return model(hidden_states=noisy, timestep=timesteps.expand(len(noisy)), encoder_hidden_states=cond.hidden,
-                     pooled_projections=cond.added["pooled_projections"], return_dict=False)[0]
+        return model(
+            hidden_states=noisy,
+            timestep=timesteps.expand(len(noisy)),
+            encoder_hidden_states=cond.hidden,
+            pooled_projections=cond.added["pooled_projections"],
+            return_dict=False,
+        )[0]
 
     def output(self, images):
         return StableDiffusion3PipelineOutput(images=images)
@@ -118,18 +135,20 @@ class StableDiffusion3(FlowFamily):
 
 class Flux(FlowFamily):
     name, pipeline_class = "flux", FluxPipeline
-    train_guidance = 3.5      # the distilled-guidance input while training, as diffusers' Flux LoRA scripts default
-    default_guidance, default_style_start_fraction = 3.5, 6 / 28     # research code: style term from step 6 of 28
+    train_guidance = 3.5  # the distilled-guidance input while training, as diffusers' Flux LoRA scripts default
+    default_guidance, default_style_start_fraction = 3.5, 6 / 28  # research code: style term from step 6 of 28
 
     def cfg(self, guidance_scale, true_cfg_scale, negative_prompt):
         """Guidance-distilled: no ∅ term unless a negative prompt asks for true CFG (FluxPipeline's rule)."""
         return true_cfg_scale, true_cfg_scale > 1 and negative_prompt is not None
 
-    def encode(self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None,
-               negative_prompt_2=None):     # second prompts: refused before this (sampling.prepare.UNSUPPORTED)
+    def encode(
+        self, pipe, prompts, device, negative_prompt=None, with_negative=False, prompts_2=None, negative_prompt_2=None
+    ):  # second prompts: refused before this (sampling.prepare.UNSUPPORTED)
         def one(texts):
-            embeds, pooled, _ = pipe.encode_prompt(texts, None, device=device,
-                                                   max_sequence_length=_t5_length(pipe, 512))
+            embeds, pooled, _ = pipe.encode_prompt(
+                texts, None, device=device, max_sequence_length=_t5_length(pipe, 512)
+            )
             return self.with_guidance(pipe, Conditioning(embeds, {"pooled_projections": pooled}), self.train_guidance)
 
         uncond = one([negative_prompt or ""] * len(prompts)) if with_negative else None
@@ -146,9 +165,16 @@ class Flux(FlowFamily):
         b, _, h, w = noisy.shape
         img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, noisy.device, noisy.dtype)
         txt_ids = torch.zeros(cond.hidden.shape[1], 3, device=noisy.device, dtype=noisy.dtype)
-        out = model(hidden_states=pack(noisy), timestep=(timesteps / 1000).expand(b), guidance=cond.added.get("guidance"),
-                    pooled_projections=cond.added["pooled_projections"], encoder_hidden_states=cond.hidden,
-                    txt_ids=txt_ids, img_ids=img_ids, return_dict=False)[0]
+        out = model(
+            hidden_states=pack(noisy),
+            timestep=(timesteps / 1000).expand(b),
+            guidance=cond.added.get("guidance"),
+            pooled_projections=cond.added["pooled_projections"],
+            encoder_hidden_states=cond.hidden,
+            txt_ids=txt_ids,
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]
         return unpack(out, h, w)
 
     def pipeline_latents(self, latents):

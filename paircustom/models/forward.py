@@ -31,8 +31,9 @@ def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, timestep
         return noise
     if kind == "v_prediction":
         return scheduler.get_velocity(x0, noise, timesteps)
-    raise UserError(f"the scheduler predicts '{kind}', which pair training does not support; use an epsilon or "
-                    "v_prediction model.")
+    raise UserError(
+        f"the scheduler predicts '{kind}', which pair training does not support; use an epsilon or v_prediction model."
+    )
 
 
 class FlowMatching:
@@ -43,12 +44,13 @@ class FlowMatching:
     config applies (SD3: 3.0) and a dynamically shifted one (Flux) trains on the unshifted table.
     """
 
-    def __init__(self, scheduler_config, weighting: str = "logit_normal", logit_mean: float = 0.0,
-                 logit_std: float = 1.0):
+    def __init__(
+        self, scheduler_config, weighting: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0
+    ):
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         table = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
-        self.sigmas, self.timesteps = table.sigmas.clone(), table.timesteps.clone()   # (N,) each, descending
+        self.sigmas, self.timesteps = table.sigmas.clone(), table.timesteps.clone()  # (N,) each, descending
         self.weighting, self.logit_mean, self.logit_std = weighting, logit_mean, logit_std
 
     def draw_sigma(self, generator: torch.Generator, count: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +82,6 @@ def forward_process(scheduler, x0, noise, generator, pair_of: list[int]):
 def _ddpm_noisy_and_target(scheduler: DDPMScheduler, x0, noise, generator, pair_of: list[int]):
     """(x_t, timesteps, target) of the DDPM forward process, one t per pair (``pair_of``: each row's pair)."""
     timestep = torch.randint(0, scheduler.config.num_train_timesteps, (max(pair_of) + 1,), generator=generator)
-    timesteps = timestep.to(x0.device)[pair_of]                                   # (rows,), t of its pair
-    noisy = scheduler.add_noise(x0, noise, timesteps)      # x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps
+    timesteps = timestep.to(x0.device)[pair_of]  # (rows,), t of its pair
+    noisy = scheduler.add_noise(x0, noise, timesteps)  # x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps
     return noisy, timesteps, prediction_target(scheduler, x0, noise, timesteps)

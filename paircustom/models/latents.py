@@ -43,14 +43,17 @@ def to_images(pipe, latents: torch.Tensor, output_type: str, generator=None):
     """Finished latents as the pipeline's images of ``output_type`` ("pil", "np", "pt"; "latent": unchanged);
     never black images made of NaN."""
     if not torch.isfinite(latents).all():
-        raise UserError("sampling produced non-finite values (NaN or infinity); lower the guidance, style or "
-                        "LoRA scale.")
+        raise UserError(
+            "sampling produced non-finite values (NaN or infinity); lower the guidance, style or LoRA scale."
+        )
     if output_type == "latent":
         return latents
     images = decode(pipe, latents, generator)
-    if not torch.isfinite(images).all():     # e.g. a half-precision VAE that overflowed
-        raise UserError("decoding produced non-finite values (NaN or infinity); lower the guidance, style or "
-                        "LoRA scale, or decode in float32.")
+    if not torch.isfinite(images).all():  # e.g. a half-precision VAE that overflowed
+        raise UserError(
+            "decoding produced non-finite values (NaN or infinity); lower the guidance, style or "
+            "LoRA scale, or decode in float32."
+        )
     return pipe.image_processor.postprocess(images, output_type=output_type)
 
 

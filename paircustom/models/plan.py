@@ -22,11 +22,11 @@ TOKENIZERS = ("tokenizer", "tokenizer_2", "tokenizer_3")
 
 @dataclass
 class ModelPlan:
-    family: str                   # "sd", "sdxl", "sd3" or "flux"
-    denoiser: torch.nn.Module     # the real denoiser (UNet or transformer), or its skeleton on the meta device
-    tokenizers: list              # one per text encoder
-    pixel_multiple: int           # pixels per side of one denoiser token: the VAE's factor x the family's patch
-    train_timesteps: int          # the most denoising steps the scheduler allows
+    family: str  # "sd", "sdxl", "sd3" or "flux"
+    denoiser: torch.nn.Module  # the real denoiser (UNet or transformer), or its skeleton on the meta device
+    tokenizers: list  # one per text encoder
+    pixel_multiple: int  # pixels per side of one denoiser token: the VAE's factor x the family's patch
+    train_timesteps: int  # the most denoising steps the scheduler allows
 
     @classmethod
     def of_pipeline(cls, pipe) -> ModelPlan:
@@ -34,8 +34,13 @@ class ModelPlan:
 
         family = family_of(pipe)
         tokenizers = [t for t in (getattr(pipe, name, None) for name in TOKENIZERS) if t is not None]
-        return cls(family.name, family.denoiser(pipe), tokenizers, pipe.vae_scale_factor * family.patch,
-                   pipe.scheduler.config.get("num_train_timesteps", 1000))
+        return cls(
+            family.name,
+            family.denoiser(pipe),
+            tokenizers,
+            pipe.vae_scale_factor * family.patch,
+            pipe.scheduler.config.get("num_train_timesteps", 1000),
+        )
 
     @classmethod
     def of_folder(cls, folder: str | Path) -> ModelPlan:
@@ -50,22 +55,31 @@ class ModelPlan:
             index = json.loads((folder / "model_index.json").read_text())
             family = next((f for f in FAMILIES.values() if f.pipeline_class.__name__ == index.get("_class_name")), None)
             if family is None:
-                raise UserError(f"'{folder}' holds a {index.get('_class_name')}; paircustom works with "
-                                "StableDiffusionPipeline (SD 1.x/2.x), StableDiffusionXLPipeline (SDXL), "
-                                "StableDiffusion3Pipeline and FluxPipeline.")
-            denoiser_class = getattr(diffusers, index[family.denoiser_name][1])    # ["diffusers", "<class name>"]
+                raise UserError(
+                    f"'{folder}' holds a {index.get('_class_name')}; paircustom works with "
+                    "StableDiffusionPipeline (SD 1.x/2.x), StableDiffusionXLPipeline (SDXL), "
+                    "StableDiffusion3Pipeline and FluxPipeline."
+                )
+            denoiser_class = getattr(diffusers, index[family.denoiser_name][1])  # ["diffusers", "<class name>"]
             with torch.device("meta"):
                 denoiser = denoiser_class.from_config(denoiser_class.load_config(folder / family.denoiser_name))
             tokenizers = [AutoTokenizer.from_pretrained(folder / name) for name in TOKENIZERS if name in index]
             vae = json.loads((folder / "vae" / "config.json").read_text())
             scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-            return cls(family.name, denoiser, tokenizers, 2 ** (len(vae["block_out_channels"]) - 1) * family.patch,
-                       int(scheduler.get("num_train_timesteps", 1000)))
+            return cls(
+                family.name,
+                denoiser,
+                tokenizers,
+                2 ** (len(vae["block_out_channels"]) - 1) * family.patch,
+                int(scheduler.get("num_train_timesteps", 1000)),
+            )
         except UserError:
             raise
         except Exception as error:  # missing or damaged config files
-            raise UserError(f"the model folder '{folder}' is incomplete or damaged ({reason(error)}); save it again with "
-                            "save_pretrained or give another model.") from None
+            raise UserError(
+                f"the model folder '{folder}' is incomplete or damaged ({reason(error)}); save it again with "
+                "save_pretrained or give another model."
+            ) from None
 
     @classmethod
     def of_model(cls, model: str) -> ModelPlan | None:
@@ -77,22 +91,27 @@ class ModelPlan:
             try:
                 from huggingface_hub import snapshot_download
 
-                path = snapshot_download(path, allow_patterns=["model_index.json", "*/config.json", "*/*.txt",
-                                                               "scheduler/*.json", "tokenizer*/*"])
+                path = snapshot_download(
+                    path,
+                    allow_patterns=["model_index.json", "*/config.json", "*/*.txt", "scheduler/*.json", "tokenizer*/*"],
+                )
             except Exception:  # no network, gated model, typo: loading reports it in one sentence
                 return None
         return cls.of_folder(path)
 
-    def check_targets(self, targets, content_rank: int, style_rank: int, orthogonal: bool = True,
-                      pairs: int = 1) -> None:
+    def check_targets(
+        self, targets, content_rank: int, style_rank: int, orthogonal: bool = True, pairs: int = 1
+    ) -> None:
         """At least one target layer, each wide enough for all orthogonal ranks (a content rank per pair)."""
         from ..adapters.basis import check_ranks
         from ..adapters.layers import target_names
 
         names = target_names(self.denoiser, targets)
         if not names:
-            raise UserError(f"no layer of this UNet matches the target modules {list(targets)}; "
-                            "use names such as to_q, to_k, to_v, to_out.0.")
+            raise UserError(
+                f"no layer of this UNet matches the target modules {list(targets)}; "
+                "use names such as to_q, to_k, to_v, to_out.0."
+            )
         if orthogonal:
             check_ranks(min(self.denoiser.get_submodule(n).in_features for n in names), content_rank, style_rank, pairs)
 
@@ -100,8 +119,10 @@ class ModelPlan:
         """The training size must be a whole number of denoiser tokens (SD3 and Flux: 2x2 latent patches)."""
         if resolution % self.pixel_multiple:
             multiple = self.pixel_multiple
-            raise UserError(f"the resolution must be a multiple of {multiple} for this {self.family} model (got "
-                            f"{resolution}); use e.g. {max(1, round(resolution / multiple)) * multiple}.")
+            raise UserError(
+                f"the resolution must be a multiple of {multiple} for this {self.family} model (got "
+                f"{resolution}); use e.g. {max(1, round(resolution / multiple)) * multiple}."
+            )
 
     @property
     def lora_targets(self) -> tuple[str, ...]:
@@ -123,13 +144,21 @@ class ModelPlan:
             limit = tokenizer.model_max_length
             count = len(tokenizer(prompt + suffix).input_ids)
             if count > limit:
-                raise UserError(f"the prompt {prompt + suffix!r:.120} is {count} tokens with its style suffix, but "
-                                f"the text encoder reads only {limit} (start and end included), so the style words "
-                                "would be cut off; shorten the prompt.")
+                raise UserError(
+                    f"the prompt {prompt + suffix!r:.120} is {count} tokens with its style suffix, but "
+                    f"the text encoder reads only {limit} (start and end included), so the style words "
+                    "would be cut off; shorten the prompt."
+                )
 
 
-def check_generation(model: str, prompt: str | list[str], styles: list[tuple[str, float]], suffix: str | None,
-                     lora_scale: float | None, **sampling) -> ModelPlan | None:
+def check_generation(
+    model: str,
+    prompt: str | list[str],
+    styles: list[tuple[str, float]],
+    suffix: str | None,
+    lora_scale: float | None,
+    **sampling,
+) -> ModelPlan | None:
     """Everything ``paircustom generate`` is given (one prompt or a list), against the model's configs;
     ``sampling`` as ``check_sampling``.  Returns the model's plan (None: a hub id whose configs did not download)."""
     from ..config.checks import check_sampling

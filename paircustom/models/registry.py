@@ -32,8 +32,12 @@ def family_of(pipe) -> Family:
     )
 
 
-def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, vae: str | None = None,
-                  ) -> DiffusionPipeline:
+def load_pipeline(
+    model: str,
+    dtype=torch.float32,
+    variant: str | None = None,
+    vae: str | None = None,
+) -> DiffusionPipeline:
     """Load an SD, SDXL, SD3 or Flux pipeline by name, folder or hub id (its paircustom settings: ``resolve_model``).
 
     ``variant`` picks weight files such as "fp16"; ``vae`` (folder or hub id) replaces the pipeline's VAE,
@@ -43,7 +47,7 @@ def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, v
     vae_path = folder_or_hub_id(vae, "VAE", "config.json") if vae else None
     try:
         index = DiffusionPipeline.load_config(path)
-        extra = {"safety_checker": None} if "safety_checker" in index else {}   # SDXL has none: no warning
+        extra = {"safety_checker": None} if "safety_checker" in index else {}  # SDXL has none: no warning
         if vae_path:
             from diffusers import AutoencoderKL
 
@@ -51,7 +55,7 @@ def load_pipeline(model: str, dtype=torch.float32, variant: str | None = None, v
         pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, variant=variant, **extra)
     except UserError:
         raise
-    except (OSError, ValueError) as error:   # not on the hub, no network, no such variant, an incomplete folder
+    except (OSError, ValueError) as error:  # not on the hub, no network, no such variant, an incomplete folder
         reason = str(error).strip().splitlines()[0].rstrip(".")
         what = f"the VAE '{vae}' or the model '{model}'" if vae else f"the model '{model}'"
         raise UserError(f"could not load {what} ({reason}); check the name or path.") from None

@@ -18,8 +18,10 @@ import torch
 
 from ..errors import UserError
 
-CONTROLNET_PIPELINES = {"StableDiffusionPipeline": "StableDiffusionControlNetPipeline",
-                        "StableDiffusionXLPipeline": "StableDiffusionXLControlNetPipeline"}
+CONTROLNET_PIPELINES = {
+    "StableDiffusionPipeline": "StableDiffusionControlNetPipeline",
+    "StableDiffusionXLPipeline": "StableDiffusionXLControlNetPipeline",
+}
 
 
 def with_controlnet(pipe, controlnet):
@@ -30,17 +32,21 @@ def with_controlnet(pipe, controlnet):
         raise UserError(f"this {type(pipe).__name__} already has a ControlNet; wrap it without controlnet=.")
     name = CONTROLNET_PIPELINES.get(type(pipe).__name__)
     if name is None:
-        raise UserError(f"{type(pipe).__name__} cannot take a ControlNet here; use a StableDiffusionPipeline or "
-                        "StableDiffusionXLPipeline.")
+        raise UserError(
+            f"{type(pipe).__name__} cannot take a ControlNet here; use a StableDiffusionPipeline or "
+            "StableDiffusionXLPipeline."
+        )
     if type(controlnet).__name__ not in ("ControlNetModel", "MultiControlNetModel"):
-        raise UserError(f"controlnet must be a diffusers ControlNetModel (or a folder or hub id of one); got "
-                        f"{type(controlnet).__name__}.")
+        raise UserError(
+            f"controlnet must be a diffusers ControlNetModel (or a folder or hub id of one); got "
+            f"{type(controlnet).__name__}."
+        )
     from diffusers.utils import logging
 
     if controlnet.dtype != pipe.unet.dtype:
         controlnet = controlnet.to(dtype=pipe.unet.dtype)
     verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()          # from_pipe's notes about float32 modules are noise here
+    logging.set_verbosity_error()  # from_pipe's notes about float32 modules are noise here
     try:
         controlled = getattr(diffusers, name).from_pipe(pipe, controlnet=controlnet.to(pipe.device))
     finally:
@@ -81,8 +87,9 @@ class Control:
         if controlnet is None:
             raise UserError("a control image needs a ControlNet; load one (controlnet=..., --controlnet MODEL).")
         if image is None:
-            raise UserError("this pipeline has a ControlNet, so give a control image (control_image=..., "
-                            "--control-image FILE).")
+            raise UserError(
+                "this pipeline has a ControlNet, so give a control image (control_image=..., --control-image FILE)."
+            )
         if type(controlnet).__name__ == "MultiControlNetModel":
             raise UserError("several ControlNets (MultiControlNetModel) are not supported; use one ControlNet.")
         check_number("the ControlNet conditioning scale", scale, 0, 100, hint="; 1 is diffusers' default")
@@ -93,10 +100,16 @@ class Control:
 
     def residuals(self, model_input: torch.Tensor, t, cond) -> tuple[list[torch.Tensor], torch.Tensor]:
         """(down-block residuals, mid-block residual) for every row of ``model_input``, in ONE ControlNet call."""
-        image = self.image.expand(len(model_input), -1, -1, -1)                     # (rows, 3, H, W)
-        down, mid = self.controlnet(model_input, t, encoder_hidden_states=cond.hidden, controlnet_cond=image,
-                                    conditioning_scale=self.scale, added_cond_kwargs=cond.added or None,
-                                    return_dict=False)
+        image = self.image.expand(len(model_input), -1, -1, -1)  # (rows, 3, H, W)
+        down, mid = self.controlnet(
+            model_input,
+            t,
+            encoder_hidden_states=cond.hidden,
+            controlnet_cond=image,
+            conditioning_scale=self.scale,
+            added_cond_kwargs=cond.added or None,
+            return_dict=False,
+        )
         return list(down), mid
 
 

@@ -59,12 +59,12 @@ class StyleSchedule:
     stop: int
     interval: int = 1
     tolerance: float | None = None
-    reuse: str = GENERATE.style_reuse              # "forecast" or "hold"
-    deltas: list = field(default_factory=list)    # cached d_i, (B, C, h, w) each
+    reuse: str = GENERATE.style_reuse  # "forecast" or "hold"
+    deltas: list = field(default_factory=list)  # cached d_i, (B, C, h, w) each
     _computed_at: int = -1
     _previous: list = field(default_factory=list)  # the deltas of the computation before, for "forecast"
     _previous_at: int = -1
-    _reference: torch.Tensor | None = None        # e0(c) of the step the deltas were computed on
+    _reference: torch.Tensor | None = None  # e0(c) of the step the deltas were computed on
     _stale: bool = False
 
     def active(self, i: int) -> bool:
@@ -97,16 +97,16 @@ class StyleSchedule:
 class Guide:
     """What every denoising step of style guidance needs, prepared once per call (``prepare.guide_of``)."""
 
-    cond_of: dict[int, Conditioning]     # number of active row blocks (plain: ∅ and c; all: with styles) -> rows
-    names: list[str | None]              # adapter of each row block
-    scales: list[float]                  # λ_i of each style block, in block order
-    guidance_scale: float                # λ_cfg
-    plain: int = 2                       # CFG row blocks: ∅ and c (Flux without true CFG: c alone)
-    first_styled: int = 0                # index of the first step with style terms
-    stop_styled: int | None = None       # index of the first step without them again (None: none such)
-    style_interval: int = 1              # style deltas recomputed every this many style steps (``StyleSchedule``)
+    cond_of: dict[int, Conditioning]  # number of active row blocks (plain: ∅ and c; all: with styles) -> rows
+    names: list[str | None]  # adapter of each row block
+    scales: list[float]  # λ_i of each style block, in block order
+    guidance_scale: float  # λ_cfg
+    plain: int = 2  # CFG row blocks: ∅ and c (Flux without true CFG: c alone)
+    first_styled: int = 0  # index of the first step with style terms
+    stop_styled: int | None = None  # index of the first step without them again (None: none such)
+    style_interval: int = 1  # style deltas recomputed every this many style steps (``StyleSchedule``)
     style_tolerance: float | None = None  # ... or once e0(c) has moved by this relative L1 change
     style_reuse: str = GENERATE.style_reuse  # what reuse steps add: the last deltas ("hold") or a "forecast"
     guidance_rescale: float = GENERATE.guidance_rescale
-    batched: bool = True                 # one UNet call per step (False: one per term, for comparison)
-    control: Control | None = None       # ControlNet image and scale
+    batched: bool = True  # one UNet call per step (False: one per term, for comparison)
+    control: Control | None = None  # ControlNet image and scale

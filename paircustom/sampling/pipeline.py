@@ -63,15 +63,22 @@ class StyleGuidedPipeline(LoadedStyles):
             pipe = with_controlnet(pipe, controlnet)
         self.pipe = pipe
         self.family = family_of(pipe)
-        self.denoiser = self.family.denoiser(pipe)             # the UNet (SD, SDXL) or transformer (SD3, Flux)
-        self.suffixes: dict[str, str] = dict(routed_styles or {})     # style name -> prompt suffix
-        self.content_prompts: dict[str, str | None] = {}   # style name -> its file's content prompt (stylize)
+        self.denoiser = self.family.denoiser(pipe)  # the UNet (SD, SDXL) or transformer (SD3, Flux)
+        self.suffixes: dict[str, str] = dict(routed_styles or {})  # style name -> prompt suffix
+        self.content_prompts: dict[str, str | None] = {}  # style name -> its file's content prompt (stylize)
         self.routing = routing or (lambda names: peft_routing(self.denoiser, names))
 
     @classmethod
-    def from_pretrained(cls, model: str, torch_dtype=torch.float32, device: str | None = None,
-                        variant: str | None = None, vae: str | None = None, controlnet=None,
-                        wrap=None) -> StyleGuidedPipeline:
+    def from_pretrained(
+        cls,
+        model: str,
+        torch_dtype=torch.float32,
+        device: str | None = None,
+        variant: str | None = None,
+        vae: str | None = None,
+        controlnet=None,
+        wrap=None,
+    ) -> StyleGuidedPipeline:
         """Load a hub id, a local folder or "shapes" (the embedded model) of any family.
 
         ``variant`` ("fp16") picks weight files; ``vae`` (folder or hub id) replaces the VAE, e.g.
@@ -89,21 +96,38 @@ class StyleGuidedPipeline(LoadedStyles):
         return guided
 
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str], styles=None, style_scale: float = GENERATE.style_scale,
-                 guidance_scale: float | None = None, style_start_fraction: float | None = None,
-                 style_end: float | None = GENERATE.style_end, style_interval: int = GENERATE.style_interval,
-                 style_tolerance: float | None = GENERATE.style_tolerance,
-                 style_reuse: str = GENERATE.style_reuse, num_inference_steps: int | None = None,
-                 negative_prompt: str | None = GENERATE.negative_prompt, height: int | None = GENERATE.height,
-                 width: int | None = GENERATE.width, seed: int | None = None, generator=None,
-                 latents: torch.Tensor | None = None, output_type: str = "pil",
-                 num_images_per_prompt: int = GENERATE.num_images_per_prompt, eta: float = 0.0, batched: bool = True,
-                 base_adapter: str | None = None, prompt_2: str | list[str] | None = GENERATE.prompt_2,
-                 negative_prompt_2: str | None = GENERATE.negative_prompt_2,
-                 guidance_rescale: float = GENERATE.guidance_rescale, denoising_end: float | None = None,
-                 callback_on_step_end=None, control_image=None,
-                 controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
-                 true_cfg_scale: float = GENERATE.true_cfg_scale):
+    def __call__(
+        self,
+        prompt: str | list[str],
+        styles=None,
+        style_scale: float = GENERATE.style_scale,
+        guidance_scale: float | None = None,
+        style_start_fraction: float | None = None,
+        style_end: float | None = GENERATE.style_end,
+        style_interval: int = GENERATE.style_interval,
+        style_tolerance: float | None = GENERATE.style_tolerance,
+        style_reuse: str = GENERATE.style_reuse,
+        num_inference_steps: int | None = None,
+        negative_prompt: str | None = GENERATE.negative_prompt,
+        height: int | None = GENERATE.height,
+        width: int | None = GENERATE.width,
+        seed: int | None = None,
+        generator=None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        num_images_per_prompt: int = GENERATE.num_images_per_prompt,
+        eta: float = 0.0,
+        batched: bool = True,
+        base_adapter: str | None = None,
+        prompt_2: str | list[str] | None = GENERATE.prompt_2,
+        negative_prompt_2: str | None = GENERATE.negative_prompt_2,
+        guidance_rescale: float = GENERATE.guidance_rescale,
+        denoising_end: float | None = None,
+        callback_on_step_end=None,
+        control_image=None,
+        controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
+        true_cfg_scale: float = GENERATE.true_cfg_scale,
+    ):
         """Generate; returns the wrapped pipeline's own output type (``.images``).
 
         ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
@@ -128,25 +152,49 @@ class StyleGuidedPipeline(LoadedStyles):
         pipe, family = self.pipe, self.family
         # 1. check inputs; the family's defaults
         if family.flow:
-            check_flow_options(prompt_2=prompt_2, negative_prompt_2=negative_prompt_2,
-                               guidance_rescale=guidance_rescale, control_image=control_image)
-            check_unused(eta=(eta, 0.0), batched=(batched, True), denoising_end=(denoising_end, None),
-                          callback_on_step_end=(callback_on_step_end, None))
+            check_flow_options(
+                prompt_2=prompt_2,
+                negative_prompt_2=negative_prompt_2,
+                guidance_rescale=guidance_rescale,
+                control_image=control_image,
+            )
+            check_unused(
+                eta=(eta, 0.0),
+                batched=(batched, True),
+                denoising_end=(denoising_end, None),
+                callback_on_step_end=(callback_on_step_end, None),
+            )
         elif true_cfg_scale != GENERATE.true_cfg_scale:
             raise UserError("true_cfg_scale is Flux's; drop it for SD and SDXL (guidance_scale sets their CFG).")
         guidance_scale = first(guidance_scale, family.default_guidance, GENERATE.guidance_scale)
-        style_start_fraction = first(style_start_fraction, family.default_style_start_fraction,
-                                      GENERATE.style_start_fraction)
+        style_start_fraction = first(
+            style_start_fraction, family.default_style_start_fraction, GENERATE.style_start_fraction
+        )
         steps = first(num_inference_steps, family.default_steps, GENERATE.num_inference_steps)
         scales = self._scales(styles, style_scale)
         if not (0.0 <= guidance_rescale <= 1.0) or not (denoising_end is None or 0.0 < denoising_end <= 1.0):
-            raise UserError(f"guidance_rescale must lie in [0, 1] (got {guidance_rescale}) and denoising_end in "
-                            f"(0, 1] (got {denoising_end}).")
+            raise UserError(
+                f"guidance_rescale must lie in [0, 1] (got {guidance_rescale}) and denoising_end in "
+                f"(0, 1] (got {denoising_end})."
+            )
         factor = pipe.vae_scale_factor * family.patch
         train_steps = 1000 if family.flow else pipe.scheduler.config.get("num_train_timesteps", 1000)
-        check_sampling(guidance_scale, scales, style_start_fraction, steps, height, width, seed,
-                       num_images_per_prompt, factor, train_steps, style_end=style_end,
-                       style_interval=style_interval, style_tolerance=style_tolerance, style_reuse=style_reuse)
+        check_sampling(
+            guidance_scale,
+            scales,
+            style_start_fraction,
+            steps,
+            height,
+            width,
+            seed,
+            num_images_per_prompt,
+            factor,
+            train_steps,
+            style_end=style_end,
+            style_interval=style_interval,
+            style_tolerance=style_tolerance,
+            style_reuse=style_reuse,
+        )
         if family.flow:
             check_sampling(true_cfg_scale, {}, style_start_fraction, steps, None, None, None, 1, factor)
         side = pipe.default_sample_size if family.flow else pipe.unet.config.sample_size
@@ -161,14 +209,27 @@ class StyleGuidedPipeline(LoadedStyles):
         shape = latent_shape(self, len(prompts) * num_images_per_prompt, height, width)
         timesteps = timesteps_of(self, scheduler, steps, shape, denoising_end)
         # 4. encode prompts: [∅], c, and c + suffix_i for each style; one row block each; the control image
-        guide = guide_of(self, prompts, scales, [Size((height, width), (0, 0), (height, width))] * len(prompts),
-                            guidance_scale, negative_prompt, prompt_2, negative_prompt_2, num_images_per_prompt,
-                            base_adapter, guidance_rescale, true_cfg_scale,
-                            first_styled=round(style_start_fraction * len(timesteps)),
-                            stop_styled=None if style_end is None else round(style_end * len(timesteps)),
-                            style_interval=style_interval, style_tolerance=style_tolerance, style_reuse=style_reuse,
-                            batched=batched, control=self._control(control_image, height, width,
-                                                                   controlnet_conditioning_scale))
+        guide = guide_of(
+            self,
+            prompts,
+            scales,
+            [Size((height, width), (0, 0), (height, width))] * len(prompts),
+            guidance_scale,
+            negative_prompt,
+            prompt_2,
+            negative_prompt_2,
+            num_images_per_prompt,
+            base_adapter,
+            guidance_rescale,
+            true_cfg_scale,
+            first_styled=round(style_start_fraction * len(timesteps)),
+            stop_styled=None if style_end is None else round(style_end * len(timesteps)),
+            style_interval=style_interval,
+            style_tolerance=style_tolerance,
+            style_reuse=style_reuse,
+            batched=batched,
+            control=self._control(control_image, height, width, controlnet_conditioning_scale),
+        )
         latents = initial_latents(self, scheduler, shape, latents, generator, guide.cond_of[guide.plain].hidden.dtype)
 
         # 5. denoising loop, 6. decode
@@ -176,12 +237,21 @@ class StyleGuidedPipeline(LoadedStyles):
         latents = self.denoise(scheduler, latents, timesteps, guide, extra, callback_on_step_end)
         return self._decode(latents, output_type, generator)
 
-    def stylize(self, image, prompt: str | None = None, styles=None, strength: float = GENERATE.strength,
-                method: str = GENERATE.method, **kwargs):
+    def stylize(
+        self,
+        image,
+        prompt: str | None = None,
+        styles=None,
+        strength: float = GENERATE.strength,
+        method: str = GENERATE.method,
+        **kwargs,
+    ):
         """Stylise an existing image (PIL or path) by "sdedit" or "inversion"; see ``paircustom.sampling.stylize``."""
         if self.family.flow:
-            raise UserError("stylising an existing image is not supported for SD3 and Flux pipelines yet; use "
-                            "'paircustom generate'.")
+            raise UserError(
+                "stylising an existing image is not supported for SD3 and Flux pipelines yet; use "
+                "'paircustom generate'."
+            )
         from .stylize import stylize
 
         return stylize(self, image, prompt, styles, strength, method, **kwargs)
@@ -192,30 +262,37 @@ class StyleGuidedPipeline(LoadedStyles):
             return None
         return Control.of(self.pipe, control_image, height, width, scale)
 
-    def denoise(self, scheduler, latents, timesteps, guide: Guide, extra: dict | None = None,
-                callback_on_step_end=None) -> torch.Tensor:
+    def denoise(
+        self, scheduler, latents, timesteps, guide: Guide, extra: dict | None = None, callback_on_step_end=None
+    ) -> torch.Tensor:
         """Run ``scheduler`` over ``timesteps`` from ``latents`` with style guidance (Eqs. 10-11), for every
         family; each step is one batched denoiser call (and one ControlNet call) on the CFG row blocks and, when
         ``StyleSchedule`` says so, the style blocks; style terms from ``guide.first_styled`` up to
         ``guide.stop_styled``."""
         pipe, blocks = self.pipe, guide.plain + len(guide.scales)
         stop = len(timesteps) if guide.stop_styled is None else guide.stop_styled
-        schedule = StyleSchedule(guide.first_styled, stop if guide.scales else 0, guide.style_interval,
-                                 guide.style_tolerance, guide.style_reuse)
-        scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)   # flow matching: none
-        with self._adapters_enabled():    # peft adapters are switched on only for the loop
+        schedule = StyleSchedule(
+            guide.first_styled,
+            stop if guide.scales else 0,
+            guide.style_interval,
+            guide.style_tolerance,
+            guide.style_reuse,
+        )
+        scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)  # flow matching: none
+        with self._adapters_enabled():  # peft adapters are switched on only for the loop
             for i, t in enumerate(pipe.progress_bar(timesteps)):
                 # a. the rows of this step: CFG always, the style rows when the schedule recomputes them
                 active = blocks if schedule.fresh(i) else guide.plain
-                model_input = scale_input(latents, t).repeat(active, 1, 1, 1)          # (k·B, C, h, w)
+                model_input = scale_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
                 # b. one batched denoiser call of those rows
-                e = self._predict(model_input, t, guide.cond_of[active], guide.names[:active], guide.batched,
-                                  guide.control).chunk(active)
+                e = self._predict(
+                    model_input, t, guide.cond_of[active], guide.names[:active], guide.batched, guide.control
+                ).chunk(active)
                 e_uncond, e_cond = (e[0], e[1]) if guide.plain == 2 else (e[0], e[0])
                 # c. style deltas e_i(c_i) − e0(c): this step's, cached ones, or none outside the style steps
-                deltas = schedule.update(i, e_cond, list(e[guide.plain:]))
+                deltas = schedule.update(i, e_cond, list(e[guide.plain :]))
                 # d. Eqs. 10-11
-                guided = style_guidance(e_uncond, e_cond, deltas, guide.guidance_scale, guide.scales[:len(deltas)])
+                guided = style_guidance(e_uncond, e_cond, deltas, guide.guidance_scale, guide.scales[: len(deltas)])
                 if guide.guidance_rescale > 0:
                     guided = rescale_noise_cfg(guided, e_cond, guide.guidance_rescale)
                 # e. scheduler step
@@ -237,14 +314,22 @@ class StyleGuidedPipeline(LoadedStyles):
         residuals = control.residuals(model_input, t, cond) if control is not None else None
         if batched:
             with self.routing(per_row):
-                return self.pipe.unet(model_input, t, **cond.unet_kwargs(), **residuals_kwargs(residuals),
-                                      return_dict=False)[0]
-        out = []   # the reference algorithm: unconditional + conditional together, then each style alone
+                return self.pipe.unet(
+                    model_input, t, **cond.unet_kwargs(), **residuals_kwargs(residuals), return_dict=False
+                )[0]
+        out = []  # the reference algorithm: unconditional + conditional together, then each style alone
         for start, stop in [(0, 2)] + [(k, k + 1) for k in range(2, len(names))]:
             part = list(range(start * rows, stop * rows))
-            with self.routing(per_row[start * rows:stop * rows]):
-                out.append(self.pipe.unet(model_input[part], t, **cond.select(part).unet_kwargs(),
-                                          **residuals_kwargs(residuals, part), return_dict=False)[0])
+            with self.routing(per_row[start * rows : stop * rows]):
+                out.append(
+                    self.pipe.unet(
+                        model_input[part],
+                        t,
+                        **cond.select(part).unet_kwargs(),
+                        **residuals_kwargs(residuals, part),
+                        return_dict=False,
+                    )[0]
+                )
         return torch.cat(out)
 
     def _decode(self, latents, output_type: str, generator):
@@ -289,7 +374,13 @@ def style_guided(pipe, **kwargs) -> StyleGuidedPipeline:
     return (FlowStyleGuidedPipeline if family_of(pipe).flow else StyleGuidedPipeline)(pipe, **kwargs)
 
 
-def from_pretrained(model: str, torch_dtype=torch.float32, device: str | None = None, variant: str | None = None,
-                    vae: str | None = None, controlnet=None) -> StyleGuidedPipeline:
+def from_pretrained(
+    model: str,
+    torch_dtype=torch.float32,
+    device: str | None = None,
+    variant: str | None = None,
+    vae: str | None = None,
+    controlnet=None,
+) -> StyleGuidedPipeline:
     """``StyleGuidedPipeline.from_pretrained``: a model of any family, in its family's wrapper."""
     return StyleGuidedPipeline.from_pretrained(model, torch_dtype, device, variant, vae, controlnet)

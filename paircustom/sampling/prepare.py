@@ -13,8 +13,13 @@ from ..models.family import Conditioning, Size
 from .guide import Guide
 
 # What only the UNet families' call takes: the value that means "not used" (SD3 and Flux refuse any other).
-UNSUPPORTED = {"prompt_2": None, "negative_prompt_2": None, "guidance_rescale": 0.0, "control_image": None,
-               "controlnet": None}
+UNSUPPORTED = {
+    "prompt_2": None,
+    "negative_prompt_2": None,
+    "guidance_rescale": 0.0,
+    "control_image": None,
+    "controlnet": None,
+}
 
 
 def check_flow_options(**values) -> None:
@@ -24,7 +29,6 @@ def check_flow_options(**values) -> None:
             raise TypeError(f"FlowStyleGuidedPipeline got an unexpected keyword argument {name!r}")
         if value != UNSUPPORTED[name]:
             raise UserError(f"{name.replace('_', ' ')} is not supported for SD3 and Flux pipelines yet; drop it.")
-
 
 
 def first(*values):
@@ -46,6 +50,7 @@ def latent_shape(guided, batch: int, height: int, width: int) -> tuple[int, ...]
     factor = guided.pipe.vae_scale_factor
     return batch, guided.pipe.unet.config.in_channels, height // factor, width // factor
 
+
 def timesteps_of(guided, scheduler, steps: int, shape, denoising_end: float | None = None) -> torch.Tensor:
     """Set ``scheduler``'s timesteps as the family's pipeline does; those at or above ``denoising_end``."""
     device = guided.pipe._execution_device
@@ -53,10 +58,11 @@ def timesteps_of(guided, scheduler, steps: int, shape, denoising_end: float | No
         return guided.family.sampling_timesteps(guided.pipe, scheduler, steps, shape[2:], device)
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
-    if denoising_end is not None:    # diffusers' rule: keep the steps at or above the cut-off timestep
+    if denoising_end is not None:  # diffusers' rule: keep the steps at or above the cut-off timestep
         train_steps = scheduler.config.num_train_timesteps
         timesteps = timesteps[timesteps >= int(round(train_steps - denoising_end * train_steps))]
     return timesteps
+
 
 def initial_latents(guided, scheduler, shape, latents, generator, dtype) -> torch.Tensor:
     """Fresh noise, or the given ``latents`` (the wrapped pipeline's layout, e.g. Flux's packed one)."""
@@ -69,38 +75,74 @@ def initial_latents(guided, scheduler, shape, latents, generator, dtype) -> torc
         raise UserError(f"latents must have shape {tuple(shape)} for these settings; got {tuple(latents.shape)}.")
     return latents if guided.family.flow else latents.to(device, dtype) * scheduler.init_noise_sigma  # (B, C, h, w)
 
-def guide_of(guided, prompts: list[str], scales: dict[str, float], sizes: list[Size], guidance_scale: float,
-           negative_prompt=None, prompt_2=None, negative_prompt_2=None, num_images_per_prompt: int = 1,
-           base_adapter: str | None = None, guidance_rescale: float = GENERATE.guidance_rescale,
-           true_cfg_scale: float = GENERATE.true_cfg_scale, **steps) -> Guide:
+
+def guide_of(
+    guided,
+    prompts: list[str],
+    scales: dict[str, float],
+    sizes: list[Size],
+    guidance_scale: float,
+    negative_prompt=None,
+    prompt_2=None,
+    negative_prompt_2=None,
+    num_images_per_prompt: int = 1,
+    base_adapter: str | None = None,
+    guidance_rescale: float = GENERATE.guidance_rescale,
+    true_cfg_scale: float = GENERATE.true_cfg_scale,
+    **steps,
+) -> Guide:
     """Encode [∅], c and c + suffix_i (one row block each, ``sizes`` one per prompt) into a ``Guide`` with the
     step settings ``steps`` (its remaining fields)."""
     if guided.family.flow:
-        cfg, blocks = flow_rows(guided, prompts, scales, guidance_scale, true_cfg_scale, negative_prompt,
-                                      num_images_per_prompt)
+        cfg, blocks = flow_rows(
+            guided, prompts, scales, guidance_scale, true_cfg_scale, negative_prompt, num_images_per_prompt
+        )
     else:
-        cfg, blocks = guidance_scale, unet_rows(guided, prompts, scales, sizes, negative_prompt, prompt_2,
-                                                      negative_prompt_2, num_images_per_prompt)
-    plain = len(blocks) - len(scales)                    # the CFG blocks: ∅ and c (Flux without true CFG: c)
+        cfg, blocks = (
+            guidance_scale,
+            unet_rows(
+                guided, prompts, scales, sizes, negative_prompt, prompt_2, negative_prompt_2, num_images_per_prompt
+            ),
+        )
+    plain = len(blocks) - len(scales)  # the CFG blocks: ∅ and c (Flux without true CFG: c)
     cond_of = {active: Conditioning.cat(blocks[:active]) for active in {plain, len(blocks)}}  # (k·B, T, D) each
-    return Guide(cond_of, [base_adapter] * plain + list(scales), list(scales.values()), cfg, plain=plain,
-                 guidance_rescale=guidance_rescale, **steps)
+    return Guide(
+        cond_of,
+        [base_adapter] * plain + list(scales),
+        list(scales.values()),
+        cfg,
+        plain=plain,
+        guidance_rescale=guidance_rescale,
+        **steps,
+    )
+
 
 def unet_rows(guided, prompts, scales, sizes, negative_prompt, prompt_2, negative_prompt_2, num_images):
     pipe, family = guided.pipe, guided.family
     if family.name != "sdxl" and (prompt_2 is not None or negative_prompt_2 is not None):
-        raise UserError("prompt_2 and negative_prompt_2 feed SDXL's second text encoder; this pipeline has one "
-                        "text encoder, so drop them.")
+        raise UserError(
+            "prompt_2 and negative_prompt_2 feed SDXL's second text encoder; this pipeline has one "
+            "text encoder, so drop them."
+        )
     prompts_2 = None if prompt_2 is None else [prompt_2] * len(prompts) if isinstance(prompt_2, str) else list(prompt_2)
     if prompts_2 is not None and len(prompts_2) != len(prompts):
         raise UserError(f"give one prompt_2 per prompt ({len(prompts)}); got {len(prompts_2)}.")
     device = pipe._execution_device
-    cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=True, prompts_2=prompts_2,
-                                 negative_prompt_2=negative_prompt_2)
+    cond, uncond = family.encode(
+        pipe,
+        prompts,
+        device,
+        negative_prompt,
+        with_negative=True,
+        prompts_2=prompts_2,
+        negative_prompt_2=negative_prompt_2,
+    )
     suffixed = lambda texts, name: None if texts is None else [p + guided.suffixes[name] for p in texts]  # noqa: E731
-    blocks = [uncond, cond] + [family.encode(pipe, suffixed(prompts, n), device,
-                                             prompts_2=suffixed(prompts_2, n))[0] for n in scales]
+    blocks = [uncond, cond] + [
+        family.encode(pipe, suffixed(prompts, n), device, prompts_2=suffixed(prompts_2, n))[0] for n in scales
+    ]
     return [family.add_size(pipe, b, sizes).repeat(num_images) for b in blocks]
+
 
 def flow_rows(guided, prompts, scales, guidance_scale, true_cfg_scale, negative_prompt, num_images):
     """(the ∅ term's scale, the row blocks) of SD3 / Flux: [∅] (true CFG only), c, c + suffix_i per style."""

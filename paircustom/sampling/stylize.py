@@ -15,7 +15,7 @@ prompt c (no CFG, no style),
 
     eps      = e0(x, tau, c)
     x0_pred  = (x - sqrt(1 - a_cur) eps) / sqrt(a_cur)           a_cur: the level x is at
-    x_next   = sqrt(a_tau) x0_pred + sqrt(1 - a_tau) eps           (x_{t+1} = sqrt(a_{t+1}) x0_pred + sqrt(1-a_{t+1}) eps)
+    x_next   = sqrt(a_tau) x0_pred + sqrt(1 - a_tau) eps      (x_{t+1} = sqrt(a_{t+1}) x0_pred + sqrt(1-a_{t+1}) eps)
 
 then denoise from x_tau0 with DDIM (eta 0) on the same timesteps and style guidance.  DDIM's step is the
 exact inverse of this map except that inversion evaluates e0 at the less noisy x (the usual approximation),
@@ -55,16 +55,19 @@ from .prepare import guide_of
 METHODS = ("sdedit", "inversion")
 
 
-def check_stylize(strength, method: str, refine: int = 0, negative_prompt_inversion: bool = False,
-                  negative_prompt: str | None = None) -> None:
+def check_stylize(
+    strength, method: str, refine: int = 0, negative_prompt_inversion: bool = False, negative_prompt: str | None = None
+) -> None:
     """The settings only stylising has; refused in one sentence."""
     check_number("the strength", strength, 0, 1, hint=" (0 keeps the image, 1 redraws it from pure noise)")
     check_number("the number of inversion refinements", refine, 0, 100, integer=True)
     if method not in METHODS:
         raise UserError(f"the stylising method must be sdedit or inversion (got {method!r}).")
     if negative_prompt_inversion and method != "inversion":
-        raise UserError("negative-prompt inversion needs the inversion method; add --method inversion or drop "
-                        "--negative-prompt-inversion.")
+        raise UserError(
+            "negative-prompt inversion needs the inversion method; add --method inversion or drop "
+            "--negative-prompt-inversion."
+        )
     if negative_prompt_inversion and negative_prompt is not None:
         raise UserError("negative-prompt inversion uses the prompt as the negative prompt; drop --negative-prompt.")
 
@@ -74,7 +77,7 @@ def timesteps_for(scheduler, steps: int, strength: float, device=None) -> tuple[
     scheduler.set_timesteps(steps, device=device)
     kept = min(round(steps * strength), steps)
     start = (steps - kept) * scheduler.order
-    if hasattr(scheduler, "set_begin_index"):        # Euler & co. index sigmas from here, not from the start
+    if hasattr(scheduler, "set_begin_index"):  # Euler & co. index sigmas from here, not from the start
         scheduler.set_begin_index(start)
     return scheduler.timesteps[start:], start
 
@@ -90,14 +93,15 @@ def _to_eps(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, predicti
     """The noise prediction of a model output for x at cumulative alpha ``alpha`` (eps or v models)."""
     if prediction_type == "epsilon":
         return output
-    if prediction_type == "v_prediction":              # v = sqrt(a) eps - sqrt(1-a) x0  =>  eps = sqrt(a) v + sqrt(1-a) x
+    if prediction_type == "v_prediction":  # v = sqrt(a) eps - sqrt(1-a) x0  =>  eps = sqrt(a) v + sqrt(1-a) x
         return alpha.sqrt() * output + (1 - alpha).sqrt() * x
     raise UserError(f"DDIM inversion needs an epsilon or v_prediction model; this one predicts {prediction_type!r}.")
 
 
 @torch.no_grad()
-def ddim_invert(guided, latents: torch.Tensor, timesteps: torch.Tensor, scheduler, guide, refine: int = 0
-                ) -> torch.Tensor:
+def ddim_invert(
+    guided, latents: torch.Tensor, timesteps: torch.Tensor, scheduler, guide, refine: int = 0
+) -> torch.Tensor:
     """z0 -> x_{timesteps[0]} by deterministic DDIM inversion under the content prompt (module docstring).
 
     One UNet call per step on the conditional rows of ``guide`` (base weights, the guide's ControlNet image).
@@ -105,7 +109,7 @@ def ddim_invert(guided, latents: torch.Tensor, timesteps: torch.Tensor, schedule
     alphas = scheduler.alphas_cumprod.to(latents.device, torch.float64)
     jump = scheduler.config.num_train_timesteps // scheduler.num_inference_steps
     rows = len(latents)
-    cond = guide.cond_of[2].select(list(range(rows, 2 * rows)))       # block 1: e0(x, t, c)
+    cond = guide.cond_of[2].select(list(range(rows, 2 * rows)))  # block 1: e0(x, t, c)
     kind = scheduler.config.prediction_type
     x = latents.to(torch.float64)
     with guided._adapters_enabled():
@@ -113,7 +117,7 @@ def ddim_invert(guided, latents: torch.Tensor, timesteps: torch.Tensor, schedule
             previous = int(t) - jump
             a_cur = alphas[previous] if previous >= 0 else scheduler.final_alpha_cumprod.to(alphas)
             a_next = alphas[int(t)]
-            at = x                                                  # where e0 is evaluated: x, then x_next
+            at = x  # where e0 is evaluated: x, then x_next
             for _ in range(1 + refine):
                 output = guided._predict(at.to(latents.dtype), t, cond, [guide.names[1]], True, guide.control)
                 eps = _to_eps(output.to(torch.float64), at, a_next, kind)
@@ -124,17 +128,31 @@ def ddim_invert(guided, latents: torch.Tensor, timesteps: torch.Tensor, schedule
 
 
 @torch.no_grad()
-def stylize(guided, image, prompt: str | None = None, styles=None, strength: float = GENERATE.strength,
-            method: str = GENERATE.method, style_scale: float = GENERATE.style_scale,
-            guidance_scale: float = GENERATE.guidance_scale,
-            style_start_fraction: float = GENERATE.style_start_fraction,
-            num_inference_steps: int = GENERATE.num_inference_steps, negative_prompt: str | None = None,
-            prompt_2: str | None = None, negative_prompt_2: str | None = None,
-            resolution: int | None = GENERATE.resolution, seed: int | None = None, generator=None,
-            output_type: str = "pil", eta: float = 0.0, batched: bool = True, control_image=None,
-            controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
-            inversion_refine: int = GENERATE.inversion_refine,
-            negative_prompt_inversion: bool = GENERATE.negative_prompt_inversion):
+def stylize(
+    guided,
+    image,
+    prompt: str | None = None,
+    styles=None,
+    strength: float = GENERATE.strength,
+    method: str = GENERATE.method,
+    style_scale: float = GENERATE.style_scale,
+    guidance_scale: float = GENERATE.guidance_scale,
+    style_start_fraction: float = GENERATE.style_start_fraction,
+    num_inference_steps: int = GENERATE.num_inference_steps,
+    negative_prompt: str | None = None,
+    prompt_2: str | None = None,
+    negative_prompt_2: str | None = None,
+    resolution: int | None = GENERATE.resolution,
+    seed: int | None = None,
+    generator=None,
+    output_type: str = "pil",
+    eta: float = 0.0,
+    batched: bool = True,
+    control_image=None,
+    controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
+    inversion_refine: int = GENERATE.inversion_refine,
+    negative_prompt_inversion: bool = GENERATE.negative_prompt_inversion,
+):
     """Stylise ``image`` (PIL image or path) with style guidance; returns the pipeline's output class (``.images``).
 
     ``prompt`` describes the image (default: the content prompt of the first style's file); ``strength`` in
@@ -150,15 +168,32 @@ def stylize(guided, image, prompt: str | None = None, styles=None, strength: flo
     check_stylize(strength, method, inversion_refine, negative_prompt_inversion, negative_prompt)
     scales = guided._scales(styles, style_scale)
     factor = pipe.vae_scale_factor
-    check_sampling(guidance_scale, scales, style_start_fraction, num_inference_steps, resolution, resolution, seed, 1,
-                   factor,
-                   pipe.scheduler.config.get("num_train_timesteps", 1000))
+    check_sampling(
+        guidance_scale,
+        scales,
+        style_start_fraction,
+        num_inference_steps,
+        resolution,
+        resolution,
+        seed,
+        1,
+        factor,
+        pipe.scheduler.config.get("num_train_timesteps", 1000),
+    )
     if prompt is None:
-        prompt = next((guided.content_prompts.get(name) for name in (scales or guided.suffixes)
-                       if guided.content_prompts.get(name)), None)
+        prompt = next(
+            (
+                guided.content_prompts.get(name)
+                for name in (scales or guided.suffixes)
+                if guided.content_prompts.get(name)
+            ),
+            None,
+        )
         if prompt is None:
-            raise UserError("no style file here records a content prompt (files from other tools do not); give the "
-                            "prompt that describes the image.")
+            raise UserError(
+                "no style file here records a content prompt (files from other tools do not); give the "
+                "prompt that describes the image."
+            )
     resolution = resolution or pipe.unet.config.sample_size * factor
     if generator is None and seed is not None:
         generator = torch.Generator("cpu").manual_seed(seed)
@@ -166,16 +201,27 @@ def stylize(guided, image, prompt: str | None = None, styles=None, strength: flo
     picture = open_rgb(image, "image") if isinstance(image, (str, Path)) else to_rgb(image)
     prepared = prepare(picture, resolution)
     size = Size(prepared.original_size, prepared.crop_top_left, (resolution, resolution))
-    if negative_prompt_inversion:          # n = c: the CFG term cancels (module docstring)
+    if negative_prompt_inversion:  # n = c: the CFG term cancels (module docstring)
         negative_prompt, negative_prompt_2 = prompt, prompt_2
     # 2. the kept timesteps; the rows, with style terms after style_start_fraction of those steps
     scheduler = copy.deepcopy(pipe.scheduler) if method == "sdedit" else ddim_scheduler(pipe)
     timesteps, _ = timesteps_for(scheduler, num_inference_steps, strength, pipe._execution_device)
     control = guided._control(control_image, resolution, resolution, controlnet_conditioning_scale)
-    guide = guide_of(guided, [prompt], scales, [size], guidance_scale, negative_prompt, prompt_2, negative_prompt_2,
-                     first_styled=round(style_start_fraction * len(timesteps)), batched=batched, control=control)
+    guide = guide_of(
+        guided,
+        [prompt],
+        scales,
+        [size],
+        guidance_scale,
+        negative_prompt,
+        prompt_2,
+        negative_prompt_2,
+        first_styled=round(style_start_fraction * len(timesteps)),
+        batched=batched,
+        control=control,
+    )
     dtype = guide.cond_of[2].hidden.dtype
-    z0 = encode(pipe, prepared.pixels[None]).to(pipe._execution_device, dtype)            # (1, C, h, w)
+    z0 = encode(pipe, prepared.pixels[None]).to(pipe._execution_device, dtype)  # (1, C, h, w)
     # 3. from z0 to x_tau0: forward noise (sdedit) or DDIM inversion
     if len(timesteps) == 0:
         latents = z0

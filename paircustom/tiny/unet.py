@@ -24,7 +24,35 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 # Words every tiny tokenizer knows as single tokens; anything else falls back to letters.
-BASE_WORDS = ["a", "photo", "of", "an", "the", "in", "on", "with", "style", "sbu", "dog", "cat", "man", "woman", "painting", "digital", "art", "sketch", "watercolor", "oil", "drawing", "portrait", "red", "green", "blue", "yellow", "background"]
+BASE_WORDS = [
+    "a",
+    "photo",
+    "of",
+    "an",
+    "the",
+    "in",
+    "on",
+    "with",
+    "style",
+    "sbu",
+    "dog",
+    "cat",
+    "man",
+    "woman",
+    "painting",
+    "digital",
+    "art",
+    "sketch",
+    "watercolor",
+    "oil",
+    "drawing",
+    "portrait",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "background",
+]
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -69,7 +97,7 @@ def _apply_merges(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[
         if not pairs:
             return pieces
         _, i = min(pairs)
-        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2 :]
 
 
 def tiny_text_encoder(vocab_size: int, hidden: int, projection: int | None = None, seed: int = 0):
@@ -131,8 +159,15 @@ def tiny_unet(cross_attention_dim: int, sdxl: bool = False, seed: int = 0) -> UN
 
 def sd_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
     """DDIM with Stable Diffusion's noise schedule (scaled-linear betas 0.00085 to 0.012)."""
-    return DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                         set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
+    return DDIMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type=prediction_type,
+    )
 
 
 # Each family's real sampling scheduler, as its scheduler/scheduler_config.json ships it (the one place
@@ -140,16 +175,39 @@ def sd_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
 # they sample (PNDM, DDIM, Euler in sigma space) and in what the UNet predicts (eps or v).
 SCHEDULER_CONFIGS = {
     "sd1-pndm": dict(  # runwayml/stable-diffusion-v1-5
-        _class_name="PNDMScheduler", beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        num_train_timesteps=1000, set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False),
+        _class_name="PNDMScheduler",
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        set_alpha_to_one=False,
+        skip_prk_steps=True,
+        steps_offset=1,
+        clip_sample=False,
+    ),
     "sd2-v": dict(  # stabilityai/stable-diffusion-2-1 (768 px, v-prediction)
-        _class_name="DDIMScheduler", beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        num_train_timesteps=1000, set_alpha_to_one=False, steps_offset=1, clip_sample=False,
-        prediction_type="v_prediction"),
+        _class_name="DDIMScheduler",
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        clip_sample=False,
+        prediction_type="v_prediction",
+    ),
     "sdxl-euler": dict(  # stabilityai/stable-diffusion-xl-base-1.0
-        _class_name="EulerDiscreteScheduler", beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        num_train_timesteps=1000, prediction_type="epsilon", timestep_spacing="leading", steps_offset=1,
-        interpolation_type="linear", use_karras_sigmas=False),
+        _class_name="EulerDiscreteScheduler",
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        prediction_type="epsilon",
+        timestep_spacing="leading",
+        steps_offset=1,
+        interpolation_type="linear",
+        use_karras_sigmas=False,
+    ),
 }
 
 
@@ -161,8 +219,13 @@ def real_scheduler(name: str):
     return getattr(diffusers, config["_class_name"]).from_config(config)
 
 
-def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None, seed: int = 0,
-                        prediction_type: str = "epsilon", scheduler: str | None = None):
+def build_tiny_pipeline(
+    family: str = "sd",
+    directory: str | Path | None = None,
+    seed: int = 0,
+    prediction_type: str = "epsilon",
+    scheduler: str | None = None,
+):
     """Return a random tiny ``StableDiffusionPipeline`` (family "sd") or ``StableDiffusionXLPipeline`` ("sdxl").
 
     ``directory`` keeps the tokenizer files (default: a temporary folder, removed at once); the
@@ -172,7 +235,7 @@ def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None,
     """
     import tempfile
 
-    if directory is None:      # the tokenizer reads its files at once, so a temporary folder can go right away
+    if directory is None:  # the tokenizer reads its files at once, so a temporary folder can go right away
         with tempfile.TemporaryDirectory(prefix="paircustom-tiny-") as folder:
             tokenizer = write_clip_tokenizer(Path(folder) / "tokenizer")
     else:
@@ -181,15 +244,24 @@ def build_tiny_pipeline(family: str = "sd", directory: str | Path | None = None,
     scheduler = real_scheduler(scheduler) if scheduler else sd_scheduler(prediction_type)
     if family == "sd":
         return StableDiffusionPipeline(
-            vae=tiny_vae(seed), text_encoder=tiny_text_encoder(vocab, 32, seed=seed), tokenizer=tokenizer,
-            unet=tiny_unet(32, seed=seed), scheduler=scheduler, safety_checker=None,
-            feature_extractor=None, requires_safety_checker=False,
+            vae=tiny_vae(seed),
+            text_encoder=tiny_text_encoder(vocab, 32, seed=seed),
+            tokenizer=tokenizer,
+            unet=tiny_unet(32, seed=seed),
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
         )
     if family == "sdxl":
         # SDXL concatenates the hidden states of both encoders (16 + 16 = 32) and pools the second.
         return StableDiffusionXLPipeline(
-            vae=tiny_vae(seed), text_encoder=tiny_text_encoder(vocab, 16, seed=seed), tokenizer=tokenizer,
-            text_encoder_2=tiny_text_encoder(vocab, 16, projection=32, seed=seed + 1), tokenizer_2=tokenizer,
-            unet=tiny_unet(32, sdxl=True, seed=seed), scheduler=scheduler,
+            vae=tiny_vae(seed),
+            text_encoder=tiny_text_encoder(vocab, 16, seed=seed),
+            tokenizer=tokenizer,
+            text_encoder_2=tiny_text_encoder(vocab, 16, projection=32, seed=seed + 1),
+            tokenizer_2=tokenizer,
+            unet=tiny_unet(32, sdxl=True, seed=seed),
+            scheduler=scheduler,
         )
     raise ValueError(f"unknown tiny family {family!r}; use 'sd' or 'sdxl'")

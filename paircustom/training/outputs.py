@@ -29,14 +29,15 @@ class TrainerOutputs:
 
     def preview(self, steps: int = 20) -> Path:
         """Write <output>-preview-<step>.png: base and styled images for the content prompt, same seed."""
-        def routing(names):      # the styled rows go through this run's own style adapter, Δs alone
+
+        def routing(names):  # the styled rows go through this run's own style adapter, Δs alone
             return pair_routing(self.layers, [Route.STYLE_ALONE if n else Route.BASE for n in names], self.device)
 
         guided = style_guided(self.pipe, routing=routing, routed_styles={"style": self.config.style_suffix})
         size = dict(height=self.config.resolution, width=self.config.resolution, num_inference_steps=steps, seed=0)
         with self.encoders_on_device():
             base = guided(self.config.content_prompt, styles={}, **size).images[0]
-            styled = guided(self.config.content_prompt, styles=["style"], **size).images[0]   # the default style scale
+            styled = guided(self.config.content_prompt, styles=["style"], **size).images[0]  # the default style scale
         return atomic_write(self.preview_path(self.step), lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
 
     def write_checkpoint(self) -> None:
@@ -47,9 +48,18 @@ class TrainerOutputs:
         if not self.accelerator.is_main_process:
             return
         optimizer = self.optimizer.state_dict()["state"]
-        save_checkpoint(self.config.checkpoint_path, Checkpoint(
-            self.step, result_settings(self.config), self.history, self.content_params + self.style_params,
-            optimizer, generators), keep=self.config.keep_checkpoints)
+        save_checkpoint(
+            self.config.checkpoint_path,
+            Checkpoint(
+                self.step,
+                result_settings(self.config),
+                self.history,
+                self.content_params + self.style_params,
+                optimizer,
+                generators,
+            ),
+            keep=self.config.keep_checkpoints,
+        )
 
     def resume_from_checkpoint(self) -> None:
         """Continue from the checkpoint beside the output: adapters, optimizer state, generators, step, history."""
@@ -69,11 +79,26 @@ class TrainerOutputs:
 
     def metadata(self, adapter: str) -> StyleMetadata:
         c = self.config
-        training = {file_name(k): getattr(c, k) for k in (
-            "learning_rate", "weight_decay", "max_steps", "style_start_step", "gradient_accumulation", "resolution",
-            "seed", "mixed_precision", "dtype", "variant", "vae", "method", "orthogonal")}
+        training = {
+            file_name(k): getattr(c, k)
+            for k in (
+                "learning_rate",
+                "weight_decay",
+                "max_steps",
+                "style_start_step",
+                "gradient_accumulation",
+                "resolution",
+                "seed",
+                "mixed_precision",
+                "dtype",
+                "variant",
+                "vae",
+                "method",
+                "orthogonal",
+            )
+        }
         training["step"] = self.step
-        training["processes"] = self.processes       # N x gradient_accumulation draws per step
+        training["processes"] = self.processes  # N x gradient_accumulation draws per step
         training["pairs"] = len(c.pairs)
         if c.scale_lr:
             training["scale_lr"], training["effective_learning_rate"] = True, self.learning_rate
@@ -81,24 +106,47 @@ class TrainerOutputs:
             training["final_losses"] = list(self.history[-1][1:])
         alpha = c.style_alpha if adapter == "style" else c.content_alpha
         return StyleMetadata(
-            base_model=c.model, family=self.family.name, adapter=adapter, content_rank=c.content_rank,
-            style_rank=c.style_rank, alpha=alpha, target_modules=list(c.target_modules), basis_seed=c.basis_seed,
-            subject=c.subject, style=c.style, style_suffix=c.style_suffix, content_prompt=c.content_prompt,
-            style_prompt=c.style_prompt, training=training, dtype=c.save_dtype,
+            base_model=c.model,
+            family=self.family.name,
+            adapter=adapter,
+            content_rank=c.content_rank,
+            style_rank=c.style_rank,
+            alpha=alpha,
+            target_modules=list(c.target_modules),
+            basis_seed=c.basis_seed,
+            subject=c.subject,
+            style=c.style,
+            style_suffix=c.style_suffix,
+            content_prompt=c.content_prompt,
+            style_prompt=c.style_prompt,
+            training=training,
+            dtype=c.save_dtype,
         )
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the style LoRA (and with ``save_content`` the content LoRA) to ``path`` (default: the output)."""
         layers = self.layers
-        style = lora_state_dict({n: l.style_A for n, l in layers.items()}, {n: l.style_B for n, l in layers.items()},
-                                next(iter(layers.values())).style_scale, DTYPES[self.config.save_dtype],
-                                self.family.lora_prefix)
+        style = lora_state_dict(
+            {n: l.style_A for n, l in layers.items()},
+            {n: l.style_B for n, l in layers.items()},
+            next(iter(layers.values())).style_scale,
+            DTYPES[self.config.save_dtype],
+            self.family.lora_prefix,
+        )
         path = save_adapter(path or self.config.output, style, self.metadata("style"), overwrite=True)
         for k in range(len(self.config.pairs)) if self.config.save_content else ():
             adapters = {n: l.content_adapter(k) for n, l in layers.items()}
-            content = lora_state_dict({n: A for n, (A, _) in adapters.items()}, {n: B for n, (_, B) in adapters.items()},
-                                      next(iter(layers.values())).content_scale, DTYPES[self.config.save_dtype],
-                                      self.family.lora_prefix)
-            save_adapter(replace(self.config, output=str(path)).content_output(k), content, self.metadata("content"),
-                         overwrite=True)
+            content = lora_state_dict(
+                {n: A for n, (A, _) in adapters.items()},
+                {n: B for n, (_, B) in adapters.items()},
+                next(iter(layers.values())).content_scale,
+                DTYPES[self.config.save_dtype],
+                self.family.lora_prefix,
+            )
+            save_adapter(
+                replace(self.config, output=str(path)).content_output(k),
+                content,
+                self.metadata("content"),
+                overwrite=True,
+            )
         return path

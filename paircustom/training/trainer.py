@@ -50,40 +50,59 @@ class PairTrainer(TrainerOutputs):
         if pipe is None:
             pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
         self.pipe, self.family = pipe, family_of(pipe)
-        self.noise_scheduler = self.family.training_objective(pipe)   # DDPM or flow matching; not pipe.scheduler
+        self.noise_scheduler = self.family.training_objective(pipe)  # DDPM or flow matching; not pipe.scheduler
         if config.mixed_precision != "no" and not device.startswith("cuda"):
-            warnings.warn(f"mixed precision needs a GPU; training without it on {device}.", PairCustomWarning, stacklevel=2)
+            warnings.warn(
+                f"mixed precision needs a GPU; training without it on {device}.", PairCustomWarning, stacklevel=2
+            )
             config = self.config = replace(config, mixed_precision="no")
         self.accelerator = _accelerator(config, device)
         self.processes = self.accelerator.num_processes
         device = self.device = self.accelerator.device
         sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
-        with self.encoders_on_device():       # only the encoders: the denoiser need not share the device with them
-            self.pair = EncodedPair.encode(pipe, self.family, [image.pixels for image in images],
-                                           [p for prompts in config.pair_prompts for p in prompts], sizes, device)
+        with self.encoders_on_device():  # only the encoders: the denoiser need not share the device with them
+            self.pair = EncodedPair.encode(
+                pipe,
+                self.family,
+                [image.pixels for image in images],
+                [p for prompts in config.pair_prompts for p in prompts],
+                sizes,
+                device,
+            )
         # 3. adapters: frozen denoiser, frozen A's, trainable zero B's
         denoiser = self.family.denoiser(pipe).requires_grad_(False).to(device)
-        self.layers = add_pair_lora(denoiser, config.content_rank, config.style_rank, config.content_alpha,
-                                    config.style_alpha, config.basis_seed, config.target_modules,
-                                    orthogonal=config.orthogonal, pairs=len(config.pairs))
+        self.layers = add_pair_lora(
+            denoiser,
+            config.content_rank,
+            config.style_rank,
+            config.content_alpha,
+            config.style_alpha,
+            config.basis_seed,
+            config.target_modules,
+            orthogonal=config.orthogonal,
+            pairs=len(config.pairs),
+        )
         if not self.layers:
-            raise UserError(f"no layer of this model matches the target modules {list(config.target_modules)}; "
-                            "use names such as to_q, to_k, to_v, to_out.0.")
+            raise UserError(
+                f"no layer of this model matches the target modules {list(config.target_modules)}; "
+                "use names such as to_q, to_k, to_v, to_out.0."
+            )
         if config.gradient_checkpointing:
             denoiser.enable_gradient_checkpointing()
         self.content_params = [p for l in self.layers.values() for p in (l.content_A, l.content_B) if p.requires_grad]
         self.style_params = [p for l in self.layers.values() for p in (l.style_A, l.style_B) if p.requires_grad]
         # 4. optimizer, and the adapters this step trains (DDP holds only those)
         self.learning_rate = config.learning_rate * (self.processes if config.scale_lr else 1)
-        optimizer = _optimizer_class(config)(self.content_params + self.style_params, lr=self.learning_rate,
-                                             weight_decay=config.weight_decay)
+        optimizer = _optimizer_class(config)(
+            self.content_params + self.style_params, lr=self.learning_rate, weight_decay=config.weight_decay
+        )
         self.denoiser = denoiser
         self._train_only(self.kinds(0))
         self.denoiser, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
         # each process its own (eps, t) draws: process r seeds its generator with seed + r
         self.generator = torch.Generator().manual_seed(config.seed + self.accelerator.process_index)
         self.step = 0
-        self.history: list[tuple[int, float, float | None]] = []   # (step, content loss, style loss)
+        self.history: list[tuple[int, float, float | None]] = []  # (step, content loss, style loss)
         if resume_from is not None:
             self.resume_from_checkpoint()
 
@@ -107,8 +126,11 @@ class PairTrainer(TrainerOutputs):
         result is the same; a single process (no DDP) leaves every adapter trainable."""
         from accelerate.utils import DistributedType
 
-        if self.processes == 1 or self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
-            return               # no DDP; or engines that take their trainable set at prepare
+        if self.processes == 1 or self.accelerator.distributed_type in (
+            DistributedType.DEEPSPEED,
+            DistributedType.FSDP,
+        ):
+            return  # no DDP; or engines that take their trainable set at prepare
         used = set()
         if any(kind.route.trains_content for kind in kinds):
             used.update(map(id, self.content_params))
@@ -136,22 +158,26 @@ class PairTrainer(TrainerOutputs):
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(config.gradient_accumulation):
             with self.accelerator.accumulate(self.denoiser), self.accelerator.autocast():
-                losses = pair_losses(self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds, self.generator,
-                                     self.family)
+                losses = pair_losses(
+                    self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds, self.generator, self.family
+                )
                 self.accelerator.backward(sum(losses.values()))
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
             for kind, loss in losses.items():
                 totals[kind] += loss.item() / config.gradient_accumulation
-        if self.processes > 1:       # the mean over all processes' draws: the same history (and checks) everywhere
-            mean = self.accelerator.reduce(torch.tensor(list(totals.values()), dtype=torch.float64,
-                                                        device=self.device), "mean")
+        if self.processes > 1:  # the mean over all processes' draws: the same history (and checks) everywhere
+            mean = self.accelerator.reduce(
+                torch.tensor(list(totals.values()), dtype=torch.float64, device=self.device), "mean"
+            )
             totals = dict(zip(kinds, mean.tolist()))
         for kind, loss in totals.items():
             if not math.isfinite(loss):
-                raise UserError(f"training diverged at step {self.step + 1}: the {kind.label} loss is {loss}, "
-                                f"most likely because the learning rate ({self.learning_rate}) or alpha "
-                                f"({config.alpha or 'the rank'}) is too large; lower it and train again.")
+                raise UserError(
+                    f"training diverged at step {self.step + 1}: the {kind.label} loss is {loss}, "
+                    f"most likely because the learning rate ({self.learning_rate}) or alpha "
+                    f"({config.alpha or 'the rank'}) is too large; lower it and train again."
+                )
         self.step += 1
         result = self._as_pair(totals)
         self.history.append((self.step, *result))
@@ -164,8 +190,9 @@ class PairTrainer(TrainerOutputs):
         kinds = self.kinds(self.config.max_steps)
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(draws):
-            for kind, loss in pair_losses(self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds,
-                                          generator, self.family).items():
+            for kind, loss in pair_losses(
+                self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds, generator, self.family
+            ).items():
                 totals[kind] += loss.item() / draws
         return self._as_pair(totals)
 
@@ -173,21 +200,28 @@ class PairTrainer(TrainerOutputs):
         """Train to ``max_steps``; ``on_step(trainer)`` runs on process 0 after each step (and its due preview)."""
         config, main = self.config, self.accelerator.is_main_process
         description = "pair training" + (f" ({self.processes} processes)" if self.processes > 1 else "")
-        bar = tqdm(range(self.step, config.max_steps), desc=description, disable=not (config.progress and main),
-                   initial=self.step, total=config.max_steps)
+        bar = tqdm(
+            range(self.step, config.max_steps),
+            desc=description,
+            disable=not (config.progress and main),
+            initial=self.step,
+            total=config.max_steps,
+        )
         for _ in bar:
             content_loss, style_loss = self.train_step()
-            bar.set_postfix(content="-" if content_loss is None else f"{content_loss:.4f}",
-                            style="warm-up" if style_loss is None else f"{style_loss:.4f}")
-            due = lambda every: every and self.step % every == 0       # noqa: E731
+            bar.set_postfix(
+                content="-" if content_loss is None else f"{content_loss:.4f}",
+                style="warm-up" if style_loss is None else f"{style_loss:.4f}",
+            )
+            due = lambda every: every and self.step % every == 0  # noqa: E731
             if due(config.checkpoint_every):
-                self.write_checkpoint()                    # every process: it gathers their generators
+                self.write_checkpoint()  # every process: it gathers their generators
             if main and due(config.save_every) and self.step < config.max_steps:
                 self.save(config.step_output(self.step))
             if main and due(config.preview_every):
                 self.preview()
             if due(config.checkpoint_every) or due(config.save_every) or due(config.preview_every):
-                self.accelerator.wait_for_everyone()       # the others wait while process 0 writes
+                self.accelerator.wait_for_everyone()  # the others wait while process 0 writes
             if main and on_step is not None:
                 on_step(self)
 
@@ -221,13 +255,13 @@ def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
     try:
         trainer.fit(on_step)
         path = Path(trainer.config.output)
-        if trainer.config.checkpoint_every:       # kept: --resume with more steps extends this run
+        if trainer.config.checkpoint_every:  # kept: --resume with more steps extends this run
             trainer.write_checkpoint()
         if main:
             trainer.save()
             if not trainer.config.checkpoint_every and trainer.config.checkpoint_path.is_file():
-                trainer.config.checkpoint_path.unlink()      # a resumed run's old checkpoint, now behind the output
-        trainer.accelerator.wait_for_everyone()           # nobody reports success before the file is there
+                trainer.config.checkpoint_path.unlink()  # a resumed run's old checkpoint, now behind the output
+        trainer.accelerator.wait_for_everyone()  # nobody reports success before the file is there
     finally:
         trainer.close()
     return path
@@ -238,15 +272,18 @@ def _checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, P
     (the config with the family's targets, the pipeline if it had to load to tell its family, the checkpoint to
     resume from)."""
     if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
-        raise UserError("checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
-                        "its state in shards; train without them, or use plain DDP (no DeepSpeed config).")
+        raise UserError(
+            "checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
+            "its state in shards; train without them, or use plain DDP (no DeepSpeed config)."
+        )
     plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
-    if plan is None:        # a hub id whose config files did not download: its family is known once it loads
+    if plan is None:  # a hub id whose config files did not download: its family is known once it loads
         pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
         plan = ModelPlan.of_pipeline(pipe)
     config = config.with_targets(plan.lora_targets)
-    plan.check_targets(config.target_modules, config.content_rank, config.style_rank, config.orthogonal,
-                       len(config.pairs))
+    plan.check_targets(
+        config.target_modules, config.content_rank, config.style_rank, config.orthogonal, len(config.pairs)
+    )
     for content_prompt, _ in config.pair_prompts:
         plan.check_prompt(content_prompt, config.style_suffix)
     plan.check_resolution(config.resolution)
@@ -259,10 +296,14 @@ def _accelerator(config: TrainConfig, device: str):
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
     if device.startswith("cuda:"):
-        torch.cuda.set_device(torch.device(device))      # the Accelerator takes the current GPU
+        torch.cuda.set_device(torch.device(device))  # the Accelerator takes the current GPU
     ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
-    return Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation,
-                       cpu=device == "cpu", kwargs_handlers=[ddp])
+    return Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        cpu=device == "cpu",
+        kwargs_handlers=[ddp],
+    )
 
 
 def _optimizer_class(config: TrainConfig):
@@ -272,6 +313,7 @@ def _optimizer_class(config: TrainConfig):
     try:
         import bitsandbytes
     except ImportError:
-        raise UserError("--use-8bit-adam needs bitsandbytes; run 'pip install bitsandbytes' or drop "
-                        "the option.") from None
+        raise UserError(
+            "--use-8bit-adam needs bitsandbytes; run 'pip install bitsandbytes' or drop the option."
+        ) from None
     return bitsandbytes.optim.AdamW8bit
