@@ -66,6 +66,8 @@ MODULES = {
     ],
     "paircustom/sampling/guide.py": ["test_guidance.py", "test_style_interval.py", "test_flow.py"],
     "paircustom/sampling/pipeline.py": ["test_guidance.py", "test_style_interval.py", "test_flow.py"],
+    "paircustom/sampling/loop.py": ["test_guidance.py", "test_style_interval.py", "test_flow.py"],
+    "paircustom/sampling/prepare.py": ["test_guidance.py", "test_flow.py", "test_control.py"],
     "paircustom/sampling/stylize.py": ["test_stylize.py"],
     "paircustom/adapters/layers.py": ["test_basis_adapters.py", "test_training.py", "test_guidance.py"],
     "paircustom/adapters/basis.py": ["test_basis_adapters.py", "test_pairs.py", "test_reproducible.py"],
@@ -89,7 +91,7 @@ EQUIVALENT = {
         "*",
     ): "dividing by a sign (+1 or -1) is multiplying by it",
     (
-        "paircustom/sampling/pipeline.py",
+        "paircustom/sampling/loop.py",
         "if guide.guidance_rescale > 0:",
         ">",
     ): "rescaling by 0 returns 0 x rescaled + 1 x guided, the guided prediction itself",
@@ -100,7 +102,7 @@ EQUIVALENT = {
     ): "the progress bar's label only",
     (
         "paircustom/training/trainer.py",
-        "if self.processes > 1:       # the mean over all processes' draws: the same history (and checks) everywhere",
+        "if self.processes > 1:  # the mean over all processes' draws: the same history (and checks) everywhere",
         ">",
     ): "with one process the mean over processes is the value itself",
 }

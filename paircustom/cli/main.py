@@ -28,7 +28,8 @@ from ..config.checks import check_folder_writable
 from ..config.options import add_options, from_args
 from ..config.train import TrainConfig
 from ..errors import PairCustomWarning, UserError
-from .generate import generate_parser, run_generate, run_stylize, stylize_parser
+from .generate import generate_parser, run_generate
+from .stylize import run_stylize, stylize_parser
 
 # Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

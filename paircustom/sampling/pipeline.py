@@ -28,19 +28,17 @@ import copy
 from pathlib import Path
 
 import torch
-from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 
 from ..adapters.layers import peft_routing
-from ..config.checks import MAX_SCALE, check_number, check_sampling
+from ..config.checks import MAX_SCALE, check_number
 from ..config.generate import GENERATE
 from ..distributed import check_device
 from ..errors import UserError
-from ..models.family import Conditioning, Size
-from ..models.latents import to_images
+from ..models.family import Size
 from ..models.registry import family_of, load_pipeline
-from .control import Control, load_controlnet, residuals_kwargs, with_controlnet
-from .guide import Guide, StyleSchedule, style_guidance
-from .prepare import check_flow_options, check_unused, first, guide_of, initial_latents, latent_shape, timesteps_of
+from . import loop
+from .control import Control, load_controlnet, with_controlnet
+from .prepare import check_flow_options, checked_call, guide_of, initial_latents, latent_shape, timesteps_of
 from .styles import LoadedStyles
 
 
@@ -147,58 +145,36 @@ class StyleGuidedPipeline(LoadedStyles):
         ``callback_on_step_end(pipe, i, t, {"latents": ...})``, which may return replacement latents, and with a
         ControlNet (see ``__init__``) ``control_image`` (PIL image, path or tensor) and
         ``controlnet_conditioning_scale``.
-        (Over 60 lines for diffusers' argument list and this documentation of it; the body is under 60.)
+        (Over 60 lines: diffusers' argument list, its documentation here, and calls written one argument a line.)
         """
         pipe, family = self.pipe, self.family
         # 1. check inputs; the family's defaults
-        if family.flow:
-            check_flow_options(
-                prompt_2=prompt_2,
-                negative_prompt_2=negative_prompt_2,
-                guidance_rescale=guidance_rescale,
-                control_image=control_image,
-            )
-            check_unused(
-                eta=(eta, 0.0),
-                batched=(batched, True),
-                denoising_end=(denoising_end, None),
-                callback_on_step_end=(callback_on_step_end, None),
-            )
-        elif true_cfg_scale != GENERATE.true_cfg_scale:
-            raise UserError("true_cfg_scale is Flux's; drop it for SD and SDXL (guidance_scale sets their CFG).")
-        guidance_scale = first(guidance_scale, family.default_guidance, GENERATE.guidance_scale)
-        style_start_fraction = first(
-            style_start_fraction, family.default_style_start_fraction, GENERATE.style_start_fraction
+        schedule = dict(style_end=style_end, style_interval=style_interval, style_tolerance=style_tolerance)
+        unet_only = dict(
+            prompt_2=prompt_2,
+            negative_prompt_2=negative_prompt_2,
+            guidance_rescale=guidance_rescale,
+            control_image=control_image,
+            eta=eta,
+            batched=batched,
+            denoising_end=denoising_end,
+            callback_on_step_end=callback_on_step_end,
         )
-        steps = first(num_inference_steps, family.default_steps, GENERATE.num_inference_steps)
-        scales = self._scales(styles, style_scale)
-        if not (0.0 <= guidance_rescale <= 1.0) or not (denoising_end is None or 0.0 < denoising_end <= 1.0):
-            raise UserError(
-                f"guidance_rescale must lie in [0, 1] (got {guidance_rescale}) and denoising_end in "
-                f"(0, 1] (got {denoising_end})."
-            )
-        factor = pipe.vae_scale_factor * family.patch
-        train_steps = 1000 if family.flow else pipe.scheduler.config.get("num_train_timesteps", 1000)
-        check_sampling(
+        scales, guidance_scale, style_start_fraction, steps, height, width = checked_call(
+            self,
+            styles,
+            style_scale,
             guidance_scale,
-            scales,
             style_start_fraction,
-            steps,
+            num_inference_steps,
             height,
             width,
             seed,
             num_images_per_prompt,
-            factor,
-            train_steps,
-            style_end=style_end,
-            style_interval=style_interval,
-            style_tolerance=style_tolerance,
-            style_reuse=style_reuse,
+            true_cfg_scale,
+            dict(schedule, style_reuse=style_reuse),
+            unet_only,
         )
-        if family.flow:
-            check_sampling(true_cfg_scale, {}, style_start_fraction, steps, None, None, None, 1, factor)
-        side = pipe.default_sample_size if family.flow else pipe.unet.config.sample_size
-        height, width = height or side * pipe.vae_scale_factor, width or side * pipe.vae_scale_factor
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -262,89 +238,10 @@ class StyleGuidedPipeline(LoadedStyles):
             return None
         return Control.of(self.pipe, control_image, height, width, scale)
 
-    def denoise(
-        self, scheduler, latents, timesteps, guide: Guide, extra: dict | None = None, callback_on_step_end=None
-    ) -> torch.Tensor:
-        """Run ``scheduler`` over ``timesteps`` from ``latents`` with style guidance (Eqs. 10-11), for every
-        family; each step is one batched denoiser call (and one ControlNet call) on the CFG row blocks and, when
-        ``StyleSchedule`` says so, the style blocks; style terms from ``guide.first_styled`` up to
-        ``guide.stop_styled``."""
-        pipe, blocks = self.pipe, guide.plain + len(guide.scales)
-        stop = len(timesteps) if guide.stop_styled is None else guide.stop_styled
-        schedule = StyleSchedule(
-            guide.first_styled,
-            stop if guide.scales else 0,
-            guide.style_interval,
-            guide.style_tolerance,
-            guide.style_reuse,
-        )
-        scale_input = getattr(scheduler, "scale_model_input", lambda x, t: x)  # flow matching: none
-        with self._adapters_enabled():  # peft adapters are switched on only for the loop
-            for i, t in enumerate(pipe.progress_bar(timesteps)):
-                # a. the rows of this step: CFG always, the style rows when the schedule recomputes them
-                active = blocks if schedule.fresh(i) else guide.plain
-                model_input = scale_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
-                # b. one batched denoiser call of those rows
-                e = self._predict(
-                    model_input, t, guide.cond_of[active], guide.names[:active], guide.batched, guide.control
-                ).chunk(active)
-                e_uncond, e_cond = (e[0], e[1]) if guide.plain == 2 else (e[0], e[0])
-                # c. style deltas e_i(c_i) − e0(c): this step's, cached ones, or none outside the style steps
-                deltas = schedule.update(i, e_cond, list(e[guide.plain :]))
-                # d. Eqs. 10-11
-                guided = style_guidance(e_uncond, e_cond, deltas, guide.guidance_scale, guide.scales[: len(deltas)])
-                if guide.guidance_rescale > 0:
-                    guided = rescale_noise_cfg(guided, e_cond, guide.guidance_rescale)
-                # e. scheduler step
-                latents = scheduler.step(guided, t, latents, **(extra or {}), return_dict=False)[0]
-                if callback_on_step_end is not None:
-                    latents = (callback_on_step_end(pipe, i, t, {"latents": latents}) or {}).get("latents", latents)
-        return latents
-
-    def _predict(self, model_input, t, cond: Conditioning, names: list[str | None], batched: bool, control=None):
-        """Denoiser predictions for all row blocks (one adapter name per block): one call, or one call per term.
-
-        With a ControlNet its residuals are computed once, in one call on all rows, and handed to the UNet.
-        """
-        rows = len(model_input) // len(names)
-        per_row = [name for name in names for _ in range(rows)]
-        if self.family.flow:
-            with self.routing(per_row):
-                return self.family.predict(self.denoiser, model_input, t.expand(len(model_input)), cond)
-        residuals = control.residuals(model_input, t, cond) if control is not None else None
-        if batched:
-            with self.routing(per_row):
-                return self.pipe.unet(
-                    model_input, t, **cond.unet_kwargs(), **residuals_kwargs(residuals), return_dict=False
-                )[0]
-        out = []  # the reference algorithm: unconditional + conditional together, then each style alone
-        for start, stop in [(0, 2)] + [(k, k + 1) for k in range(2, len(names))]:
-            part = list(range(start * rows, stop * rows))
-            with self.routing(per_row[start * rows : stop * rows]):
-                out.append(
-                    self.pipe.unet(
-                        model_input[part],
-                        t,
-                        **cond.select(part).unet_kwargs(),
-                        **residuals_kwargs(residuals, part),
-                        return_dict=False,
-                    )[0]
-                )
-        return torch.cat(out)
-
-    def _decode(self, latents, output_type: str, generator):
-        """latents (B, C, h, w) -> the family's output class.  UNets: ``to_images`` undoes the latent
-        normalisation first, x = D(z · σ / s + m) (VAE scaling factor s, per-channel latent mean m and std σ; see
-        ``latents``); SD3 / Flux: the family's shift and scale, in the pipeline's latent layout."""
-        family, pipe = self.family, self.pipe
-        if not family.flow:
-            return family.output(to_images(pipe, latents, output_type, generator))
-        if not torch.isfinite(latents).all():
-            raise UserError("sampling produced non-finite values (NaN or infinity); lower the guidance or style scale.")
-        if output_type == "latent":
-            return family.output(family.pipeline_latents(latents))
-        images = pipe.vae.decode(family.decode_latents(pipe.vae, latents.to(pipe.vae.dtype)), return_dict=False)[0]
-        return family.output(pipe.image_processor.postprocess(images, output_type=output_type))
+    # the denoising loop, one denoiser call of all row blocks, and decoding: in ``loop``, for every family
+    denoise = loop.denoise
+    _predict = loop.predict
+    _decode = loop.decode
 
     def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):
         """Baseline: base weights + scale·(style LoRA) with plain CFG, prompting with the style suffix."""

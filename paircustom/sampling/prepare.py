@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..config.checks import check_sampling
 from ..config.generate import GENERATE
 from ..errors import UserError
 from ..models.family import Conditioning, Size
@@ -19,6 +20,10 @@ UNSUPPORTED = {
     "guidance_rescale": 0.0,
     "control_image": None,
     "controlnet": None,
+    "eta": 0.0,
+    "batched": True,
+    "denoising_end": None,
+    "callback_on_step_end": None,
 }
 
 
@@ -36,11 +41,52 @@ def first(*values):
     return next(v for v in values if v is not None)
 
 
-def check_unused(**given) -> None:
-    """SD3 / Flux: refuse the UNet loop's options ({name: (value, the value that means unused)})."""
-    for name, (value, unused) in given.items():
-        if value != unused:
-            raise UserError(f"{name} is not supported for SD3 and Flux pipelines; drop it.")
+def checked_call(
+    guided,
+    styles,
+    style_scale,
+    guidance_scale,
+    style_start_fraction,
+    steps,
+    height,
+    width,
+    seed,
+    num_images,
+    true_cfg_scale,
+    schedule: dict,
+    unet_only: dict,
+):
+    """Step 1 of ``StyleGuidedPipeline.__call__``: refuse what the family does not take (``unet_only``: the
+    options only SD / SDXL take), fill in the family's defaults, check the numbers.  Returns (style scales,
+    guidance scale, style start fraction, steps, height, width)."""
+    pipe, family = guided.pipe, guided.family
+    if family.flow:
+        check_flow_options(**unet_only)
+    elif true_cfg_scale != GENERATE.true_cfg_scale:
+        raise UserError("true_cfg_scale is Flux's; drop it for SD and SDXL (guidance_scale sets their CFG).")
+    guidance_scale = first(guidance_scale, family.default_guidance, GENERATE.guidance_scale)
+    start = first(style_start_fraction, family.default_style_start_fraction, GENERATE.style_start_fraction)
+    steps = first(steps, family.default_steps, GENERATE.num_inference_steps)
+    scales = guided._scales(styles, style_scale)
+    rescale, end = unet_only["guidance_rescale"], unet_only["denoising_end"]
+    if not (0.0 <= rescale <= 1.0) or not (end is None or 0.0 < end <= 1.0):
+        raise UserError(f"guidance_rescale must lie in [0, 1] (got {rescale}) and denoising_end in (0, 1] (got {end}).")
+    factor = pipe.vae_scale_factor * family.patch
+    train_steps = 1000 if family.flow else pipe.scheduler.config.get("num_train_timesteps", 1000)
+    check_sampling(
+        guidance_scale, scales, start, steps, height, width, seed, num_images, factor, train_steps, **schedule
+    )
+    if family.flow:
+        check_sampling(true_cfg_scale, {}, start, steps, None, None, None, 1, factor)
+    side = pipe.default_sample_size if family.flow else pipe.unet.config.sample_size
+    return (
+        scales,
+        guidance_scale,
+        start,
+        steps,
+        height or side * pipe.vae_scale_factor,
+        width or (side * pipe.vae_scale_factor),
+    )
 
 
 def latent_shape(guided, batch: int, height: int, width: int) -> tuple[int, ...]:

@@ -14,10 +14,7 @@ and no second optimizer step.
 from __future__ import annotations
 
 import math
-import os
-import warnings
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,14 +23,13 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..adapters.layers import add_pair_lora, remove_pair_lora
 from ..config.train import TrainConfig  # noqa: F401  (re-exported: callers import it from here)
-from ..errors import PairCustomWarning, UserError
+from ..errors import UserError
 from ..files.images import load_pair
 from ..models.family import Size
-from ..models.plan import ModelPlan
 from ..models.registry import DTYPES, family_of, load_pipeline
-from .checkpoint import check_run_inputs
 from .objective import EncodedPair, RowKind, pair_losses
 from .outputs import TrainerOutputs
+from .setup import accelerator_of, checked_run, optimizer_class
 
 
 class PairTrainer(TrainerOutputs):
@@ -43,7 +39,7 @@ class PairTrainer(TrainerOutputs):
         # 1. settings and inputs first, so mistakes are reported before a large model loads
         self.config = config = config.resolved(pipe)
         images = [image for content, style in config.pairs for image in load_pair(content, style, config.resolution)]
-        config, pipe, resume_from = _checked_run(config, pipe)
+        config, pipe, resume_from = checked_run(config, pipe)
         self.config = config
         # 2. model; encode the pair once, then the VAE and text encoders leave the device (previews bring them back)
         device = distributed.process_device(distributed.check_device(config.device))
@@ -51,12 +47,8 @@ class PairTrainer(TrainerOutputs):
             pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
         self.pipe, self.family = pipe, family_of(pipe)
         self.noise_scheduler = self.family.training_objective(pipe)  # DDPM or flow matching; not pipe.scheduler
-        if config.mixed_precision != "no" and not device.startswith("cuda"):
-            warnings.warn(
-                f"mixed precision needs a GPU; training without it on {device}.", PairCustomWarning, stacklevel=2
-            )
-            config = self.config = replace(config, mixed_precision="no")
-        self.accelerator = _accelerator(config, device)
+        config, self.accelerator = accelerator_of(config, device)
+        self.config = config
         self.processes = self.accelerator.num_processes
         device = self.device = self.accelerator.device
         sizes = [Size(image.original_size, image.crop_top_left, (config.resolution,) * 2) for image in images]
@@ -70,30 +62,10 @@ class PairTrainer(TrainerOutputs):
                 device,
             )
         # 3. adapters: frozen denoiser, frozen A's, trainable zero B's
-        denoiser = self.family.denoiser(pipe).requires_grad_(False).to(device)
-        self.layers = add_pair_lora(
-            denoiser,
-            config.content_rank,
-            config.style_rank,
-            config.content_alpha,
-            config.style_alpha,
-            config.basis_seed,
-            config.target_modules,
-            orthogonal=config.orthogonal,
-            pairs=len(config.pairs),
-        )
-        if not self.layers:
-            raise UserError(
-                f"no layer of this model matches the target modules {list(config.target_modules)}; "
-                "use names such as to_q, to_k, to_v, to_out.0."
-            )
-        if config.gradient_checkpointing:
-            denoiser.enable_gradient_checkpointing()
-        self.content_params = [p for l in self.layers.values() for p in (l.content_A, l.content_B) if p.requires_grad]
-        self.style_params = [p for l in self.layers.values() for p in (l.style_A, l.style_B) if p.requires_grad]
+        denoiser = self._add_adapters(self.family.denoiser(pipe).requires_grad_(False).to(device))
         # 4. optimizer, and the adapters this step trains (DDP holds only those)
         self.learning_rate = config.learning_rate * (self.processes if config.scale_lr else 1)
-        optimizer = _optimizer_class(config)(
+        optimizer = optimizer_class(config)(
             self.content_params + self.style_params, lr=self.learning_rate, weight_decay=config.weight_decay
         )
         self.denoiser = denoiser
@@ -105,6 +77,30 @@ class PairTrainer(TrainerOutputs):
         self.history: list[tuple[int, float, float | None]] = []  # (step, content loss, style loss)
         if resume_from is not None:
             self.resume_from_checkpoint()
+
+    def _add_adapters(self, denoiser):
+        """The pair LoRA on ``denoiser``'s target layers (``layers``), their content and style parameters."""
+        self.layers = add_pair_lora(
+            denoiser,
+            self.config.content_rank,
+            self.config.style_rank,
+            self.config.content_alpha,
+            self.config.style_alpha,
+            self.config.basis_seed,
+            self.config.target_modules,
+            orthogonal=self.config.orthogonal,
+            pairs=len(self.config.pairs),
+        )
+        if not self.layers:
+            raise UserError(
+                f"no layer of this model matches the target modules {list(self.config.target_modules)}; "
+                "use names such as to_q, to_k, to_v, to_out.0."
+            )
+        if self.config.gradient_checkpointing:
+            denoiser.enable_gradient_checkpointing()
+        self.content_params = [p for l in self.layers.values() for p in (l.content_A, l.content_B) if p.requires_grad]
+        self.style_params = [p for l in self.layers.values() for p in (l.style_A, l.style_B) if p.requires_grad]
+        return denoiser
 
     def kinds(self, step: int) -> tuple[RowKind, ...]:
         """The loss terms of a step: content only during the style warm-up, then content and style."""
@@ -265,55 +261,3 @@ def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
     finally:
         trainer.close()
     return path
-
-
-def _checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Path | None]:
-    """Check a run's settings against the model (from its config files, or ``pipe``) before the weights load:
-    (the config with the family's targets, the pipeline if it had to load to tell its family, the checkpoint to
-    resume from)."""
-    if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
-        raise UserError(
-            "checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
-            "its state in shards; train without them, or use plain DDP (no DeepSpeed config)."
-        )
-    plan = ModelPlan.of_model(config.model) if pipe is None else ModelPlan.of_pipeline(pipe)
-    if plan is None:  # a hub id whose config files did not download: its family is known once it loads
-        pipe = load_pipeline(config.model, DTYPES[config.dtype], config.variant, config.vae)
-        plan = ModelPlan.of_pipeline(pipe)
-    config = config.with_targets(plan.lora_targets)
-    plan.check_targets(
-        config.target_modules, config.content_rank, config.style_rank, config.orthogonal, len(config.pairs)
-    )
-    for content_prompt, _ in config.pair_prompts:
-        plan.check_prompt(content_prompt, config.style_suffix)
-    plan.check_resolution(config.resolution)
-    return config, pipe, check_run_inputs(config, distributed.world_size())
-
-
-def _accelerator(config: TrainConfig, device: str):
-    """The Accelerator of this process.  Several processes: parameters a step does not use are left out of DDP
-    (``PairTrainer._train_only``), so DDP need not search the graph for unused ones."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-
-    if device.startswith("cuda:"):
-        torch.cuda.set_device(torch.device(device))  # the Accelerator takes the current GPU
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
-    return Accelerator(
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation,
-        cpu=device == "cpu",
-        kwargs_handlers=[ddp],
-    )
-
-
-def _optimizer_class(config: TrainConfig):
-    """AdamW, or bitsandbytes' 8-bit AdamW with ``use_8bit_adam``."""
-    if not config.use_8bit_adam:
-        return torch.optim.AdamW
-    try:
-        import bitsandbytes
-    except ImportError:
-        raise UserError(
-            "--use-8bit-adam needs bitsandbytes; run 'pip install bitsandbytes' or drop the option."
-        ) from None
-    return bitsandbytes.optim.AdamW8bit
