@@ -139,7 +139,7 @@ def _restated_defaults(source: str, where: str) -> list[str]:
 
 
 def test_no_module_restates_a_default():
-    homes = {ROOT / "paircustom" / "train_config.py", ROOT / "paircustom" / "generate_config.py"}
+    homes = {ROOT / "paircustom" / "config" / "train.py", ROOT / "paircustom" / "config" / "generate.py"}
     files = [p for folder in ("paircustom", "benchmarks") for p in (ROOT / folder).rglob("*.py") if p not in homes]
     found = [line for path in files for line in _restated_defaults(path.read_text(), str(path.relative_to(ROOT)))]
     assert not found, "defaults written again outside the configs: " + "; ".join(found)
