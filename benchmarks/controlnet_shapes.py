@@ -1,6 +1,6 @@
 """A line-sketch ControlNet for the embedded shapes model, and style guidance under it (issue 13's picture).
 
-    python benchmarks/controlnet_shapes.py [--steps 800] [--pool 4096] [--out benchmarks/results] [--work DIR]
+    python -m benchmarks.controlnet_shapes [--steps 800] [--pool 4096] [--out benchmarks/results] [--work DIR]
 
 No ControlNet exists for the shapes model, so this script makes one and measures what it does:
 
@@ -33,10 +33,10 @@ from PIL import Image
 from paircustom.bench.methods import METHODS
 from paircustom.bench.quality import QualityConfig, train_style
 from paircustom.bench.scores import foreground, iou
-from paircustom.generate_config import GENERATE
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.images import atomic_write, from_uint8, grid
-from paircustom.objective import prediction_target, training_scheduler
+from paircustom.config.generate import GENERATE
+from paircustom.files.images import atomic_write, from_uint8, grid
+from paircustom.models.forward import prediction_target, training_scheduler
+from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.styles import line_sketch
 from paircustom.shapes.world import random_scene, render, render_batch
@@ -59,11 +59,18 @@ def train_controlnet(pipe, steps: int, lr: float, pool: int, seed: int = 0):
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 96))
     images, scenes = render_batch(np.random.default_rng([seed, 1]), pool)
     with torch.no_grad():
-        latents = torch.cat([pipe.vae.encode(from_uint8(images[i:i + 256])).latent_dist.mean
-                             for i in range(0, pool, 256)]) * pipe.vae.config.scaling_factor     # (N, C, h, w)
-        ids = pipe.tokenizer([s.layout.caption for s in scenes] + [""], padding="max_length", truncation=True,
-                             max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
-        text = torch.cat([pipe.text_encoder(ids[i:i + 512])[0] for i in range(0, len(ids), 512)])  # (N + 1, L, D)
+        latents = (
+            torch.cat([pipe.vae.encode(from_uint8(images[i : i + 256])).latent_dist.mean for i in range(0, pool, 256)])
+            * pipe.vae.config.scaling_factor
+        )  # (N, C, h, w)
+        ids = pipe.tokenizer(
+            [s.layout.caption for s in scenes] + [""],
+            padding="max_length",
+            truncation=True,
+            max_length=pipe.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids
+        text = torch.cat([pipe.text_encoder(ids[i : i + 512])[0] for i in range(0, len(ids), 512)])  # (N + 1, L, D)
     control, empty, text = sketches(images), text[-1:], text[:-1]
     scheduler = training_scheduler(pipe)
     optimizer = torch.optim.AdamW(controlnet.parameters(), lr=lr, weight_decay=0.0)
@@ -71,7 +78,7 @@ def train_controlnet(pipe, steps: int, lr: float, pool: int, seed: int = 0):
     for step in range(steps):
         index = torch.randint(0, pool, (BATCH,), generator=generator)
         x0, cond = latents[index], text[index].clone()
-        cond[torch.rand(BATCH, generator=generator) < 0.1] = empty                # caption dropout, for CFG
+        cond[torch.rand(BATCH, generator=generator) < 0.1] = empty  # caption dropout, for CFG
         noise = torch.randn(x0.shape, generator=generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (BATCH,), generator=generator)
         x_t = scheduler.add_noise(x0, noise, t)
@@ -101,8 +108,12 @@ def main(argv=None) -> None:
     parser.add_argument("--pair-steps", type=int, default=None, help="style training steps (default: the model's)")
     parser.add_argument("--sampling-steps", type=int, default=25, help="DDIM steps per sample")
     parser.add_argument("--out", default="benchmarks/results", type=Path)
-    parser.add_argument("--work", default=None, type=Path, help="folder for the ControlNet and the style file "
-                        "(reused when present; default: a temporary folder)")
+    parser.add_argument(
+        "--work",
+        default=None,
+        type=Path,
+        help="folder for the ControlNet and the style file (reused when present; default: a temporary folder)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as temp:
@@ -124,17 +135,32 @@ def run(args, work: Path) -> None:
 
     rng = np.random.default_rng(21)
     scenes = [random_scene(rng, held_out=k % 2 == 1) for k in range(SCENES)]
-    images = np.stack([render(s) for s in scenes])                                        # (8, 64, 64, 3)
+    images = np.stack([render(s) for s in scenes])  # (8, 64, 64, 3)
     controls = [Image.fromarray(line_sketch(x)) for x in images]
 
-    def draw(pipe, styles: dict, controlled: bool) -> np.ndarray:   # one seeded sample per scene, from its caption
-        return np.stack([np.asarray(pipe(
-            scene.layout.caption, styles=styles, seed=k, num_inference_steps=args.sampling_steps,
-            **({"control_image": controls[k]} if controlled else {})).images[0]) for k, scene in enumerate(scenes)])
+    def draw(pipe, styles: dict, controlled: bool) -> np.ndarray:  # one seeded sample per scene, from its caption
+        return np.stack(
+            [
+                np.asarray(
+                    pipe(
+                        scene.layout.caption,
+                        styles=styles,
+                        seed=k,
+                        num_inference_steps=args.sampling_steps,
+                        **({"control_image": controls[k]} if controlled else {}),
+                    ).images[0]
+                )
+                for k, scene in enumerate(scenes)
+            ]
+        )
 
-    rows = {"no ControlNet": draw(guided, {}, False), "ControlNet": draw(controlled, {}, True),
-            f"ControlNet + grayscale style (scale {GENERATE.style_scale:g})":
-                draw(controlled, {style: GENERATE.style_scale}, True)}
+    rows = {
+        "no ControlNet": draw(guided, {}, False),
+        "ControlNet": draw(controlled, {}, True),
+        f"ControlNet + grayscale style (scale {GENERATE.style_scale:g})": draw(
+            controlled, {style: GENERATE.style_scale}, True
+        ),
+    }
     lines = ["| samples | foreground IoU with the sketched scene | analyzer reads the scene exactly |", "|---|---|---|"]
     for label, samples in rows.items():
         overlap, exact = follows(samples, images, scenes)
@@ -143,12 +169,15 @@ def run(args, work: Path) -> None:
     sheet = grid([sum(pictures[:4], []), sum(pictures[4:], [])])
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "controlnet-shapes.png", lambda temp: sheet.save(temp, format="PNG"))
-    text = (f"# A line-sketch ControlNet on the shapes model\n\nCommand: `python benchmarks/controlnet_shapes.py "
-            f"--steps {args.steps} --pool {args.pool}` ({(time.time() - started) / 60:.1f} min, of which "
-            f"{trained / 60:.1f} training the ControlNet). {SCENES} scenes (half held out), {args.sampling_steps} "
-            f"DDIM steps, CFG {GENERATE.guidance_scale:g}, one seed each.\n\n"
-            + "\n".join(lines) + "\n\nPer scene: the control sketch, no ControlNet, ControlNet, ControlNet + style:"
-            "\n\n![samples](controlnet-shapes.png)\n")
+    text = (
+        f"# A line-sketch ControlNet on the shapes model\n\nCommand: `python -m benchmarks.controlnet_shapes "
+        f"--steps {args.steps} --pool {args.pool}` ({(time.time() - started) / 60:.1f} min, of which "
+        f"{trained / 60:.1f} training the ControlNet). {SCENES} scenes (half held out), {args.sampling_steps} "
+        f"DDIM steps, CFG {GENERATE.guidance_scale:g}, one seed each.\n\n"
+        + "\n".join(lines)
+        + "\n\nPer scene: the control sketch, no ControlNet, ControlNet, ControlNet + style:"
+        "\n\n![samples](controlnet-shapes.png)\n"
+    )
     atomic_write(args.out / "controlnet-shapes.md", lambda temp: Path(temp).write_text(text))
     print(text)
 

@@ -1,6 +1,7 @@
-"""Step time of 2-process training (CPU, gloo, the embedded shapes model): what leaving unused adapters out of DDP saves.
+"""Step time of 2-process training (CPU, gloo, the embedded shapes model): what leaving unused adapters out of DDP
+saves.
 
-    python benchmarks/ddp_step_time.py [--steps 10] [--rounds 2]
+    python -m benchmarks.ddp_step_time [--steps 10] [--rounds 2]
 
 Two ways to train under DDP while the style B's are unused (the style warm-up):
   find_unused  every adapter in DDP with find_unused_parameters=True (what paircustom did before): DDP walks the
@@ -29,16 +30,30 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def worker(args) -> None:
-    from paircustom.training import PairTrainer, TrainConfig
+    from paircustom.training.trainer import PairTrainer, TrainConfig
 
     examples = ROOT / "paircustom" / "shapes" / "examples"
-    PairTrainer.find_unused_parameters = args.variant == "find_unused"
+    if args.variant == "find_unused":  # the way before: every adapter stays in DDP, which searches for unused ones
+        import accelerate
+
+        kwargs = accelerate.DistributedDataParallelKwargs
+        accelerate.DistributedDataParallelKwargs = lambda **_: kwargs(find_unused_parameters=True)
+        PairTrainer._train_only = lambda self, kinds: None
     with tempfile.TemporaryDirectory() as folder:
-        trainer = PairTrainer(TrainConfig(str(examples / "red_circle_content.png"),
-                                          str(examples / "red_circle_inverted.png"), subject="circle",
-                                          style="inverted", output=str(Path(folder) / "x.safetensors"),
-                                          max_steps=2 * args.steps, style_start_step=args.steps, gradient_accumulation=1,
-                                          progress=False, device="cpu"))
+        trainer = PairTrainer(
+            TrainConfig(
+                str(examples / "red_circle_content.png"),
+                str(examples / "red_circle_inverted.png"),
+                subject="circle",
+                style="inverted",
+                output=str(Path(folder) / "x.safetensors"),
+                max_steps=2 * args.steps,
+                style_start_step=args.steps,
+                gradient_accumulation=1,
+                progress=False,
+                device="cpu",
+            )
+        )
         times = []
         for _ in range(2 * args.steps):
             start = time.perf_counter()
@@ -51,8 +66,22 @@ def worker(args) -> None:
 
 def launch(variant: str, steps: int, out: Path) -> list[float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__,
-               "--worker", "--variant", variant, "--steps", str(steps), "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        __file__,
+        "--worker",
+        "--variant",
+        variant,
+        "--steps",
+        str(steps),
+        "--out",
+        str(out),
+    ]
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
 
@@ -73,20 +102,34 @@ def main() -> None:
             for variant in runs:
                 runs[variant].append(launch(variant, args.steps, Path(folder) / f"{variant}-{round_}.json"))
     n = args.steps
-    phases = {variant: {"warm-up": statistics.median(t for times in runs[variant] for t in times[1:n]),
-                        "style": statistics.median(t for times in runs[variant] for t in times[n + 1:])}
-              for variant in runs}
+    phases = {
+        variant: {
+            "warm-up": statistics.median(t for times in runs[variant] for t in times[1:n]),
+            "style": statistics.median(t for times in runs[variant] for t in times[n + 1 :]),
+        }
+        for variant in runs
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ddp-step-time.json").write_text(json.dumps({"steps_per_phase": n, "rounds": args.rounds,
-                                                           "step_times_s": runs, "medians_s": phases}, indent=1))
-    lines = ["# DDP step time: unused adapters left out vs find_unused_parameters=True", "",
-             f"`python benchmarks/ddp_step_time.py --steps {n} --rounds {args.rounds}`: 2 processes (torchrun, gloo) "
-             f"on {os.cpu_count()} CPU cores, 1 torch thread each, embedded shapes model (64 px, rank 8, "
-             "accumulation 1); medians over the rounds, first step of each phase left out.", "",
-             "| variant | warm-up step (style B's unused) | step with the style loss |", "|---|---|---|"]
-    for variant, label in (("find_unused", "all adapters in DDP, find_unused_parameters=True (before)"),
-                           ("exclude", "unused adapters left out of DDP, rebuilt at style_start_step (now)")):
-        lines.append(f"| {label} | {phases[variant]['warm-up'] * 1000:.0f} ms | {phases[variant]['style'] * 1000:.0f} ms |")
+    (RESULTS / "ddp-step-time.json").write_text(
+        json.dumps({"steps_per_phase": n, "rounds": args.rounds, "step_times_s": runs, "medians_s": phases}, indent=1)
+    )
+    lines = [
+        "# DDP step time: unused adapters left out vs find_unused_parameters=True",
+        "",
+        f"`python -m benchmarks.ddp_step_time --steps {n} --rounds {args.rounds}`: 2 processes (torchrun, gloo) "
+        f"on {os.cpu_count()} CPU cores, 1 torch thread each, embedded shapes model (64 px, rank 8, "
+        "accumulation 1); medians over the rounds, first step of each phase left out.",
+        "",
+        "| variant | warm-up step (style B's unused) | step with the style loss |",
+        "|---|---|---|",
+    ]
+    for variant, label in (
+        ("find_unused", "all adapters in DDP, find_unused_parameters=True (before)"),
+        ("exclude", "unused adapters left out of DDP, rebuilt at style_start_step (now)"),
+    ):
+        lines.append(
+            f"| {label} | {phases[variant]['warm-up'] * 1000:.0f} ms | {phases[variant]['style'] * 1000:.0f} ms |"
+        )
     (RESULTS / "ddp-step-time.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

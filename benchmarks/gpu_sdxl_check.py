@@ -1,9 +1,9 @@
 """GPU check of the SDXL user path: real-width SDXL pair training in bf16, then one styled generation.
 
-    python benchmarks/gpu_sdxl_check.py                        # SDXL's UNet config, random weights, cuda, bf16
-    python benchmarks/gpu_sdxl_check.py --model stabilityai/stable-diffusion-xl-base-1.0 \
+    python -m benchmarks.gpu_sdxl_check                        # SDXL's UNet config, random weights, cuda, bf16
+    python -m benchmarks.gpu_sdxl_check --model stabilityai/stable-diffusion-xl-base-1.0 \
         --variant fp16 --vae madebyollin/sdxl-vae-fp16-fix     # the real model (downloads; only when asked)
-    python benchmarks/gpu_sdxl_check.py --tiny --device cpu    # the same code path on a CPU, tiny SDXL (seconds)
+    python -m benchmarks.gpu_sdxl_check --tiny --device cpu    # the same code path on a CPU, tiny SDXL (seconds)
 
 Without ``--model`` nothing is downloaded: the UNet is built from SDXL's published config (2.6 B parameters,
 64x64 latents = 512 px), the VAE from SDXL's VAE config (random weights, decoded without the fp16 upcast as
@@ -34,12 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from paircustom.config.train import PAPER_DEFAULTS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))          # runs from a checkout without installing
-
-import torch  # noqa: E402
-
-from paircustom.train_config import PAPER_DEFAULTS  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -76,8 +75,8 @@ class Meter:
 
     def peak_gib(self) -> float:
         if self.cuda:
-            return torch.cuda.max_memory_allocated() / 2 ** 30
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20     # KiB on Linux
+            return torch.cuda.max_memory_allocated() / 2**30
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
     def run(self, name: str, function):
         if self.cuda:
@@ -93,8 +92,8 @@ class Meter:
 
 def build_pipeline(args, dtype):
     """The pipeline on ``args.device`` in ``dtype``: tiny, SDXL-shaped from config, or --model."""
-    from paircustom.families import load_pipeline
-    from paircustom.tiny import build_tiny_pipeline, real_scheduler
+    from paircustom.models.registry import load_pipeline
+    from paircustom.tiny.unet import build_tiny_pipeline, real_scheduler
 
     if args.model:
         pipe = load_pipeline(args.model, dtype, variant=args.variant, vae=args.vae)
@@ -105,16 +104,21 @@ def build_pipeline(args, dtype):
         from diffusers import AutoencoderKL, StableDiffusionXLPipeline
 
         from paircustom.bench.models import SD_VAE, build_unet
-        from paircustom.tiny import tiny_text_encoder, write_clip_tokenizer
+        from paircustom.tiny.unet import tiny_text_encoder, write_clip_tokenizer
 
         tokenizer = write_clip_tokenizer(Path(tempfile.mkdtemp(prefix="paircustom-gpu-check-")) / "tokenizer")
-        with torch.device(args.device):          # 2.6 B parameters: initialise them where they will run
+        with torch.device(args.device):  # 2.6 B parameters: initialise them where they will run
             unet = build_unet("sdxl", args.device)
             vae = AutoencoderKL(**SD_VAE, sample_size=1024, scaling_factor=0.13025, force_upcast=False)
         pipe = StableDiffusionXLPipeline(
-            vae=vae, text_encoder=tiny_text_encoder(len(tokenizer), 768), tokenizer=tokenizer,
-            text_encoder_2=tiny_text_encoder(len(tokenizer), 1280, projection=1280, seed=1), tokenizer_2=tokenizer,
-            unet=unet, scheduler=real_scheduler("sdxl-euler"))
+            vae=vae,
+            text_encoder=tiny_text_encoder(len(tokenizer), 768),
+            tokenizer=tokenizer,
+            text_encoder_2=tiny_text_encoder(len(tokenizer), 1280, projection=1280, seed=1),
+            tokenizer_2=tokenizer,
+            unet=unet,
+            scheduler=real_scheduler("sdxl-euler"),
+        )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(args.device, dtype)
 
@@ -122,9 +126,9 @@ def build_pipeline(args, dtype):
 def run(args) -> dict:
     from paircustom.bench.models import write_pair
     from paircustom.distributed import check_device
-    from paircustom.families import DTYPES
-    from paircustom.guidance import StyleGuidedPipeline
-    from paircustom.training import PairTrainer, TrainConfig
+    from paircustom.models.registry import DTYPES
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
+    from paircustom.training.trainer import PairTrainer, TrainConfig
 
     check_device(args.device)
     resolution = args.resolution or (32 if args.tiny else 512)
@@ -138,36 +142,66 @@ def run(args) -> dict:
     unet_parameters = sum(p.numel() for p in pipe.unet.parameters())
     content, style = write_pair(folder, resolution)
     total = args.warmup + args.steps
-    config = TrainConfig(content, style, subject="dog", style="digital art", model=args.model or "shapes",
-                         output=str(folder / "style.safetensors"), rank=rank, learning_rate=1e-4, max_steps=total,
-                         style_start_step=0, gradient_accumulation=1, resolution=resolution, device=args.device,
-                         mixed_precision=args.dtype if cuda and args.dtype != "fp32" else "no",
-                         gradient_checkpointing=args.gradient_checkpointing, save_dtype="fp16", progress=False,
-                         preview_every=10 ** 9)   # never due; keeps the VAE and text encoders on the device
+    config = TrainConfig(
+        content,
+        style,
+        subject="dog",
+        style="digital art",
+        model=args.model or "shapes",
+        output=str(folder / "style.safetensors"),
+        rank=rank,
+        learning_rate=1e-4,
+        max_steps=total,
+        style_start_step=0,
+        gradient_accumulation=1,
+        resolution=resolution,
+        device=args.device,
+        mixed_precision=args.dtype if cuda and args.dtype != "fp32" else "no",
+        gradient_checkpointing=args.gradient_checkpointing,
+        save_dtype="fp16",
+        progress=False,
+        preview_every=10**9,
+    )  # never due; keeps the VAE and text encoders on the device
     trainer = meter.run("trainer setup", lambda: PairTrainer(config, pipe))
     history = time_training(meter, trainer, args, "training preview (Euler)")
     meter.run("training after preview", lambda: history.append(trainer.train_step()))
     finite = all(math.isfinite(x) for step in history for x in step if x is not None)
-    path, config = trainer.save(), trainer.config     # the resolved config: prompts filled in
+    path, config = trainer.save(), trainer.config  # the resolved config: prompts filled in
     trainer.close()
 
     guided = StyleGuidedPipeline(pipe)
     guided.load_style(path, name="style")
-    image = meter.run("generation", lambda: guided(config.content_prompt, styles=["style"],
-                                                   num_inference_steps=args.sample_steps, height=resolution,
-                                                   width=resolution, seed=0).images[0])
+    image = meter.run(
+        "generation",
+        lambda: guided(
+            config.content_prompt,
+            styles=["style"],
+            num_inference_steps=args.sample_steps,
+            height=resolution,
+            width=resolution,
+            seed=0,
+        ).images[0],
+    )
     image.save(folder / "generated.png")
     timed = meter.stages["training (timed)"]["seconds"]
     return {
-        **run_header(cuda), "model": args.model or ("tiny SDXL (in code)" if args.tiny else
-                                                    "SDXL-shaped from config (random weights)"),
-        "denoiser": "UNet", "denoiser_parameters": unet_parameters, "dtype": args.dtype,
+        **run_header(cuda),
+        "model": args.model or ("tiny SDXL (in code)" if args.tiny else "SDXL-shaped from config (random weights)"),
+        "denoiser": "UNet",
+        "denoiser_parameters": unet_parameters,
+        "dtype": args.dtype,
         "mixed_precision": config.mixed_precision,
-        "resolution": resolution, "rank": rank, "gradient_checkpointing": args.gradient_checkpointing,
-        "training_steps_per_s": round(args.steps / timed, 3), "losses_finite": finite,
-        "first_losses": history[0], "last_losses": history[-1],
-        "style_file_mb": round(path.stat().st_size / 2 ** 20, 1), "sample_steps": args.sample_steps,
-        "stages": meter.stages, "peak_memory_kind": "GPU allocator peak" if cuda else "process max RSS",
+        "resolution": resolution,
+        "rank": rank,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "training_steps_per_s": round(args.steps / timed, 3),
+        "losses_finite": finite,
+        "first_losses": history[0],
+        "last_losses": history[-1],
+        "style_file_mb": round(path.stat().st_size / 2**20, 1),
+        "sample_steps": args.sample_steps,
+        "stages": meter.stages,
+        "peak_memory_kind": "GPU allocator peak" if cuda else "process max RSS",
     }
 
 
@@ -182,23 +216,31 @@ def time_training(meter: Meter, trainer, args, preview: str) -> list:
 
 def run_header(cuda: bool) -> dict:
     """When and on what a check ran."""
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})",
-            "torch": torch.__version__}
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__,
+    }
 
 
 def write(results: dict, out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# {title} ({results['date']})", "",
-             f"{results['device']}, torch {results['torch']}; {results['model']}, {results['denoiser']} "
-             f"{results['denoiser_parameters'] / 1e6:,.0f} M parameters, {results['dtype']} weights, mixed precision "
-             f"{results['mixed_precision']}, {results['resolution']} px, rank {results['rank']}, gradient "
-             f"checkpointing {'on' if results['gradient_checkpointing'] else 'off'}.", "",
-             f"- training: **{results['training_steps_per_s']} steps/s**; losses finite: {results['losses_finite']} "
-             f"(first {results['first_losses']}, last {results['last_losses']})",
-             f"- style file ({results.get('save_dtype', 'fp16')}): {results['style_file_mb']} MB", "",
-             f"| stage | seconds | peak memory, GiB ({results['peak_memory_kind']}) |", "|---|---|---|"]
+    lines = [
+        f"# {title} ({results['date']})",
+        "",
+        f"{results['device']}, torch {results['torch']}; {results['model']}, {results['denoiser']} "
+        f"{results['denoiser_parameters'] / 1e6:,.0f} M parameters, {results['dtype']} weights, mixed precision "
+        f"{results['mixed_precision']}, {results['resolution']} px, rank {results['rank']}, gradient "
+        f"checkpointing {'on' if results['gradient_checkpointing'] else 'off'}.",
+        "",
+        f"- training: **{results['training_steps_per_s']} steps/s**; losses finite: {results['losses_finite']} "
+        f"(first {results['first_losses']}, last {results['last_losses']})",
+        f"- style file ({results.get('save_dtype', 'fp16')}): {results['style_file_mb']} MB",
+        "",
+        f"| stage | seconds | peak memory, GiB ({results['peak_memory_kind']}) |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {stage['seconds']} | {stage['peak_gib']} |" for name, stage in results["stages"].items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 

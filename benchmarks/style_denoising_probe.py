@@ -1,6 +1,6 @@
 """Does a style LoRA learned from one pair generalise as a denoiser? (issue 9's diagnosis on the shapes model)
 
-    python benchmarks/style_denoising_probe.py [--styles inverted,grayscale] [--scenes 64] [--train KEY=VALUE,...]
+    python -m benchmarks.style_denoising_probe [--styles inverted,grayscale] [--scenes 64] [--train KEY=VALUE,...]
                                                [--model shapes] [--threads 2] [--out FILE]
 
 Trains each style on ``paircustom.bench.quality``'s pair (the trio scene and f(trio); the model's default
@@ -25,40 +25,42 @@ separates "the LoRA did not generalise" from "guidance did not use it".
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
-
-from paircustom.bench.methods import METHODS                              # noqa: E402
-from paircustom.bench.quality import QualityConfig, parse_overrides, train_style   # noqa: E402
-from paircustom.guidance import StyleGuidedPipeline                          # noqa: E402
-from paircustom.images import from_uint8                                     # noqa: E402
-from paircustom.objective import prediction_target, training_scheduler      # noqa: E402
-from paircustom.shapes.examples import EXAMPLES                              # noqa: E402
-from paircustom.shapes.styles import STYLES, styled_caption                  # noqa: E402
-from paircustom.shapes.world import random_scene, render                     # noqa: E402
+from paircustom.bench.methods import METHODS
+from paircustom.bench.quality import QualityConfig, parse_overrides, train_style
+from paircustom.files.images import from_uint8
+from paircustom.models.forward import prediction_target, training_scheduler
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.shapes.examples import EXAMPLES
+from paircustom.shapes.styles import STYLES, styled_caption
+from paircustom.shapes.world import random_scene, render
 
 
 @torch.no_grad()
-def denoising_loss(guided: StyleGuidedPipeline, images: np.ndarray, prompts: list[str], style: str | None,
-                   draws: int = 4, seed: int = 5) -> float:
+def denoising_loss(
+    guided: StyleGuidedPipeline,
+    images: np.ndarray,
+    prompts: list[str],
+    style: str | None,
+    draws: int = 4,
+    seed: int = 5,
+) -> float:
     """Mean training loss of ``images`` (N, 64, 64, 3) under ``prompts``, through ``style``'s LoRA or none."""
     pipe, family, unet = guided.pipe, guided.family, guided.denoiser
     latent_dist = pipe.vae.encode(from_uint8(images)).latent_dist
-    x0, _ = family.vae_latents(pipe.vae, latent_dist.mean, latent_dist.std)          # (N, C, h, w)
+    x0, _ = family.vae_latents(pipe.vae, latent_dist.mean, latent_dist.std)  # (N, C, h, w)
     cond, _ = family.encode(pipe, prompts, x0.device)
     scheduler, generator, total = training_scheduler(pipe), torch.Generator().manual_seed(seed), 0.0
     if style is not None:
         unet.enable_lora()
         unet.set_adapters([style], [1.0])
     try:
-        for _ in range(draws):       # the same (eps, t) draws for every call with the same seed
+        for _ in range(draws):  # the same (eps, t) draws for every call with the same seed
             noise = torch.randn(x0.shape, generator=generator)
             t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
             prediction = family.predict(unet, scheduler.add_noise(x0, noise, t), t, cond)
@@ -73,9 +75,11 @@ def token_losses(guided: StyleGuidedPipeline, draws: int = 64) -> dict[str, floa
     """The base model's loss on the trio content image under its caption, the caption with pair training's token
     inserted where the content prompt puts it, and the caption with a style suffix."""
     trio = EXAMPLES["trio"]
-    prompts = {"caption": trio.caption,
-               "with V* inserted": trio.caption.replace("a photo of a ", "a photo of a sbu ", 1),
-               "with a style suffix": styled_caption(trio.caption, STYLES["inverted"])}
+    prompts = {
+        "caption": trio.caption,
+        "with V* inserted": trio.caption.replace("a photo of a ", "a photo of a sbu ", 1),
+        "with a style suffix": styled_caption(trio.caption, STYLES["inverted"]),
+    }
     content = render(trio.scene)[None]
     return {label: denoising_loss(guided, content, [prompt], None, draws=draws) for label, prompt in prompts.items()}
 
@@ -84,8 +88,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--styles", default=",".join(STYLES), help="comma-separated benchmark styles")
     parser.add_argument("--scenes", type=int, default=64, help="held-out scenes (seed 11)")
-    parser.add_argument("--train", type=parse_overrides, default=(),
-                        help="pair-training overrides, e.g. learning_rate=3e-3")
+    parser.add_argument(
+        "--train", type=parse_overrides, default=(), help="pair-training overrides, e.g. learning_rate=3e-3"
+    )
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this markdown file")
@@ -95,15 +100,20 @@ def main(argv=None) -> None:
     guided = StyleGuidedPipeline.from_pretrained(args.model)
     rng = np.random.default_rng(11)
     scenes = [random_scene(rng, held_out=True) for _ in range(args.scenes)]
-    plain = np.stack([render(scene) for scene in scenes])                      # (N, 64, 64, 3)
+    plain = np.stack([render(scene) for scene in scenes])  # (N, 64, 64, 3)
     captions = [scene.layout.caption for scene in scenes]
     trio = EXAMPLES[config.pair]
-    trio_image = render(trio.scene)                                            # (64, 64, 3)
-    lines = ["| style | base on x | base on f(x) | style on f(x) | style on pair | base on pair |",
-             "|---|---|---|---|---|---|"]
+    trio_image = render(trio.scene)  # (64, 64, 3)
+    lines = [
+        "| style | base on x | base on f(x) | style on f(x) | style on pair | base on pair |",
+        "|---|---|---|---|---|---|",
+    ]
     base_x = denoising_loss(guided, plain, captions, None)
-    token_line = "Base loss on the trio content image: " + ", ".join(
-        f"{label} {loss:.4f}" for label, loss in token_losses(guided).items()) + "."
+    token_line = (
+        "Base loss on the trio content image: "
+        + ", ".join(f"{label} {loss:.4f}" for label, loss in token_losses(guided).items())
+        + "."
+    )
     print(token_line, flush=True)
     with tempfile.TemporaryDirectory() as work:
         for style in args.styles.split(","):
@@ -111,9 +121,13 @@ def main(argv=None) -> None:
             name = guided.load_style(train_style(config, style, METHODS["pair-sg"], Path(work)), name=style)
             styled, prompts = np.stack([f.apply(x) for x in plain]), [styled_caption(c, f) for c in captions]
             pair_image, pair_prompt = f.apply(trio_image)[None], [styled_caption(trio.caption, f)]
-            row = [base_x, denoising_loss(guided, styled, prompts, None), denoising_loss(guided, styled, prompts, name),
-                   denoising_loss(guided, pair_image, pair_prompt, name, draws=64),
-                   denoising_loss(guided, pair_image, pair_prompt, None, draws=64)]
+            row = [
+                base_x,
+                denoising_loss(guided, styled, prompts, None),
+                denoising_loss(guided, styled, prompts, name),
+                denoising_loss(guided, pair_image, pair_prompt, name, draws=64),
+                denoising_loss(guided, pair_image, pair_prompt, None, draws=64),
+            ]
             lines.append(f"| {style} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n\n" + token_line + "\n"

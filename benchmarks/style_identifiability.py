@@ -1,6 +1,6 @@
 """Does one pair determine the style? (issue 9's "identifiability", measured in the shapes model's latent space)
 
-    python benchmarks/style_identifiability.py [--model shapes] [--scenes 64] [--fit-scenes 256] [--threads 2]
+    python -m benchmarks.style_identifiability [--model shapes] [--scenes 64] [--fit-scenes 256] [--threads 2]
                                                [--out FILE]
 
 Each benchmark style f is a fixed image function. Here we ask whether, in the model's VAE latent space, f is a
@@ -26,25 +26,21 @@ Pixelation is spatial (8-pixel blocks across 2x2 latent pixels), so a per-pixel 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
+from paircustom.bench.scores import fidelity_and_structure
+from paircustom.config.model_names import resolve_model
+from paircustom.files.images import to_uint8
+from paircustom.shapes.data import encode_pool
+from paircustom.shapes.evaluate import vae_round_trip
+from paircustom.shapes.examples import EXAMPLES, MORE_SCENES
+from paircustom.shapes.styles import STYLES
+from paircustom.shapes.world import random_scene, render
 
-from paircustom.bench.scores import fidelity_and_structure                   # noqa: E402
-from paircustom.images import to_uint8                                       # noqa: E402
-from paircustom.model_names import resolve_model                              # noqa: E402
-from paircustom.shapes.data import encode_pool                               # noqa: E402
-from paircustom.shapes.evaluate import vae_round_trip                        # noqa: E402
-from paircustom.shapes.examples import EXAMPLES, MORE_SCENES                  # noqa: E402
-from paircustom.shapes.styles import STYLES                                    # noqa: E402
-from paircustom.shapes.world import random_scene, render                      # noqa: E402
-
-RIDGE = 1e-3          # ridge weight on D: the fit's least-norm tie-break where the pair leaves directions open
+RIDGE = 1e-3  # ridge weight on D: the fit's least-norm tie-break where the pair leaves directions open
 
 
 def encode(vae, images: np.ndarray) -> torch.Tensor:
@@ -55,7 +51,7 @@ def encode(vae, images: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def decode(vae, latents: torch.Tensor) -> np.ndarray:
     """(N, C, h, w) -> (N, H, W, 3) uint8."""
-    return np.concatenate([to_uint8(vae.decode(latents[i:i + 64]).sample) for i in range(0, len(latents), 64)])
+    return np.concatenate([to_uint8(vae.decode(latents[i : i + 64]).sample) for i in range(0, len(latents), 64)])
 
 
 def pixels(latents: torch.Tensor) -> torch.Tensor:
@@ -67,7 +63,7 @@ def pixels(latents: torch.Tensor) -> torch.Tensor:
 def fit_map(plain: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
     """D (C + 1, C) of z_f = z + [z; 1] D, by ridge least squares over every latent pixel of the pairs."""
     X = pixels(plain)
-    Y = (pixels(styled) - X)[:, :-1]                                      # z_f - z, the constant column dropped
+    Y = (pixels(styled) - X)[:, :-1]  # z_f - z, the constant column dropped
     return torch.linalg.solve(X.T @ X + RIDGE * torch.eye(X.shape[1]), X.T @ Y)
 
 
@@ -88,17 +84,18 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from diffusers import AutoencoderKL
+
     vae = AutoencoderKL.from_pretrained(resolve_model(args.model)[0], subfolder="vae").eval()
 
     rng = np.random.default_rng(0)
-    many = np.stack([render(random_scene(rng, held_out=False)) for _ in range(args.fit_scenes)])   # (F, H, W, 3)
-    held_out = np.stack([render(random_scene(rng, held_out=True)) for _ in range(args.scenes)])    # (N, H, W, 3)
-    pairs = np.stack([render(scene) for scene in (EXAMPLES["trio"].scene, *MORE_SCENES[:2])])      # (3, H, W, 3)
+    many = np.stack([render(random_scene(rng, held_out=False)) for _ in range(args.fit_scenes)])  # (F, H, W, 3)
+    held_out = np.stack([render(random_scene(rng, held_out=True)) for _ in range(args.scenes)])  # (N, H, W, 3)
+    pairs = np.stack([render(scene) for scene in (EXAMPLES["trio"].scene, *MORE_SCENES[:2])])  # (3, H, W, 3)
     z_many, z_held_out, z_pairs = encode(vae, many), encode(vae, held_out), encode(vae, pairs)
 
     lines = ["| style | vae ceiling | map, many | map, 1 pair | map, 3 pairs |", "|---|---|---|---|---|"]
     for name, style in STYLES.items():
-        target = np.stack([style.apply(x) for x in held_out])                   # f(x), the exact answer
+        target = np.stack([style.apply(x) for x in held_out])  # f(x), the exact answer
 
         def fidelity(images: np.ndarray) -> float:
             return fidelity_and_structure(images, held_out, target, readable=False)[0]
@@ -106,13 +103,20 @@ def main(argv=None) -> None:
         def by_map(plain: np.ndarray, z_plain: torch.Tensor) -> float:
             D = fit_map(z_plain, encode(vae, np.stack([style.apply(x) for x in plain])))
             return fidelity(decode(vae, apply_map(D, z_held_out)))
-        scores = [fidelity(vae_round_trip(vae, target)), by_map(many, z_many),
-                  by_map(pairs[:1], z_pairs[:1]), by_map(pairs, z_pairs)]
+
+        scores = [
+            fidelity(vae_round_trip(vae, target)),
+            by_map(many, z_many),
+            by_map(pairs[:1], z_pairs[:1]),
+            by_map(pairs, z_pairs),
+        ]
         lines.append(f"| {name} | " + " | ".join(f"{s:+.3f}" for s in scores) + " |")
         print(lines[-1], flush=True)
     if args.out:
-        header = (f"`python benchmarks/style_identifiability.py --model {args.model} --scenes {args.scenes} "
-                  f"--fit-scenes {args.fit_scenes}`: pooled fidelity on {args.scenes} held-out rendered scenes.\n\n")
+        header = (
+            f"`python -m benchmarks.style_identifiability --model {args.model} --scenes {args.scenes} "
+            f"--fit-scenes {args.fit_scenes}`: pooled fidelity on {args.scenes} held-out rendered scenes.\n\n"
+        )
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(header + "\n".join(lines) + "\n")
         tmp.replace(args.out)

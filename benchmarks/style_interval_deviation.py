@@ -1,6 +1,6 @@
 """How far the cheaper style guidance of issue 14 lands from full style guidance, with a TRAINED style.
 
-    python benchmarks/style_interval_deviation.py [--seeds 2] [--steps 50] [--train-steps N] [--example NAME] [--out F]
+    python -m benchmarks.style_interval_deviation [--seeds 2] [--steps 50] [--train-steps N] [--example NAME] [--out F]
 
 Trains the style of an example pair (default ``trio``, inverted colours: the demo's pair until 2026-11-28, which
 the committed results used) on the embedded shapes model with its default steps, then draws the demo's six
@@ -28,32 +28,45 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from paircustom.bench import CHEAP_GUIDANCE
+from paircustom.config.generate import GENERATE
+from paircustom.demo import DemoConfig
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.shapes import world_version
+from paircustom.shapes.examples import EXAMPLES, example_paths
+from paircustom.training.trainer import TrainConfig, train_pair
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))       # this checkout's paircustom, wherever the script is run from
 
-from paircustom.bench import CHEAP_GUIDANCE          # noqa: E402
-from paircustom.demo import DemoConfig                # noqa: E402
-from paircustom.generate_config import GENERATE       # noqa: E402
-from paircustom.guidance import StyleGuidedPipeline   # noqa: E402
-from paircustom.shapes import world_version           # noqa: E402
-from paircustom.shapes.examples import EXAMPLES, example_paths   # noqa: E402
-from paircustom.training import TrainConfig, train_pair          # noqa: E402
-
-SETTINGS = {"full style guidance (style_interval 1)": {},
-            **{label: options for label, options in CHEAP_GUIDANCE.values()}}
+SETTINGS = {"full style guidance (style_interval 1)": {}, **dict(CHEAP_GUIDANCE.values())}
 
 
-def measure(seeds: int = 2, steps: int = GENERATE.num_inference_steps, train_steps: int | None = None, log=print,
-            example_name: str = "trio") -> list[tuple[str, float, float]]:
+def measure(
+    seeds: int = 2,
+    steps: int = GENERATE.num_inference_steps,
+    train_steps: int | None = None,
+    log=print,
+    example_name: str = "trio",
+) -> list[tuple[str, float, float]]:
     """(setting, deviation, style kept) for every setting; the first is full guidance itself (0, 1)."""
     demo = DemoConfig()
     example = EXAMPLES[example_name]
     content, style = example_paths(example_name)
     with tempfile.TemporaryDirectory(prefix="paircustom-deviation-") as folder:
         start = time.perf_counter()
-        path = train_pair(TrainConfig(str(content), str(style), subject=example.subject, style=example.style_prompt,
-                                      model="shapes", output=str(Path(folder) / "style.safetensors"),
-                                      max_steps=train_steps, overwrite=True, progress=False))
+        path = train_pair(
+            TrainConfig(
+                str(content),
+                str(style),
+                subject=example.subject,
+                style=example.style_prompt,
+                model="shapes",
+                output=str(Path(folder) / "style.safetensors"),
+                max_steps=train_steps,
+                overwrite=True,
+                progress=False,
+            )
+        )
         log(f"trained the {example_name} style in {time.perf_counter() - start:.0f} s")
         guided = StyleGuidedPipeline.from_pretrained("shapes")
         guided.pipe.set_progress_bar_config(disable=True)
@@ -61,12 +74,20 @@ def measure(seeds: int = 2, steps: int = GENERATE.num_inference_steps, train_ste
     prompts = [layout.caption for layout in demo.layouts]
 
     def draw(styles, options) -> np.ndarray:
-        return np.concatenate([np.asarray(guided(prompts, styles=styles, num_inference_steps=steps, seed=seed,
-                                                 output_type="np", **options).images) * 255
-                               for seed in range(seeds)])
+        return np.concatenate(
+            [
+                np.asarray(
+                    guided(
+                        prompts, styles=styles, num_inference_steps=steps, seed=seed, output_type="np", **options
+                    ).images
+                )
+                * 255
+                for seed in range(seeds)
+            ]
+        )
 
     base = draw({}, {})
-    full = draw([name], {})                  # at the default style scale
+    full = draw([name], {})  # at the default style scale
     moved = np.abs(full - base).mean()
     rows = []
     for label, options in SETTINGS.items():
@@ -79,15 +100,18 @@ def measure(seeds: int = 2, steps: int = GENERATE.num_inference_steps, train_ste
 def report(rows, args, minutes: float) -> str:
     lines = ["| setting | deviation from full guidance | style kept |", "|---|---|---|"]
     lines += [f"| {label} | {deviation:.3f} | {kept:.3f} |" for label, deviation, kept in rows]
-    return (f"# Cheaper style guidance: deviation from full guidance with a trained style\n\n"
-            f"Command: `python benchmarks/style_interval_deviation.py {' '.join(sys.argv[1:])}`\n\n"
-            f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {minutes:.1f} min, "
-            f"torch.set_num_threads(1), os.cpu_count() = {os.cpu_count()}\n"
-            f"- embedded shapes model, world v{world_version()}; the {args.example} pair's style, style scale "
-            f"{GENERATE.style_scale:g}, CFG {GENERATE.guidance_scale:g}, style_start_fraction {GENERATE.style_start_fraction:g}, "
-            f"{args.steps} DDIM steps, the demo's 6 prompts x {args.seeds} seeds\n"
-            f"- deviation = mean |x - x_full| / mean |x_full - x_base|, style kept = mean |x - x_base| / "
-            f"mean |x_full - x_base| (pixels, 0-255)\n\n" + "\n".join(lines) + "\n")
+    return (
+        f"# Cheaper style guidance: deviation from full guidance with a trained style\n\n"
+        f"Command: `python -m benchmarks.style_interval_deviation {' '.join(sys.argv[1:])}`\n\n"
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {minutes:.1f} min, "
+        f"torch.set_num_threads(1), os.cpu_count() = {os.cpu_count()}\n"
+        f"- embedded shapes model, world v{world_version()}; the {args.example} pair's style, style scale "
+        f"{GENERATE.style_scale:g}, CFG {GENERATE.guidance_scale:g}, "
+        f"style_start_fraction {GENERATE.style_start_fraction:g}, "
+        f"{args.steps} DDIM steps, the demo's 6 prompts x {args.seeds} seeds\n"
+        f"- deviation = mean |x - x_full| / mean |x_full - x_base|, style kept = mean |x - x_base| / "
+        f"mean |x_full - x_base| (pixels, 0-255)\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def main(argv=None) -> list:

@@ -8,8 +8,12 @@ Names are imported on first use, so ``paircustom --help`` does not wait for torc
 from importlib import import_module
 
 __version__ = "0.1.0"
-_EXPORTS = {"TrainConfig": "training", "train_pair": "training", "StyleGuidedPipeline": "guidance",
-            "UserError": "errors"}
+_EXPORTS = {
+    "TrainConfig": "config.train",
+    "train_pair": "training.trainer",
+    "StyleGuidedPipeline": "sampling.pipeline",
+    "UserError": "errors",
+}
 __all__ = list(_EXPORTS)
 
 

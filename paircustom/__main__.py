@@ -1,3 +1,3 @@
-from paircustom.cli import main
+from paircustom.cli.main import main
 
 main()

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .generate_config import GENERATE
-from .guidance import StyleGuidedPipeline
-from .images import atomic_write, grid
+from .config.generate import GENERATE
+from .sampling.pipeline import StyleGuidedPipeline
+from .files.images import atomic_write, grid
 from .shapes.world import Layout
-from .training import TrainConfig, train_pair
+from .training.trainer import TrainConfig, train_pair
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,10 @@ def check_device(device: str | None) -> str:
         raise UserError(f"'{device}' is not a device; use cpu, cuda, cuda:1 or mps.") from None
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not available.get(kind, False):
-        raise UserError(f"the device '{device}' is not available on this machine; use "
-                        f"{' or '.join(k for k, ok in available.items() if ok)}.")
+        raise UserError(
+            f"the device '{device}' is not available on this machine; use "
+            f"{' or '.join(k for k, ok in available.items() if ok)}."
+        )
     index = torch.device(device).index
     if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
         raise UserError(f"there is no GPU {device} (this machine has {torch.cuda.device_count()}).")
@@ -82,8 +84,10 @@ def process_device(device: str) -> str:
     if world_size() > 1 and device == "cuda":
         return f"cuda:{local_rank()}"
     if world_size() > 1 and device.startswith("cuda:"):
-        raise UserError(f"under {world_size()} processes every process would use {device}; give --device cuda and "
-                        "each process takes its own GPU (restrict them with CUDA_VISIBLE_DEVICES).")
+        raise UserError(
+            f"under {world_size()} processes every process would use {device}; give --device cuda and "
+            "each process takes its own GPU (restrict them with CUDA_VISIBLE_DEVICES)."
+        )
     return device
 
 
@@ -96,10 +100,10 @@ def die_with_launcher() -> None:
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)            # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:                        # the launcher died before prctl took effect
+    if os.getppid() == 1:  # the launcher died before prctl took effect
         os._exit(1)
 
 
@@ -110,21 +114,36 @@ def relaunch_if_accelerate_dropped_processes() -> None:
     from the launch command (our parent) and re-run this command under torchrun with N processes on this
     machine; when N cannot be read, or several machines were asked for, we say what to run instead."""
     env = os.environ
-    if (env.get("ACCELERATE_USE_CPU", "").lower() != "true" or "MASTER_ADDR" not in env
-            or any(key in env for key in WORLD_SIZE_KEYS + RANK_KEYS + ("LOCAL_RANK",))):
+    if (
+        env.get("ACCELERATE_USE_CPU", "").lower() != "true"
+        or "MASTER_ADDR" not in env
+        or any(key in env for key in WORLD_SIZE_KEYS + RANK_KEYS + ("LOCAL_RANK",))
+    ):
         return
     processes, machines = _accelerate_request()
     if machines > 1:
-        raise UserError("accelerate launch --cpu runs one process per machine unless mpirun is used "
-                        "(--mpirun_hostfile); on several CPU machines run 'torchrun --nnodes ... -m paircustom ...' "
-                        "on each machine instead.")
+        raise UserError(
+            "accelerate launch --cpu runs one process per machine unless mpirun is used "
+            "(--mpirun_hostfile); on several CPU machines run 'torchrun --nnodes ... -m paircustom ...' "
+            "on each machine instead."
+        )
     if processes is None:
-        raise UserError("accelerate launch --cpu starts only one process without mpirun, and the number asked "
-                        "for cannot be read here; run 'torchrun --nproc_per_node N -m paircustom ...' instead.")
+        raise UserError(
+            "accelerate launch --cpu starts only one process without mpirun, and the number asked "
+            "for cannot be read here; run 'torchrun --nproc_per_node N -m paircustom ...' instead."
+        )
     if processes <= 1:
         return
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "--no-python", sys.executable, *sys.orig_argv[1:]]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "--no-python",
+        sys.executable,
+        *sys.orig_argv[1:],
+    ]
     child_env = {k: v for k, v in env.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
     sys.stdout.flush()
     sys.stderr.flush()
@@ -139,7 +158,7 @@ def _accelerate_request() -> tuple[int | None, int]:
         from accelerate.commands.launch import launch_command_parser
 
         start = next(i for i, a in enumerate(argv) if a == "launch" or a.endswith(("commands.launch", "launch.py")))
-        args = launch_command_parser().parse_args(argv[start + 1:])
+        args = launch_command_parser().parse_args(argv[start + 1 :])
         config = None
         if args.config_file is not None or os.path.isfile(default_config_file):
             config = load_config_from_file(args.config_file)

@@ -7,22 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import TrainConfig, train_pair
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import TrainConfig, train_pair
 
-RESOLUTION = 32          # pixels; the tiny VAE halves it to 16x16 latents
+RESOLUTION = 32  # pixels; the tiny VAE halves it to 16x16 latents
 SHARED_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "pairs"
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load_benchmark(name: str):
-    """The script ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_pair(folder: Path, size=(48, 48), style_size=None) -> tuple[Path, Path]:
@@ -38,8 +27,18 @@ def write_pair(folder: Path, size=(48, 48), style_size=None) -> tuple[Path, Path
 
 def quick_config(content, style, output, **overrides) -> TrainConfig:
     """A few fast steps with a large learning rate so the adapters move visibly."""
-    settings = dict(subject="dog", style="digital art", output=str(output), rank=4, learning_rate=1e-2,
-                    max_steps=6, style_start_step=2, gradient_accumulation=1, resolution=RESOLUTION, progress=False)
+    settings = dict(
+        subject="dog",
+        style="digital art",
+        output=str(output),
+        rank=4,
+        learning_rate=1e-2,
+        max_steps=6,
+        style_start_step=2,
+        gradient_accumulation=1,
+        resolution=RESOLUTION,
+        progress=False,
+    )
     settings.update(overrides)
     return TrainConfig(str(content), str(style), **settings)
 
@@ -65,6 +64,7 @@ def style_files(tmp_path_factory):
     """One trained style file per family: {"sd": path, "sdxl": path}."""
     folder = tmp_path_factory.mktemp("styles")
     content, style = write_pair(folder)
-    return {family: train_pair(quick_config(content, style, folder / f"{family}.safetensors"),
-                               build_tiny_pipeline(family))
-            for family in ("sd", "sdxl")}
+    return {
+        family: train_pair(quick_config(content, style, folder / f"{family}.safetensors"), build_tiny_pipeline(family))
+        for family in ("sd", "sdxl")
+    }

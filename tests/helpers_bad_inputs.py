@@ -19,11 +19,14 @@ from safetensors.torch import save_file
 
 def png_bomb(path: Path, width: int = 20000, height: int = 20000) -> Path:
     """A valid PNG header declaring width x height greyscale pixels, in under 100 bytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -57,9 +60,11 @@ def first_key(data: dict, part: str) -> str:
 
 def with_value(part: str, value: float):
     """Set the first tensor whose key contains ``part`` to ``value`` everywhere."""
+
     def change(data):
         key = first_key(data, part)
         return {**data, key: torch.full_like(data[key], value)}
+
     return change
 
 
@@ -105,7 +110,9 @@ def written_by(checkpoint: Path, processes: int) -> Path:
     state = json.loads(header["paircustom_checkpoint"])
     for rank in range(1, processes):
         tensors[f"generator.{rank}"] = tensors["generator"].clone()
-    save_file(tensors, str(checkpoint), metadata={"paircustom_checkpoint": json.dumps({**state, "num_processes": processes})})
+    save_file(
+        tensors, str(checkpoint), metadata={"paircustom_checkpoint": json.dumps({**state, "num_processes": processes})}
+    )
     return checkpoint
 
 
@@ -144,5 +151,7 @@ def snapshot(*roots: Path) -> dict[str, tuple]:
 
 def wider_context(data: dict) -> dict:
     """The cross-attention key/value inputs widened to 768, as in a file made for SD 1.x."""
-    return {k: torch.zeros(v.shape[0], 768) if ".attn2.to_k.lora_A." in k or ".attn2.to_v.lora_A." in k else v
-            for k, v in data.items()}
+    return {
+        k: torch.zeros(v.shape[0], 768) if ".attn2.to_k.lora_A." in k or ".attn2.to_v.lora_A." in k else v
+        for k, v in data.items()
+    }

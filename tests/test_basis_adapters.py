@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from paircustom.adapters import PairLoRALinear, Route, add_pair_lora, pair_routing, random_rows, remove_pair_lora
-from paircustom.basis import split_rows
+from paircustom.adapters.basis import split_rows
+from paircustom.adapters.layers import PairLoRALinear, Route, add_pair_lora, pair_routing, random_rows, remove_pair_lora
 from paircustom.errors import UserError
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 
 TOLERANCE = 1e-5
 
@@ -32,24 +32,29 @@ def test_basis_is_reproducible_and_seeded():
     assert (a - c).abs().max() > 0.1
 
 
-@pytest.mark.parametrize("pairs, message", [(1, r"^content rank 20 \+ style rank 20 = 40 exceeds"),
-                                            (2, r"^2 x content rank 10 \+ style rank 20 = 40 exceeds")])
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (1, r"^content rank 20 \+ style rank 20 = 40 exceeds"),
+        (2, r"^2 x content rank 10 \+ style rank 20 = 40 exceeds"),
+    ],
+)
 def test_ranks_larger_than_width_are_refused(pairs, message):
     with pytest.raises(UserError, match=message + " a layer's input width 32"):
         split_rows(32, 40 // (2 * pairs), 20, seed=0, pairs=pairs)
 
 
-CONTENT_SCALE, STYLE_SCALE = 0.5, 2.0       # alpha / rank of each adapter; neither 1, so a lost factor shows
+CONTENT_SCALE, STYLE_SCALE = 0.5, 2.0  # alpha / rank of each adapter; neither 1, so a lost factor shows
 
 
 def test_ordinary_lora_rows_are_kaiming_uniform():
     """The ablation's A (``orthogonal=False``): nn.Linear's default init, U(-1/sqrt(width), 1/sqrt(width))."""
-    width, bound = 256, 1 / 256 ** 0.5
-    A = random_rows(width, 64, torch.Generator().manual_seed(0))                   # 16384 draws
+    width, bound = 256, 1 / 256**0.5
+    A = random_rows(width, 64, torch.Generator().manual_seed(0))  # 16384 draws
     assert A.shape == (64, width)
     assert 0.99 * bound < A.abs().max() <= bound, f"max |A| {A.abs().max():.4g}, bound {bound:.4g}"
     assert abs(A.mean()) < 0.02 * bound, f"mean {A.mean():.3g} is not ~0"
-    assert abs(A.std() - bound / 3 ** 0.5) < 0.02 * bound, f"std {A.std():.4g}, uniform's {bound / 3 ** 0.5:.4g}"
+    assert abs(A.std() - bound / 3**0.5) < 0.02 * bound, f"std {A.std():.4g}, uniform's {bound / 3**0.5:.4g}"
 
 
 def _layer(rows=3, width=8, out=6, rank=2):
@@ -62,10 +67,16 @@ def _layer(rows=3, width=8, out=6, rank=2):
     return layer, torch.randn(rows, 5, width)
 
 
-@pytest.mark.parametrize("rows, uses_content, uses_style", [
-    ([Route.BASE], False, False), ([Route.CONTENT], True, False), ([Route.STYLE_ALONE], False, True),
-    ([Route.FROZEN_CONTENT_AND_STYLE], True, True), ([Route.MINUS_STYLE], False, -1),
-])
+@pytest.mark.parametrize(
+    "rows, uses_content, uses_style",
+    [
+        ([Route.BASE], False, False),
+        ([Route.CONTENT], True, False),
+        ([Route.STYLE_ALONE], False, True),
+        ([Route.FROZEN_CONTENT_AND_STYLE], True, True),
+        ([Route.MINUS_STYLE], False, -1),
+    ],
+)
 def test_each_route_adds_exactly_its_adapters(rows, uses_content, uses_style):
     layer, x = _layer(rows=1)
     expected = layer.base(x)
@@ -96,8 +107,11 @@ def test_frozen_content_rows_send_no_gradient_to_content_B_but_do_to_the_input()
     assert layer.content_B.grad is None or layer.content_B.grad.abs().max() == 0
     assert layer.style_B.grad.abs().max() > 0
     # sg(Δc) is a constant weight, not a cut: the input still sees W0 + Δc + Δs.
-    full = layer.base.weight + CONTENT_SCALE * layer.content_B @ layer.content_A \
+    full = (
+        layer.base.weight
+        + CONTENT_SCALE * layer.content_B @ layer.content_A
         + STYLE_SCALE * layer.style_B @ layer.style_A
+    )
     expected = 2 * (x[1] @ full.T + layer.base.bias) @ full
     assert torch.allclose(x.grad[1], expected.detach(), atol=1e-4)
 
@@ -108,7 +122,9 @@ def test_wrapping_and_unwrapping_a_unet_keeps_its_output():
     sample, t, text = torch.randn(1, 4, 16, 16), torch.tensor([10]), torch.randn(1, 77, 32)
     before = unet(sample, t, text).sample
     layers = add_pair_lora(unet, 4, 4, 4, 4, seed=0)
-    assert len(layers) == 4 * 2 * 4, "expected to_q/k/v/out of attn1 and attn2 in 4 transformer blocks (down, mid, 2 up)"
-    assert torch.allclose(unet(sample, t, text).sample, before, atol=TOLERANCE)   # B = 0 and no route
+    assert len(layers) == 4 * 2 * 4, (
+        "expected to_q/k/v/out of attn1 and attn2 in 4 transformer blocks (down, mid, 2 up)"
+    )
+    assert torch.allclose(unet(sample, t, text).sample, before, atol=TOLERANCE)  # B = 0 and no route
     remove_pair_lora(unet, layers)
     assert not any(isinstance(m, PairLoRALinear) for m in unet.modules())

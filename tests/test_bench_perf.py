@@ -12,12 +12,18 @@ def test_quick_benchmark_has_every_row_and_matching_losses(tmp_path):
 
     kinds = [(row.measurement.split(",")[0].split(" after")[0], row.variant.split(":")[0]) for row in rows]
     assert kinds == [
-        ("training step", "ours"), ("training step", "sequential reference (research algorithm)"),
-        ("loss match", "eval content loss"), ("loss match", "eval style loss"),
-        ("sampling", "plain CFG"), ("sampling", "1 style"), ("sampling", "3 styles"),
-        ("sampling", "1 style, one call per term"), ("sampling", "3 styles, one call per term"),
+        ("training step", "ours"),
+        ("training step", "sequential reference (research algorithm)"),
+        ("loss match", "eval content loss"),
+        ("loss match", "eval style loss"),
+        ("sampling", "plain CFG"),
+        ("sampling", "1 style"),
+        ("sampling", "3 styles"),
+        ("sampling", "1 style, one call per term"),
+        ("sampling", "3 styles, one call per term"),
         *[("sampling", variant) for variant in perf.CACHED],
-        ("peak training memory", "no checkpointing"), ("peak training memory", "gradient checkpointing"),
+        ("peak training memory", "no checkpointing"),
+        ("peak training memory", "gradient checkpointing"),
     ]
     # the fused step is the same algorithm: both reach the same evaluation losses
     assert all(row.result == "met" for row in rows if row.measurement.startswith("loss match"))
@@ -25,13 +31,19 @@ def test_quick_benchmark_has_every_row_and_matching_losses(tmp_path):
     assert "floor 1.40x" in rows[5].target and "floor 2.20x" in rows[6].target
     # the cheaper settings count the UNet rows they computed: 5 steps, style from step 1, 2 CFG rows per step
     sampling = {row.variant: row for row in rows if row.measurement.startswith("sampling")}
-    expected_rows = {"plain CFG": 10, "1 style": 14, "3 styles": 22, "1 style, style_interval 2": 12,
-                     "1 style, style_interval 4": 11, "1 style, style_interval 2, style_end 0.8": 12,
-                     "3 styles, style_interval 4": 13}
+    expected_rows = {
+        "plain CFG": 10,
+        "1 style": 14,
+        "3 styles": 22,
+        "1 style, style_interval 2": 12,
+        "1 style, style_interval 4": 11,
+        "1 style, style_interval 2, style_end 0.8": 12,
+        "3 styles, style_interval 4": 13,
+    }
     assert {v: int(sampling[v].rows.split()[0]) for v in expected_rows} == expected_rows
     adaptive = int(sampling["1 style, adaptive (style_interval 8, style_tolerance 0.1)"].rows.split()[0])
     assert 11 <= adaptive <= 14, adaptive
-    for variant in perf.CACHED:                    # deviation from full guidance: a finite number, 0 allowed
+    for variant in perf.CACHED:  # deviation from full guidance: a finite number, 0 allowed
         assert 0 <= float(sampling[variant].deviation) < 10, (variant, sampling[variant].deviation)
         assert sampling[variant].target == ("" if variant.startswith("3") else "<= 1.15x"), variant
     text = out.read_text()
@@ -41,7 +53,7 @@ def test_quick_benchmark_has_every_row_and_matching_losses(tmp_path):
 def test_sdxl_shape_only_constructs_on_the_cpu():
     rows = perf.run(perf.BenchConfig(models=("sdxl",), device="cpu"))
     assert len(rows) == 1 and rows[0].measurement == "construction only"
-    assert rows[0].median.startswith("2.567 B parameters")    # SDXL's UNet has 2.567 B parameters
+    assert rows[0].median.startswith("2.567 B parameters")  # SDXL's UNet has 2.567 B parameters
 
 
 def test_cpu_clock_is_chosen_and_reported():

@@ -10,17 +10,18 @@ import torch
 from paircustom.bench import CHEAP_GUIDANCE
 from paircustom.bench.quality import METHODS, QualityConfig, Sample, generate
 from paircustom.bench.quality_report import pareto_table, pareto_verdict, shortcut_table
-from paircustom.guidance import StyleGuidedPipeline
+from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes import world_version
 from paircustom.shapes.examples import EXAMPLES, MORE_SCENES
 from paircustom.shapes.styles import STYLES
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 
 
 @pytest.mark.skipif(
     world_version() != 2,
     reason="the embedded shapes model was not trained on the v2 world (python -m paircustom.shapes.train); the "
-           "quality benchmark needs a model that has learned this world, another gives meaningless fidelities")
+    "quality benchmark needs a model that has learned this world, another gives meaningless fidelities",
+)
 def test_quick_benchmark_trained_style_beats_no_style(tmp_path):
     from dataclasses import replace
 
@@ -41,37 +42,63 @@ def test_cheaper_guidance_methods_sample_with_their_options(style_files):
     guided.pipe.set_progress_bar_config(disable=True)
     guided.load_style(style_files["sd"], name="art")
     config = QualityConfig(steps=10)
-    sample = Sample(["a photo of a cat", "a dog"], ["held-out", "training"],
-                    torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0)))
+    sample = Sample(
+        ["a photo of a cat", "a dog"],
+        ["held-out", "training"],
+        torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0)),
+    )
     full = generate(guided, sample, config, "art", 3.0, "guidance", METHODS["pair-sg"].sample)
     for key, (_, options) in CHEAP_GUIDANCE.items():
         method = METHODS[f"pair-sg-{key}"]
         assert method.train == METHODS["pair-sg"].train and method.apply == "guidance", key
         got = generate(guided, sample, config, "art", 3.0, method.apply, method.sample)
-        direct = guided(sample.prompts, styles={"art": 3.0}, num_inference_steps=10, guidance_scale=5.0,
-                        style_start_fraction=0.2, latents=sample.latents.clone(), output_type="np", **options).images
+        direct = guided(
+            sample.prompts,
+            styles={"art": 3.0},
+            num_inference_steps=10,
+            guidance_scale=5.0,
+            style_start_fraction=0.2,
+            latents=sample.latents.clone(),
+            output_type="np",
+            **options,
+        ).images
         assert np.array_equal(got, (np.asarray(direct) * 255).round().clip(0, 255).astype(np.uint8)), key
         assert not np.array_equal(got, full), f"{key}: sampled as full style guidance"
 
 
 def _record(style, method, fidelity, leakage):
-    return dict(style=style, method=method, scale=3.0, split="all", fidelity=fidelity, leakage=leakage,
-                structure=None, n=4)
+    return dict(
+        style=style, method=method, scale=3.0, split="all", fidelity=fidelity, leakage=leakage, structure=None, n=4
+    )
 
 
 def test_shortcut_table_holds_each_style_to_full_guidance():
-    results = {"config": dict(styles=["inverted", "grayscale"], methods=["pair-sg", "pair-sg-i2", "pair-sg-i4"],
-                              default_style_scale=3.0, default_lora_scale=1.0),
-               "records": [_record("inverted", "pair-sg", 0.30, 0.25), _record("grayscale", "pair-sg", 0.10, 0.50),
-                           _record("inverted", "pair-sg-i2", 0.285, 0.25),     # 0.015 below, same leakage: met
-                           _record("grayscale", "pair-sg-i2", 0.125, 0.375),   # above and less leakage: met
-                           _record("inverted", "pair-sg-i4", 0.27, 0.25),      # 0.03 below: missed
-                           _record("grayscale", "pair-sg-i4", 0.10, 0.625)]}   # more leakage: missed
+    results = {
+        "config": dict(
+            styles=["inverted", "grayscale"],
+            methods=["pair-sg", "pair-sg-i2", "pair-sg-i4"],
+            default_style_scale=3.0,
+            default_lora_scale=1.0,
+        ),
+        "records": [
+            _record("inverted", "pair-sg", 0.30, 0.25),
+            _record("grayscale", "pair-sg", 0.10, 0.50),
+            _record("inverted", "pair-sg-i2", 0.285, 0.25),  # 0.015 below, same leakage: met
+            _record("grayscale", "pair-sg-i2", 0.125, 0.375),  # above and less leakage: met
+            _record("inverted", "pair-sg-i4", 0.27, 0.25),  # 0.03 below: missed
+            _record("grayscale", "pair-sg-i4", 0.10, 0.625),
+        ],
+    }  # more leakage: missed
     lines = shortcut_table(results).splitlines()
     verdict = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[-2].strip() for line in lines[2:]}
-    assert verdict == {("pair-sg-i2", "inverted"): "met", ("pair-sg-i2", "grayscale"): "met",
-                       ("pair-sg-i2", "every style"): "met", ("pair-sg-i4", "inverted"): "MISSED",
-                       ("pair-sg-i4", "grayscale"): "MISSED", ("pair-sg-i4", "every style"): "MISSED"}, verdict
+    assert verdict == {
+        ("pair-sg-i2", "inverted"): "met",
+        ("pair-sg-i2", "grayscale"): "met",
+        ("pair-sg-i2", "every style"): "met",
+        ("pair-sg-i4", "inverted"): "MISSED",
+        ("pair-sg-i4", "grayscale"): "MISSED",
+        ("pair-sg-i4", "every style"): "MISSED",
+    }, verdict
     assert shortcut_table({**results, "config": {**results["config"], "methods": ["pair-sg"]}}) == ""
 
 
@@ -128,20 +155,23 @@ def test_leakage_counts_a_copy_of_any_training_pair():
     from paircustom.bench.scores import metrics
 
     base, target, style_images, _ = _leak_case("inverted")
-    copied = np.broadcast_to(style_images[1], base.shape)          # the second pair's style image, everywhere
+    copied = np.broadcast_to(style_images[1], base.shape)  # the second pair's style image, everywhere
     one = metrics(copied, base, target, style_images[:1], readable=False)["leakage"]
     two = metrics(copied, base, target, style_images, readable=False)["leakage"]
     assert one < 0.5 and two == 1.0, (one, two)
 
 
-@pytest.mark.parametrize("ours, theirs, verdict", [
-    ([(0.5, 0.1)], [(0.4, 0.2)], "ours"),                              # better on both
-    ([(0.4, 0.2)], [(0.5, 0.1)], "theirs"),
-    ([(0.5, 0.3)], [(0.4, 0.2)], "neither"),                           # more fidelity, more leakage: crossing
-    ([(0.2, 0.0), (0.6, 0.2)], [(0.1, 0.0), (0.5, 0.2)], "ours"),      # each of theirs matched by one of ours
-    ([(0.2, 0.0), (0.6, 0.2)], [(0.1, 0.0), (0.7, 0.2)], "neither"),   # their strongest point is unmatched
-    ([(0.3, 0.1)], [(0.3, 0.1)], "neither"),                           # the same frontier
-])
+@pytest.mark.parametrize(
+    "ours, theirs, verdict",
+    [
+        ([(0.5, 0.1)], [(0.4, 0.2)], "ours"),  # better on both
+        ([(0.4, 0.2)], [(0.5, 0.1)], "theirs"),
+        ([(0.5, 0.3)], [(0.4, 0.2)], "neither"),  # more fidelity, more leakage: crossing
+        ([(0.2, 0.0), (0.6, 0.2)], [(0.1, 0.0), (0.5, 0.2)], "ours"),  # each of theirs matched by one of ours
+        ([(0.2, 0.0), (0.6, 0.2)], [(0.1, 0.0), (0.7, 0.2)], "neither"),  # their strongest point is unmatched
+        ([(0.3, 0.1)], [(0.3, 0.1)], "neither"),  # the same frontier
+    ],
+)
 def test_pareto_verdict_compares_whole_scale_sweeps(ours, theirs, verdict):
     assert pareto_verdict(ours, theirs) == verdict
 
@@ -149,10 +179,16 @@ def test_pareto_verdict_compares_whole_scale_sweeps(ours, theirs, verdict):
 def test_pareto_table_counts_styles_where_pair_beats_both_baselines():
     def rec(style, method, scale, fidelity, leakage, split="held-out"):
         return {**_record(style, method, fidelity, leakage), "scale": scale, "split": split}
-    records = [rec("inverted", "pair-sg", 3, 0.6, 0.0), rec("inverted", "db-lora", 1, 0.4, 0.1),
-               rec("inverted", "slider", 1, 0.5, 0.0), rec("grayscale", "pair-sg", 3, 0.6, 0.2),
-               rec("grayscale", "db-lora", 1, 0.4, 0.1), rec("grayscale", "slider", 1, 0.1, 0.3),
-               rec("inverted", "slider", 1, 0.9, 0.0, split="training")]         # another split: ignored
+
+    records = [
+        rec("inverted", "pair-sg", 3, 0.6, 0.0),
+        rec("inverted", "db-lora", 1, 0.4, 0.1),
+        rec("inverted", "slider", 1, 0.5, 0.0),
+        rec("grayscale", "pair-sg", 3, 0.6, 0.2),
+        rec("grayscale", "db-lora", 1, 0.4, 0.1),
+        rec("grayscale", "slider", 1, 0.1, 0.3),
+        rec("inverted", "slider", 1, 0.9, 0.0, split="training"),
+    ]  # another split: ignored
     config = dict(styles=["inverted", "grayscale"], methods=["pair-sg", "db-lora", "slider"])
     lines = pareto_table({"config": config, "records": records}).splitlines()
     assert [line.split("|")[4].strip() for line in lines[2:4]] == ["better", "neither"]
@@ -169,12 +205,20 @@ def test_report_only_rewrites_the_tables_from_the_json(tmp_path, capsys):
     from paircustom.bench import quality
 
     config = asdict(QualityConfig(styles=("inverted",), methods=("pair-sg", "db-lora", "slider")))
-    records = [{**_record("inverted", m, f, l), "split": split, "analyzer_reads": 0.99, "readable": True}
-               for m, f, l in (("none", 0.0, 0.0), ("ideal", 1.0, 0.0), ("pair-sg", 0.5, 0.0), ("db-lora", 0.3, 0.1),
-                               ("slider", 0.2, 0.2))
-               for split in ("all", "held-out")]
-    (tmp_path / "quality.json").write_text(json.dumps(dict(config=config, minutes=1.0, records=records,
-                                                           prompts=[("held-out", "a photo of a red circle")])))
+    records = [
+        {**_record("inverted", m, f, l), "split": split, "analyzer_reads": 0.99, "readable": True}
+        for m, f, l in (
+            ("none", 0.0, 0.0),
+            ("ideal", 1.0, 0.0),
+            ("pair-sg", 0.5, 0.0),
+            ("db-lora", 0.3, 0.1),
+            ("slider", 0.2, 0.2),
+        )
+        for split in ("all", "held-out")
+    ]
+    (tmp_path / "quality.json").write_text(
+        json.dumps(dict(config=config, minutes=1.0, records=records, prompts=[("held-out", "a photo of a red circle")]))
+    )
     (tmp_path / "quality-samples.png").write_bytes(b"kept")
     quality.main(["--report-only", "--out", str(tmp_path)])
     text = (tmp_path / "quality.md").read_text()

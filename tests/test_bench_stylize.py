@@ -31,14 +31,17 @@ def test_scenes_alternate_training_and_held_out_and_skip_the_pair():
     assert chosen == scenes(StylizeBenchConfig(scenes=6)), "a fixed seed draws the same scenes"
 
 
-@pytest.mark.skipif(world_version() != 2, reason="needs the embedded v2 shapes model (python -m paircustom.shapes.train)")
+@pytest.mark.skipif(
+    world_version() != 2, reason="needs the embedded v2 shapes model (python -m paircustom.shapes.train)"
+)
 def test_quick_stylize_benchmark_scores_each_edit_with_and_without_the_style(tmp_path):
     """Every (method, strength) is scored, and the style changes the edit. Whether it moves the edit towards f(x)
     is what the benchmark measures, not what this test asserts: on the shipped model it does not yet (README)."""
     config = replace(StylizeBenchConfig(**QUICK), out=str(tmp_path), work=str(tmp_path / "work"))
     results = run(config, log=lambda message: None)
-    assert {(r["method"], r["strength"]) for r in results["records"]} == {(m, s) for m in config.methods
-                                                                        for s in config.strengths}
+    assert {(r["method"], r["strength"]) for r in results["records"]} == {
+        (m, s) for m in config.methods for s in config.strengths
+    }
     assert all(abs(r["fidelity"] - r["fidelity_without_style"]) > 1e-3 for r in results["records"]), results["records"]
     images = np.stack([render(scene) for scene in scenes(config)]).astype(np.float64)
     targets = np.stack([STYLES["inverted"].apply(image) for image in images.astype(np.uint8)]).astype(np.float64)
@@ -47,5 +50,5 @@ def test_quick_stylize_benchmark_scores_each_edit_with_and_without_the_style(tmp
     assert abs(results["constant"]["inverted"] - expected) < 1e-4, (results["constant"], expected)
     assert f"| inverted | sdedit | {expected:+.2f} |" in (tmp_path / "stylize-quick.md").read_text()
     assert (tmp_path / "stylize-quick.md").is_file() and (tmp_path / "stylize-quick.json").is_file()
-    sheet = Image.open(tmp_path / "stylize-quick-samples.png")     # one style; per scene x, sdedit, inversion, f(x)
+    sheet = Image.open(tmp_path / "stylize-quick-samples.png")  # one style; per scene x, sdedit, inversion, f(x)
     assert sheet.size == (64 * 4 * config.scenes, 64), sheet.size

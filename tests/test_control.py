@@ -1,4 +1,5 @@
-"""Style guidance under a ControlNet (paircustom.control): residuals per row, one call per step, diffusers parity."""
+"""Style guidance under a ControlNet (paircustom.sampling.control): residuals per row, one call per step, diffusers
+parity."""
 
 import numpy as np
 import pytest
@@ -6,10 +7,10 @@ import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionXLControlNetPipeline
 from PIL import Image
 
-from paircustom.control import Control
 from paircustom.errors import UserError
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.sampling.control import Control
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 
 STEPS = 4
 SIZE = dict(height=32, width=32)
@@ -51,9 +52,19 @@ def test_every_row_gets_the_residuals_of_a_plain_controlnet_call_once_per_step(f
         out = residuals(self, model_input, t, cond)
         calls.append((model_input.clone(), t, cond, self.image.clone(), out))
         return out
+
     monkeypatch.setattr(Control, "residuals", recording)
-    guided("a photo of a cat", styles={"art": 3.0}, style_start_fraction=0.0, num_inference_steps=STEPS, seed=0,
-           output_type="latent", control_image=control_image(), controlnet_conditioning_scale=0.8, **SIZE)
+    guided(
+        "a photo of a cat",
+        styles={"art": 3.0},
+        style_start_fraction=0.0,
+        num_inference_steps=STEPS,
+        seed=0,
+        output_type="latent",
+        control_image=control_image(),
+        controlnet_conditioning_scale=0.8,
+        **SIZE,
+    )
     assert len(calls) == STEPS, f"{len(calls)} ControlNet calls for {STEPS} steps"
     worst = 0.0
     for model_input, t, cond, image, (down, mid) in calls:
@@ -62,8 +73,14 @@ def test_every_row_gets_the_residuals_of_a_plain_controlnet_call_once_per_step(f
             one = cond.select([row])
             with torch.no_grad():
                 plain_down, plain_mid = guided.pipe.controlnet(
-                    model_input[row:row + 1], t, encoder_hidden_states=one.hidden, controlnet_cond=image,
-                    conditioning_scale=0.8, added_cond_kwargs=one.added or None, return_dict=False)
+                    model_input[row : row + 1],
+                    t,
+                    encoder_hidden_states=one.hidden,
+                    controlnet_cond=image,
+                    conditioning_scale=0.8,
+                    added_cond_kwargs=one.added or None,
+                    return_dict=False,
+                )
             for ours, plain in zip([*down, mid], [*plain_down, plain_mid], strict=True):
                 worst = max(worst, float((ours[row] - plain[0]).abs().max()))
     assert worst <= 1e-5, f"row residuals differ from a plain ControlNet call by {worst}"
@@ -75,12 +92,19 @@ def test_without_styles_it_matches_the_diffusers_controlnet_pipeline(family, sty
     guided = controlled(family, style_files)
     reference = PIPELINES[family].from_pipe(guided.pipe)
     reference.set_progress_bar_config(disable=True)
-    expected = reference("a photo of a cat", image=control_image(), num_inference_steps=STEPS, guidance_scale=5.0,
-                         output_type="latent", generator=torch.Generator().manual_seed(0), **SIZE).images
+    expected = reference(
+        "a photo of a cat",
+        image=control_image(),
+        num_inference_steps=STEPS,
+        guidance_scale=5.0,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+        **SIZE,
+    ).images
     args = dict(num_inference_steps=STEPS, output_type="latent", seed=0, **SIZE)
     got = guided("a photo of a cat", styles={"art": 0.0}, control_image=control_image(), **args).images
     assert (got - expected).abs().max() <= 1e-5, f"max latent difference {(got - expected).abs().max()}"
-    wrapped = StyleGuidedPipeline(reference)      # wrapping an existing ControlNet pipeline works the same
+    wrapped = StyleGuidedPipeline(reference)  # wrapping an existing ControlNet pipeline works the same
     again = wrapped("a photo of a cat", styles={}, control_image=control_image(), **args).images
     assert (again - expected).abs().max() <= 1e-5, f"wrapped: max latent difference {(again - expected).abs().max()}"
     other = guided("a photo of a cat", styles={}, control_image=control_image(seed=5), **args).images
@@ -90,8 +114,15 @@ def test_without_styles_it_matches_the_diffusers_controlnet_pipeline(family, sty
 def test_stylize_takes_a_control_image_and_batched_equals_per_term(style_files):
     guided = controlled("sd", style_files)
     image = control_image(seed=2)
-    args = dict(styles={"art": 3.0}, strength=0.7, num_inference_steps=5, output_type="latent", resolution=32, seed=0,
-                control_image=image)
+    args = dict(
+        styles={"art": 3.0},
+        strength=0.7,
+        num_inference_steps=5,
+        output_type="latent",
+        resolution=32,
+        seed=0,
+        control_image=image,
+    )
     batched = guided.stylize(control_image(seed=7), **args).images
     per_term = guided.stylize(control_image(seed=7), batched=False, **args).images
     assert (batched - per_term).abs().max() <= 1e-4, f"batched vs per term: {(batched - per_term).abs().max()}"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from paircustom.cli import build_parser, train_config_of
-from paircustom.generate_config import GENERATE, GENERATE_OPTIONS, STYLIZE_OPTIONS, GenerateConfig
-from paircustom.options import from_args, options
-from paircustom.train_config import PAPER_DEFAULTS, TrainConfig
+from paircustom.cli.main import build_parser, train_config_of
+from paircustom.config.generate import GENERATE, GENERATE_OPTIONS, STYLIZE_OPTIONS, GenerateConfig
+from paircustom.config.options import from_args, options
+from paircustom.config.train import PAPER_DEFAULTS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # TrainConfig fields the command line fills from other options (the positional pair, --pair, --quiet), and those
@@ -27,35 +27,72 @@ PYTHON_ONLY = {"method", "orthogonal"}
 def test_train_parses_to_the_train_configs_defaults_for_every_field():
     args = build_parser().parse_args(["train", "c.png", "s.png", "--subject", "dog", "--style", "art"])
     parsed, expected = train_config_of(args), TrainConfig("c.png", "s.png", subject="dog", style="art")
-    differing = {f.name: (getattr(parsed, f.name), getattr(expected, f.name)) for f in fields(TrainConfig)
-                 if getattr(parsed, f.name) != getattr(expected, f.name)}
+    differing = {
+        f.name: (getattr(parsed, f.name), getattr(expected, f.name))
+        for f in fields(TrainConfig)
+        if getattr(parsed, f.name) != getattr(expected, f.name)
+    }
     assert not differing, f"parsed default != TrainConfig default: {differing}"
     offered = {f.name for f in options(TrainConfig)}
-    assert offered | FILLED_BY_THE_CLI | PYTHON_ONLY == {f.name for f in fields(TrainConfig)}, \
+    assert offered | FILLED_BY_THE_CLI | PYTHON_ONLY == {f.name for f in fields(TrainConfig)}, (
         "a TrainConfig field is neither an option nor filled by the command line"
+    )
     assert all(hasattr(args, name) for name in offered), "an option of TrainConfig is missing from 'train'"
 
 
 def test_options_parse_to_the_field_types():
-    args = build_parser().parse_args(["train", "c.png", "s.png", "--subject", "dog", "--style", "art", "--targets",
-                                      "to_q, to_v", "--rank", "4", "--lr", "0.5", "--scale-lr", "--quiet",
-                                      "--dtype", "bf16", "-o", "x.safetensors"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "c.png",
+            "s.png",
+            "--subject",
+            "dog",
+            "--style",
+            "art",
+            "--targets",
+            "to_q, to_v",
+            "--rank",
+            "4",
+            "--lr",
+            "0.5",
+            "--scale-lr",
+            "--quiet",
+            "--dtype",
+            "bf16",
+            "-o",
+            "x.safetensors",
+        ]
+    )
     config = train_config_of(args)
-    assert (config.target_modules, config.rank, config.learning_rate, config.scale_lr, config.progress,
-            config.dtype, config.output) == (("to_q", "to_v"), 4, 0.5, True, False, "bf16", "x.safetensors"), config
+    assert (
+        config.target_modules,
+        config.rank,
+        config.learning_rate,
+        config.scale_lr,
+        config.progress,
+        config.dtype,
+        config.output,
+    ) == (("to_q", "to_v"), 4, 0.5, True, False, "bf16", "x.safetensors"), config
 
 
 def test_generate_and_stylize_parse_to_the_generate_configs_defaults_for_every_field():
-    for argv, names in ((["generate", "a cat", "-s", "art.safetensors"], GENERATE_OPTIONS),
-                        (["stylize", "photo.png", "-s", "art.safetensors"], STYLIZE_OPTIONS)):
+    for argv, names in (
+        (["generate", "a cat", "-s", "art.safetensors"], GENERATE_OPTIONS),
+        (["stylize", "photo.png", "-s", "art.safetensors"], STYLIZE_OPTIONS),
+    ):
         args = build_parser().parse_args(argv)
         assert {f.name for f in options(GenerateConfig) if hasattr(args, f.name)} == set(names), argv[0]
         parsed = from_args(GenerateConfig, args)
-        differing = {f.name: (getattr(parsed, f.name), getattr(GENERATE, f.name)) for f in fields(GenerateConfig)
-                     if getattr(parsed, f.name) != getattr(GENERATE, f.name)}
+        differing = {
+            f.name: (getattr(parsed, f.name), getattr(GENERATE, f.name))
+            for f in fields(GenerateConfig)
+            if getattr(parsed, f.name) != getattr(GENERATE, f.name)
+        }
         assert not differing, f"{argv[0]}: parsed default != GenerateConfig default: {differing}"
-    assert set(GENERATE_OPTIONS) | set(STYLIZE_OPTIONS) == {f.name for f in fields(GenerateConfig)}, \
+    assert set(GENERATE_OPTIONS) | set(STYLIZE_OPTIONS) == {f.name for f in fields(GenerateConfig)}, (
         "a GenerateConfig field is an option of neither generate nor stylize"
+    )
 
 
 def _help(command: str) -> str:
@@ -73,16 +110,23 @@ def test_help_states_the_configs_defaults():
 def _restated_defaults(source: str, where: str) -> list[str]:
     """Parameter defaults and keyword arguments in ``source`` that repeat a non-trivial config default by value."""
     defaults = {f.name: f.default for config in (TrainConfig, GenerateConfig) for f in fields(config)}
-    defaults.update(PAPER_DEFAULTS, steps=GENERATE.num_inference_steps, cfg=GENERATE.guidance_scale,
-                    lr=PAPER_DEFAULTS["learning_rate"])
-    notable = {name: value for name, value in defaults.items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool) and value not in (0, 1)}
+    defaults.update(
+        PAPER_DEFAULTS,
+        steps=GENERATE.num_inference_steps,
+        cfg=GENERATE.guidance_scale,
+        lr=PAPER_DEFAULTS["learning_rate"],
+    )
+    notable = {
+        name: value
+        for name, value in defaults.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value not in (0, 1)
+    }
     found = []
     for node in ast.walk(ast.parse(source)):
         pairs = []
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             arguments = node.args.posonlyargs + node.args.args
-            pairs += zip([a.arg for a in arguments[len(arguments) - len(node.args.defaults):]], node.args.defaults)
+            pairs += zip([a.arg for a in arguments[len(arguments) - len(node.args.defaults) :]], node.args.defaults)
             pairs += [(a.arg, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None]
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             pairs.append((node.target.id, node.value))
@@ -95,27 +139,34 @@ def _restated_defaults(source: str, where: str) -> list[str]:
 
 
 def test_no_module_restates_a_default():
-    homes = {ROOT / "paircustom" / "train_config.py", ROOT / "paircustom" / "generate_config.py"}
+    homes = {ROOT / "paircustom" / "config" / "train.py", ROOT / "paircustom" / "config" / "generate.py"}
     files = [p for folder in ("paircustom", "benchmarks") for p in (ROOT / folder).rglob("*.py") if p not in homes]
     found = [line for path in files for line in _restated_defaults(path.read_text(), str(path.relative_to(ROOT)))]
     assert not found, "defaults written again outside the configs: " + "; ".join(found)
 
 
 def test_the_scan_finds_a_restated_default():
-    source = "def draw(pipe, guidance_scale: float = 5.0, seed=0):\n    return pipe(style_scale=3.0, style_interval=1)\n"
+    source = (
+        "def draw(pipe, guidance_scale: float = 5.0, seed=0):\n    return pipe(style_scale=3.0, style_interval=1)\n"
+    )
     assert _restated_defaults(source, "x.py") == ["x.py:1 guidance_scale=5.0", "x.py:2 style_scale=3.0"]
 
 
-@pytest.mark.parametrize("argv, field, value, new", [
-    (["train", "c.png", "s.png", "--subject", "dog", "--style", "art"], "style_start_step", 7, "--style-start-step"),
-    (["generate", "a cat", "-s", "art.safetensors"], "style_start_fraction", 0.4, "--style-start-fraction"),
-    (["stylize", "photo.png", "-s", "art.safetensors"], "style_start_fraction", 0.4, "--style-start-fraction"),
-])
-def test_the_old_style_start_flag_still_works_for_one_release_with_a_notice(argv, field, value, new, capsys):
-    args = build_parser().parse_args([*argv, "--style-start", str(value)])
+@pytest.mark.parametrize(
+    "argv, field, value, new",
+    [
+        (
+            ["train", "c.png", "s.png", "--subject", "dog", "--style", "art"],
+            "style_start_step",
+            7,
+            "--style-start-step",
+        ),
+        (["generate", "a cat", "-s", "art.safetensors"], "style_start_fraction", 0.4, "--style-start-fraction"),
+        (["stylize", "photo.png", "-s", "art.safetensors"], "style_start_fraction", 0.4, "--style-start-fraction"),
+    ],
+)
+def test_the_style_start_flags_set_their_field_and_the_help_names_no_old_flag(argv, field, value, new, capsys):
+    args = build_parser().parse_args([*argv, new, str(value)])
     assert getattr(args, field) == value and type(getattr(args, field)) is type(value), getattr(args, field)
-    assert capsys.readouterr().err.splitlines() == [
-        f"paircustom: warning: --style-start is deprecated and will be removed in the next release; use {new}."]
-    build_parser().parse_args([*argv, new, str(value)])
-    assert capsys.readouterr().err == "", "the new name printed a notice"
-    assert re.search(r"--style-start\b(?!-)", _help(argv[0])) is None, "the old name is shown in the help"
+    assert capsys.readouterr().err == "", "the flag printed a notice"
+    assert re.search(r"--style-start\b(?!-)", _help(argv[0])) is None, "an old name is shown in the help"

@@ -8,12 +8,13 @@ import pytest
 from PIL import Image
 
 from paircustom.demo import DemoConfig, run_demo
+from paircustom.shapes import MODEL_DIR
 from paircustom.shapes.examples import EXAMPLES
 from paircustom.shapes.world import Layout
-from paircustom.shapes import MODEL_DIR
 
-pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model_index.json").is_file(),
-                                reason=f"the embedded shapes model is not in {MODEL_DIR} yet")
+pytestmark = pytest.mark.skipif(
+    not (MODEL_DIR / "model_index.json").is_file(), reason=f"the embedded shapes model is not in {MODEL_DIR} yet"
+)
 
 
 def test_demo_writes_a_labelled_four_column_grid(tmp_path, capsys):
@@ -23,12 +24,13 @@ def test_demo_writes_a_labelled_four_column_grid(tmp_path, capsys):
     path = run_demo(SimpleNamespace(output_dir=str(tmp_path), quiet=True), config)
     sheet = np.asarray(Image.open(path).convert("RGB"))
     top = config.font_size + 8
-    assert sheet.shape == (top + 2 * 64, 4 * 64, 3)          # labels + 2 prompts x 4 columns
+    assert sheet.shape == (top + 2 * 64, 4 * 64, 3)  # labels + 2 prompts x 4 columns
     assert (sheet[:top] < 128).any(), "no label text drawn above the columns"
     example = EXAMPLES[config.example]
     for row in range(2):
-        base, styled, exact, words = (sheet[top + 64 * row : top + 64 * (row + 1), 64 * col : 64 * (col + 1)]
-                                      for col in range(4))
+        base, styled, exact, words = (
+            sheet[top + 64 * row : top + 64 * (row + 1), 64 * col : 64 * (col + 1)] for col in range(4)
+        )
         assert np.array_equal(exact, example.look.apply(base)), f"row {row}"
         assert not np.array_equal(words, base), f"row {row}: the family word changed nothing"
     assert (tmp_path / f"{config.example}-{example.style}.safetensors").is_file()

@@ -22,10 +22,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from paircustom.cli import main
-from paircustom.objective import pair_losses
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer
+from paircustom.cli.main import main
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.objective import pair_losses
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config, write_pair
 
 pytestmark = pytest.mark.multiprocess
@@ -34,9 +34,9 @@ CHILD = """
 import json, os, sys, time
 from pathlib import Path
 from safetensors.torch import save_file
-from paircustom.cli import main
-from paircustom.formats import lora_state_dict
-from paircustom.training import PairTrainer
+from paircustom.cli.main import main
+from paircustom.files.style_file import lora_state_dict
+from paircustom.training.trainer import PairTrainer
 
 args = json.loads(sys.argv[1])
 rank, dump = int(os.environ.get("RANK", 0)), Path(args["dump"])   # no RANK yet: before a relaunch
@@ -57,7 +57,8 @@ def train_step(self):
 
 close = PairTrainer.close
 def close_and_dump(self):
-    style = lora_state_dict({n: l.style_A for n, l in self.layers.items()}, {n: l.style_B for n, l in self.layers.items()},
+    style = lora_state_dict({n: l.style_A for n, l in self.layers.items()},
+                            {n: l.style_B for n, l in self.layers.items()},
                             next(iter(self.layers.values())).style_scale)
     save_file(weights(self), str(dump / f"final-{rank}.safetensors"))
     save_file(style, str(dump / f"style-{rank}.safetensors"))
@@ -67,9 +68,28 @@ PairTrainer.train_step, PairTrainer.close = train_step, close_and_dump
 sys.exit(main(args["argv"]))
 """
 STEPS, ACCUMULATION = 4, 2
-TRAIN = ["--subject", "dog", "--style", "digital art", "--rank", "4", "--lr", "1e-2", "--steps", str(STEPS),
-         "--style-start-step", "1", "--accumulation", str(ACCUMULATION), "--resolution", "32", "--checkpoint-every", "2",
-         "--quiet", "--scale-lr"]  # --scale-lr: 2 processes train with 2 x --lr (checked on the first step)
+TRAIN = [
+    "--subject",
+    "dog",
+    "--style",
+    "digital art",
+    "--rank",
+    "4",
+    "--lr",
+    "1e-2",
+    "--steps",
+    str(STEPS),
+    "--style-start-step",
+    "1",
+    "--accumulation",
+    str(ACCUMULATION),
+    "--resolution",
+    "32",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+    "--scale-lr",
+]  # --scale-lr: 2 processes train with 2 x --lr (checked on the first step)
 
 
 def read(path) -> tuple[dict, dict]:
@@ -78,8 +98,11 @@ def read(path) -> tuple[dict, dict]:
 
 
 def environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "MASTER_", "WORLD_SIZE", "RANK",
-                                                                      "LOCAL_RANK"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACCELERATE_", "MASTER_", "WORLD_SIZE", "RANK", "LOCAL_RANK"))
+    }
     return {**env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
@@ -89,8 +112,9 @@ def launch(launcher: list[str], folder: Path, argv: list[str], wait: bool = True
     child = folder / "child.py"
     child.write_text(CHILD)
     command = [*launcher, str(child), json.dumps({"argv": argv, "dump": str(folder), **extra})]
-    process = subprocess.Popen(command, cwd=folder, env=environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=folder, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     if not wait:
         return process
     out, err = process.communicate(timeout=300)
@@ -116,8 +140,9 @@ def run(tmp_path_factory):
 
 def test_two_processes_ran_and_only_process_0_wrote_and_printed(run):
     dump = run["dump"]
-    assert (dump / "final-0.safetensors").is_file() and (dump / "final-1.safetensors").is_file(), \
+    assert (dump / "final-0.safetensors").is_file() and (dump / "final-1.safetensors").is_file(), (
         f"accelerate launch --cpu --num_processes 2 did not run 2 processes: {sorted(p.name for p in dump.iterdir())}"
+    )
     wrote = [line for line in run["out"].splitlines() if line.startswith("wrote")]
     assert wrote == ["wrote style.safetensors"], f"expected one 'wrote' line, got: {run['out']!r}"
     assert "find_unused_parameters" not in run["err"], "DDP still searches for unused parameters"
@@ -144,8 +169,15 @@ def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
     """Rank r draws from seed + r; DDP averages: one step on (g0 + g1) / 2 computed here from the same draws, at
     --scale-lr's 2 x lr."""
     root = run["root"]
-    config = quick_config(run["content"], run["style"], root / "single.safetensors", model=str(root / "model"),
-                          max_steps=STEPS, style_start_step=1, gradient_accumulation=ACCUMULATION)
+    config = quick_config(
+        run["content"],
+        run["style"],
+        root / "single.safetensors",
+        model=str(root / "model"),
+        max_steps=STEPS,
+        style_start_step=1,
+        gradient_accumulation=ACCUMULATION,
+    )
     trainer = PairTrainer(config)
     params = trainer.content_params + trainer.style_params
     kinds = trainer.kinds(0)
@@ -155,8 +187,15 @@ def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
         for param in params:
             param.grad = None
         for _ in range(ACCUMULATION):
-            losses = pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds, generator,
-                                 trainer.family)
+            losses = pair_losses(
+                trainer.denoiser,
+                trainer.layers,
+                trainer.noise_scheduler,
+                trainer.pair,
+                kinds,
+                generator,
+                trainer.family,
+            )
             (sum(losses.values()) / ACCUMULATION).backward()
         gradients.append([None if p.grad is None else p.grad.clone() for p in params])
     before = [p.detach().clone() for p in params]
@@ -178,8 +217,9 @@ def test_first_step_equals_a_single_process_step_on_the_mean_gradient(run):
     # AdamW's first step moves each weight by lr g / (|g| + eps): where |g| is within a few eps (1e-8) of zero it
     # magnifies the float rounding of g (summation order differs between DDP's all-reduce and (a + b) / 2) by
     # eps / (|g| + eps)^2, so those weights are compared only where the gradient is at least 100 eps.
-    steady = [torch.ones_like(p, dtype=torch.bool) if g is None else g.abs() >= 1e-6
-              for p, g in zip(params, mean_gradients)]
+    steady = [
+        torch.ones_like(p, dtype=torch.bool) if g is None else g.abs() >= 1e-6 for p, g in zip(params, mean_gradients)
+    ]
     share = sum(int(m.sum()) for m in steady) / sum(m.numel() for m in steady)
     assert share > 0.9, f"only {share:.1%} of the weights have a gradient clear of AdamW's eps"
     error = max((two[str(i)] - mean[i])[steady[i]].abs().max().item() for i in range(len(params)))
@@ -205,7 +245,9 @@ def test_kill_9_of_the_launcher_then_resume_continues_from_the_checkpoint(run, t
         deadline = time.monotonic() + 240
         while not (folder / "hanging").exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert (folder / "hanging").exists(), f"the run never reached step 3: {process.poll()} {process.stderr.read()[-2000:]}"
+        assert (folder / "hanging").exists(), (
+            f"the run never reached step 3: {process.poll()} {process.stderr.read()[-2000:]}"
+        )
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.kill()
@@ -217,11 +259,15 @@ def test_kill_9_of_the_launcher_then_resume_continues_from_the_checkpoint(run, t
     assert not any(map(_alive, workers)), "the workers kept running after their launcher was killed"
     assert not (folder / "style.safetensors").exists(), "the output was written before the run finished"
     header = json.loads(read(folder / "style.checkpoint.safetensors")[1]["paircustom_checkpoint"])
-    assert (header["step"], header["num_processes"]) == (2, 2), f"checkpoint at {header['step']}, {header['num_processes']}"
+    assert (header["step"], header["num_processes"]) == (2, 2), (
+        f"checkpoint at {header['step']}, {header['num_processes']}"
+    )
 
     launch(TORCHRUN, folder, run["argv"] + ["--resume"])
-    (tensors, metadata), (expected, expected_metadata) = read(folder / "style.safetensors"), \
-        read(run["dump"] / "style.safetensors")
+    (tensors, metadata), (expected, expected_metadata) = (
+        read(folder / "style.safetensors"),
+        read(run["dump"] / "style.safetensors"),
+    )
     assert tensors.keys() == expected.keys() and metadata == expected_metadata
     differ = [key for key in tensors if not torch.equal(tensors[key], expected[key])]
     assert not differ, f"resumed after kill -9: {len(differ)} tensors not bitwise equal to the uninterrupted run's"
@@ -230,8 +276,22 @@ def test_kill_9_of_the_launcher_then_resume_continues_from_the_checkpoint(run, t
 def test_two_process_generation_writes_the_same_8_pngs_as_one_process(run, tmp_path, monkeypatch, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a photo of a cat\n# not a prompt\n\na red house\na photo of a dog\na blue car at night\n")
-    argv = ["generate", "--prompts-file", str(prompts), "--seeds", "0-1", "-s", str(run["dump"] / "style.safetensors"),
-            "--steps", "2", "--height", "32", "--width", "32", "--quiet"]
+    argv = [
+        "generate",
+        "--prompts-file",
+        str(prompts),
+        "--seeds",
+        "0-1",
+        "-s",
+        str(run["dump"] / "style.safetensors"),
+        "--steps",
+        "2",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--quiet",
+    ]
     out, err = launch(TORCHRUN, tmp_path / "two", argv + ["-o", str(tmp_path / "two" / "img.png")])
     monkeypatch.chdir(tmp_path)
     assert main(argv + ["-o", str(tmp_path / "one" / "img.png")]) == 0

@@ -8,19 +8,20 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from paircustom.cli import main
+from paircustom.cli.main import main
 from paircustom.errors import UserError
-from paircustom.families import family_of
-from paircustom.flow import TRANSFORMER_TARGETS
-from paircustom.flow_guidance import FlowStyleGuidedPipeline, from_pretrained
-from paircustom.objective import RowKind, pair_losses
-from paircustom.preflight import ModelPlan
-from paircustom.tiny_flow import build_tiny_flow_pipeline
-from paircustom.training import PairTrainer
+from paircustom.models.flow import TRANSFORMER_TARGETS
+from paircustom.models.plan import ModelPlan
+from paircustom.models.registry import family_of
+from paircustom.sampling.pipeline import FlowStyleGuidedPipeline, from_pretrained
+from paircustom.tiny.flow import build_tiny_flow_pipeline
+from paircustom.training.objective import RowKind, pair_losses
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import RESOLUTION, quick_config
 
-TINY_DEFAULTS = dict(rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1,
-                     resolution=RESOLUTION)
+TINY_DEFAULTS = dict(
+    rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1, resolution=RESOLUTION
+)
 
 
 @pytest.fixture(scope="module", params=("flux", "sd3"))
@@ -44,40 +45,78 @@ def run(argv, capsys) -> tuple[int, list[str], list[str]]:
 
 def test_train_and_generate_on_the_command_line(model, pair, tmp_path, capsys):
     style = tmp_path / "art.safetensors"
-    code, out, err = run(["train", *pair, "--subject", "dog", "--style", "digital art", "--model", model, "-o", style,
-                          "--device", "cpu", "--quiet"], capsys)
+    code, out, err = run(
+        [
+            "train",
+            *pair,
+            "--subject",
+            "dog",
+            "--style",
+            "digital art",
+            "--model",
+            model,
+            "-o",
+            style,
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code in (0, None) and out == [f"wrote {style}"], (code, out, err)
     with safe_open(str(style), framework="pt") as file:
         metadata = json.loads(file.metadata()["paircustom"])
         tensors = {key: file.get_tensor(key) for key in file.keys()}
     assert metadata["family"] == model.name and metadata["target_modules"] == list(TRANSFORMER_TARGETS), metadata
     assert all(key.startswith("transformer.") for key in tensors), "keys load_lora_weights reads for SD3 / Flux"
-    for target in ("to_q", "add_q_proj", "to_add_out"):    # the default targets include the joint text stream
+    for target in ("to_q", "add_q_proj", "to_add_out"):  # the default targets include the joint text stream
         assert any(f".{target}.lora_B." in key for key in tensors), f"no {target} adapter in the style file"
     trained = max(t.abs().max().item() for k, t in tensors.items() if ".lora_B." in k)
     assert trained > 1e-4, f"the style B's did not move from zero ({trained:.3g})"
 
     image = tmp_path / "cat.png"
-    code, out, err = run(["generate", "a photo of a cat", "-s", f"{style}=3", "--steps", 3, "--height", 32,
-                          "--width", 32, "--compare", "-o", image, "--device", "cpu", "--quiet"], capsys)
+    code, out, err = run(
+        [
+            "generate",
+            "a photo of a cat",
+            "-s",
+            f"{style}=3",
+            "--steps",
+            3,
+            "--height",
+            32,
+            "--width",
+            32,
+            "--compare",
+            "-o",
+            image,
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code in (0, None) and out == [f"wrote {image}", f"wrote {image.with_name('cat-compare.png')}"], (out, err)
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--guidance-rescale", "0.5"], "guidance rescale is not supported for SD3 and Flux"),
-    (["--prompt-2", "a dog"], "prompt 2 is not supported for SD3 and Flux"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--guidance-rescale", "0.5"], "guidance rescale is not supported for SD3 and Flux"),
+        (["--prompt-2", "a dog"], "prompt 2 is not supported for SD3 and Flux"),
+    ],
+)
 def test_options_flux_and_sd3_do_not_take_are_refused_before_loading(model, tmp_path, capsys, extra, words):
     style = tmp_path / "style.safetensors"
     pipe = build_tiny_flow_pipeline(model.name)
     trainer = PairTrainer(quick_config(*_pair(tmp_path), style, max_steps=1, style_start_step=0), pipe)
     trainer.save()
-    code, out, err = run(["generate", "a cat", "-s", style, "--model", model, "-o", tmp_path / "x.png", *extra],
-                         capsys)
+    code, out, err = run(["generate", "a cat", "-s", style, "--model", model, "-o", tmp_path / "x.png", *extra], capsys)
     assert (code, len(err)) == (2, 1) and err[0].startswith("paircustom: error: ") and words in err[0], err
     assert not (tmp_path / "x.png").exists()
-    code, out, err = run(["stylize", _pair(tmp_path)[0], "-s", style, "--model", model, "-o", tmp_path / "y.png"],
-                         capsys)
+    code, out, err = run(
+        ["stylize", _pair(tmp_path)[0], "-s", style, "--model", model, "-o", tmp_path / "y.png"], capsys
+    )
     assert (code, len(err)) == (2, 1) and "not supported for SD3 and Flux" in err[0], err
 
 
@@ -88,12 +127,25 @@ def _pair(tmp_path):
 
 
 def test_flow_options_are_refused_for_unet_models(tmp_path, capsys, style_files):
-    from paircustom.tiny import build_tiny_pipeline
+    from paircustom.tiny.unet import build_tiny_pipeline
 
     build_tiny_pipeline("sd").save_pretrained(tmp_path / "sd")
     capsys.readouterr()
-    code, out, err = run(["generate", "a cat", "-s", style_files["sd"], "--true-cfg-scale", "4", "--model",
-                          tmp_path / "sd", "-o", tmp_path / "x.png"], capsys)
+    code, out, err = run(
+        [
+            "generate",
+            "a cat",
+            "-s",
+            style_files["sd"],
+            "--true-cfg-scale",
+            "4",
+            "--model",
+            tmp_path / "sd",
+            "-o",
+            tmp_path / "x.png",
+        ],
+        capsys,
+    )
     assert (code, len(err)) == (2, 1) and "--true-cfg-scale applies to Flux" in err[0], err
 
 
@@ -110,12 +162,20 @@ def test_gradient_checkpointing_gives_the_same_gradients(family, pair, tmp_path)
     """The transformer's gradient checkpointing recomputes each block in backward, through our row routing."""
     grads = []
     for checkpointing in (False, True):
-        trainer = PairTrainer(quick_config(*pair, tmp_path / f"{checkpointing}.safetensors",
-                                           gradient_checkpointing=checkpointing), build_tiny_flow_pipeline(family))
+        trainer = PairTrainer(
+            quick_config(*pair, tmp_path / f"{checkpointing}.safetensors", gradient_checkpointing=checkpointing),
+            build_tiny_flow_pipeline(family),
+        )
         assert trainer.denoiser.is_gradient_checkpointing == checkpointing
-        losses = pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair,
-                             (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT), torch.Generator().manual_seed(0),
-                             trainer.family)
+        losses = pair_losses(
+            trainer.denoiser,
+            trainer.layers,
+            trainer.noise_scheduler,
+            trainer.pair,
+            (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT),
+            torch.Generator().manual_seed(0),
+            trainer.family,
+        )
         sum(losses.values()).backward()
         grads.append([p.grad.clone() for p in trainer.content_params + trainer.style_params])
     worst = max((a - b).abs().max().item() for a, b in zip(*grads))
@@ -144,8 +204,15 @@ def test_the_web_app_trains_and_generates_with_flux(model, pair, tmp_path):
     assert isinstance(studio.pipe, FlowStyleGuidedPipeline)
     base, styled, _ = studio.generate("a photo of a cat", {progress.style_name: 3.0}, steps=3)
     assert base.size == styled.size == (256, 256), "FluxPipeline's default size: 128 latents x the tiny VAE's 2"
-    different = (torch.tensor(list(base.getdata()), dtype=torch.float) -
-                 torch.tensor(list(styled.getdata()), dtype=torch.float)).abs().max().item()
+    different = (
+        (
+            torch.tensor(list(base.getdata()), dtype=torch.float)
+            - torch.tensor(list(styled.getdata()), dtype=torch.float)
+        )
+        .abs()
+        .max()
+        .item()
+    )
     assert different > 0, "the style changed no pixel"
 
 

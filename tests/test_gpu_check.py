@@ -2,18 +2,22 @@
 
 import json
 
-from tests.conftest import load_benchmark
+from benchmarks import gpu_flux_check, gpu_sdxl_check
 
 
 def _load():
-    return load_benchmark("gpu_sdxl_check")
+    return gpu_sdxl_check
 
 
 def test_tiny_run_trains_previews_generates_and_writes_figures(tmp_path):
     check = _load()
     out = tmp_path / "check"
-    assert check.main(["--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2", "--sample-steps", "2",
-                       "--out", str(out)]) == 0
+    assert (
+        check.main(
+            ["--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2", "--sample-steps", "2", "--out", str(out)]
+        )
+        == 0
+    )
     results = json.loads(out.with_suffix(".json").read_text())
     assert results["losses_finite"] and results["training_steps_per_s"] > 0, results
     assert {"build", "training (timed)", "training preview (Euler)", "generation"} <= results["stages"].keys()
@@ -22,6 +26,7 @@ def test_tiny_run_trains_previews_generates_and_writes_figures(tmp_path):
 
 def test_full_size_run_asks_for_a_gpu_on_a_cpu(capsys):
     import torch
+
     if torch.cuda.is_available():
         return
     assert _load().main(["--device", "cpu"]) == 2
@@ -29,10 +34,14 @@ def test_full_size_run_asks_for_a_gpu_on_a_cpu(capsys):
 
 
 def test_flux_check_tiny_run_trains_in_bf16_and_writes_figures(tmp_path):
-    check = load_benchmark("gpu_flux_check")
+    check = gpu_flux_check
     out = tmp_path / "flux"
-    assert check.main(["--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2", "--sample-steps", "2",
-                       "--out", str(out)]) == 0
+    assert (
+        check.main(
+            ["--tiny", "--device", "cpu", "--warmup", "1", "--steps", "2", "--sample-steps", "2", "--out", str(out)]
+        )
+        == 0
+    )
     results = json.loads(out.with_suffix(".json").read_text())
     assert results["losses_finite"] and results["training_steps_per_s"] > 0 and results["dtype"] == "bf16", results
     assert {"build", "training (timed)", "training preview (4 steps)", "generation"} <= results["stages"].keys()

@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import train_pair
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import train_pair
 from tests.conftest import quick_config, write_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +25,8 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 import torch
-import paircustom.checkpoint as checkpoint, paircustom.formats as formats
-from paircustom.training import PairTrainer, TrainConfig, train_pair
+import paircustom.training.checkpoint as checkpoint, paircustom.files.style_file as formats
+from paircustom.training.trainer import PairTrainer, TrainConfig, train_pair
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])   # float sums depend on the thread count; match the parent's
 def hang():
@@ -48,7 +48,7 @@ else:
     module.save_file = half_save
 train_pair(TrainConfig(**args["config"]))
 """
-KILLS = {"training": 3, "checkpoint save": 2, "final save": 1}   # step 3 of 5 / 2nd checkpoint (step 4) / the output
+KILLS = {"training": 3, "checkpoint save": 2, "final save": 1}  # step 3 of 5 / 2nd checkpoint (step 4) / the output
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,16 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill")
     build_tiny_pipeline("sd").save_pretrained(root / "model")
     content, style = write_pair(root)
-    config = quick_config(content, style, root / "reference.safetensors", model=str(root / "model"), max_steps=5,
-                          style_start_step=2, gradient_accumulation=2, checkpoint_every=2)
+    config = quick_config(
+        content,
+        style,
+        root / "reference.safetensors",
+        model=str(root / "model"),
+        max_steps=5,
+        style_start_step=2,
+        gradient_accumulation=2,
+        checkpoint_every=2,
+    )
     return config, read(train_pair(config))
 
 
@@ -70,13 +78,21 @@ def read(path):
 @pytest.mark.parametrize("moment", list(KILLS))
 def test_kill_then_resume_gives_the_same_bytes(moment, setup, tmp_path):
     reference_config, reference = setup
-    output = tmp_path / "reference.safetensors"           # same name: the file records nothing else about its path
+    output = tmp_path / "reference.safetensors"  # same name: the file records nothing else about its path
     config = replace(reference_config, output=str(output))
     marker = tmp_path / "marker"
-    args = json.dumps({"config": asdict(config), "die": moment, "at": KILLS[moment], "marker": str(marker),
-                       "threads": torch.get_num_threads()})
-    child = subprocess.Popen([sys.executable, "-c", CHILD, args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    args = json.dumps(
+        {
+            "config": asdict(config),
+            "die": moment,
+            "at": KILLS[moment],
+            "marker": str(marker),
+            "threads": torch.get_num_threads(),
+        }
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -96,6 +112,8 @@ def test_kill_then_resume_gives_the_same_bytes(moment, setup, tmp_path):
     (tensors, metadata), (expected, expected_metadata) = read(output), reference
     assert tensors.keys() == expected.keys() and metadata == expected_metadata
     differ = [key for key in tensors if not torch.equal(tensors[key], expected[key])]
-    assert not differ, f"resumed after a kill during {moment}: {len(differ)} tensors not bitwise equal, e.g. {differ[0]}"
-    left = sorted(p.name for p in tmp_path.iterdir())         # the last checkpoint stays, for extending the run
+    assert not differ, (
+        f"resumed after a kill during {moment}: {len(differ)} tensors not bitwise equal, e.g. {differ[0]}"
+    )
+    left = sorted(p.name for p in tmp_path.iterdir())  # the last checkpoint stays, for extending the run
     assert left == ["reference.checkpoint.safetensors", "reference.safetensors"], f"left behind: {left}"

@@ -13,40 +13,53 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from paircustom.cli import main
+from paircustom.cli.main import main
 from paircustom.errors import PairCustomWarning, UserError
-from paircustom.formats import read_adapter, read_style
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.files.style_file import read_adapter, read_style
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 from tests.helpers_bad_inputs import wider_context
 
 TOLERANCE = 1e-5
 SUFFIX = " in digital art style"
-TEXT_ENCODER_KEYS = {   # one text-encoder layer in each tool's spelling (rank 2, width 32: the tiny SD encoder)
-    "diffusers": ("text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.down.weight",
-                  "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.up.weight"),
-    "kohya": ("lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight",
-              "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight"),
+TEXT_ENCODER_KEYS = {  # one text-encoder layer in each tool's spelling (rank 2, width 32: the tiny SD encoder)
+    "diffusers": (
+        "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.down.weight",
+        "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.up.weight",
+    ),
+    "kohya": (
+        "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight",
+        "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight",
+    ),
 }
 
 
 def modules(peft: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{module path: (A, B)} of a peft-layout state dict."""
-    return {key[len("unet."):-len(".lora_A.weight")]: (value, peft[key.replace("lora_A", "lora_B")])
-            for key, value in peft.items() if key.endswith(".lora_A.weight")}
+    return {
+        key[len("unet.") : -len(".lora_A.weight")]: (value, peft[key.replace("lora_A", "lora_B")])
+        for key, value in peft.items()
+        if key.endswith(".lora_A.weight")
+    }
 
 
 def old_diffusers(peft):
-    return {f"unet.{m}.lora.{part}.weight": t for m, (A, B) in modules(peft).items()
-            for part, t in (("down", A), ("up", B))}
+    return {
+        f"unet.{m}.lora.{part}.weight": t for m, (A, B) in modules(peft).items() for part, t in (("down", A), ("up", B))
+    }
 
 
 def attention_processors(peft):
     """diffusers' attention-processor layout: attn1.to_q -> attn1.processor.to_q_lora, to_out.0 -> to_out_lora."""
+
     def name(m):
         return re.sub(r"\.(to_q|to_k|to_v|to_out)(\.0)?$", r".processor.\1_lora", m)
-    return {f"unet.{name(m)}.{part}.weight": t for m, (A, B) in modules(peft).items()
-            for part, t in (("down", A), ("up", B))}
+
+    return {
+        f"unet.{name(m)}.{part}.weight": t
+        for m, (A, B) in modules(peft).items()
+        for part, t in (("down", A), ("up", B))
+    }
 
 
 def sgm_name(module: str, layers_per_block: int) -> str:
@@ -55,8 +68,11 @@ def sgm_name(module: str, layers_per_block: int) -> str:
     if block.startswith("mid_block"):
         return f"middle_block_1_{rest}"
     kind, b, _, layer = block.split(".")
-    index = 1 + int(b) * (layers_per_block + 1) + int(layer) if kind == "down_blocks" else \
-        int(b) * (layers_per_block + 1) + int(layer)
+    index = (
+        1 + int(b) * (layers_per_block + 1) + int(layer)
+        if kind == "down_blocks"
+        else int(b) * (layers_per_block + 1) + int(layer)
+    )
     return f"{'input' if kind == 'down_blocks' else 'output'}_blocks_{index}_1_{rest}"
 
 
@@ -89,8 +105,16 @@ LAYOUTS = {
 
 
 def styled_latents(pipe, name):
-    return pipe("a photo of a cat", styles={name: 3.0} if name else {}, num_inference_steps=3, style_start_fraction=0.0,
-                height=32, width=32, seed=0, output_type="latent").images
+    return pipe(
+        "a photo of a cat",
+        styles={name: 3.0} if name else {},
+        num_inference_steps=3,
+        style_start_fraction=0.0,
+        height=32,
+        width=32,
+        seed=0,
+        output_type="latent",
+    ).images
 
 
 @pytest.mark.parametrize("family", ["sd", "sdxl"])
@@ -99,7 +123,7 @@ def test_foreign_layouts_generate_as_the_peft_layout(family, style_files, tmp_pa
     pipe = StyleGuidedPipeline(build_tiny_pipeline(family))
     pipe.load_style(style_files[family], name="peft")
     layouts = dict(LAYOUTS)
-    if family == "sdxl":       # kohya's own SDXL spelling: input_blocks/middle_block/output_blocks
+    if family == "sdxl":  # kohya's own SDXL spelling: input_blocks/middle_block/output_blocks
         layers = pipe.pipe.unet.config.layers_per_block
         layouts["kohya sgm names"] = (lambda p: kohya(p, layers), "kohya", 0)
     reference, base = styled_latents(pipe, "peft"), styled_latents(pipe, None)
@@ -124,8 +148,23 @@ def test_text_encoder_notice_is_one_line_and_a_foreign_file_still_needs_a_suffix
     capsys.readouterr()
     path = tmp_path / "k.safetensors"
     save_file(with_text_encoder(kohya(load_file(style_files["sd"])), "kohya"), path)
-    common = ["generate", "a photo of a cat", "-s", str(path), "--model", str(model), "--steps", "2",
-              "--height", "32", "--width", "32", "--quiet", "-o", str(tmp_path / "cat.png")]
+    common = [
+        "generate",
+        "a photo of a cat",
+        "-s",
+        str(path),
+        "--model",
+        str(model),
+        "--steps",
+        "2",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--quiet",
+        "-o",
+        str(tmp_path / "cat.png"),
+    ]
     with pytest.raises(SystemExit) as refused:
         main(common)
     err = capsys.readouterr().err
@@ -133,8 +172,10 @@ def test_text_encoder_notice_is_one_line_and_a_foreign_file_still_needs_a_suffix
     assert main([*common, "--suffix", SUFFIX]) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("paircustom:")]
-    assert lines == [f"paircustom: warning: '{path}' also holds 2 text-encoder LoRA tensors; paircustom adapts only "
-                     "the denoiser, so they are ignored."], err
+    assert lines == [
+        f"paircustom: warning: '{path}' also holds 2 text-encoder LoRA tensors; paircustom adapts only "
+        "the denoiser, so they are ignored."
+    ], err
 
 
 def unet_output(pipe, generator_seed=0):
@@ -144,7 +185,10 @@ def unet_output(pipe, generator_seed=0):
     hidden = torch.randn(1, 77, unet.config.cross_attention_dim, generator=generator)
     added = None
     if unet.config.addition_embed_type == "text_time":
-        added = {"text_embeds": torch.randn(1, 32, generator=generator), "time_ids": torch.randn(1, 6, generator=generator)}
+        added = {
+            "text_embeds": torch.randn(1, 32, generator=generator),
+            "time_ids": torch.randn(1, 6, generator=generator),
+        }
     with torch.no_grad():
         return unet(sample, 500, encoder_hidden_states=hidden, added_cond_kwargs=added).sample
 
@@ -155,8 +199,9 @@ def test_kohya_export_loads_in_plain_diffusers_as_the_original(family, style_fil
     assert main(["export", str(style_files[family]), "--format", "kohya", "-o", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {out}"
     exported = load_file(out)
-    assert exported and all(re.fullmatch(r"lora_unet_\w+\.(lora_down\.weight|lora_up\.weight|alpha)", k)
-                            for k in exported), sorted(exported)[:4]
+    assert exported and all(
+        re.fullmatch(r"lora_unet_\w+\.(lora_down\.weight|lora_up\.weight|alpha)", k) for k in exported
+    ), sorted(exported)[:4]
     pipe = build_tiny_pipeline(family)
     base = unet_output(pipe)
     pipe.load_lora_weights(str(style_files[family]), adapter_name="peft")
@@ -199,7 +244,7 @@ def test_file_for_another_architecture_names_family_and_first_differing_layer(st
     with pytest.raises(UserError) as refused:
         pipe.load_style(path, suffix=SUFFIX)
     message = str(refused.value)
-    first = sorted(k for k in widened if ".attn2.to_" in k and "lora_A" in k)[0][len("unet."):-len(".lora_A.weight")]
+    first = sorted(k for k in widened if ".attn2.to_" in k and "lora_A" in k)[0][len("unet.") : -len(".lora_A.weight")]
     assert "an SD 1.x model" in message and f"first differing layer is {first} (file: 768 -> 32" in message, message
     assert message.count(". ") == 0 and message.endswith("trained on."), message
 

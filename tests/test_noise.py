@@ -14,29 +14,34 @@ import copy
 import pytest
 import torch
 
-from paircustom.families import family_of
-from paircustom.family import Size
-from paircustom.objective import EncodedPair, RowKind, pair_losses, training_scheduler
-from paircustom.tiny import SCHEDULER_CONFIGS, build_tiny_pipeline
-from paircustom.tiny_flow import build_tiny_flow_pipeline
-from paircustom.training import PairTrainer
+from paircustom.models.family import Size
+from paircustom.models.forward import training_scheduler
+from paircustom.models.registry import family_of
+from paircustom.tiny.flow import build_tiny_flow_pipeline
+from paircustom.tiny.unet import SCHEDULER_CONFIGS, build_tiny_pipeline
+from paircustom.training.objective import EncodedPair, RowKind, pair_losses
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import RESOLUTION, quick_config, same_state
 
 # scheduler config name -> family of the tiny pipeline that ships it
 CASES = {"sd1-pndm": "sd", "sd2-v": "sd", "sdxl-euler": "sdxl"}
-SEEDS = (0, 1, 2)                        # three draws of t per check
-TOLERANCE = 1e-5                         # float32 arithmetic on values of order 1
+SEEDS = (0, 1, 2)  # three draws of t per check
+TOLERANCE = 1e-5  # float32 arithmetic on values of order 1
 
 
-PAIR_ROWS = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)      # the rows of a pair-training step
+PAIR_ROWS = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)  # the rows of a pair-training step
 
 
 def alphas_cumprod(name: str) -> torch.Tensor:
     """a_t of the config: SD's scaled-linear betas, computed without diffusers (float64)."""
     config = SCHEDULER_CONFIGS[name]
     assert config["beta_schedule"] == "scaled_linear", "this test knows scaled_linear betas only"
-    betas = torch.linspace(config["beta_start"] ** 0.5, config["beta_end"] ** 0.5, config["num_train_timesteps"],
-                           dtype=torch.float64) ** 2
+    betas = (
+        torch.linspace(
+            config["beta_start"] ** 0.5, config["beta_end"] ** 0.5, config["num_train_timesteps"], dtype=torch.float64
+        )
+        ** 2
+    )
     return torch.cumprod(1 - betas, dim=0)
 
 
@@ -50,8 +55,14 @@ def make_trainer(name, pair, tmp_path, generate_first=False):
 
 def generate(pipe):
     """A short ordinary diffusers call: it leaves the sampling scheduler mid-state (Euler keeps its step index)."""
-    pipe("a photo of a dog", num_inference_steps=2, height=RESOLUTION, width=RESOLUTION, output_type="latent",
-         generator=torch.Generator().manual_seed(0))
+    pipe(
+        "a photo of a dog",
+        num_inference_steps=2,
+        height=RESOLUTION,
+        width=RESOLUTION,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def redraw(trainer, kinds, seed):
@@ -75,12 +86,21 @@ def capture(trainer, kinds, seed):
     def after(module, args, kwargs, output):
         seen["prediction"] = output.sample.detach().clone()
 
-    handles = [trainer.denoiser.register_forward_pre_hook(before, with_kwargs=True),
-               trainer.denoiser.register_forward_hook(after, with_kwargs=True)]
+    handles = [
+        trainer.denoiser.register_forward_pre_hook(before, with_kwargs=True),
+        trainer.denoiser.register_forward_hook(after, with_kwargs=True),
+    ]
     try:
         with torch.no_grad():
-            losses = pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds,
-                                 torch.Generator().manual_seed(seed), trainer.family)
+            losses = pair_losses(
+                trainer.denoiser,
+                trainer.layers,
+                trainer.noise_scheduler,
+                trainer.pair,
+                kinds,
+                torch.Generator().manual_seed(seed),
+                trainer.family,
+            )
     finally:
         for handle in handles:
             handle.remove()
@@ -97,15 +117,18 @@ def check_forward_process(trainer, name, when):
         assert timesteps.tolist() == [t, t], f"{name} {when}, seed {seed}: UNet got t={timesteps.tolist()}, drew {t}"
         expected = a[t].sqrt() * x0 + (1 - a[t]).sqrt() * eps
         error = (sample.double() - expected).abs().max().item()
-        assert error < TOLERANCE, (f"{name} {when}, seed {seed}, t={t}: UNet input is not sqrt(a_t) x0 + "
-                                   f"sqrt(1-a_t) eps (max error {error:.3g}, input std {sample.std():.3g})")
+        assert error < TOLERANCE, (
+            f"{name} {when}, seed {seed}, t={t}: UNet input is not sqrt(a_t) x0 + "
+            f"sqrt(1-a_t) eps (max error {error:.3g}, input std {sample.std():.3g})"
+        )
         v_prediction = SCHEDULER_CONFIGS[name].get("prediction_type", "epsilon") == "v_prediction"
         target = a[t].sqrt() * eps - (1 - a[t]).sqrt() * x0 if v_prediction else eps.expand_as(x0)
         for row, kind in enumerate(kinds):
             wanted = ((prediction[row].double() - target[row]) ** 2).mean().item()
             assert losses[kind] == pytest.approx(wanted, rel=1e-5), (
                 f"{name} {when}, seed {seed}, t={t}: {kind.label} loss {losses[kind]:.6g} is not the MSE to the "
-                f"{'v' if v_prediction else 'eps'} target ({wanted:.6g})")
+                f"{'v' if v_prediction else 'eps'} target ({wanted:.6g})"
+            )
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -120,7 +143,7 @@ def test_forward_process_holds_after_generation_calls(name, pair, tmp_path):
     trainer = make_trainer(name, pair, tmp_path, generate_first=True)
     check_forward_process(trainer, name, "after a generation before training")
     trainer.train_step()
-    generate(trainer.pipe)                       # as a notebook or a preview would, between training steps
+    generate(trainer.pipe)  # as a notebook or a preview would, between training steps
     check_forward_process(trainer, name, "after a generation during training")
     trainer.close()
 
@@ -129,8 +152,9 @@ def test_forward_process_holds_after_generation_calls(name, pair, tmp_path):
 def test_training_scheduler_is_the_models_schedule_and_sampling_state_is_untouched(name, pair, tmp_path):
     trainer = make_trainer(name, pair, tmp_path, generate_first=True)
     noise_scheduler = training_scheduler(trainer.pipe)
-    assert torch.allclose(noise_scheduler.alphas_cumprod.double(), alphas_cumprod(name), rtol=1e-5), \
+    assert torch.allclose(noise_scheduler.alphas_cumprod.double(), alphas_cumprod(name), rtol=1e-5), (
         f"{name}: the training scheduler's a_t differ from the config's scaled-linear schedule"
+    )
     assert noise_scheduler.config.prediction_type == SCHEDULER_CONFIGS[name].get("prediction_type", "epsilon")
     before = copy.deepcopy(vars(trainer.pipe.scheduler))
     trainer.train_step(), trainer.evaluate(draws=1)
@@ -170,14 +194,24 @@ def test_x0_is_drawn_from_the_latent_distribution(name, pair, tmp_path):
 def test_pair_losses_refuses_the_sampling_scheduler(pair, tmp_path):
     trainer = make_trainer("sdxl-euler", pair, tmp_path)
     with pytest.raises(TypeError, match="training scheduler"):
-        pair_losses(trainer.denoiser, trainer.layers, trainer.pipe.scheduler, trainer.pair, (RowKind.CONTENT,),
-                    torch.Generator().manual_seed(0), trainer.family)
+        pair_losses(
+            trainer.denoiser,
+            trainer.layers,
+            trainer.pipe.scheduler,
+            trainer.pair,
+            (RowKind.CONTENT,),
+            torch.Generator().manual_seed(0),
+            trainer.family,
+        )
     trainer.close()
 
 
 # family -> tiny pipeline builder; the flow VAE has scaling 1.5 and shift 0.1, the SD ones 0.18215
-LATENT_CASES = {"sd": lambda: build_tiny_pipeline("sd"), "sdxl": lambda: build_tiny_pipeline("sdxl"),
-                "flux": lambda: build_tiny_flow_pipeline("flux")}
+LATENT_CASES = {
+    "sd": lambda: build_tiny_pipeline("sd"),
+    "sdxl": lambda: build_tiny_pipeline("sdxl"),
+    "flux": lambda: build_tiny_flow_pipeline("flux"),
+}
 
 
 @pytest.mark.parametrize("family", LATENT_CASES)
@@ -185,15 +219,18 @@ def test_pair_latents_are_the_vae_posterior_in_the_denoisers_units(family):
     """x0 = mean + std·z is drawn in the denoiser's units: the posterior mean is shifted then scaled, its std is
     scaled by the same factor (an unscaled std would widen x0 ~5x on SD), computed here from the VAE config."""
     pipe = LATENT_CASES[family]()
-    pixels = [torch.rand(3, RESOLUTION, RESOLUTION, generator=torch.Generator().manual_seed(k)) * 2 - 1
-              for k in range(2)]
+    pixels = [
+        torch.rand(3, RESOLUTION, RESOLUTION, generator=torch.Generator().manual_seed(k)) * 2 - 1 for k in range(2)
+    ]
     size = Size((RESOLUTION, RESOLUTION), (0, 0), (RESOLUTION, RESOLUTION))
     encoded = EncodedPair.encode(pipe, family_of(pipe), pixels, ["a photo of a dog"] * 2, [size] * 2, "cpu")
     with torch.no_grad():
         posterior = pipe.vae.encode(torch.stack(pixels)).latent_dist
     scale, shift = pipe.vae.config.scaling_factor, getattr(pipe.vae.config, "shift_factor", None) or 0.0
     assert scale != 1.0, "the check needs a VAE whose scaling factor is not 1"
-    for name, got, wanted in (("mean", encoded.latent_mean, (posterior.mean - shift) * scale),
-                              ("std", encoded.latent_std, posterior.std * scale)):
+    for name, got, wanted in (
+        ("mean", encoded.latent_mean, (posterior.mean - shift) * scale),
+        ("std", encoded.latent_std, posterior.std * scale),
+    ):
         error = (got - wanted).abs().max().item()
         assert error < TOLERANCE, f"{family}: latent {name} is not the posterior's in denoiser units ({error:.3g})"

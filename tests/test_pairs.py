@@ -9,21 +9,24 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
-import paircustom.training as training
-from paircustom.adapters import Route, set_route
-from paircustom.basis import split_rows
-from paircustom.cli import main
-from paircustom.objective import RowKind, prediction_target
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer
+import paircustom.training.trainer as training
+from paircustom.adapters.basis import split_rows
+from paircustom.adapters.layers import Route, set_route
+from paircustom.cli.main import main
+from paircustom.models.forward import prediction_target
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.objective import RowKind
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config
 
 
 def single_pair_losses(unet, layers, scheduler, pair, kinds, generator, family):
     """The single-pair objective as it was before several pairs existed (the reference): rows = kinds,
     x0 for all rows, then ONE eps, then ONE t, both shared by all rows."""
-    rows_of = {RowKind.CONTENT: (0, 0, Route.CONTENT),
-               RowKind.STYLE_OVER_FROZEN_CONTENT: (1, 1, Route.FROZEN_CONTENT_AND_STYLE)}
+    rows_of = {
+        RowKind.CONTENT: (0, 0, Route.CONTENT),
+        RowKind.STYLE_OVER_FROZEN_CONTENT: (1, 1, Route.FROZEN_CONTENT_AND_STYLE),
+    }
     images = [rows_of[k][0] for k in kinds]
     mean, std = pair.latent_mean[images], pair.latent_std[images]
     draw = lambda *shape: torch.randn(*shape, generator=generator).to(mean.device, mean.dtype)  # noqa: E731
@@ -47,22 +50,23 @@ def trained_weights(config, family, steps=5):
 
 
 @pytest.mark.parametrize("family", ["sd", "sdxl"])
-def test_one_pair_through_the_multi_pair_path_equals_single_pair_training_bitwise(family, pair, tmp_path,
-                                                                                   monkeypatch):
+def test_one_pair_through_the_multi_pair_path_equals_single_pair_training_bitwise(family, pair, tmp_path, monkeypatch):
     config = quick_config(*pair, tmp_path / "out.safetensors", max_steps=5, style_start_step=2)
     multi = trained_weights(config, family)
     monkeypatch.setattr(training, "pair_losses", single_pair_losses)
     single = trained_weights(config, family)
-    assert len(multi) == len(single) and all(torch.equal(a, b) for a, b in zip(multi, single)), \
+    assert len(multi) == len(single) and all(torch.equal(a, b) for a, b in zip(multi, single)), (
         "one pair through the multi-pair objective differs from single-pair training"
+    )
     assert any(w.abs().max() > 0 for w in multi), "nothing trained"
 
 
 def test_content_rows_of_every_pair_are_orthogonal_to_the_style_and_to_each_other():
     content, style = split_rows(64, 4, 6, seed=3, pairs=3)
     one_content, one_style = split_rows(64, 4, 6, seed=3)
-    assert content.shape == (12, 64) and torch.equal(style, one_style) and torch.equal(content[:4], one_content), \
+    assert content.shape == (12, 64) and torch.equal(style, one_style) and torch.equal(content[:4], one_content), (
         "pair 0 and the style must keep the single-pair rows"
+    )
     gram = torch.cat([content, style]) @ torch.cat([content, style]).T
     assert (gram - torch.eye(18)).abs().max() < 1e-5, "content and style rows are not orthonormal"
 
@@ -78,8 +82,11 @@ def _second_pair(folder):
 
 def test_two_pairs_train_one_style_and_two_content_loras(pair, tmp_path):
     extra = _second_pair(tmp_path / "second")
-    config = replace(quick_config(*pair, tmp_path / "two.safetensors", max_steps=4, style_start_step=1),
-                     extra_pairs=(extra,), save_content=True)
+    config = replace(
+        quick_config(*pair, tmp_path / "two.safetensors", max_steps=4, style_start_step=1),
+        extra_pairs=(extra,),
+        save_content=True,
+    )
     trainer = PairTrainer(config, build_tiny_pipeline("sd"))
     for _ in range(4):
         trainer.train_step()
@@ -100,8 +107,27 @@ def test_two_pairs_train_one_style_and_two_content_loras(pair, tmp_path):
 def test_cli_pair_option_equals_positional_pair_and_takes_several(pair, tmp_path):
     model = tmp_path / "model"
     build_tiny_pipeline("sd").save_pretrained(model)
-    fast = ["--subject", "dog", "--style", "art", "--model", str(model), "--rank", "4", "--lr", "1e-2", "--steps", "2",
-            "--style-start-step", "1", "--accumulation", "1", "--resolution", "32", "--quiet"]
+    fast = [
+        "--subject",
+        "dog",
+        "--style",
+        "art",
+        "--model",
+        str(model),
+        "--rank",
+        "4",
+        "--lr",
+        "1e-2",
+        "--steps",
+        "2",
+        "--style-start-step",
+        "1",
+        "--accumulation",
+        "1",
+        "--resolution",
+        "32",
+        "--quiet",
+    ]
     content, style = map(str, pair)
     assert main(["train", content, style, "-o", str(tmp_path / "a.safetensors"), *fast]) == 0
     assert main(["train", "--pair", content, style, "-o", str(tmp_path / "b.safetensors"), *fast]) == 0
@@ -117,8 +143,9 @@ def test_each_pair_can_have_its_own_subject(pair, tmp_path):
     """Subjects given per pair make each pair's content and style prompts (the suffix is shared); the training
     rows of pair k are encoded from pair k's prompts."""
     extra = _second_pair(tmp_path / "second")
-    base = replace(quick_config(*pair, tmp_path / "two.safetensors", max_steps=2, style_start_step=1),
-                   extra_pairs=(extra,))
+    base = replace(
+        quick_config(*pair, tmp_path / "two.safetensors", max_steps=2, style_start_step=1), extra_pairs=(extra,)
+    )
     shared = base.resolved(build_tiny_pipeline("sd")).pair_prompts
     assert shared[0] == shared[1] == ("a photo of a sbu dog", "a photo of a sbu dog in digital art style"), shared
     pipe = build_tiny_pipeline("sd")
@@ -127,8 +154,13 @@ def test_each_pair_can_have_its_own_subject(pair, tmp_path):
     family = trainer.family
     for row, prompt in enumerate(p for prompts in trainer.config.pair_prompts for p in prompts):
         expected, _ = family.encode(pipe, [prompt], trainer.device)
-        torch.testing.assert_close(trainer.pair.cond.select([row]).hidden, expected.hidden, atol=0, rtol=0,
-                                   msg=f"row {row} is not encoded from {prompt!r}")
+        torch.testing.assert_close(
+            trainer.pair.cond.select([row]).hidden,
+            expected.hidden,
+            atol=0,
+            rtol=0,
+            msg=f"row {row} is not encoded from {prompt!r}",
+        )
     trainer.close()
 
 
@@ -154,15 +186,25 @@ def test_each_training_row_gets_its_own_pairs_image_prompt_eps_and_t(pair, tmp_p
     kinds = (RowKind.CONTENT, RowKind.STYLE_OVER_FROZEN_CONTENT)
     seen = {}
     hook = trainer.denoiser.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.update(x=args[0].clone(), t=args[1].clone(),
-                                                 hidden=kwargs["encoder_hidden_states"].clone()), with_kwargs=True)
+        lambda module, args, kwargs: seen.update(
+            x=args[0].clone(), t=args[1].clone(), hidden=kwargs["encoder_hidden_states"].clone()
+        ),
+        with_kwargs=True,
+    )
     with torch.no_grad():
-        training.pair_losses(trainer.denoiser, trainer.layers, trainer.noise_scheduler, trainer.pair, kinds,
-                             torch.Generator().manual_seed(0), trainer.family)
+        training.pair_losses(
+            trainer.denoiser,
+            trainer.layers,
+            trainer.noise_scheduler,
+            trainer.pair,
+            kinds,
+            torch.Generator().manual_seed(0),
+            trainer.family,
+        )
     hook.remove()
     generator = torch.Generator().manual_seed(0)
-    torch.randn(4, *trainer.pair.latent_mean.shape[1:], generator=generator)           # x0's z (std 0: unused)
-    eps = torch.randn(2, *trainer.pair.latent_mean.shape[1:], generator=generator)     # one per pair
+    torch.randn(4, *trainer.pair.latent_mean.shape[1:], generator=generator)  # x0's z (std 0: unused)
+    eps = torch.randn(2, *trainer.pair.latent_mean.shape[1:], generator=generator)  # one per pair
     t = torch.randint(0, trainer.noise_scheduler.config.num_train_timesteps, (2,), generator=generator)
     a = trainer.noise_scheduler.alphas_cumprod
     for k in range(2):
@@ -172,8 +214,10 @@ def test_each_training_row_gets_its_own_pairs_image_prompt_eps_and_t(pair, tmp_p
             expected = a[t[k]].sqrt() * x0 + (1 - a[t[k]]).sqrt() * eps[k]
             assert seen["t"][row] == t[k], f"row {row}: t {seen['t'][row]} is not pair {k}'s {t[k]}"
             error = (seen["x"][row] - expected).abs().max().item()
-            assert error < 1e-5, \
+            assert error < 1e-5, (
                 f"row {row}: not x_t of image {2 * k + kind.image} under pair {k}'s draws ({error:.3g})"
-            assert torch.equal(seen["hidden"][row], trainer.pair.cond.hidden[2 * k + kind.prompt]), \
+            )
+            assert torch.equal(seen["hidden"][row], trainer.pair.cond.hidden[2 * k + kind.prompt]), (
                 f"row {row} is not conditioned on prompt {2 * k + kind.prompt}"
+            )
     trainer.close()

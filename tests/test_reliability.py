@@ -1,22 +1,20 @@
 """Promises beyond refusing bad input: images read as they look, training that diverges stops with the step,
 no NaN image is ever handed out, and what a killed run left behind is cleaned up."""
 
-import io
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from paircustom.checks import remove_stale_temp_files
+from paircustom.config.checks import remove_stale_temp_files
 from paircustom.errors import UserError
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.images import atomic_write, open_rgb
-from paircustom.tiny import build_tiny_pipeline
-from paircustom.training import PairTrainer
+from paircustom.files.images import atomic_write, open_rgb
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.training.trainer import PairTrainer
 from tests.conftest import quick_config
 
-GREY = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)       # every 8-bit level once
+GREY = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)  # every 8-bit level once
 
 
 def _save(image, path, **options):
@@ -33,7 +31,7 @@ def test_image_modes_read_as_they_look(mode, tmp_path):
     elif mode == "LA":
         la = np.stack([GREY, np.where(GREY < 128, 0, 255).astype(np.uint8)], axis=2)
         path = _save(Image.fromarray(la, "LA"), tmp_path / "a.png")
-        expected = np.repeat(np.where(GREY < 128, 255, GREY)[..., None], 3, axis=2)     # transparent -> white
+        expected = np.repeat(np.where(GREY < 128, 255, GREY)[..., None], 3, axis=2)  # transparent -> white
     elif mode == "P-transparent":
         image = Image.new("P", (16, 16), 0)
         image.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
@@ -46,7 +44,7 @@ def test_image_modes_read_as_they_look(mode, tmp_path):
         expected = np.zeros((16, 16, 3), np.uint8) + (255, 0, 0)
     else:
         rgba = np.zeros((16, 16, 4), np.uint8)
-        rgba[..., 0], rgba[:8, :, 3] = 255, 255                 # red, top half opaque
+        rgba[..., 0], rgba[:8, :, 3] = 255, 255  # red, top half opaque
         path = _save(Image.fromarray(rgba, "RGBA"), tmp_path / "a.png")
         expected = np.zeros((16, 16, 3), np.uint8) + 255
         expected[:8] = (255, 0, 0)
@@ -58,9 +56,9 @@ def test_image_modes_read_as_they_look(mode, tmp_path):
 def test_exif_orientation_is_applied(tmp_path):
     """A landscape JPEG whose EXIF says 'rotate 90°' is a portrait picture, as every viewer shows it."""
     pixels = np.zeros((20, 40, 3), np.uint8)
-    pixels[:, :20] = 255                                         # left half white
+    pixels[:, :20] = 255  # left half white
     exif = Image.Exif()
-    exif[0x0112] = 6                                             # orientation: rotate 90° clockwise to view
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to view
     path = tmp_path / "a.jpg"
     Image.fromarray(pixels).save(path, exif=exif, quality=95)
     image = open_rgb(path, "content image")
@@ -70,15 +68,16 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_training_that_diverges_stops_naming_the_step(pair, tmp_path, monkeypatch):
-    import paircustom.training as training
+    import paircustom.training.trainer as training
 
     calls = {"n": 0}
     real = training.pair_losses
 
-    def poisoned(*args, **kwargs):                  # the loss turns NaN at the third step, as a huge lr would make it
+    def poisoned(*args, **kwargs):  # the loss turns NaN at the third step, as a huge lr would make it
         calls["n"] += 1
         losses = real(*args, **kwargs)
         return {k: v * float("nan") for k, v in losses.items()} if calls["n"] == 3 else losses
+
     monkeypatch.setattr(training, "pair_losses", poisoned)
     output = tmp_path / "out.safetensors"
     trainer = PairTrainer(quick_config(*pair, output), build_tiny_pipeline("sd"))
@@ -109,8 +108,9 @@ def test_atomic_write_leaves_no_temp_file_when_writing_fails(tmp_path):
     target = tmp_path / "new" / "x.png"
 
     def fail(temp):
-        io.open(temp, "wb").write(b"half")
+        open(temp, "wb").write(b"half")
         raise OSError("disk full")
+
     with pytest.raises(OSError):
         atomic_write(target, fail)
     assert list((tmp_path / "new").iterdir()) == []
@@ -119,6 +119,6 @@ def test_atomic_write_leaves_no_temp_file_when_writing_fails(tmp_path):
 def test_building_a_tiny_pipeline_leaves_no_temporary_folder(tmp_path, monkeypatch):
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))       # where mkdtemp / TemporaryDirectory go
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp / TemporaryDirectory go
     build_tiny_pipeline("sd")
     assert list(tmp_path.iterdir()) == [], "the tokenizer's temporary folder was left behind"

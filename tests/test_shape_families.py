@@ -10,7 +10,6 @@ from paircustom.shapes.styles import STYLE_WORDS, posterize
 from paircustom.shapes.world import random_scene, render
 
 
-
 @pytest.mark.parametrize("name", list(fam.FAMILIES))
 def test_family_members_differ_and_keep_size(name):
     """Every member of a family changes a rendered scene, keeps its shape and dtype, and members differ."""
@@ -26,8 +25,10 @@ def test_family_members_differ_and_keep_size(name):
     assert all(not np.array_equal(a, b) for i, a in enumerate(values) for b in values[:i]), f"{name}: equal members"
 
 
-@pytest.mark.parametrize("image_value, levels, expected", [(0, 3, 0), (63, 3, 0), (64, 3, 128), (200, 3, 255),
-                                                           (127, 2, 0), (128, 2, 255), (100, 4, 85)])
+@pytest.mark.parametrize(
+    "image_value, levels, expected",
+    [(0, 3, 0), (63, 3, 0), (64, 3, 128), (200, 3, 255), (127, 2, 0), (128, 2, 255), (100, 4, 85)],
+)
 def test_quantize_levels(image_value, levels, expected):
     image = np.full((64, 64, 3), image_value, np.uint8)
     assert fam.quantize(image, levels)[0, 0, 0] == expected
@@ -67,7 +68,7 @@ def test_remap_embedding_moves_rows_by_token_text(tmp_path):
     import torch
 
     from paircustom.shapes.train import remap_embedding
-    from paircustom.tiny import write_clip_tokenizer
+    from paircustom.tiny.unet import write_clip_tokenizer
 
     old_tok = write_clip_tokenizer(tmp_path / "old", ["red", "circle"])
     new_tok = write_clip_tokenizer(tmp_path / "new", ["red", "circle", "tinted"])

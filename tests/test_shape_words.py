@@ -4,25 +4,28 @@ shapes.evaluate --by-shape (which shape is read for each prompted one); tiny run
 import numpy as np
 import pytest
 
+from benchmarks import shape_words
 from paircustom.shapes.world import SHAPES, Scene, Thing, render
-from tests.conftest import load_benchmark
 
 
 @pytest.mark.parametrize("shape, low, high", [(0, 0.7, 0.85), (1, 0.95, 1.0), (2, 0.45, 0.65)])
 def test_fill_ratio_of_a_rendered_object_is_its_shapes(shape, low, high):
-    module = load_benchmark("shape_words")
+    module = shape_words
     image = render(Scene(7, (Thing(2, shape, 16, 16, 28),)))
     fill = module.fill_ratio(image, 2)
     assert low <= fill <= high, f"{SHAPES[shape]}: fill {fill:.3f} outside [{low}, {high}]"
-    assert module.fill_ratio(image, 5) is None            # a colour that is not drawn
+    assert module.fill_ratio(image, 5) is None  # a colour that is not drawn
 
 
 def test_report_has_a_fill_a_loss_and_a_similarity_row_per_shape(tmp_path):
-    module = load_benchmark("shape_words")
+    module = shape_words
     out = tmp_path / "words.md"
     report = module.main(["--scenes", "1", "--draws", "1", "--steps", "2", "--threads", "1", "--out", str(out)])
-    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| prompted")
-            and not line.startswith("| shape")]
+    rows = [
+        line
+        for line in report.splitlines()
+        if line.startswith("| ") and not line.startswith("| prompted") and not line.startswith("| shape")
+    ]
     assert [row.split(" | ")[0][2:] for row in rows] == [*SHAPES] * 3, rows
     losses = [[float(cell) for cell in row.strip(" |").split(" | ")[1:] if cell != "-"] for row in rows[4:8]]
     assert all(len(cells) == 4 and all(np.isfinite(cells)) and min(cells) > 0 for cells in losses), losses
@@ -39,6 +42,9 @@ def test_evaluate_by_shape_prints_a_confusion_table_per_split(capsys):
     out = capsys.readouterr().out
     assert out.count("| prompted \\ read | circle | square | triangle | ring | none | right |") == 2, out
     assert "\nheld-out:\n" in out and "\ntraining:\n" in out, out
-    counts = [sum(int(n) for n in line.split(" | ")[1:6]) for line in out.splitlines()
-              if line.startswith(("| circle", "| square", "| triangle", "| ring"))]
+    counts = [
+        sum(int(n) for n in line.split(" | ")[1:6])
+        for line in out.splitlines()
+        if line.startswith(("| circle", "| square", "| triangle", "| ring"))
+    ]
     assert sum(counts) == 2 * (1 + 2), f"one row per prompted object (layouts of 1 and 2 objects): {counts}"

@@ -9,18 +9,42 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from paircustom.families import load_pipeline
+from paircustom.models.registry import load_pipeline
 from paircustom.shapes import MODEL_DIR, world_version
 from paircustom.shapes.analyzer import analyze
 from paircustom.shapes.evaluate import eval_layouts, format_confusion, generate, score, shape_confusion
 from paircustom.shapes.examples import EXAMPLES, example_paths
 from paircustom.shapes.styles import (
-    KNOWN_STYLES, STYLE_WORDS, STYLES, blurry, faded, grayscale, hue_rotated, inverted, line_sketch, pixelate,
-    posterize, striped,
+    KNOWN_STYLES,
+    STYLE_WORDS,
+    STYLES,
+    blurry,
+    faded,
+    grayscale,
+    hue_rotated,
+    inverted,
+    line_sketch,
+    pixelate,
+    posterize,
+    striped,
 )
 from paircustom.shapes.world import (
-    COLOURS, GROUP_SIZE, MARGIN, MAX_OVERLAP, MIN_GAP, PALETTE, SHAPES, SINGLE_SIZE, Layout, Scene, Thing, caption,
-    is_held_out, random_layout, render, render_batch,
+    COLOURS,
+    GROUP_SIZE,
+    MARGIN,
+    MAX_OVERLAP,
+    MIN_GAP,
+    PALETTE,
+    SHAPES,
+    SINGLE_SIZE,
+    Layout,
+    Scene,
+    Thing,
+    caption,
+    is_held_out,
+    random_layout,
+    render,
+    render_batch,
 )
 
 RED, BLUE, WHITE = COLOURS["red"], COLOURS["blue"], COLOURS["white"]
@@ -44,7 +68,7 @@ def test_render_pixels_and_drawing_order():
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert tuple(image[0, 0]) == BLUE and tuple(image[32, 32]) == RED
     assert len({tuple(p) for p in image.reshape(-1, 3)}) > 2  # anti-aliased rim
-    palette = np.arange(27, dtype=np.uint8).reshape(9, 3) * 9   # any colours, for VAE training
+    palette = np.arange(27, dtype=np.uint8).reshape(9, 3) * 9  # any colours, for VAE training
     recoloured = render(scene, palette)
     assert tuple(recoloured[0, 0]) == tuple(palette[2]) and tuple(recoloured[32, 32]) == tuple(palette[0])
     # A ring's hole shows whatever lies below it: here a white square drawn first.
@@ -105,7 +129,10 @@ def test_style_pixels():
     assert tuple(inverted(red)[5, 5]) == (40, 215, 215)
     assert tuple(grayscale(red)[5, 5]) == (92, 92, 92)  # 0.299 * 215 + 0.587 * 40 + 0.114 * 40 = 92.3
     assert tuple(hue_rotated(red)[5, 5]) == (40, 215, 40)  # red -> green
-    assert tuple(posterize(red)[5, 5]) == (255, 0, 0) and tuple(posterize(np.full((1, 1, 3), 128, np.uint8))[0, 0]) == (255,) * 3
+    assert (
+        tuple(posterize(red)[5, 5]) == (255, 0, 0)
+        and tuple(posterize(np.full((1, 1, 3), 128, np.uint8))[0, 0]) == (255,) * 3
+    )
     assert (pixelate(red) == red).all() and (line_sketch(red) == 255).all()
     assert (blurry(red) == red).all() and tuple(faded(red)[0, 0]) == (208, 120, 120)
     assert tuple(striped(red)[0, 0]) == RED and tuple(striped(red)[4, 0]) == (129, 24, 24)
@@ -132,8 +159,12 @@ def test_example_pairs_are_shipped_and_current():
 
 def test_score_counts_objects_colours_and_shapes():
     layouts = [Layout(2, ((0, 0), (3, 1))), Layout(7, ((0, 0),))]
-    images = np.stack([render(Scene(2, (Thing(0, 0, 4, 20, 20), Thing(3, 1, 36, 20, 20)))),   # exact
-                       render(Scene(7, (Thing(0, 1, 20, 20, 24),)))])                        # square, not circle
+    images = np.stack(
+        [
+            render(Scene(2, (Thing(0, 0, 4, 20, 20), Thing(3, 1, 36, 20, 20)))),  # exact
+            render(Scene(7, (Thing(0, 1, 20, 20, 24),))),
+        ]
+    )  # square, not circle
     result = score(images, layouts)
     assert (result.colour, result.shape, result.background, result.objects, result.all) == (1.0, 2 / 3, 1.0, 1.0, 0.5)
     assert [len(layout.objects) for layout in eval_layouts(6, True)] == [1, 2, 3, 1, 2, 3]
@@ -141,9 +172,13 @@ def test_score_counts_objects_colours_and_shapes():
 
 def test_shape_confusion_puts_each_prompted_object_under_the_shape_read_for_its_colour():
     layouts = [Layout(2, ((0, 0), (3, 1))), Layout(7, ((0, 0),)), Layout(7, ((5, 2),))]
-    images = np.stack([render(Scene(2, (Thing(0, 0, 4, 20, 20), Thing(3, 1, 36, 20, 20)))),   # circle, square: right
-                       render(Scene(7, (Thing(0, 1, 20, 20, 24),))),                         # circle drawn square
-                       render(Scene(7, (Thing(4, 2, 20, 20, 24),)))])                        # colour 5 missing
+    images = np.stack(
+        [
+            render(Scene(2, (Thing(0, 0, 4, 20, 20), Thing(3, 1, 36, 20, 20)))),  # circle, square: right
+            render(Scene(7, (Thing(0, 1, 20, 20, 24),))),  # circle drawn square
+            render(Scene(7, (Thing(4, 2, 20, 20, 24),))),
+        ]
+    )  # colour 5 missing
     table = shape_confusion(images, layouts)
     expected = np.zeros((4, 5), dtype=np.int64)
     expected[0, 0] = expected[1, 1] = expected[0, 1] = expected[2, 4] = 1
@@ -155,9 +190,23 @@ def test_shape_confusion_puts_each_prompted_object_under_the_shape_read_for_its_
 def _tiny_base_config(**overrides):
     from paircustom.shapes.base_config import BaseTrainConfig
 
-    settings = dict(vae_steps=2, vae_channels=(8, 8, 8, 8), latent_channels=4, vae_batch=2, decoder_steps=1,
-                    unet_steps=4, unet_channels=(16, 32), unet_heads=2, text_hidden=16, text_layers=1,
-                    pool_size=32, unet_batch=4, warmup_steps=1, checkpoint_every=2, sample_every=100)
+    settings = dict(
+        vae_steps=2,
+        vae_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        vae_batch=2,
+        decoder_steps=1,
+        unet_steps=4,
+        unet_channels=(16, 32),
+        unet_heads=2,
+        text_hidden=16,
+        text_layers=1,
+        pool_size=32,
+        unet_batch=4,
+        warmup_steps=1,
+        checkpoint_every=2,
+        sample_every=100,
+    )
     return replace(BaseTrainConfig(), **{**settings, **overrides})
 
 
@@ -166,7 +215,7 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
     latent channels 0-2 towards the 8x8 mean colour, much closer than training without it."""
     import torch.nn.functional as F
 
-    from paircustom.images import from_uint8
+    from paircustom.files.images import from_uint8
     from paircustom.shapes import train as base
     from paircustom.shapes.data import vae_images
     from paircustom.shapes.networks import build_models
@@ -202,15 +251,20 @@ def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path,
     saved pipeline carries that schedule, from which pair training builds its own."""
     from diffusers import StableDiffusionPipeline
 
-    from paircustom.objective import training_scheduler
+    from paircustom.models.forward import training_scheduler
     from paircustom.shapes import train as base
     from paircustom.shapes.networks import shapes_scheduler
-    from paircustom.tiny import sd_scheduler
+    from paircustom.tiny.unet import sd_scheduler
 
     scheduler = shapes_scheduler()
     assert scheduler.alphas_cumprod[-1] == 0 and scheduler.config.prediction_type == "v_prediction"
-    torch.testing.assert_close(scheduler.alphas_cumprod[0], sd_scheduler().alphas_cumprod[0], rtol=0.05, atol=0,
-                               msg="the rescaled schedule should start near SD's")
+    torch.testing.assert_close(
+        scheduler.alphas_cumprod[0],
+        sd_scheduler().alphas_cumprod[0],
+        rtol=0.05,
+        atol=0,
+        msg="the rescaled schedule should start near SD's",
+    )
     targets, original = [], base.prediction_target
 
     def recording(scheduler, x0, noise, t):
@@ -251,8 +305,11 @@ def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch
     assert json.loads((stopped / "unet_checkpoint.json").read_text())["step"] == 2
     monkeypatch.setattr(base.Checkpoint, "save", saver)
     base.train(config, stopped)
-    for part in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
-                 "text_encoder/model.safetensors"):
+    for part in (
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.safetensors",
+    ):
         a, b = (load_file(str(tmp_path / run / "pipeline" / part)) for run in ("straight", "stopped"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
     with pytest.raises(SystemExit):  # another configuration cannot continue this run
@@ -264,8 +321,8 @@ def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch
 def test_training_pool_puts_filler_words_where_pair_training_puts_its_token():
     """A share of the captions gets one filler word after "a photo of a "; images and all other captions are
     those of a pool without fillers, and no filler is the V* token or a style word."""
+    from paircustom.config.train import TrainConfig
     from paircustom.shapes import data
-    from paircustom.train_config import TrainConfig
 
     config = _tiny_base_config(pool_size=400)
     images, captions = data.training_pool(config)
@@ -288,18 +345,25 @@ def test_unet_stage_can_continue_a_finished_pipeline(tmp_path, monkeypatch):
     monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)
     config = _tiny_base_config()
     base.train(config, tmp_path / "first")
-    base.train(replace(config, unet_steps=0), tmp_path / "continued", vae_from=tmp_path / "first" / "vae",
-               unet_from=tmp_path / "first" / "unet")
+    base.train(
+        replace(config, unet_steps=0),
+        tmp_path / "continued",
+        vae_from=tmp_path / "first" / "vae",
+        unet_from=tmp_path / "first" / "unet",
+    )
     for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
         a, b = (load_file(str(tmp_path / run / "unet" / part)) for run in ("first", "continued"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
-    (tmp_path / "continued" / "unet" / "model_index.json").unlink()    # as if stopped inside the UNet stage
-    with pytest.raises(SystemExit, match="same --unet-from"):   # a stopped continuation cannot go on from scratch
+    (tmp_path / "continued" / "unet" / "model_index.json").unlink()  # as if stopped inside the UNet stage
+    with pytest.raises(SystemExit, match="same --unet-from"):  # a stopped continuation cannot go on from scratch
         base.train(replace(config, unet_steps=0), tmp_path / "continued")
     with pytest.raises(SystemExit, match="does not fit"):
-        base.train(replace(config, unet_channels=(16, 16)), tmp_path / "other", vae_from=tmp_path / "first" / "vae",
-                   unet_from=tmp_path / "first" / "unet")
-
+        base.train(
+            replace(config, unet_channels=(16, 16)),
+            tmp_path / "other",
+            vae_from=tmp_path / "first" / "vae",
+            unet_from=tmp_path / "first" / "unet",
+        )
 
 
 def test_base_training_cli_takes_channel_widths(tmp_path, monkeypatch):
@@ -312,8 +376,10 @@ def test_base_training_cli_takes_channel_widths(tmp_path, monkeypatch):
     assert seen == [replace(base.BaseTrainConfig(), unet_channels=(32, 64, 128), unet_steps=7)]
 
 
-needs_model = pytest.mark.skipif(world_version() != 2, reason="the embedded shapes model predates the v2 world "
-                                 "(train it with python -m paircustom.shapes.train)")
+needs_model = pytest.mark.skipif(
+    world_version() != 2,
+    reason="the embedded shapes model predates the v2 world (train it with python -m paircustom.shapes.train)",
+)
 
 
 @needs_model
@@ -326,8 +392,10 @@ def test_embedded_model_follows_prompts():
     pipe = load_pipeline("shapes")
     pipe.set_progress_bar_config(disable=True)
     assert pipe.unet.dtype == torch.float32
-    longest = "a photo of a sbu red circle and a yellow square and a white triangle on a blue background in " \
-              "inverted colours style"
+    longest = (
+        "a photo of a sbu red circle and a yellow square and a white triangle on a blue background in "
+        "inverted colours style"
+    )
     assert pipe.tokenizer(longest).input_ids[-1] == pipe.tokenizer.eos_token_id  # pair prompts are not truncated
     assert all(len(pipe.tokenizer(word, add_special_tokens=False).input_ids) == 1 for word in STYLE_WORDS)
     layouts = eval_layouts(6, held_out=True)
@@ -340,27 +408,28 @@ def test_embedded_model_reads_past_an_inserted_token():
     """Pair training's content prompt puts its token V* before the subject ("a photo of a sbu red circle ..."); like
     SDXL, the base model must still denoise that scene as well as under its plain caption (run 5, trained without
     filler captions, did not: loss 0.28 against 0.10). A style suffix must not disturb it either."""
-    from paircustom.guidance import StyleGuidedPipeline
-    from tests.conftest import load_benchmark
+    from benchmarks import style_denoising_probe
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
 
-    loss = load_benchmark("style_denoising_probe").token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
-    assert loss["with V* inserted"] < 1.1 * loss["caption"] and loss["with a style suffix"] < 1.1 * loss["caption"], \
+    loss = style_denoising_probe.token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
+    assert loss["with V* inserted"] < 1.1 * loss["caption"] and loss["with a style suffix"] < 1.1 * loss["caption"], (
         loss
+    )
 
 
 def test_identifiability_probe_recovers_a_latent_affine_map():
     """The probe's fit returns the map that made the styled latents, and a zero map leaves latents unchanged."""
-    from tests.conftest import load_benchmark
+    from benchmarks import style_identifiability
 
-    probe = load_benchmark("style_identifiability")
+    probe = style_identifiability
     generator = torch.Generator().manual_seed(0)
-    plain = torch.randn(3, 8, 16, 16, generator=generator)                 # (N, C, h, w)
-    D = 0.3 * torch.randn(9, 8, generator=generator)                       # (C + 1, C): linear part and offset
+    plain = torch.randn(3, 8, 16, 16, generator=generator)  # (N, C, h, w)
+    D = 0.3 * torch.randn(9, 8, generator=generator)  # (C + 1, C): linear part and offset
     styled = probe.apply_map(D, plain)
     manual = plain + torch.einsum("nchw,cd->ndhw", plain, D[:8]) + D[8][None, :, None, None]
     assert torch.allclose(styled, manual, atol=1e-5), (styled - manual).abs().max()
     fitted = probe.fit_map(plain, styled)
-    assert torch.allclose(fitted, D, atol=1e-3), (fitted - D).abs().max()     # the ridge term costs < 1e-3
+    assert torch.allclose(fitted, D, atol=1e-3), (fitted - D).abs().max()  # the ridge term costs < 1e-3
     assert torch.equal(probe.apply_map(torch.zeros(9, 8), plain), plain)
 
 
@@ -393,12 +462,12 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     scale = CFG from the first step is CFG towards the style prompt (Eq. 10: u + g(c - u) + g(e_s - c) =
     u + g(e_s - u)), i.e. the base model prompted with the style words."""
     from safetensors.torch import load_file
-    from tests.conftest import load_benchmark
 
-    from paircustom.guidance import StyleGuidedPipeline
+    from benchmarks import known_style_ceiling
+    from paircustom.sampling.pipeline import StyleGuidedPipeline
     from paircustom.shapes.styles import KNOWN_STYLES, styled_caption
 
-    ceiling = load_benchmark("known_style_ceiling")
+    ceiling = known_style_ceiling
     style = KNOWN_STYLES["faded"]
     path = ceiling.oracle_style_file("shapes", style, tmp_path)
     weights = load_file(path)
@@ -411,5 +480,6 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     common = dict(num_inference_steps=4, guidance_scale=5.0, output_type="np", seed=0)
     styled = guided(caption, styles={name: 5.0}, style_start_fraction=0.0, **common).images
     prompted = guided(styled_caption(caption, style), styles={}, **common).images
-    assert abs(styled - prompted).max() < 1e-4, \
+    assert abs(styled - prompted).max() < 1e-4, (
         f"oracle guidance differs from prompting by {abs(styled - prompted).max()}"
+    )

@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 
-from paircustom.adapters import peft_routing
+from paircustom.adapters.layers import peft_routing
 from paircustom.errors import UserError
-from paircustom.guide import StyleSchedule
-from paircustom.guidance import StyleGuidedPipeline
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.sampling.guide import StyleSchedule
+from paircustom.sampling.pipeline import StyleGuidedPipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 
 PROMPT = "a photo of a cat"
 SIZE = dict(height=32, width=32)
@@ -30,8 +30,17 @@ def _latents(seed=0):
     return torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
 
 
-def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_start_fraction=0.2, style_end=1.0,
-               interval=1, forecast=False):
+def _reference(
+    guided,
+    latents,
+    steps,
+    scale=3.0,
+    guidance_scale=5.0,
+    style_start_fraction=0.2,
+    style_end=1.0,
+    interval=1,
+    forecast=False,
+):
     """Eq. 10 written out for one SD prompt and style "art": per step ONE UNet call of the rows
     [e0(∅), e0(c)] plus, on a recompute step, e_s(c_s); the delta e_s(c_s) − e0(c) of the last recompute step
     is used on every step in [style_start_fraction, style_end), or with ``forecast`` the line through the last
@@ -43,7 +52,7 @@ def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_star
     styled = pipe.encode_prompt([PROMPT + guided.suffixes["art"]], "cpu", 1, False)[0]
     hidden = torch.cat([uncond, cond, styled])
     first, stop = round(style_start_fraction * steps), round(style_end * steps)
-    x, computed = latents * scheduler.init_noise_sigma, []    # computed: (step, delta) of the recompute steps
+    x, computed = latents * scheduler.init_noise_sigma, []  # computed: (step, delta) of the recompute steps
     pipe.unet.enable_lora()
     try:
         for i, t in enumerate(scheduler.timesteps):
@@ -69,14 +78,25 @@ def _reference(guided, latents, steps, scale=3.0, guidance_scale=5.0, style_star
 
 
 def _sample(guided, steps, styles=None, **options):
-    return guided(PROMPT, styles={"art": 3.0} if styles is None else styles, num_inference_steps=steps,
-                  latents=_latents(), output_type="latent", **SIZE, **options).images
+    return guided(
+        PROMPT,
+        styles={"art": 3.0} if styles is None else styles,
+        num_inference_steps=steps,
+        latents=_latents(),
+        output_type="latent",
+        **SIZE,
+        **options,
+    ).images
 
 
 def test_interval_one_is_bitwise_the_full_path(guided):
     expected = _reference(guided, _latents(), steps=6)
-    for options in ({}, {"style_interval": 1}, {"style_interval": 1, "style_end": 1.0},
-                    {"style_interval": 1, "style_reuse": "forecast"}):
+    for options in (
+        {},
+        {"style_interval": 1},
+        {"style_interval": 1, "style_end": 1.0},
+        {"style_interval": 1, "style_reuse": "forecast"},
+    ):
         got = _sample(guided, 6, **options)
         assert torch.equal(got, expected), f"{options}: max difference {(got - expected).abs().max()}"
 
@@ -92,7 +112,7 @@ def test_reuse_steps_apply_the_delta_of_the_last_recompute_step(guided, interval
 
 @pytest.mark.parametrize("interval, style_end", [(2, 1.0), (3, 1.0), (3, 0.8)])
 def test_forecast_steps_continue_the_line_through_the_last_two_deltas(guided, interval, style_end):
-    got = _sample(guided, 12, style_interval=interval, style_end=style_end)       # forecast: the default
+    got = _sample(guided, 12, style_interval=interval, style_end=style_end)  # forecast: the default
     expected = _reference(guided, _latents(), steps=12, interval=interval, style_end=style_end, forecast=True)
     assert (got - expected).abs().max() < TOLERANCE, f"max difference {(got - expected).abs().max()}"
     held = _reference(guided, _latents(), steps=12, interval=interval, style_end=style_end)
@@ -109,8 +129,15 @@ def _rows_per_step(guided, steps, batched=True, **call):
         calls.clear()
 
     try:
-        guided(num_inference_steps=steps, output_type="latent", seed=0, batched=batched,
-               callback_on_step_end=end_of_step, **SIZE, **call)
+        guided(
+            num_inference_steps=steps,
+            output_type="latent",
+            seed=0,
+            batched=batched,
+            callback_on_step_end=end_of_step,
+            **SIZE,
+            **call,
+        )
     finally:
         hook.remove()
     return per_step
@@ -118,42 +145,58 @@ def _rows_per_step(guided, steps, batched=True, **call):
 
 def test_reuse_steps_call_the_denoiser_with_the_cfg_rows_only(guided):
     # 2 prompts, 2 styles: CFG rows 2 x 2, a recompute step adds 2 x 2 style rows; styles from step 2, every 3rd
-    per_step = _rows_per_step(guided, 10, prompt=[PROMPT, "a dog"], styles={"art": 3.0, "ink": -1.0},
-                              style_start_fraction=0.2, style_interval=3)
+    per_step = _rows_per_step(
+        guided,
+        10,
+        prompt=[PROMPT, "a dog"],
+        styles={"art": 3.0, "ink": -1.0},
+        style_start_fraction=0.2,
+        style_interval=3,
+    )
     assert per_step == [(4,), (4,), (8,), (4,), (4,), (8,), (4,), (4,), (8,), (4,)], per_step
     # one call per term: the CFG pair together, then each style alone; reuse steps make the CFG call only
-    per_step = _rows_per_step(guided, 6, batched=False, prompt=PROMPT, styles={"art": 3.0, "ink": -1.0},
-                              style_start_fraction=0.0, style_interval=2)
+    per_step = _rows_per_step(
+        guided,
+        6,
+        batched=False,
+        prompt=PROMPT,
+        styles={"art": 3.0, "ink": -1.0},
+        style_start_fraction=0.0,
+        style_interval=2,
+    )
     assert per_step == [(2, 1, 1), (2,), (2, 1, 1), (2,), (2, 1, 1), (2,)], per_step
 
 
 def test_style_end_stops_the_style_rows_after_its_step(guided):
     # 10 steps: style from round(0.2 * 10) = 2 up to, not including, round(0.7 * 10) = 7
     per_step = _rows_per_step(guided, 10, prompt=PROMPT, styles={"art": 3.0}, style_start_fraction=0.2, style_end=0.7)
-    assert [rows for rows, in per_step] == [2, 2, 3, 3, 3, 3, 3, 2, 2, 2], per_step
+    assert [rows for (rows,) in per_step] == [2, 2, 3, 3, 3, 3, 3, 2, 2, 2], per_step
     per_step = _rows_per_step(guided, 10, prompt=PROMPT, styles={"art": 3.0}, style_start_fraction=0.0, style_end=0.25)
-    assert [rows for rows, in per_step] == [3, 3] + [2] * 8, per_step      # round(2.5) = 2 (Python rounds to even)
+    assert [rows for (rows,) in per_step] == [3, 3] + [2] * 8, per_step  # round(2.5) = 2 (Python rounds to even)
 
 
 def test_adaptive_rule_recomputes_when_the_base_prediction_has_moved(guided):
     call = dict(prompt=PROMPT, styles={"art": 3.0}, style_start_fraction=0.2)
     never = _rows_per_step(guided, 10, style_interval=4, style_tolerance=100.0, **call)
-    assert [rows for rows, in never] == [2, 2, 3, 2, 2, 2, 3, 2, 2, 2], "a huge tolerance must leave the interval"
+    assert [rows for (rows,) in never] == [2, 2, 3, 2, 2, 2, 3, 2, 2, 2], "a huge tolerance must leave the interval"
     # tolerance 0: any movement of e0(c) on a reuse step makes the NEXT step a recompute step (one-step lag)
     always = _rows_per_step(guided, 10, style_interval=100, style_tolerance=0.0, **call)
-    assert [rows for rows, in always] == [2, 2, 3, 2, 3, 2, 3, 2, 3, 2], always
+    assert [rows for (rows,) in always] == [2, 2, 3, 2, 3, 2, 3, 2, 3, 2], always
     # in between: some steps recompute early, never more often than tolerance 0
     drift = _rows_per_step(guided, 10, style_interval=100, style_tolerance=0.05, **call)
-    assert 1 <= sum(rows == 3 for rows, in drift) <= 4, drift
+    assert 1 <= sum(rows == 3 for (rows,) in drift) <= 4, drift
 
 
-@pytest.mark.parametrize("e_cond, stale", [
-    (2.8, False),    # r = |2.8 - 2| / |2| = 0.4 <= 0.5
-    (3.2, True),     # r = 0.6
-    (1.4, False),    # r = 0.3
-    (0.8, True),     # r = 0.6, moved down
-    (3.0, False),    # r = 0.5 exactly: stale only once r exceeds the tolerance
-])
+@pytest.mark.parametrize(
+    "e_cond, stale",
+    [
+        (2.8, False),  # r = |2.8 - 2| / |2| = 0.4 <= 0.5
+        (3.2, True),  # r = 0.6
+        (1.4, False),  # r = 0.3
+        (0.8, True),  # r = 0.6, moved down
+        (3.0, False),  # r = 0.5 exactly: stale only once r exceeds the tolerance
+    ],
+)
 def test_adaptive_rule_measures_the_relative_l1_change_of_e_cond(e_cond, stale):
     """r = |e0(c) - e0_ref(c)|_1 / |e0_ref(c)|_1 against the tolerance (0.5), reference e0_ref(c) = 2 everywhere."""
     schedule = StyleSchedule(first=0, stop=10, interval=100, tolerance=0.5, reuse="hold")
@@ -163,15 +206,18 @@ def test_adaptive_rule_measures_the_relative_l1_change_of_e_cond(e_cond, stale):
     assert schedule.fresh(2) is stale, f"e0(c) = {e_cond} against 2 with tolerance 0.5: stale should be {stale}"
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(style_interval=0), "style_interval must lie between 1"),
-    (dict(style_interval=1.5), "style_interval must be a whole number"),
-    (dict(style_end=0.2), "style_end (0.2) must come after style_start_fraction (0.2)"),
-    (dict(style_end=1.5), "style_end must lie between 0 and 1"),
-    (dict(style_tolerance=float("nan")), "style_tolerance must be a finite"),
-    (dict(style_tolerance=-1.0), "style_tolerance must lie between 0"),
-    (dict(style_reuse="linear"), "style_reuse must be 'forecast' or 'hold'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(style_interval=0), "style_interval must lie between 1"),
+        (dict(style_interval=1.5), "style_interval must be a whole number"),
+        (dict(style_end=0.2), "style_end (0.2) must come after style_start_fraction (0.2)"),
+        (dict(style_end=1.5), "style_end must lie between 0 and 1"),
+        (dict(style_tolerance=float("nan")), "style_tolerance must be a finite"),
+        (dict(style_tolerance=-1.0), "style_tolerance must lie between 0"),
+        (dict(style_reuse="linear"), "style_reuse must be 'forecast' or 'hold'"),
+    ],
+)
 def test_bad_schedule_values_are_one_sentence(guided, options, message):
     with pytest.raises(UserError) as error:
         _sample(guided, 2, **options)

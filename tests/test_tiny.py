@@ -2,7 +2,7 @@
 
 import pytest
 
-from paircustom.tiny import BASE_WORDS, write_clip_tokenizer
+from paircustom.tiny.unet import BASE_WORDS, write_clip_tokenizer
 
 # Word lists where a naive left-to-right merge chain breaks later words ("g r" of green vs background).
 WORD_LISTS = [

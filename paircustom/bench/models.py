@@ -25,15 +25,15 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLP
 from diffusers import FluxPipeline, FluxTransformer2DModel, UNet2DConditionModel
 from PIL import Image
 
-from ..adapters import target_names
-from ..formats import StyleMetadata, lora_state_dict, save_adapter
-from ..families import family_of
-from ..tiny import build_tiny_pipeline, sd_scheduler, tiny_text_encoder, write_clip_tokenizer
-from ..tiny_flow import build_tiny_flow_pipeline, tiny_flow_vae, tiny_t5
-from ..model_names import folder_settings
+from ..adapters.layers import target_names
+from ..files.style_file import StyleMetadata, lora_state_dict, save_adapter
+from ..models.registry import family_of
+from ..tiny.unet import build_tiny_pipeline, sd_scheduler, tiny_text_encoder, write_clip_tokenizer
+from ..tiny.flow import build_tiny_flow_pipeline, tiny_flow_vae, tiny_t5
+from ..config.model_names import folder_settings
 from ..shapes import MODEL_DIR
-from ..train_config import DEFAULT_TARGETS, TrainConfig, model_defaults
-from ..training import PairTrainer
+from ..config.train import DEFAULT_TARGETS, TrainConfig, model_defaults
+from ..training.trainer import PairTrainer
 
 # SD 1.x UNet layout (CompVis config), channels scaled from (320, 640, 1280, 1280).
 MID_UNET = dict(
@@ -111,7 +111,7 @@ def build_pipeline(name: str, device: str = "cpu"):
     elif name == "flux":
         pipe = build_flux_shaped()
     elif name == "shapes":
-        from ..families import load_pipeline
+        from ..models.registry import load_pipeline
 
         pipe = load_pipeline("shapes")
     else:

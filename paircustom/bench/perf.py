@@ -39,12 +39,11 @@ from pathlib import Path
 
 import torch
 
-from ..generate_config import GENERATE
-from ..guidance import StyleGuidedPipeline
+from ..config.generate import GENERATE
+from ..sampling.pipeline import StyleGuidedPipeline
 from . import CHEAP_GUIDANCE
 from .memory import run_probe
-from .models import (SPECS, ModelSpec, build_pipeline, make_trainer, parameter_count, shapes_available,
-                     write_random_styles)
+from .models import SPECS, ModelSpec, build_pipeline, make_trainer, parameter_count, shapes_available, write_random_styles
 from .reference import AdapterState, SequentialTrainer
 
 PROMPT = "a photo of a sbu dog"

@@ -63,12 +63,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..generate_config import GENERATE
-from ..guidance import StyleGuidedPipeline
+from ..config.generate import GENERATE
+from ..sampling.pipeline import StyleGuidedPipeline
 from ..shapes.evaluate import eval_layouts, vae_round_trip
 from ..shapes.examples import EXAMPLES, MORE_SCENES, ExamplePair
 from ..shapes.styles import STYLES
-from ..training import TrainConfig, train_pair
+from ..training.trainer import TrainConfig, train_pair
 from . import quality_report
 from .methods import METHODS, Method
 from .scores import analyzer_reads, constant_image, metrics

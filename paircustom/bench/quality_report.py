@@ -14,7 +14,7 @@ import numpy as np
 
 from PIL import Image
 
-from ..images import atomic_write, grid
+from ..files.images import atomic_write, grid
 from .methods import METHODS
 
 READING_MARK = "<!-- reading: written by hand below this line; kept when the benchmark is re-run -->"

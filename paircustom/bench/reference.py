@@ -21,9 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..adapters import set_route
-from ..images import load_pair
-from ..objective import RowKind, forward_process
+from ..adapters.layers import set_route
+from ..files.images import load_pair
+from ..training.objective import RowKind
+from ..models.forward import forward_process
 
 
 class AdapterState:

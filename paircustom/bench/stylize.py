@@ -9,7 +9,7 @@ the same files as ``paircustom.bench.quality``) the Pair Customization style fil
 then stylise rendered scenes that are not the pair's (``scenes``, half of them held-out combinations) with each
 method ("sdedit", "inversion") over a strength sweep, prompted with each scene's own caption, and score
 (``--negative-prompt-inversion``: inversion only, with the caption as negative prompt too; see
-``paircustom.stylize``):
+``paircustom.sampling.stylize``):
 
     fidelity    1 - Σ d(y, f(x)) / Σ d(x, f(x)),  d = mean absolute pixel error, pooled over the scenes
                 (1: exactly f(x); 0: x unchanged; < 0: further from f(x) than x itself); next to it the
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..generate_config import GENERATE
-from ..guidance import StyleGuidedPipeline
-from ..images import atomic_write, grid
+from ..config.generate import GENERATE
+from ..sampling.pipeline import StyleGuidedPipeline
+from ..files.images import atomic_write, grid
 from ..shapes.examples import EXAMPLES
 from ..shapes.styles import STYLES
 from ..shapes.world import render, random_scene
@@ -67,7 +67,7 @@ class StylizeBenchConfig:
     out: str = "benchmarks/results"
     name: str = "stylize"
     work: str | None = None                                # style files, shared with the quality benchmark
-    negative_prompt_inversion: bool = False                # inversion with n = c (paircustom.stylize)
+    negative_prompt_inversion: bool = False                # inversion with n = c (paircustom.sampling.stylize)
 
 
 SHEET_SCENES = 4  # scenes per style in the sample sheet

@@ -11,7 +11,7 @@ import torch
 from diffusers import AutoencoderKL
 from tqdm import tqdm
 
-from ..images import from_uint8
+from ..files.images import from_uint8
 from .base_config import BaseTrainConfig
 from .families import FAMILIES
 from .styles import KNOWN_STYLES, STYLES, styled_caption

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..generate_config import GENERATE
-from ..images import from_uint8, grid, to_uint8
+from ..config.generate import GENERATE
+from ..files.images import from_uint8, grid, to_uint8
 from .analyzer import analyze
 from .styles import STYLES
 from .world import SHAPES, Layout, random_layout, render_batch
@@ -164,7 +164,7 @@ def main(argv=None) -> None:
         return
 
     torch.manual_seed(0)
-    from ..families import load_pipeline
+    from ..models.registry import load_pipeline
 
     pipe = load_pipeline(args.model or "shapes")
     pipe.set_progress_bar_config(disable=True)

@@ -7,7 +7,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..tiny import sd_scheduler
+from ..tiny.unet import sd_scheduler
 from .base_config import BaseTrainConfig
 from .world import SIZE
 

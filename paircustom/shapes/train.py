@@ -34,10 +34,10 @@ from transformers import CLIPTokenizer
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..checkpoint import join_optimizer_state, split_optimizer_state
-from ..images import atomic_write, from_uint8
-from ..objective import prediction_target, training_scheduler
-from ..tiny import BASE_WORDS, write_clip_tokenizer
+from ..training.checkpoint import join_optimizer_state, split_optimizer_state
+from ..files.images import atomic_write, from_uint8
+from ..models.forward import prediction_target, training_scheduler
+from ..tiny.unet import BASE_WORDS, write_clip_tokenizer
 from .base_config import TRAIN_DEFAULTS, BaseTrainConfig
 from .data import encode_pool, step_rng, training_pool, vae_images
 from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, vae_ceilings

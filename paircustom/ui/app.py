@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..config.generate import GENERATE
 from ..errors import UserError
-from ..generate_config import GENERATE
 from .studio import Studio
 
-MAX_STYLES = 6            # sliders on the page; styles loaded beyond these stay at scale 0
+MAX_STYLES = 6  # sliders on the page; styles loaded beyond these stay at scale 0
 SLIDER_RANGE = (-10.0, 10.0)
 
 
@@ -24,17 +24,26 @@ def _error(error: UserError) -> str:
 def _sliders(studio: Studio) -> list:
     """One update per slider: visible and named for each loaded style, hidden otherwise (values kept)."""
     names = list(studio.styles)[:MAX_STYLES]
-    return [gr.update(visible=True, label=f"{names[i]}: style guidance scale") if i < len(names)
-            else gr.update(visible=False) for i in range(MAX_STYLES)]
+    return [
+        gr.update(visible=True, label=f"{names[i]}: style guidance scale")
+        if i < len(names)
+        else gr.update(visible=False)
+        for i in range(MAX_STYLES)
+    ]
 
 
 def build(studio: Studio) -> gr.Blocks:
+    """The page.  One function, over 60 lines: Gradio creates the components and wires their events inside one
+    ``gr.Blocks`` context, and the event handlers close over the components; split up, some twenty components
+    would be handed between functions."""
     from ..shapes.examples import EXAMPLES, example_paths
 
     steps_default = studio.defaults["max_steps"]
     with gr.Blocks(title="paircustom") as page:
-        gr.Markdown("## paircustom: learn a style from one image pair\nTrain a style LoRA from a content image and "
-                    f"the same picture in a style, then apply it with style guidance. Model: `{studio.model}`.")
+        gr.Markdown(
+            "## paircustom: learn a style from one image pair\nTrain a style LoRA from a content image and "
+            f"the same picture in a style, then apply it with style guidance. Model: `{studio.model}`."
+        )
         with gr.Row():
             content = gr.Image(type="filepath", label="content image", format="png", height=220, elem_id="content")
             style = gr.Image(type="filepath", label="style image", format="png", height=220, elem_id="style")
@@ -48,27 +57,35 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Column():
                 status = gr.Markdown(studio.progress.text(), elem_id="status")
                 download = gr.File(label="trained style file", interactive=False, elem_id="download")
-            preview = gr.Image(label="preview: base | styled", format="png", interactive=False, height=160,
-                               elem_id="preview")
+            preview = gr.Image(
+                label="preview: base | styled", format="png", interactive=False, height=160, elem_id="preview"
+            )
         gr.Markdown("### Generate with style guidance")
         with gr.Row():
             upload = gr.File(label="load a style file", file_types=[".safetensors"], height=110, elem_id="style-file")
-            suffix = gr.Textbox(label="style suffix (only for files from other tools)",
-                                placeholder=" in watercolor style", elem_id="suffix")
+            suffix = gr.Textbox(
+                label="style suffix (only for files from other tools)",
+                placeholder=" in watercolor style",
+                elem_id="suffix",
+            )
             load = gr.Button("Load style file", elem_id="load")
         prompt = gr.Textbox(label="prompt", elem_id="prompt")
-        sliders = [gr.Slider(*SLIDER_RANGE, value=GENERATE.style_scale, step=0.5, visible=False, elem_id=f"scale-{i}")
-                   for i in range(MAX_STYLES)]
+        sliders = [
+            gr.Slider(*SLIDER_RANGE, value=GENERATE.style_scale, step=0.5, visible=False, elem_id=f"scale-{i}")
+            for i in range(MAX_STYLES)
+        ]
         with gr.Row():
             seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
-            sample_steps = gr.Slider(5, 100, value=GENERATE.num_inference_steps, step=1, label="denoising steps", elem_id="sample-steps")
+            sample_steps = gr.Slider(
+                5, 100, value=GENERATE.num_inference_steps, step=1, label="denoising steps", elem_id="sample-steps"
+            )
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
         message = gr.Markdown(elem_id="message")
         with gr.Row():
             base = gr.Image(label="base", format="png", interactive=False, height=200, elem_id="base")
             styled = gr.Image(label="styled", format="png", interactive=False, height=200, elem_id="styled")
             compare = gr.Image(label="base | styled", format="png", interactive=False, height=200, elem_id="compare")
-        seen = gr.State((0, None, None))     # (styles with sliders, preview, trained file) the page shows
+        seen = gr.State((0, None, None))  # (styles with sliders, preview, trained file) the page shows
         timer = gr.Timer(1.0)
 
         def pick_example(name):
@@ -90,12 +107,21 @@ def build(studio: Studio) -> gr.Blocks:
             progress = studio.progress
             now = (len(studio.styles), progress.preview, progress.output)
             changed = lambda i, value: value if now[i] != seen[i] and now[i] is not None else gr.skip()  # noqa: E731
-            return (progress.text(), changed(1, str(progress.preview)), changed(2, str(progress.output)), now,
-                    *(_sliders(studio) if now[0] != seen[0] else [gr.skip()] * MAX_STYLES))
+            return (
+                progress.text(),
+                changed(1, str(progress.preview)),
+                changed(2, str(progress.output)),
+                now,
+                *(_sliders(studio) if now[0] != seen[0] else [gr.skip()] * MAX_STYLES),
+            )
 
         def load_file(file, suffix):
             if file is None:
-                return "paircustom: error: choose a .safetensors style file first.", gr.skip(), *[gr.skip()] * MAX_STYLES
+                return (
+                    "paircustom: error: choose a .safetensors style file first.",
+                    gr.skip(),
+                    *[gr.skip()] * MAX_STYLES,
+                )
             before = len(studio.notices)
             try:
                 name = studio.load(file, suffix)
@@ -124,9 +150,16 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int | None = None) -> 
     from ..shapes.examples import EXAMPLES_DIR
 
     page = build(studio)
-    try:   # served files: the trained styles and previews, and the example pairs
-        page.queue().launch(server_name=host, server_port=port, allowed_paths=[str(studio.workdir), str(EXAMPLES_DIR)],
-                            quiet=True, show_error=True)
-    except OSError as error:      # the port is taken, or the host is not this machine's
-        raise UserError(f"cannot serve the web app on {host}:{port or 7860} ({' '.join(str(error).split())[:160]}); "
-                        "choose another --port.") from None
+    try:  # served files: the trained styles and previews, and the example pairs
+        page.queue().launch(
+            server_name=host,
+            server_port=port,
+            allowed_paths=[str(studio.workdir), str(EXAMPLES_DIR)],
+            quiet=True,
+            show_error=True,
+        )
+    except OSError as error:  # the port is taken, or the host is not this machine's
+        raise UserError(
+            f"cannot serve the web app on {host}:{port or 7860} ({' '.join(str(error).split())[:160]}); "
+            "choose another --port."
+        ) from None

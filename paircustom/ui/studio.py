@@ -16,13 +16,13 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..config.generate import GENERATE
+from ..config.model_names import resolve_model
+from ..config.train import TrainConfig, model_defaults
 from ..errors import UserError, reason
-from ..model_names import resolve_model
-from ..images import grid, load_pair
-from ..generate_config import GENERATE
-from ..train_config import TrainConfig, model_defaults
+from ..files.images import grid, load_pair
 
-PREVIEWS = 3              # previews per training run (each is two 20-step samples)
+PREVIEWS = 3  # previews per training run (each is two 20-step samples)
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ class Progress:
     step: int = 0
     total: int = 0
     content_loss: float | None = None
-    style_loss: float | None = None      # None during the style warm-up
-    preview: Path | None = None          # latest base | styled preview PNG
-    output: Path | None = None           # the trained style file, once written
-    style_name: str | None = None        # under which it was loaded for generation
-    error: str | None = None             # one sentence
+    style_loss: float | None = None  # None during the style warm-up
+    preview: Path | None = None  # latest base | styled preview PNG
+    output: Path | None = None  # the trained style file, once written
+    style_name: str | None = None  # under which it was loaded for generation
+    error: str | None = None  # one sentence
 
     def text(self) -> str:
         """One line for the page: 'step 12/300 · content loss 0.1234 · style loss warm-up'."""
@@ -47,8 +47,9 @@ class Progress:
             return "not trained yet"
         if self.step == 0:
             return "loading the model and encoding the pair ..."
-        losses = f"content loss {self.content_loss:.4f} · style loss " + \
-            ("warm-up" if self.style_loss is None else f"{self.style_loss:.4f}")
+        losses = f"content loss {self.content_loss:.4f} · style loss " + (
+            "warm-up" if self.style_loss is None else f"{self.style_loss:.4f}"
+        )
         done = f" · done: loaded as '{self.style_name}'" if self.output else ""
         return f"step {self.step}/{self.total} · {losses}{done}"
 
@@ -57,16 +58,16 @@ class Studio:
     """The app's state: ``train`` starts a background run, ``load`` adds a style file, ``generate`` draws."""
 
     def __init__(self, model: str = "shapes", workdir: str | Path | None = None, device: str | None = None):
-        _, settings = resolve_model(model)        # a missing folder is one sentence, before the page starts
+        _, settings = resolve_model(model)  # a missing folder is one sentence, before the page starts
         self.model, self.device = model, device
-        self.defaults = model_defaults(settings)      # the training defaults, the page's starting values
+        self.defaults = model_defaults(settings)  # the training defaults, the page's starting values
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="paircustom-ui-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.progress = Progress()
-        self.styles: dict[str, Path] = {}         # loaded style name -> file
-        self.notices: list[str] = []              # warnings from loading files, for the page
-        self._pipe = None                         # (Flow)StyleGuidedPipeline, loaded on first use
-        self._lock = threading.Lock()             # one model user at a time (training owns its own copy)
+        self.styles: dict[str, Path] = {}  # loaded style name -> file
+        self.notices: list[str] = []  # warnings from loading files, for the page
+        self._pipe = None  # (Flow)StyleGuidedPipeline, loaded on first use
+        self._lock = threading.Lock()  # one model user at a time (training owns its own copy)
         self._thread: threading.Thread | None = None
 
     # ---- training ---------------------------------------------------------------------------------------
@@ -80,26 +81,40 @@ class Studio:
             raise UserError('give the subject word (e.g. "dog") and the style words (e.g. "digital art").')
         number = len(list(self.workdir.glob("*.safetensors"))) + 1
         output = self.workdir / f"{_slug(style_words)}-{number}.safetensors"
-        config = TrainConfig(str(content), str(style), subject=subject.strip(), style=style_words.strip(),
-                             model=self.model, output=str(output), max_steps=steps, device=self.device,
-                             progress=False)
-        resolved = config.resolved()                  # numbers checked here, in the caller's thread
-        load_pair(config.content_image, config.style_image, resolved.resolution)    # images too
-        config = replace(config, preview_every=-(-resolved.max_steps // PREVIEWS))      # ceil
+        config = TrainConfig(
+            str(content),
+            str(style),
+            subject=subject.strip(),
+            style=style_words.strip(),
+            model=self.model,
+            output=str(output),
+            max_steps=steps,
+            device=self.device,
+            progress=False,
+        )
+        resolved = config.resolved()  # numbers checked here, in the caller's thread
+        load_pair(config.content_image, config.style_image, resolved.resolution)  # images too
+        config = replace(config, preview_every=-(-resolved.max_steps // PREVIEWS))  # ceil
         self.progress = Progress(running=True, total=resolved.max_steps)
         self._thread = threading.Thread(target=self._train, args=(config,), name="paircustom-train", daemon=True)
         self._thread.start()
         return config
 
     def _train(self, config: TrainConfig) -> None:
-        from ..training import train_pair
+        from ..training.trainer import train_pair
 
         def on_step(trainer):
             _, content_loss, style_loss = trainer.history[-1]
             preview = trainer.preview_path(trainer.step)
-            self.progress = replace(self.progress, step=trainer.step, total=trainer.config.max_steps,
-                                    content_loss=content_loss, style_loss=style_loss,
-                                    preview=preview if preview.is_file() else self.progress.preview)
+            self.progress = replace(
+                self.progress,
+                step=trainer.step,
+                total=trainer.config.max_steps,
+                content_loss=content_loss,
+                style_loss=style_loss,
+                preview=preview if preview.is_file() else self.progress.preview,
+            )
+
         try:
             path = train_pair(config, on_step=on_step)
             name = self.load(path)
@@ -122,18 +137,18 @@ class Studio:
     @property
     def pipe(self):
         if self._pipe is None:
-            from ..flow_guidance import from_pretrained
+            from ..sampling.pipeline import from_pretrained
 
-            self._pipe = from_pretrained(self.model, device=self.device)     # SD / SDXL, or SD3 / Flux
+            self._pipe = from_pretrained(self.model, device=self.device)  # SD / SDXL, or SD3 / Flux
         return self._pipe
 
     def load(self, path, suffix: str | None = None) -> str:
         """Load a style file (any layout ``generate`` reads) under a fresh name; returns the name."""
         from ..errors import PairCustomWarning
-        from ..formats import read_adapter, require_suffix
+        from ..files.style_file import read_adapter, require_suffix
 
         path, suffix = Path(path), suffix if suffix and suffix.strip() else None
-        require_suffix(path.name, read_adapter(path)[1], suffix)     # before the model loads
+        require_suffix(path.name, read_adapter(path)[1], suffix)  # before the model loads
         stem = re.sub(r"[^\w-]", "-", path.stem) or "style"
         name = next(n for n in (stem, *(f"{stem}-{i}" for i in range(2, 1000))) if n not in self.styles)
         with self._lock, warnings.catch_warnings(record=True) as caught:
@@ -143,9 +158,15 @@ class Studio:
         self.styles[name] = path
         return name
 
-    def generate(self, prompt: str, scales: dict[str, float], seed: int = 0,
-                 steps: int = GENERATE.num_inference_steps, guidance_scale: float = GENERATE.guidance_scale,
-                 style_start_fraction: float = GENERATE.style_start_fraction):
+    def generate(
+        self,
+        prompt: str,
+        scales: dict[str, float],
+        seed: int = 0,
+        steps: int = GENERATE.num_inference_steps,
+        guidance_scale: float = GENERATE.guidance_scale,
+        style_start_fraction: float = GENERATE.style_start_fraction,
+    ):
         """(base image, styled image, labelled comparison) for one prompt, same seed."""
         if not (prompt or "").strip():
             raise UserError('give a prompt, e.g. "a photo of a red circle on a blue background".')

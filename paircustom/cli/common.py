@@ -1,0 +1,129 @@
+"""What ``paircustom generate`` and ``paircustom stylize`` share: the style-file and model options, reading the
+styles and the control image, the checks of a model family's options, opening the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import distributed
+from ..config.generate import GenerateConfig
+from ..config.options import add_options, from_args
+from ..errors import UserError
+
+
+def inputs(p, names: tuple[str, ...]) -> None:
+    """What generate and stylize share: the style files, the config's options ``names``, ControlNet, output."""
+    p.add_argument(
+        "--style-file",
+        "-s",
+        action="append",
+        default=[],
+        metavar="FILE[=SCALE]",
+        help="style file, optionally with its own scale; repeat to combine styles",
+    )
+    p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
+    p.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        help="name of each --style-file, in order (default: the file's stem); needed when stems repeat",
+    )
+    add_options(p, GenerateConfig, names)
+    p.add_argument("--controlnet", help="ControlNet folder or hub id, e.g. diffusers/controlnet-canny-sdxl-1.0")
+    p.add_argument("--control-image", help="the ControlNet's conditioning image (edges, depth, pose, ...)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing images")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _parse_style(text: str, default: float) -> tuple[str, float]:
+    path, _, scale = text.partition("=")
+    try:
+        return path, float(scale) if scale else default
+    except ValueError:
+        raise UserError(f"'{text}' is not FILE or FILE=SCALE with a number as scale; e.g. art.safetensors=3.") from None
+
+
+def _first_repeat(items: list[str]) -> str:
+    return next(item for i, item in enumerate(items) if item in items[:i])
+
+
+def read_styles(args):
+    """The --style-file list and the config, checked before any model loads: ((path, scale) list, names, metadata,
+    resolved ``GenerateConfig``: the model defaults to the first file's base model)."""
+    from ..files.style_file import read_adapter, require_suffix
+
+    config = from_args(GenerateConfig, args)
+    styles = [_parse_style(s, config.style_scale) for s in args.style_file]
+    if not styles:
+        raise UserError("give at least one style with --style-file FILE (written by 'paircustom train').")
+    if getattr(args, "lora_scale", None) is not None and len(styles) != 1:
+        raise UserError("--lora-scale applies one style; give exactly one --style-file.")
+    if args.name and len(args.name) != len(styles):
+        raise UserError(f"give one --name per --style-file ({len(styles)}), or none; got {len(args.name)}.")
+    names = args.name or [Path(path).stem for path, _ in styles]
+    if len(set(names)) != len(names):
+        raise UserError(f"two styles would share the name '{_first_repeat(names)}'; name each with --name.")
+    metadata = [read_adapter(path)[1] for path, _ in styles]  # every file checked before the model loads
+    for (path, _), meta in zip(styles, metadata):
+        require_suffix(path, meta, args.suffix)
+    return styles, names, metadata, config.resolved(metadata[0].base_model if metadata[0] else None)
+
+
+def read_control(args, config: GenerateConfig):
+    """--controlnet and --control-image, both or neither; the image opened (and the folder checked) now."""
+    from ..config.checks import check_number
+    from ..config.model_names import folder_or_hub_id
+    from ..files.images import open_rgb
+
+    if (args.controlnet is None) != (args.control_image is None):
+        raise UserError(
+            "--controlnet and --control-image go together: give the ControlNet model and its "
+            "conditioning image, or neither."
+        )
+    if args.controlnet is None:
+        return None
+    check_number(
+        "the ControlNet conditioning scale",
+        config.controlnet_conditioning_scale,
+        0,
+        100,
+        hint="; 1 is diffusers' default",
+    )
+    folder_or_hub_id(args.controlnet, "ControlNet", "config.json")
+    return open_rgb(args.control_image, "control image")
+
+
+def open_pipeline(args, config: GenerateConfig, device: str, styles, names):
+    """The model (with --controlnet) on ``device`` with every style loaded: (pipeline, {name: scale}, files)."""
+    from ..models.registry import DTYPES
+    from ..sampling.pipeline import from_pretrained
+
+    pipe = from_pretrained(
+        config.model, DTYPES[config.dtype], device, variant=config.variant, vae=config.vae, controlnet=args.controlnet
+    )
+    pipe.pipe.set_progress_bar_config(disable=args.quiet or not distributed.is_main())
+    scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
+    files = {name: {"file": str(Path(path).resolve()), "scale": scale} for (path, scale), name in zip(styles, names)}
+    return pipe, scales, files
+
+
+def check_family_options(args, config: GenerateConfig, plan, metadata) -> bool:
+    """Refuse options the model's family does not take, before it loads; return whether it is SD3 / Flux."""
+    from ..files.style_file import FAMILY_WORDS
+    from ..models.registry import FAMILIES
+    from ..sampling.pipeline import check_flow_options
+
+    flow = plan.flow if plan is not None else any(m is not None and FAMILIES[m.family].flow for m in metadata)
+    if flow:
+        check_flow_options(
+            controlnet=getattr(args, "controlnet", None),
+            prompt_2=config.prompt_2,
+            negative_prompt_2=config.negative_prompt_2,
+            guidance_rescale=config.guidance_rescale,
+        )
+    elif config.true_cfg_scale != GenerateConfig.true_cfg_scale:
+        raise UserError(
+            f"--true-cfg-scale applies to Flux; {FAMILY_WORDS.get(plan.family if plan else '', 'this')} "
+            "models take --guidance-scale for CFG, so drop it."
+        )
+    return flow
