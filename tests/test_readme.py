@@ -8,7 +8,6 @@
 """
 
 import re
-import tomllib
 from importlib import import_module
 from pathlib import Path
 
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "paircustom"
 README = ROOT / "README.md"
 README_MAX_LINES = 250
-FIRST_SCREEN = 40          # lines a newcomer sees before scrolling
+FIRST_SCREEN = 40  # lines a newcomer sees before scrolling
 # The pages whose links and paths must hold; docs/research/ is a dated log and keeps the paths of its day.
 PAGES = [README, ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -28,27 +27,33 @@ def section(path: Path, heading: str) -> str:
     text = path.read_text()
     match = re.search(rf"^(#+) {re.escape(heading)}\n", text, flags=re.M)
     assert match, f"{path.relative_to(ROOT)} has no heading {heading!r}"
-    rest = text[match.end():]
+    rest = text[match.end() :]
     end = re.search(rf"^#{{1,{len(match.group(1))}}} ", rest, flags=re.M)
-    return rest[:end.start()] if end else rest
+    return rest[: end.start()] if end else rest
 
 
 # --- README: short, and its first screen is what a newcomer needs --------------------------------------------------
 
+
 def test_readme_is_at_most_250_lines():
     lines = README.read_text().splitlines()
-    assert len(lines) <= README_MAX_LINES, (f"README.md has {len(lines)} lines (at most {README_MAX_LINES}); move "
-                                            "reference material to a page under docs/ and link it")
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}); move "
+        "reference material to a page under docs/ and link it"
+    )
 
 
-@pytest.mark.parametrize("what, pattern", [
-    ("the install command", r'^pip install .*-e "\.\[test\]"'),
-    ("the demo command", r"&& paircustom demo\b"),
-    ("the test command", r"^python -m pytest -q\b"),
-    ("the project's name and what it does", r"\*\*paircustom learns a visual style from one pair of images\*\*"),
-    ("the paper it implements", r"Pair Customization.*\n?.*arXiv 2405\.01536"),
-    ("the model families", r"SD3 and Flux"),
-])
+@pytest.mark.parametrize(
+    "what, pattern",
+    [
+        ("the install command", r'^pip install .*-e "\.\[test\]"'),
+        ("the demo command", r"&& paircustom demo\b"),
+        ("the test command", r"^python -m pytest -q\b"),
+        ("the project's name and what it does", r"\*\*paircustom learns a visual style from one pair of images\*\*"),
+        ("the paper it implements", r"Pair Customization.*\n?.*arXiv 2405\.01536"),
+        ("the model families", r"SD3 and Flux"),
+    ],
+)
 def test_first_screen_says_what_this_is_and_how_to_start(what, pattern):
     first = "\n".join(README.read_text().splitlines()[:FIRST_SCREEN])
     assert re.search(pattern, first, flags=re.M), f"README.md's first {FIRST_SCREEN} lines lack {what} ({pattern})"
@@ -67,7 +72,7 @@ def subcommands() -> set[str]:
     import contextlib
     import io
 
-    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["paircustom"]
+    target = re.search(r'^paircustom = "([\w.]+:\w+)"', (ROOT / "pyproject.toml").read_text(), flags=re.M).group(1)
     module, function = target.split(":")
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
@@ -80,24 +85,31 @@ def test_command_line_synopsis_names_every_subcommand():
     named = set(re.findall(r"^paircustom ([a-z]+)\b", synopsis, flags=re.M))
     commands = subcommands()
     assert {"train", "generate", "stylize", "info", "export", "ui", "demo"} <= commands, commands
-    assert named == commands, (f"the README's synopsis lacks {sorted(commands - named)} and names "
-                               f"{sorted(named - commands)}, which `paircustom --help` does not list")
+    assert named == commands, (
+        f"the README's synopsis lacks {sorted(commands - named)} and names "
+        f"{sorted(named - commands)}, which `paircustom --help` does not list"
+    )
 
 
 # --- docs/development.md: the code map ------------------------------------------------------------------------------
 
+
 def code_map() -> list[tuple[list[str], str]]:
     """[(names in the first column, the whole row)] of the table under "## Code map"; names are paths under
     paircustom/, a folder ending in "/"."""
-    rows = [line for line in section(ROOT / "docs" / "development.md", "Code map").splitlines()
-            if line.startswith("| `")]
+    rows = [
+        line for line in section(ROOT / "docs" / "development.md", "Code map").splitlines() if line.startswith("| `")
+    ]
     return [(re.findall(r"`([^`]+)`", row.split("|")[1]), row) for row in rows]
 
 
 def package_modules() -> list[str]:
     """Every module of the package as a path under paircustom/ ("basis.py", "shapes/world.py", ...)."""
-    return sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
-                  if p.name not in ("__init__.py", "__main__.py") and "__pycache__" not in p.parts)
+    return sorted(
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py") and "__pycache__" not in p.parts
+    )
 
 
 def test_code_map_names_only_what_exists():
@@ -107,8 +119,10 @@ def test_code_map_names_only_what_exists():
         for name in names:
             path = PACKAGE / name
             ok = (path / "__init__.py").is_file() if name.endswith("/") else path.is_file() and name.endswith(".py")
-            assert ok, f"the code map names {name!r}, which is not a {'package' if name.endswith('/') else 'module'} " \
-                       f"of paircustom/"
+            assert ok, (
+                f"the code map names {name!r}, which is not a {'package' if name.endswith('/') else 'module'} "
+                f"of paircustom/"
+            )
 
 
 def test_code_map_names_every_module():
@@ -124,8 +138,8 @@ def test_code_map_names_every_module():
         if not holders:
             missing.append(module)
             continue
-        folder = max(holders, key=len)          # the innermost listed folder names it, by its path within that folder
-        inner = module[len(folder):]
+        folder = max(holders, key=len)  # the innermost listed folder names it, by its path within that folder
+        inner = module[len(folder) :]
         if f"`{inner}`" not in folders[folder]:
             missing.append(f"{module} (in the {folder} row)")
     assert not missing, f"the code map in docs/development.md does not name {missing}"
@@ -135,6 +149,7 @@ def test_code_map_names_every_module():
 
 
 # --- docs/method.md: the defaults table -----------------------------------------------------------------------------
+
 
 def _number(value) -> str:
     """As the docs write numbers: 5, 0.2, 1e-4."""
@@ -157,19 +172,23 @@ def test_defaults_table_states_the_configs_defaults():
     def row(setting: str, make) -> str:
         return f"| {setting} | " + " | ".join(make(d) for d in columns) + " |"
 
-    rows = [row("content and style rank (alpha = rank)", lambda d: str(d["rank"])),
-            row("optimizer", lambda d: "AdamW, lr %s, weight decay %s" % (_number(d["learning_rate"]), decay)),
-            row("steps / style loss from step", lambda d: "%d / %d" % (d["max_steps"], d["style_start_step"])),
-            row("batch / gradient accumulation", lambda d: "1 / %d" % d["gradient_accumulation"]),
-            row("resolution", lambda d: str(d["resolution"])),
-            f"| target modules | `{', '.join(DEFAULT_TARGETS)}` | same |",
-            f"| generation: CFG / style scale / steps / style start fraction | {_number(GENERATE.guidance_scale)} / "
-            f"{_number(GENERATE.style_scale)} / {GENERATE.num_inference_steps} / {_number(GENERATE.style_start_fraction)} | same |"]
+    rows = [
+        row("content and style rank (alpha = rank)", lambda d: str(d["rank"])),
+        row("optimizer", lambda d: "AdamW, lr %s, weight decay %s" % (_number(d["learning_rate"]), decay)),
+        row("steps / style loss from step", lambda d: "%d / %d" % (d["max_steps"], d["style_start_step"])),
+        row("batch / gradient accumulation", lambda d: "1 / %d" % d["gradient_accumulation"]),
+        row("resolution", lambda d: str(d["resolution"])),
+        f"| target modules | `{', '.join(DEFAULT_TARGETS)}` | same |",
+        "| generation: CFG / style scale / steps / style start fraction | "
+        f"{_number(GENERATE.guidance_scale)} / {_number(GENERATE.style_scale)} / "
+        f"{GENERATE.num_inference_steps} / {_number(GENERATE.style_start_fraction)} | same |",
+    ]
     missing = [row for row in rows if not any(line.startswith(row) for line in table.splitlines())]
     assert not missing, f"the defaults table in docs/method.md does not say: {missing}"
 
 
 # --- every page: links and repository paths -------------------------------------------------------------------------
+
 
 def slug(heading: str) -> str:
     """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
@@ -202,7 +221,7 @@ def test_repository_paths_named_exist(page):
     """A path such as `benchmarks/results/perf.md` or `paircustom/shapes/world.py` in backticks is a file or
     folder of this repository (paths with placeholders such as {md,json} or <output> are left out)."""
     named = re.findall(r"`((?:paircustom|benchmarks|tests|docs|configs|tools|\.ci)/[^`\s{}<>*]*)`", page.read_text())
-    if page.name == "CHANGELOG.md":        # history names paths that have moved on purpose
+    if page.name == "CHANGELOG.md":  # history names paths that have moved on purpose
         named = [path for path in named if "RESULTS.md" not in path]
     missing = sorted({path for path in named if not (ROOT / path).exists()})
     assert not missing, f"{page.relative_to(ROOT)} names paths that do not exist: {missing}"
