@@ -159,10 +159,10 @@ def _number(value) -> str:
 def test_defaults_table_states_the_configs_defaults():
     """The defaults table in docs/method.md is a copy; it must say what TrainConfig, the shipped model's
     paircustom.json and GenerateConfig say."""
-    from paircustom.generate_config import GENERATE
-    from paircustom.model_names import folder_settings
+    from paircustom.config.generate import GENERATE
+    from paircustom.config.model_names import folder_settings
+    from paircustom.config.train import DEFAULT_TARGETS, PAPER_DEFAULTS, TrainConfig, model_defaults
     from paircustom.shapes import MODEL_DIR
-    from paircustom.train_config import DEFAULT_TARGETS, PAPER_DEFAULTS, TrainConfig, model_defaults
 
     table = section(ROOT / "docs" / "method.md", "Defaults")
     decay = _number(TrainConfig.__dataclass_fields__["weight_decay"].default)
