@@ -1,7 +1,7 @@
 """Where we run: the device (``check_device``) and, under several processes (torchrun, accelerate launch), who we
 are, who prints, and launcher pitfalls.
 
-Semantics of training under N processes (see README, "Several GPUs / several machines"):
+Semantics of training under N processes (see docs/training.md, "Several GPUs / several machines"):
 every process holds the whole model and the same pair; process r draws its own (eps, t)
 from a generator seeded with ``seed + r``; gradients are averaged over the processes
 (DDP), so one optimizer step sees N x gradient_accumulation draws; the learning rate is

@@ -36,7 +36,7 @@ class GenerateConfig:
     style_interval: int = setting(
         1,
         "recompute the style terms every K steps and reuse them in between, where only "
-        "the CFG rows are computed (1: every step; see README 'Cheaper style guidance')",
+        "the CFG rows are computed (1: every step; see docs/generation.md, 'Cheaper style guidance')",
         metavar="K",
     )
     style_tolerance: float | None = setting(

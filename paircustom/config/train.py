@@ -54,7 +54,7 @@ class TrainConfig:
     style: str = setting(
         "custom",
         'the style description, e.g. "digital art"; on the shapes model, words it already '
-        'ties to the look did far better (README, "Does it work?")',
+        'ties to the look did far better (docs/results.md, "What limits it")',
         required=True,
     )
     model: str = setting("shapes", "hub id, diffusers folder, or 'shapes' (the embedded model)")
