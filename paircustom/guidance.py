@@ -236,13 +236,16 @@ class StyleGuidedPipeline:
         device = pipe._execution_device
         cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=True, prompts_2=prompts_2,
                                      negative_prompt_2=negative_prompt_2)
-        suffixed = lambda texts, name: None if texts is None else [p + self.suffixes[name] for p in texts]  # noqa: E731
-        blocks = [uncond, cond] + [family.encode(pipe, suffixed(prompts, n), device,
-                                                 prompts_2=suffixed(prompts_2, n))[0] for n in scales]
+        blocks = [uncond, cond] + [family.encode(pipe, self._style_texts(prompts, n), device,
+                                                 prompts_2=self._style_texts(prompts_2, n))[0] for n in scales]
         blocks = [family.add_size(pipe, b, sizes).repeat(num_images_per_prompt) for b in blocks]
         cond_of = {active: Conditioning.cat(blocks[:active]) for active in {2, len(blocks)}}  # (k·B, T, D) each
         return Guide(cond_of, [base_adapter, base_adapter, *scales], list(scales.values()), guidance_scale,
                      guidance_rescale=guidance_rescale, batched=batched)
+
+    def _style_texts(self, texts: list[str] | None, name: str) -> list[str] | None:
+        """The prompts c_i of style ``name``'s rows (Eq. 10): each text + the style's suffix."""
+        return None if texts is None else [text + self.suffixes[name] for text in texts]
 
     def _control(self, control_image, height: int, width: int, scale: float):
         """The control image prepared for the pipeline's ControlNet, or None without one."""

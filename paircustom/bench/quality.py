@@ -56,7 +56,7 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,21 +64,31 @@ import torch
 from PIL import Image
 
 from ..generate_config import GENERATE
-from ..guidance import StyleGuidedPipeline
-from ..shapes.evaluate import eval_layouts, vae_round_trip
-from ..shapes.examples import EXAMPLES, MORE_SCENES, ExamplePair
-from ..shapes.styles import STYLES
-from ..training import TrainConfig, train_pair
+from ..shapes.evaluate import vae_round_trip
+from ..shapes.examples import MORE_SCENES
+from ..shapes.styles import KNOWN_STYLES, STYLES, Style
 from . import quality_report
-from .methods import METHODS, Method
+from .methods import METHODS
+from .oracle import OracleGuidedPipeline, load_oracle
+from .samples import Sample, evaluation_set, generate
 from .scores import analyzer_reads, constant_image, metrics
+from .sections import (  # noqa: F401
+    SECTIONS,
+    bench_style,
+    pair_images,
+    section_styles,
+    train_style,
+    training_pairs,
+)
+
 
 @dataclass(frozen=True)
 class QualityConfig:
     """Everything that defines a benchmark run (defaults: the full run, ~30-40 CPU minutes)."""
 
     model: str = "shapes"                     # the embedded model (or a shapes-world pipeline folder)
-    styles: tuple[str, ...] = tuple(STYLES)   # keys of paircustom.shapes.styles.STYLES, easy to hard
+    section: str = "new-words"                # "families" or "new-words" (``sections``): what ``styles`` names
+    styles: tuple[str, ...] = tuple(STYLES)   # styles of the section (new words: keys of STYLES, easy to hard)
     methods: tuple[str, ...] = tuple(METHODS)
     pair: str = "trio"                        # the scene of the training pair (paircustom.shapes.examples)
     held_out: int = 4                         # held-out captions evaluated
@@ -105,91 +115,30 @@ class QualityConfig:
 
 QUICK = dict(styles=("inverted",), methods=("pair-sg", "db-lora"), held_out=1, training=1, seeds=(0, 1),
              style_scales=(3.0,), lora_scales=(1.0,), max_steps=200, style_start_step=50, name="quality-quick")
+# The family section (the default of the command line): every family, the paper's baselines and the oracle; fewer
+# training captions and seeds than the new-word section so that it fits ~20 CPU minutes.
+FAMILY_METHODS = ("prompt-only", "oracle", "pair-sg", "db-lora", "slider")
+PRESETS = {"families": dict(section="families", styles=section_styles("families"), methods=FAMILY_METHODS,
+                            training=2, seeds=(0, 1, 2), name="quality-families"),
+           "new-words": dict(section="new-words")}
+QUICKS = {"families": dict(styles=("outlined",), held_out=1, training=1, seeds=(0,), steps=8, style_scales=(3.0,),
+                           lora_scales=(1.0,), max_steps=12, style_start_step=4, name="quality-families-quick"),
+          "new-words": QUICK}
 
 
-@dataclass
-class Sample:
-    """The evaluation set: one row per (caption, seed), caption-major."""
-
-    prompts: list[str]
-    splits: list[str]            # "held-out", "training" or "pair"
-    latents: torch.Tensor        # (N, C, h, w) initial latents, shared by every method
-    base: np.ndarray = field(default=None)   # (N, 64, 64, 3) uint8 x_base
-
-
-def evaluation_set(config: QualityConfig, pipe) -> Sample:
-    """Draw the captions (fixed seed) and the initial latents of every (caption, seed)."""
-    pair = EXAMPLES[config.pair].scene.layout
-    chosen = [("held-out", layout) for layout in eval_layouts(config.held_out, True, config.prompt_seed)]
-    chosen += [("training", layout) for layout in eval_layouts(config.training + 1, False, config.prompt_seed)
-               if layout != pair][:config.training]
-    chosen += [("pair", pair)] if config.pair_caption else []
-    unet = pipe.unet.config
-    noise = {s: torch.randn((1, unet.in_channels, unet.sample_size, unet.sample_size),
-                            generator=torch.Generator().manual_seed(s)) for s in config.seeds}
-    rows = [(split, layout, seed) for split, layout in chosen for seed in config.seeds]
-    return Sample([layout.caption for _, layout, _ in rows], [split for split, _, _ in rows],
-                  torch.cat([noise[seed] for _, _, seed in rows]))
-
-
-def generate(guided: StyleGuidedPipeline, sample: Sample, config: QualityConfig, style: str | None = None,
-             scale: float = 0.0, apply: str = "guidance", options: tuple[tuple[str, object], ...] = ()) -> np.ndarray:
-    """All samples in one pipeline call -> (N, 64, 64, 3) uint8; no style = the base model, plain CFG.
-
-    ``options``: further style-guidance options (a method's ``sample``, e.g. style_interval)."""
-    common = dict(num_inference_steps=config.steps, guidance_scale=config.guidance_scale,
-                  style_start_fraction=config.style_start_fraction, latents=sample.latents.clone(), output_type="np")
-    if style is None:
-        out = guided(sample.prompts, styles={}, **common)
-    elif apply == "guidance":
-        out = guided(sample.prompts, styles={style: scale}, **common, **dict(options))
-    else:
-        out = guided.lora_scale(sample.prompts, style, scale, **common)
-    return (np.asarray(out.images) * 255).round().clip(0, 255).astype(np.uint8)
-
-
-def train_style(config: QualityConfig, style: str, method: Method, work: Path) -> Path:
-    """Train (or reuse) the style file of one (style, training variant) on the fixed pair."""
-    variant = "-".join(f"{k}={v}" for k, v in method.train) or "pair"
-    variant += f"-pairs={method.pairs}" if method.pairs > 1 else ""
-    steps = f"{config.max_steps or 'default'}-{config.style_start_step or 'default'}"
-    tuned = "".join(f"-{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in config.train)
-    output = work / f"{style}-{variant}-{steps}{tuned}.safetensors"
-    if output.is_file():
-        return output
-    pairs = training_pairs(config, style, method.pairs)
-    paths = []
-    for k, pair in enumerate(pairs):
-        paths.append((work / f"{style}-content{k or ''}.png", work / f"{style}-style{k or ''}.png"))
-        for path, image in zip(paths[-1], pair.images()):
-            Image.fromarray(image).save(path)
-    train_pair(TrainConfig(str(paths[0][0]), str(paths[0][1]), subject=pairs[0].subject,
-                           extra_pairs=tuple((str(c), str(s)) for c, s in paths[1:]),
-                           pair_subjects=tuple(pair.subject for pair in pairs[1:]),
-                           style=pairs[0].style_prompt, model=config.model, output=str(output), overwrite=True,
-                           max_steps=config.max_steps, style_start_step=config.style_start_step, progress=False,
-                           **{**dict(config.train), **dict(method.train)}))
-    return output
-
-
-def training_pairs(config: QualityConfig, style: str, count: int = 1) -> list[ExamplePair]:
-    """The first ``count`` training pairs of ``style``: the benchmark's pair, then ``MORE_SCENES``."""
-    scenes = [EXAMPLES[config.pair].scene, *MORE_SCENES][:count]
-    return [ExamplePair(f"pair{k}", scene, style) for k, scene in enumerate(scenes)]
-
-
-def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: Sample, style: str,
+def evaluate_style(config: QualityConfig, guided: OracleGuidedPipeline, sample: Sample, style: str,
                    work: Path, log) -> tuple[list[dict], list[list[Image.Image]]]:
-    """Train every method's file for ``style`` once, sweep its scales, score each against f(x_base).
+    """Train every method's file for ``style`` once (the oracle: load it), sweep its scales, score each against
+    f(x_base).
 
     Also returns gallery rows (the training style image, then the first seed of every caption) for the
     references and for each method at its default scale.
     """
-    f = STYLES[style].apply
-    target = np.stack([f(image) for image in sample.base])
-    style_images = np.stack([pair.images()[1] for pair in training_pairs(config, style, 1 + len(MORE_SCENES))])
-    style_image = style_images[0]                                   # the benchmark's pair
-    reads = analyzer_reads(style)
+    chosen = bench_style(config.section, style)
+    target = np.stack([chosen.apply(image) for image in sample.base])
+    trained_on = pair_images(config, style, 1 + len(MORE_SCENES))   # content, style of each training pair
+    style_image = trained_on[1]                                     # the benchmark's pair
+    reads = analyzer_reads(Style(style, chosen.words, chosen.apply))
     readable = reads >= config.readable_threshold
     log(f"[{style}] analyzer reads shapes under this style: {100 * reads:.0f}% -> structure "
         f"{'scored' if readable else 'n/a'}")
@@ -203,25 +152,22 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
             if not rows.any():
                 continue
             records.append(dict(style=style, method=key, scale=scale, split=split, readable=readable,
-                                analyzer_reads=reads, **metrics(styled[rows], sample.base[rows], target[rows],
-                                                                style_images[:pairs], readable)))
+                                analyzer_reads=reads, oracle=chosen.oracle, **metrics(
+                                    styled[rows], sample.base[rows], target[rows], trained_on[:2 * pairs], readable)))
         return next(r for r in reversed(records) if r["split"] == "all")
 
     ceiling = vae_round_trip(guided.pipe.vae, target)
-    for key, images in (("none", sample.base), ("ideal", target), ("constant", constant_image(target)),
-                        ("vae-ceiling", ceiling)):   # references
-        score(key, 0.0, images)
+    for key, references in (("none", sample.base), ("ideal", target), ("constant", constant_image(target)),
+                            ("vae-ceiling", ceiling)):
+        score(key, 0.0, references)
     loaded: dict[Path, str] = {}
     for key in config.methods:
-        method = METHODS[key]
-        start = time.time()
-        path = train_style(config, style, method, work)
-        if path not in loaded:
-            loaded[path] = guided.load_style(path, name=f"{style}-{len(guided.suffixes)}")
+        method, start = METHODS[key], time.time()
+        name = load_method(config, guided, chosen, key, work, loaded)
         trained = time.time() - start
         scales = method.scales or (config.style_scales if method.apply == "guidance" else config.lora_scales)
         for scale in scales:
-            styled = generate(guided, sample, config, loaded[path], scale, method.apply, method.sample)
+            styled = generate(guided, sample, config, name, scale, method.apply, method.sample)
             overall = score(key, scale, styled, method.pairs)
             default = config.default_style_scale if method.apply == "guidance" else config.default_lora_scale
             if scale == default or len(scales) == 1:
@@ -233,6 +179,19 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     return records, gallery
 
 
+def load_method(config: QualityConfig, guided: OracleGuidedPipeline, style, key: str, work: Path,
+                loaded: dict[Path, str]) -> str:
+    """Train (or reuse) method ``key``'s file for ``style`` (a ``sections.BenchStyle``) and load it once (``loaded``:
+    file -> name); the oracle's zero-LoRA file is loaded with its prompt rule.  Returns the loaded style's name."""
+    method = METHODS[key]
+    if method.oracle:
+        return load_oracle(guided, style, config.model, work)
+    path = train_style(config, style.name, method, work)
+    if path not in loaded:
+        loaded[path] = guided.load_style(path, name=f"{style.name}-{len(guided.suffixes)}")
+    return loaded[path]
+
+
 def run(config: QualityConfig, log=print) -> dict:
     """Run the benchmark; write <name>.md, .png, .json under ``config.out``; return the results."""
     threads = torch.get_num_threads()
@@ -242,7 +201,7 @@ def run(config: QualityConfig, log=print) -> dict:
         with tempfile.TemporaryDirectory() as temp:
             work = Path(config.work or temp)
             work.mkdir(parents=True, exist_ok=True)
-            guided = StyleGuidedPipeline.from_pretrained(config.model)
+            guided = OracleGuidedPipeline.from_pretrained(config.model)
             sample = evaluation_set(config, guided.pipe)
             sample.base = generate(guided, sample, config)
             log(f"base model: {len(sample.prompts)} samples ({time.time() - started:.0f}s)")
@@ -282,14 +241,17 @@ def parse_overrides(text: str) -> tuple[tuple[str, object], ...]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one style, two methods, two prompts (a smoke run)")
+    parser.add_argument("--section", choices=SECTIONS, default="families", help="style families the base model "
+                        "knows by name (default), or today's new-word styles (file stem quality)")
+    parser.add_argument("--quick", action="store_true", help="one style, few methods, prompts and steps (a smoke run)")
     parser.add_argument("--model", default="shapes", help="shapes-world pipeline folder (default: embedded)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the results")
     parser.add_argument("--work", default=None, help="folder for style files; existing ones are reused (keyed by "
                         "style, variant and steps only: use one folder per model)")
     parser.add_argument("--pair-caption", action="store_true",
                         help="in-sample check: evaluate only the training pair's own caption (quality-pair-caption.*)")
-    parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
+    parser.add_argument("--styles", default=None, help="comma-separated subset of the section's styles (families: "
+                        + ",".join(section_styles("families")) + "; new words: " + ",".join(STYLES) + ")")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--steps", type=int, default=None, help="pair-training steps (default: the model's)")
@@ -303,7 +265,7 @@ def main(argv=None) -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite <name>.md and <name>.png from the "
                         "<name>.json already under --out (after the report changed), without sampling")
     args = parser.parse_args(argv)
-    config = QualityConfig(**QUICK) if args.quick else QualityConfig()
+    config = QualityConfig(**{**PRESETS[args.section], **(QUICKS[args.section] if args.quick else {})})
     config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
     if args.pair_caption:
         config = replace(config, held_out=0, training=0, pair_caption=True, name=config.name.replace("quality",
@@ -312,6 +274,11 @@ def main(argv=None) -> None:
         config = replace(config, styles=tuple(args.styles.split(",")))
     if args.methods:
         config = replace(config, methods=tuple(args.methods.split(",")))
+    known = (*section_styles(args.section), *(KNOWN_STYLES if args.section == "new-words" else ()))
+    unknown = [s for s in config.styles if s not in known] + [m for m in config.methods if m not in METHODS]
+    if unknown:
+        parser.exit(2, f"error: {unknown[0]!r} is not a style of the {args.section} section nor a method; pick from "
+                       f"--help's lists.\n")
     for sweep in ("style_scales", "lora_scales"):
         if getattr(args, sweep):
             config = replace(config, **{sweep: tuple(float(v) for v in getattr(args, sweep).split(","))})
