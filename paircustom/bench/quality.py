@@ -1,8 +1,12 @@
 """Ground-truth style benchmark on the embedded shapes model: does Pair Customization learn the style?
 
-    python -m paircustom.bench.quality [--quick] [--model shapes] [--out benchmarks/results] [--work DIR]
+    python -m paircustom.bench.quality [--section families|new-words] [--quick] [--model shapes]
+                                       [--out benchmarks/results] [--work DIR]
 
-In the shapes world a style is a known image function ``f`` (``paircustom.shapes.styles``), so for any prompt
+Two sections (``sections``): ``families`` (the default), six style families the base model knows by name, each
+pair showing one member and trained with the family word alone; ``new-words``, styles under words the base model
+never saw.  In the shapes world a style is a known image function ``f`` (``paircustom.shapes.styles``,
+``paircustom.shapes.families``), so for any prompt
 and seed the ideal stylized output is ``f(x_base)``, the base model's own image pushed through ``f``.  For each
 style we train on ONE pair (content image, f(content image)) of a fixed training-set scene (``trio`` of
 ``paircustom.shapes.examples``: three objects in four colours) and compare, with the same target layers, optimizer steps and seeds (paper Sec. 5 baselines/ablations):
@@ -22,27 +26,29 @@ style we train on ONE pair (content image, f(content image)) of a fixed training
     slider      Concept Sliders visual slider (Gandikota et al.), the paper's other baseline: one LoRA trained at +1
                 on the style image and at -1 on the content image (same eps and t, both under the content prompt),
                 applied to the plain prompt at a LoRA scale, its strength knob
-    prompt-only control: the base model prompted with the style words, no LoRA (the shapes model never saw
-                style words in training, so they alone move the image; this row shows by how much)
+    prompt-only control: the base model prompted with the style words, no LoRA (for a family: the family word
+                alone, which asks for *some* member; for a new word: how far an unseen word alone moves the image)
+    oracle      the best any style term can do on this model at each style scale (``oracle``): the base model's
+                own words for the exact style through a zero LoRA, the colour-mapped caption, or (marked "image")
+                f applied to the current clean estimate; "efficiency" = fidelity / oracle fidelity at the same scale
 
 Metrics per style, method and scale, over held-out captions (combinations never shown to the base model) and
 training-set captions (never the pair's own), one image per (caption, seed):
 
     fidelity    1 - Σ d(x_styled, f(x_base)) / Σ d(x_base, f(x_base)),  d = mean absolute pixel error, pooled
                 over the samples of a split (1: exact style with content kept, 0: no change, < 0: worse than none)
-    leakage     share of samples whose layout overlaps a training style image's (of any of the method's pairs)
-                more than f(x_base)'s: the pair's content copied into other prompts, the failure the paper's
-                content/style separation targets.  Layout = ``scores.foreground``, the pixels that differ from the
-                image's own background, compared by intersection over union, so a sample that is only partly
-                styled does not count as a copy for being nearer the pair's colours (pixel distance, used until
-                2026-11-28, counted 94-100% of samples as leaks on inverted, x_base's own style words included)
+    leakage     share of samples whose layout a training image (content or style image of any of the method's
+                pairs) explains better than x_base or f(x_base) do, by a margin (``leakage``): the pair's content
+                copied into other prompts, the failure the paper's content/style separation targets; an affine
+                colour fit makes it blind to how far a sample is styled
     structure   share of samples whose analyzer-read shape equals the shape read on x_base (samples with a
                 readable base shape); only for styles under which the analyzer reads rendered shapes back
                 (>= 70% on a calibration set of rendered scenes pushed through f), "n/a" otherwise; the
                 reference row "ideal" (= f(x_base)) gives the ceiling the analyzer allows on these very samples
 
 x_base: the base model, plain CFG, the same initial latents; x_styled: with the style, same latents.  Sampling
-uses DDIM with ``steps`` (default 25, not the paper's 50) to fit a CPU.  Each (style, training variant) is trained
+uses DDIM with ``steps`` (default 25, not the paper's 50) to fit a CPU.  The family section also prints the
+issue-28 gates as PASS/FAIL lines (``quality_gates``).  Each (style, training variant) is trained
 once and reused for every scale and application; every configuration is one batched pipeline call over all
 prompts x seeds.  Reference rows per style: "none" (x_base itself: fidelity 0, the leakage
 that needs no style at all), "ideal" (f(x_base): fidelity 1, leakage 0, the structure ceiling) and "constant"
@@ -72,14 +78,8 @@ from .methods import METHODS
 from .oracle import OracleGuidedPipeline, load_oracle
 from .samples import Sample, evaluation_set, generate
 from .scores import analyzer_reads, constant_image, metrics
-from .sections import (  # noqa: F401
-    SECTIONS,
-    bench_style,
-    pair_images,
-    section_styles,
-    train_style,
-    training_pairs,
-)
+from .sections import (FAMILY_METHODS, FAMILY_QUICK, PRESETS, SECTIONS, bench_style, pair_images,  # noqa: F401
+                       section_styles, train_style, training_pairs)
 
 
 @dataclass(frozen=True)
@@ -115,15 +115,7 @@ class QualityConfig:
 
 QUICK = dict(styles=("inverted",), methods=("pair-sg", "db-lora"), held_out=1, training=1, seeds=(0, 1),
              style_scales=(3.0,), lora_scales=(1.0,), max_steps=200, style_start_step=50, name="quality-quick")
-# The family section (the default of the command line): every family, the paper's baselines and the oracle; fewer
-# training captions and seeds than the new-word section so that it fits ~20 CPU minutes.
-FAMILY_METHODS = ("prompt-only", "oracle", "pair-sg", "db-lora", "slider")
-PRESETS = {"families": dict(section="families", styles=section_styles("families"), methods=FAMILY_METHODS,
-                            training=2, seeds=(0, 1, 2), name="quality-families"),
-           "new-words": dict(section="new-words")}
-QUICKS = {"families": dict(styles=("outlined",), held_out=1, training=1, seeds=(0,), steps=8, style_scales=(3.0,),
-                           lora_scales=(1.0,), max_steps=12, style_start_step=4, name="quality-families-quick"),
-          "new-words": QUICK}
+QUICKS = {"families": FAMILY_QUICK, "new-words": QUICK}
 
 
 def evaluate_style(config: QualityConfig, guided: OracleGuidedPipeline, sample: Sample, style: str,
