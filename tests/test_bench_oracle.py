@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from paircustom.bench.oracle import OracleGuidedPipeline, colour_map, load_oracle, map_caption
+from paircustom.bench.oracle import (
+    OracleGuidedPipeline,
+    colour_map,
+    load_oracle,
+    map_caption,
+)
 from paircustom.bench.quality_gates import MIN_ORACLE, efficiency, gate_lines
 from paircustom.bench.sections import bench_style
 from paircustom.shapes.families import BENCHMARK_MEMBERS

@@ -144,6 +144,10 @@ def gate_lines(results: dict) -> list[str]:
     else:
         lines.append(f"- {verdict(len(wins) >= need)} gate 4: Pareto-better than {' and '.join(BASELINES)} on "
                      f"{len(wins)} of {len(styles)} families (need {need}): {', '.join(wins) or 'none'}")
+    ceilings = {r["style"]: r["fidelity"] for r in results["records"]
+                if r["method"] == "vae-ceiling" and r["split"] == "held-out"}
+    lines.append("- what the VAE allows (held-out f(x_base) through the VAE; gate 1 needs >= "
+                 f"{FIDELITY}): " + ", ".join(f"{style} {value:+.2f}" for style, value in ceilings.items()))
     lines.append("- per λ (gate 1 / gate 2 families, worst leakage): " + "; ".join(
         f"λ {s:g}: {len(c['first'])} / {len(c['second'])}, {_percent(c['leakage'])}" for s, c in counts.items()))
     return lines
