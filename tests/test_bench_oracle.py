@@ -168,3 +168,18 @@ def test_family_section_quick_run_end_to_end(tmp_path):
     assert oracle and all(r["oracle"] == "words" for r in oracle)
     text = (tmp_path / "quality-families-quick.md").read_text()
     assert "## Gates of issue 28" in text and "gate 4" in text and "efficiency held-out" in text, text[:2000]
+
+
+def test_image_oracle_term_times_its_scale_lands_on_the_styled_estimate(shapes_oracle):
+    """In a guided step the image oracle's row is e0(c) + (e* − e0(c)) / λ, so λ·(row − e0(c)) = e* − e0(c)."""
+    guided, work = shapes_oracle
+    name = load_oracle(guided, bench_style("new-words", "pixelated"), "shapes", work)
+    guided._scales_now = {name: 3.0}
+    unet = guided.pipe.unet.config
+    x_t = torch.randn(1, unet.in_channels, unet.sample_size, unet.sample_size, generator=torch.Generator().manual_seed(3))
+    cond = guided.family.encode(guided.pipe, ["a photo of a red circle on a blue background"] * 3, "cpu")[0]
+    t = torch.tensor(500)
+    with torch.no_grad():
+        _, e_cond, row = guided._predict(x_t.repeat(3, 1, 1, 1), t, cond, [None, None, name], True).chunk(3)
+    target = guided.image_prediction(x_t, t, e_cond, STYLES["pixelated"].apply)
+    assert torch.allclose(3.0 * (row - e_cond), target - e_cond, atol=1e-4), (3.0 * (row - e_cond) - target + e_cond).abs().max()

@@ -10,11 +10,13 @@ method.  Three kinds, each labelled in the tables:
     mapped-caption  for styles that permute the palette (inverted, hue rotated): the caption with its colours
                     mapped as the style maps them stands in, e_style(c + suffix) := e0(mapped c)
                     ("a red circle on a blue background" -> "a cyan circle on a yellow background" for inverted).
-    image           for styles with neither: at every style step the style row predicts the target implied by
-                    the style itself, x̂0* = E(f(D(x̂0(c)))) with x̂0(c) the base model's current clean estimate
-                    from e0(c); the row's prediction is what gives x̂0* at x_t.  It knows f exactly and sees the
-                    current estimate, so no style LoRA can reach it; a reference for what style guidance at this
-                    λ and style start allows, not a method.
+    image           for styles with neither: at every style step the style term is the best one at this λ,
+                    (e* − e0(c)) / λ, where e* is the prediction that means the clean latent E(f(D(x̂0(c)))) at x_t
+                    and x̂0(c) the base model's current clean estimate from e0(c): λ times the term moves the
+                    estimate exactly onto f of itself (without the 1/λ, λ = 3 overshoots threefold: +0.15 fidelity
+                    on pixelated with the shipped model).  It knows f exactly, sees the current estimate and
+                    depends on λ, so no style LoRA can reach it; a reference for what style guidance allows from
+                    this style start, not a method.
 """
 
 from __future__ import annotations
@@ -63,12 +65,18 @@ def map_caption(caption: str, mapping: dict[str, str]) -> str:
 class OracleGuidedPipeline(StyleGuidedPipeline):
     """Style guidance in which some style rows are oracles (module docstring): ``caption_maps`` {style name:
     caption -> the row's prompt} replace c + suffix; ``image_styles`` {style name: f} replace the row's prediction
-    by the one implied by f applied to the current clean estimate.  Both rows run through a zero LoRA."""
+    by e0(c) + (e* − e0(c)) / λ, e* implied by f applied to the current clean estimate.  Both rows run through a
+    zero LoRA."""
 
     def __init__(self, pipe, **kwargs):
         super().__init__(pipe, **kwargs)
         self.caption_maps: dict[str, Callable[[str], str]] = {}
         self.image_styles: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        self._scales_now: dict[str, float] = {}      # λ of each style in the running call
+
+    def _guide(self, prompts, scales, *args, **kwargs):
+        self._scales_now = dict(scales)
+        return super()._guide(prompts, scales, *args, **kwargs)
 
     def _style_texts(self, texts, name):
         if texts is None or name not in self.caption_maps:
@@ -82,8 +90,9 @@ class OracleGuidedPipeline(StyleGuidedPipeline):
         blocks = list(out.chunk(len(names)))                                   # (B, C, h, w) each
         x_t = model_input[: len(model_input) // len(names)]
         for k, name in enumerate(names):
-            if name in self.image_styles:
-                blocks[k] = self.image_prediction(x_t, t, blocks[1], self.image_styles[name])
+            if name in self.image_styles:      # e0(c) + (e* − e0(c)) / λ: λ·(row − e0(c)) lands on e*
+                target = self.image_prediction(x_t, t, blocks[1], self.image_styles[name])
+                blocks[k] = blocks[1] + (target - blocks[1]) / self._scales_now[name]
         return torch.cat(blocks)
 
     @torch.no_grad()
