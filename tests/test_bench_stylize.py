@@ -36,7 +36,8 @@ def test_scenes_alternate_training_and_held_out_and_skip_the_pair():
 )
 def test_quick_stylize_benchmark_scores_each_edit_with_and_without_the_style(tmp_path):
     """Every (method, strength) is scored, and the style changes the edit. Whether it moves the edit towards f(x)
-    is what the benchmark measures, not what this test asserts: on the shipped model it does not yet (docs/results.md)."""
+    is what the benchmark measures, not what this test asserts: on the shipped model it does not yet
+    (docs/results.md)."""
     config = replace(StylizeBenchConfig(**QUICK), out=str(tmp_path), work=str(tmp_path / "work"))
     results = run(config, log=lambda message: None)
     assert {(r["method"], r["strength"]) for r in results["records"]} == {

@@ -17,11 +17,15 @@ class Method:
     scales: tuple[float, ...] | None = None  # fixed scales instead of the config's sweep
     sample: tuple[tuple[str, object], ...] = ()   # StyleGuidedPipeline options (style_interval, ...) for guidance
     pairs: int = 1                          # training pairs: the benchmark's pair, then ``MORE_SCENES`` in order
+    oracle: bool = False                    # no training: the style's oracle (``oracle``), applied by guidance
 
 
 METHODS = {
     "prompt-only": Method("control: the style words alone (base model, style prompt, LoRA scale 0)", (), "lora",
                           (0.0,)),
+    "oracle": Method("oracle: the best style term on this model (its own words, the mapped caption or, marked "
+                     "'image', f on the current estimate; see paircustom.bench.oracle), style guidance", (), "guidance",
+                     oracle=True),
     "pair-sg": Method("Pair Customization, style guidance", (), "guidance"),
     "pair-lora": Method("Pair Customization, LoRA scale", (), "lora"),
     "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),

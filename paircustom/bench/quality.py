@@ -1,8 +1,12 @@
 """Ground-truth style benchmark on the embedded shapes model: does Pair Customization learn the style?
 
-    python -m paircustom.bench.quality [--quick] [--model shapes] [--out benchmarks/results] [--work DIR]
+    python -m paircustom.bench.quality [--section families|new-words] [--quick] [--model shapes]
+                                       [--out benchmarks/results] [--work DIR]
 
-In the shapes world a style is a known image function ``f`` (``paircustom.shapes.styles``), so for any prompt
+Two sections (``sections``): ``families`` (the default), six style families the base model knows by name, each
+pair showing one member and trained with the family word alone; ``new-words``, styles under words the base model
+never saw.  In the shapes world a style is a known image function ``f`` (``paircustom.shapes.styles``,
+``paircustom.shapes.families``), so for any prompt
 and seed the ideal stylized output is ``f(x_base)``, the base model's own image pushed through ``f``.  For each
 style we train on ONE pair (content image, f(content image)) of a fixed training-set scene (``trio`` of
 ``paircustom.shapes.examples``: three objects in four colours) and compare, with the same target layers, optimizer steps and seeds (paper Sec. 5 baselines/ablations):
@@ -22,27 +26,29 @@ style we train on ONE pair (content image, f(content image)) of a fixed training
     slider      Concept Sliders visual slider (Gandikota et al.), the paper's other baseline: one LoRA trained at +1
                 on the style image and at -1 on the content image (same eps and t, both under the content prompt),
                 applied to the plain prompt at a LoRA scale, its strength knob
-    prompt-only control: the base model prompted with the style words, no LoRA (the shapes model never saw
-                style words in training, so they alone move the image; this row shows by how much)
+    prompt-only control: the base model prompted with the style words, no LoRA (for a family: the family word
+                alone, which asks for *some* member; for a new word: how far an unseen word alone moves the image)
+    oracle      the best any style term can do on this model at each style scale (``oracle``): the base model's
+                own words for the exact style through a zero LoRA, the colour-mapped caption, or (marked "image")
+                f applied to the current clean estimate; "efficiency" = fidelity / oracle fidelity at the same scale
 
 Metrics per style, method and scale, over held-out captions (combinations never shown to the base model) and
 training-set captions (never the pair's own), one image per (caption, seed):
 
     fidelity    1 - Σ d(x_styled, f(x_base)) / Σ d(x_base, f(x_base)),  d = mean absolute pixel error, pooled
                 over the samples of a split (1: exact style with content kept, 0: no change, < 0: worse than none)
-    leakage     share of samples whose layout overlaps a training style image's (of any of the method's pairs)
-                more than f(x_base)'s: the pair's content copied into other prompts, the failure the paper's
-                content/style separation targets.  Layout = ``scores.foreground``, the pixels that differ from the
-                image's own background, compared by intersection over union, so a sample that is only partly
-                styled does not count as a copy for being nearer the pair's colours (pixel distance, used until
-                2026-11-28, counted 94-100% of samples as leaks on inverted, x_base's own style words included)
+    leakage     share of samples whose layout a training image (content or style image of any of the method's
+                pairs) explains better than x_base or f(x_base) do, by a margin (``leakage``): the pair's content
+                copied into other prompts, the failure the paper's content/style separation targets; an affine
+                colour fit makes it blind to how far a sample is styled
     structure   share of samples whose analyzer-read shape equals the shape read on x_base (samples with a
                 readable base shape); only for styles under which the analyzer reads rendered shapes back
                 (>= 70% on a calibration set of rendered scenes pushed through f), "n/a" otherwise; the
                 reference row "ideal" (= f(x_base)) gives the ceiling the analyzer allows on these very samples
 
 x_base: the base model, plain CFG, the same initial latents; x_styled: with the style, same latents.  Sampling
-uses DDIM with ``steps`` (default 25, not the paper's 50) to fit a CPU.  Each (style, training variant) is trained
+uses DDIM with ``steps`` (default 25, not the paper's 50) to fit a CPU.  The family section also prints the
+issue-28 gates as PASS/FAIL lines (``quality_gates``).  Each (style, training variant) is trained
 once and reused for every scale and application; every configuration is one batched pipeline call over all
 prompts x seeds.  Reference rows per style: "none" (x_base itself: fidelity 0, the leakage
 that needs no style at all), "ideal" (f(x_base): fidelity 1, leakage 0, the structure ceiling) and "constant"
@@ -56,7 +62,7 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,21 +70,25 @@ import torch
 from PIL import Image
 
 from ..config.generate import GENERATE
-from ..sampling.pipeline import StyleGuidedPipeline
-from ..shapes.evaluate import eval_layouts, vae_round_trip
-from ..shapes.examples import EXAMPLES, MORE_SCENES, ExamplePair
-from ..shapes.styles import STYLES
-from ..training.trainer import TrainConfig, train_pair
+from ..shapes.evaluate import vae_round_trip
+from ..shapes.examples import MORE_SCENES
+from ..shapes.styles import KNOWN_STYLES, STYLES, Style
 from . import quality_report
-from .methods import METHODS, Method
+from .methods import METHODS
+from .oracle import OracleGuidedPipeline, load_oracle
+from .samples import Sample, evaluation_set, generate
 from .scores import analyzer_reads, constant_image, metrics
+from .sections import (FAMILY_METHODS, FAMILY_QUICK, PRESETS, SECTIONS, bench_style, pair_images,  # noqa: F401
+                       section_styles, train_style, training_pairs)
+
 
 @dataclass(frozen=True)
 class QualityConfig:
     """Everything that defines a benchmark run (defaults: the full run, ~30-40 CPU minutes)."""
 
     model: str = "shapes"                     # the embedded model (or a shapes-world pipeline folder)
-    styles: tuple[str, ...] = tuple(STYLES)   # keys of paircustom.shapes.styles.STYLES, easy to hard
+    section: str = "new-words"                # "families" or "new-words" (``sections``): what ``styles`` names
+    styles: tuple[str, ...] = tuple(STYLES)   # styles of the section (new words: keys of STYLES, easy to hard)
     methods: tuple[str, ...] = tuple(METHODS)
     pair: str = "trio"                        # the scene of the training pair (paircustom.shapes.examples)
     held_out: int = 4                         # held-out captions evaluated
@@ -105,91 +115,22 @@ class QualityConfig:
 
 QUICK = dict(styles=("inverted",), methods=("pair-sg", "db-lora"), held_out=1, training=1, seeds=(0, 1),
              style_scales=(3.0,), lora_scales=(1.0,), max_steps=200, style_start_step=50, name="quality-quick")
+QUICKS = {"families": FAMILY_QUICK, "new-words": QUICK}
 
 
-@dataclass
-class Sample:
-    """The evaluation set: one row per (caption, seed), caption-major."""
-
-    prompts: list[str]
-    splits: list[str]            # "held-out", "training" or "pair"
-    latents: torch.Tensor        # (N, C, h, w) initial latents, shared by every method
-    base: np.ndarray = field(default=None)   # (N, 64, 64, 3) uint8 x_base
-
-
-def evaluation_set(config: QualityConfig, pipe) -> Sample:
-    """Draw the captions (fixed seed) and the initial latents of every (caption, seed)."""
-    pair = EXAMPLES[config.pair].scene.layout
-    chosen = [("held-out", layout) for layout in eval_layouts(config.held_out, True, config.prompt_seed)]
-    chosen += [("training", layout) for layout in eval_layouts(config.training + 1, False, config.prompt_seed)
-               if layout != pair][:config.training]
-    chosen += [("pair", pair)] if config.pair_caption else []
-    unet = pipe.unet.config
-    noise = {s: torch.randn((1, unet.in_channels, unet.sample_size, unet.sample_size),
-                            generator=torch.Generator().manual_seed(s)) for s in config.seeds}
-    rows = [(split, layout, seed) for split, layout in chosen for seed in config.seeds]
-    return Sample([layout.caption for _, layout, _ in rows], [split for split, _, _ in rows],
-                  torch.cat([noise[seed] for _, _, seed in rows]))
-
-
-def generate(guided: StyleGuidedPipeline, sample: Sample, config: QualityConfig, style: str | None = None,
-             scale: float = 0.0, apply: str = "guidance", options: tuple[tuple[str, object], ...] = ()) -> np.ndarray:
-    """All samples in one pipeline call -> (N, 64, 64, 3) uint8; no style = the base model, plain CFG.
-
-    ``options``: further style-guidance options (a method's ``sample``, e.g. style_interval)."""
-    common = dict(num_inference_steps=config.steps, guidance_scale=config.guidance_scale,
-                  style_start_fraction=config.style_start_fraction, latents=sample.latents.clone(), output_type="np")
-    if style is None:
-        out = guided(sample.prompts, styles={}, **common)
-    elif apply == "guidance":
-        out = guided(sample.prompts, styles={style: scale}, **common, **dict(options))
-    else:
-        out = guided.lora_scale(sample.prompts, style, scale, **common)
-    return (np.asarray(out.images) * 255).round().clip(0, 255).astype(np.uint8)
-
-
-def train_style(config: QualityConfig, style: str, method: Method, work: Path) -> Path:
-    """Train (or reuse) the style file of one (style, training variant) on the fixed pair."""
-    variant = "-".join(f"{k}={v}" for k, v in method.train) or "pair"
-    variant += f"-pairs={method.pairs}" if method.pairs > 1 else ""
-    steps = f"{config.max_steps or 'default'}-{config.style_start_step or 'default'}"
-    tuned = "".join(f"-{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in config.train)
-    output = work / f"{style}-{variant}-{steps}{tuned}.safetensors"
-    if output.is_file():
-        return output
-    pairs = training_pairs(config, style, method.pairs)
-    paths = []
-    for k, pair in enumerate(pairs):
-        paths.append((work / f"{style}-content{k or ''}.png", work / f"{style}-style{k or ''}.png"))
-        for path, image in zip(paths[-1], pair.images()):
-            Image.fromarray(image).save(path)
-    train_pair(TrainConfig(str(paths[0][0]), str(paths[0][1]), subject=pairs[0].subject,
-                           extra_pairs=tuple((str(c), str(s)) for c, s in paths[1:]),
-                           pair_subjects=tuple(pair.subject for pair in pairs[1:]),
-                           style=pairs[0].style_prompt, model=config.model, output=str(output), overwrite=True,
-                           max_steps=config.max_steps, style_start_step=config.style_start_step, progress=False,
-                           **{**dict(config.train), **dict(method.train)}))
-    return output
-
-
-def training_pairs(config: QualityConfig, style: str, count: int = 1) -> list[ExamplePair]:
-    """The first ``count`` training pairs of ``style``: the benchmark's pair, then ``MORE_SCENES``."""
-    scenes = [EXAMPLES[config.pair].scene, *MORE_SCENES][:count]
-    return [ExamplePair(f"pair{k}", scene, style) for k, scene in enumerate(scenes)]
-
-
-def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: Sample, style: str,
+def evaluate_style(config: QualityConfig, guided: OracleGuidedPipeline, sample: Sample, style: str,
                    work: Path, log) -> tuple[list[dict], list[list[Image.Image]]]:
-    """Train every method's file for ``style`` once, sweep its scales, score each against f(x_base).
+    """Train every method's file for ``style`` once (the oracle: load it), sweep its scales, score each against
+    f(x_base).
 
     Also returns gallery rows (the training style image, then the first seed of every caption) for the
     references and for each method at its default scale.
     """
-    f = STYLES[style].apply
-    target = np.stack([f(image) for image in sample.base])
-    style_images = np.stack([pair.images()[1] for pair in training_pairs(config, style, 1 + len(MORE_SCENES))])
-    style_image = style_images[0]                                   # the benchmark's pair
-    reads = analyzer_reads(style)
+    chosen = bench_style(config.section, style)
+    target = np.stack([chosen.apply(image) for image in sample.base])
+    trained_on = pair_images(config, style, 1 + len(MORE_SCENES))   # content, style of each training pair
+    style_image = trained_on[1]                                     # the benchmark's pair
+    reads = analyzer_reads(Style(style, chosen.words, chosen.apply))
     readable = reads >= config.readable_threshold
     log(f"[{style}] analyzer reads shapes under this style: {100 * reads:.0f}% -> structure "
         f"{'scored' if readable else 'n/a'}")
@@ -203,25 +144,22 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
             if not rows.any():
                 continue
             records.append(dict(style=style, method=key, scale=scale, split=split, readable=readable,
-                                analyzer_reads=reads, **metrics(styled[rows], sample.base[rows], target[rows],
-                                                                style_images[:pairs], readable)))
+                                analyzer_reads=reads, oracle=chosen.oracle, **metrics(
+                                    styled[rows], sample.base[rows], target[rows], trained_on[:2 * pairs], readable)))
         return next(r for r in reversed(records) if r["split"] == "all")
 
     ceiling = vae_round_trip(guided.pipe.vae, target)
-    for key, images in (("none", sample.base), ("ideal", target), ("constant", constant_image(target)),
-                        ("vae-ceiling", ceiling)):   # references
-        score(key, 0.0, images)
+    for key, references in (("none", sample.base), ("ideal", target), ("constant", constant_image(target)),
+                            ("vae-ceiling", ceiling)):
+        score(key, 0.0, references)
     loaded: dict[Path, str] = {}
     for key in config.methods:
-        method = METHODS[key]
-        start = time.time()
-        path = train_style(config, style, method, work)
-        if path not in loaded:
-            loaded[path] = guided.load_style(path, name=f"{style}-{len(guided.suffixes)}")
+        method, start = METHODS[key], time.time()
+        name = load_method(config, guided, chosen, key, work, loaded)
         trained = time.time() - start
         scales = method.scales or (config.style_scales if method.apply == "guidance" else config.lora_scales)
         for scale in scales:
-            styled = generate(guided, sample, config, loaded[path], scale, method.apply, method.sample)
+            styled = generate(guided, sample, config, name, scale, method.apply, method.sample)
             overall = score(key, scale, styled, method.pairs)
             default = config.default_style_scale if method.apply == "guidance" else config.default_lora_scale
             if scale == default or len(scales) == 1:
@@ -233,6 +171,19 @@ def evaluate_style(config: QualityConfig, guided: StyleGuidedPipeline, sample: S
     return records, gallery
 
 
+def load_method(config: QualityConfig, guided: OracleGuidedPipeline, style, key: str, work: Path,
+                loaded: dict[Path, str]) -> str:
+    """Train (or reuse) method ``key``'s file for ``style`` (a ``sections.BenchStyle``) and load it once (``loaded``:
+    file -> name); the oracle's zero-LoRA file is loaded with its prompt rule.  Returns the loaded style's name."""
+    method = METHODS[key]
+    if method.oracle:
+        return load_oracle(guided, style, config.model, work)
+    path = train_style(config, style.name, method, work)
+    if path not in loaded:
+        loaded[path] = guided.load_style(path, name=f"{style.name}-{len(guided.suffixes)}")
+    return loaded[path]
+
+
 def run(config: QualityConfig, log=print) -> dict:
     """Run the benchmark; write <name>.md, .png, .json under ``config.out``; return the results."""
     threads = torch.get_num_threads()
@@ -242,7 +193,7 @@ def run(config: QualityConfig, log=print) -> dict:
         with tempfile.TemporaryDirectory() as temp:
             work = Path(config.work or temp)
             work.mkdir(parents=True, exist_ok=True)
-            guided = StyleGuidedPipeline.from_pretrained(config.model)
+            guided = OracleGuidedPipeline.from_pretrained(config.model)
             sample = evaluation_set(config, guided.pipe)
             sample.base = generate(guided, sample, config)
             log(f"base model: {len(sample.prompts)} samples ({time.time() - started:.0f}s)")
@@ -282,14 +233,17 @@ def parse_overrides(text: str) -> tuple[tuple[str, object], ...]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one style, two methods, two prompts (a smoke run)")
+    parser.add_argument("--section", choices=SECTIONS, default="families", help="style families the base model "
+                        "knows by name (default), or today's new-word styles (file stem quality)")
+    parser.add_argument("--quick", action="store_true", help="one style, few methods, prompts and steps (a smoke run)")
     parser.add_argument("--model", default="shapes", help="shapes-world pipeline folder (default: embedded)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the results")
     parser.add_argument("--work", default=None, help="folder for style files; existing ones are reused (keyed by "
                         "style, variant and steps only: use one folder per model)")
     parser.add_argument("--pair-caption", action="store_true",
                         help="in-sample check: evaluate only the training pair's own caption (quality-pair-caption.*)")
-    parser.add_argument("--styles", default=None, help="comma-separated subset of " + ",".join(STYLES))
+    parser.add_argument("--styles", default=None, help="comma-separated subset of the section's styles (families: "
+                        + ",".join(section_styles("families")) + "; new words: " + ",".join(STYLES) + ")")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default=None, help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--steps", type=int, default=None, help="pair-training steps (default: the model's)")
@@ -303,7 +257,7 @@ def main(argv=None) -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite <name>.md and <name>.png from the "
                         "<name>.json already under --out (after the report changed), without sampling")
     args = parser.parse_args(argv)
-    config = QualityConfig(**QUICK) if args.quick else QualityConfig()
+    config = QualityConfig(**{**PRESETS[args.section], **(QUICKS[args.section] if args.quick else {})})
     config = replace(config, model=args.model, out=args.out, work=args.work, threads=args.threads)
     if args.pair_caption:
         config = replace(config, held_out=0, training=0, pair_caption=True, name=config.name.replace("quality",
@@ -312,6 +266,11 @@ def main(argv=None) -> None:
         config = replace(config, styles=tuple(args.styles.split(",")))
     if args.methods:
         config = replace(config, methods=tuple(args.methods.split(",")))
+    known = (*section_styles(args.section), *(KNOWN_STYLES if args.section == "new-words" else ()))
+    unknown = [s for s in config.styles if s not in known] + [m for m in config.methods if m not in METHODS]
+    if unknown:
+        parser.exit(2, f"error: {unknown[0]!r} is not a style of the {args.section} section nor a method; pick from "
+                       f"--help's lists.\n")
     for sweep in ("style_scales", "lora_scales"):
         if getattr(args, sweep):
             config = replace(config, **{sweep: tuple(float(v) for v in getattr(args, sweep).split(","))})

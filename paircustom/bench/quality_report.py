@@ -16,13 +16,13 @@ from PIL import Image
 
 from ..files.images import atomic_write, grid
 from .methods import METHODS
+from .quality_gates import BASELINES, efficiency, efficiency_table, gate_lines, pareto_verdict  # noqa: F401
+from .quality_plot import plot
 
 READING_MARK = "<!-- reading: written by hand below this line; kept when the benchmark is re-run -->"
 FLAGS = {"quality-quick": " --quick", "quality-pair-caption": " --pair-caption",
-         "quality-pair-caption-quick": " --quick --pair-caption"}   # results name -> command-line flags
+         "quality-pair-caption-quick": " --quick --pair-caption", "quality-families-quick": " --quick"}   # results name -> command-line flags
 REFERENCES = ("none", "ideal", "constant", "vae-ceiling")   # x_base, f(x_base), its mean colour, f(x_base) via the VAE
-COLOURS = {"prompt-only": "tab:gray", "pair-sg": "tab:blue", "pair-lora": "tab:cyan", "no-orth-sg": "tab:orange", "db-lora": "tab:red",
-           "db-sg": "tab:purple", "slider": "tab:green", "pair-sg-3pairs": "tab:olive"}
 
 
 def fmt(value, signed: bool = False) -> str:
@@ -53,22 +53,25 @@ def _at_default(results: dict) -> dict:
 def main_table(results: dict) -> str:
     """Per style and method at the default scale: fidelity (all / held-out / training), leakage, structure."""
     table = _at_default(results)
-    lines = ["| style | method | scale | fidelity | fidelity held-out | fidelity training | leakage | structure |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| style | method | scale | fidelity | fidelity held-out | efficiency held-out | fidelity training | "
+             "leakage | structure |", "|---|---|---|---|---|---|---|---|---|"]
     for style in results["config"]["styles"]:
         for method in (*REFERENCES, *results["config"]["methods"]):
             if (style, method, "all") not in table:
                 continue
             a, h, t = (table.get((style, method, s), {}) for s in ("all", "held-out", "training"))
-            lines.append(_split_row(style, method, "-" if method in REFERENCES else f"{a['scale']:g}", a, h, t))
+            lines.append(_split_row(style, method, "-" if method in REFERENCES else f"{a['scale']:g}", a, h, t,
+                                    efficiency(results, h) if h else None))
     return "\n".join(lines)
 
 
-def _split_row(style: str, method: str, scale: str, whole: dict, held_out: dict, training: dict) -> str:
-    """A table row: fidelity over all samples, the held-out and the training captions; leakage; structure."""
+def _split_row(style: str, method: str, scale: str, whole: dict, held_out: dict, training: dict,
+               held_out_efficiency: float | None) -> str:
+    """A table row: fidelity over all samples and the held-out captions, the held-out efficiency (against the
+    oracle at the same λ), fidelity on the training captions; leakage; structure."""
     return (f"| {style} | {method} | {scale} | {fmt(whole['fidelity'], True)} | "
-            f"{fmt(held_out.get('fidelity'), True)} | {fmt(training.get('fidelity'), True)} | "
-            f"{fmt(whole['leakage'])} | {fmt(whole['structure'])} |")
+            f"{fmt(held_out.get('fidelity'), True)} | {fmt(held_out_efficiency)} | "
+            f"{fmt(training.get('fidelity'), True)} | {fmt(whole['leakage'])} | {fmt(whole['structure'])} |")
 
 
 def summary_table(results: dict) -> str:
@@ -116,20 +119,6 @@ def shortcut_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-BASELINES = ("db-lora", "slider")   # the paper's project-page baselines (issue 9: Pareto-better than both)
-
-
-def pareto_verdict(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> str:
-    """Compare two scale sweeps of (fidelity, leakage) points: "ours" when every one of their points is matched or
-    beaten on both (fidelity at least, leakage at most) by one of ours and not the other way round, "theirs" for
-    the reverse, "neither" when the frontiers cross (or coincide)."""
-    def covers(a, b):
-        return all(any(fa >= fb and la <= lb for fa, la in a) for fb, lb in b)
-    if covers(ours, theirs) != covers(theirs, ours):
-        return "ours" if covers(ours, theirs) else "theirs"
-    return "neither"
-
-
 def pareto_table(results: dict, method: str = "pair-sg", split: str = "held-out") -> str:
     """Per style: ``method``'s scale sweep against each baseline's on the ``split`` captions (``pareto_verdict``),
     and the count of styles where it beats every baseline ("" when a method is missing)."""
@@ -157,19 +146,33 @@ def pareto_table(results: dict, method: str = "pair-sg", split: str = "held-out"
 def sweep_table(results: dict) -> str:
     """Every (style, method, scale)."""
     by_key = {(r["style"], r["method"], r["scale"], r["split"]): r for r in results["records"]}
-    lines = ["| style | method | scale | fidelity | held-out | training | leakage | structure |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| style | method | scale | fidelity | held-out | efficiency held-out | training | leakage | structure |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in _records(results):
         if r["method"] in REFERENCES:
             continue
         h, t = (by_key.get((r["style"], r["method"], r["scale"], s), {}) for s in ("held-out", "training"))
-        lines.append(_split_row(r["style"], r["method"], f"{r['scale']:g}", r, h, t))
+        lines.append(_split_row(r["style"], r["method"], f"{r['scale']:g}", r, h, t, efficiency(results, h) if h else None))
     return "\n".join(lines)
 
 
 def _shortcut_section(results: dict) -> str:
     table = shortcut_table(results)
     return "" if not table else f"""## Cheaper style guidance against full style guidance (issue 14)
+
+{table}
+
+"""
+
+
+def _gates_section(results: dict) -> str:
+    lines = gate_lines(results)
+    return "" if not lines else "## Gates of issue 28 (family section)\n\n" + "\n".join(lines) + "\n\n"
+
+
+def _efficiency_section(results: dict) -> str:
+    table = efficiency_table(results)
+    return "" if not table else f"""## Against the oracle (efficiency = fidelity / oracle fidelity at the same λ)
 
 {table}
 
@@ -203,9 +206,11 @@ def markdown(results: dict, reading: str) -> str:
                          "- `vae-ceiling`: f(x_base) encoded and decoded by the model's VAE (reference: the best "
                          "any denoiser can reach through this VAE)",
                          *(f"- `{m}`: {METHODS[m].label}" for m in config["methods"])])
-    return f"""# Style quality on the embedded shapes model
+    section = config.get("section", "new-words")
+    title = "style families the base model knows" if section == "families" else "new style words"
+    return f"""# Style quality on the embedded shapes model: {title}
 
-Generated by `python -m paircustom.bench.quality{FLAGS.get(config['name'], '')}` \
+Generated by `python -m paircustom.bench.quality --section {section}{FLAGS.get(config['name'], '')}` \
 ({results['minutes']:.1f} min on the CPU). What is measured and why: the module docstring of \
 `paircustom/bench/quality.py`. One training pair per style: the `{config['pair']}` scene of `paircustom.shapes.examples` and f(it); training steps \
 {config['max_steps'] or "from the model's paircustom.json"}{_overrides(config)}; {config['steps']} DDIM steps, CFG \
@@ -214,9 +219,10 @@ Generated by `python -m paircustom.bench.quality{FLAGS.get(config['name'], '')}`
 {methods}
 
 Fidelity = 1 - d(x_styled, f(x_base)) / d(x_base, f(x_base)) with d the mean absolute pixel error pooled over the \
-samples (1 perfect, 0 = no style, < 0 worse than none). Leakage = share of samples whose layout (the pixels that \
-differ from the image's own background) overlaps a training style image's more than f(x_base)'s (intersection over \
-union). Structure = share of samples whose analyzer-read shapes (left to right) match x_base's; scored only where \
+samples (1 perfect, 0 = no style, < 0 worse than none). Efficiency = fidelity / the oracle's fidelity at the same \
+style scale on the same captions (style-guidance methods). Leakage = share of samples whose layout a training image \
+(content or style image of a training pair) explains better than x_base or f(x_base) do, by a margin \
+(`paircustom/bench/leakage.py`). Structure = share of samples whose analyzer-read shapes (left to right) match x_base's; scored only where \
 the analyzer reads the style's rendered scenes back ({', '.join(f'{s} {100 * v:.0f}%' for s, v in readable.items())}\
 ; threshold {100 * config['readable_threshold']:.0f}%).
 
@@ -230,7 +236,7 @@ Captions: {prompts}.
 
 {summary_table(results)}
 
-{_pareto_section(results)}{_shortcut_section(results)}Samples (first seed of each caption; per style the rows are `none`, `ideal`, then each method at its default \
+{_gates_section(results)}{_efficiency_section(results)}{_pareto_section(results)}{_shortcut_section(results)}Samples (first seed of each caption; per style the rows are `none`, `ideal`, then each method at its default \
 scale in the order above; the first column of the `none` and `ideal` rows is the training style image):
 
 ![samples]({config['name']}-samples.png)
@@ -243,52 +249,6 @@ scale in the order above; the first column of the `none` and `ideal` rows is the
 
 {READING_MARK}
 {reading}"""
-
-
-def plot(results: dict, path: Path) -> None:
-    """Fidelity (x) against leakage (top row) and structure kept (bottom row), one panel per style."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    config = results["config"]
-    styles = config["styles"]
-    fig, axes = plt.subplots(2, len(styles), figsize=(3.2 * len(styles), 6.2), squeeze=False)
-    records = _records(results)
-    for column, style in enumerate(styles):
-        for row, metric in enumerate(("leakage", "structure")):
-            ax = axes[row][column]
-            for method in config["methods"]:
-                rows = sorted((r for r in records if r["style"] == style and r["method"] == method),
-                              key=lambda r: r["scale"])
-                points = [(r["fidelity"], r[metric], r["scale"]) for r in rows if r[metric] is not None]
-                if not points:
-                    continue
-                x, y, scales = zip(*points)
-                ax.plot(x, y, "o-", color=COLOURS.get(method), label=method, markersize=4)
-                for xi, yi, s in zip(x, y, scales):
-                    ax.annotate(f"{s:g}", (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            for key, marker in (("none", "s"), ("ideal", "*")):   # constant: in the tables (often far left)
-                ref = next(r for r in records if r["style"] == style and r["method"] == key)
-                if ref[metric] is not None:
-                    ax.plot([ref["fidelity"]], [ref[metric]], marker, color="black", markersize=7,
-                            label=f"{key} (reference)")
-            if not ax.lines:
-                ax.text(0.5, 0.5, "analyzer cannot\nread this style", ha="center", va="center",
-                        transform=ax.transAxes, fontsize=8)
-            ax.axvline(0, color="grey", linewidth=0.5)
-            ax.set_ylim(-0.05, 1.05)
-            ax.set_title(style if row == 0 else "", fontsize=9)
-            ax.set_xlabel("style fidelity" if row == 1 else "", fontsize=8)
-            ax.set_ylabel(("leakage" if row == 0 else "structure kept") if column == 0 else "", fontsize=8)
-            ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=6, loc="best")
-    fig.suptitle("Fidelity vs leakage / structure kept\n(points: style-guidance or LoRA scale)",
-                 fontsize=9)
-    fig.tight_layout()
-    atomic_write(path, lambda temp: fig.savefig(temp, format="png", dpi=110))
-    plt.close(fig)
 
 
 def write(results: dict, out: Path, name: str, gallery: list[list[Image.Image]] | None) -> list[Path]:

@@ -1,5 +1,6 @@
-"""How the quality benchmarks score a styled sample against the exact answer f(x_base): fidelity, leakage and
-structure (defined in ``paircustom.bench.quality``'s docstring), and whether the analyzer can read a style at all.
+"""How the quality benchmarks score a styled sample against the exact answer f(x_base): fidelity, leakage
+(``leakage``) and structure (defined in ``paircustom.bench.quality``'s docstring), and whether the analyzer can
+read a style at all.  ``foreground`` and ``iou`` compare layouts for other benchmarks (ControlNet).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import numpy as np
 from ..shapes.analyzer import analyze
 from ..shapes.styles import STYLES, Style
 from ..shapes.world import render_batch
+from .leakage import leakage
 
 FOREGROUND_SHARE, FOREGROUND_MIN = 0.3, 8.0  # see ``foreground``
 
@@ -59,16 +61,14 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, (a & b).sum(axis=(1, 2)) / np.maximum(union, 1), 1.0)
 
 
-def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, style_images: np.ndarray,
+def metrics(styled: np.ndarray, base: np.ndarray, target: np.ndarray, pair_images: np.ndarray,
             readable: bool) -> dict:
     """Fidelity, leakage and structure of ``styled`` against ``target`` = f(base) (see the module docstring);
-    ``style_images`` (P, H, W, 3): the training style images; a sample leaks when its layout (``foreground``)
-    overlaps that of any of them more than that of its own target."""
+    ``pair_images`` (P, H, W, 3): every training image (content and style image of each training pair), which a
+    sample leaks when its layout matches better than its own prompt's (``leakage``)."""
     fidelity, structure = fidelity_and_structure(styled, base, target, readable)
-    mask = foreground(styled)                                                        # (N, H, W)
-    to_pairs = np.stack([iou(mask, pair[None]) for pair in foreground(style_images)]).max(axis=0)   # (N,)
-    leakage = float((to_pairs > iou(mask, foreground(target))).mean())
-    return dict(fidelity=fidelity, leakage=leakage, structure=structure, n=len(styled))
+    return dict(fidelity=fidelity, leakage=leakage(styled, base, target, pair_images), structure=structure,
+                n=len(styled))
 
 
 def shapes_read(image: np.ndarray) -> tuple[int, ...]:

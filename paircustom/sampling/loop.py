@@ -37,8 +37,8 @@ def denoise(
             active = blocks if schedule.fresh(i) else guide.plain
             model_input = scale_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
             # b. one batched denoiser call of those rows
-            e = predict(
-                guided, model_input, t, guide.cond_of[active], guide.names[:active], guide.batched, guide.control
+            e = guided._predict(
+                model_input, t, guide.cond_of[active], guide.names[:active], guide.batched, guide.control
             ).chunk(active)
             e_uncond, e_cond = (e[0], e[1]) if guide.plain == 2 else (e[0], e[0])
             # c. style deltas e_i(c_i) − e0(c): this step's, cached ones, or none outside the style steps

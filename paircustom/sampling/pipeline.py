@@ -185,8 +185,7 @@ class StyleGuidedPipeline(LoadedStyles):
         shape = latent_shape(self, len(prompts) * num_images_per_prompt, height, width)
         timesteps = timesteps_of(self, scheduler, steps, shape, denoising_end)
         # 4. encode prompts: [∅], c, and c + suffix_i for each style; one row block each; the control image
-        guide = guide_of(
-            self,
+        guide = self._guide(
             prompts,
             scales,
             [Size((height, width), (0, 0), (height, width))] * len(prompts),
@@ -239,9 +238,15 @@ class StyleGuidedPipeline(LoadedStyles):
         return Control.of(self.pipe, control_image, height, width, scale)
 
     # the denoising loop, one denoiser call of all row blocks, and decoding: in ``loop``, for every family
+    # (the benchmark's oracle rows override ``_guide``, ``_predict`` and ``_style_texts``)
     denoise = loop.denoise
+    _guide = guide_of
     _predict = loop.predict
     _decode = loop.decode
+
+    def _style_texts(self, texts: list[str] | None, name: str) -> list[str] | None:
+        """The prompts c_i of style ``name``'s rows (Eq. 10): each text + the style's suffix."""
+        return None if texts is None else [text + self.suffixes[name] for text in texts]
 
     def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):
         """Baseline: base weights + scale·(style LoRA) with plain CFG, prompting with the style suffix."""

@@ -183,9 +183,9 @@ def unet_rows(guided, prompts, scales, sizes, negative_prompt, prompt_2, negativ
         prompts_2=prompts_2,
         negative_prompt_2=negative_prompt_2,
     )
-    suffixed = lambda texts, name: None if texts is None else [p + guided.suffixes[name] for p in texts]  # noqa: E731
+    texts = guided._style_texts
     blocks = [uncond, cond] + [
-        family.encode(pipe, suffixed(prompts, n), device, prompts_2=suffixed(prompts_2, n))[0] for n in scales
+        family.encode(pipe, texts(prompts, n), device, prompts_2=texts(prompts_2, n))[0] for n in scales
     ]
     return [family.add_size(pipe, b, sizes).repeat(num_images) for b in blocks]
 
@@ -197,5 +197,5 @@ def flow_rows(guided, prompts, scales, guidance_scale, true_cfg_scale, negative_
     cfg, with_uncond = family.cfg(guidance_scale, true_cfg_scale, negative_prompt)
     cond, uncond = family.encode(pipe, prompts, device, negative_prompt, with_negative=with_uncond)
     blocks = ([uncond] if with_uncond else []) + [cond]
-    blocks += [family.encode(pipe, [p + guided.suffixes[n] for p in prompts], device)[0] for n in scales]
+    blocks += [family.encode(pipe, guided._style_texts(prompts, n), device)[0] for n in scales]
     return cfg, [family.with_guidance(pipe, b, guidance_scale) for b in blocks]

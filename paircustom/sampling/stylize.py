@@ -50,7 +50,6 @@ from ..errors import UserError
 from ..files.images import open_rgb, prepare, to_rgb
 from ..models.family import Size
 from ..models.latents import encode
-from .prepare import guide_of
 
 METHODS = ("sdedit", "inversion")
 
@@ -207,8 +206,7 @@ def stylize(
     scheduler = copy.deepcopy(pipe.scheduler) if method == "sdedit" else ddim_scheduler(pipe)
     timesteps, _ = timesteps_for(scheduler, num_inference_steps, strength, pipe._execution_device)
     control = guided._control(control_image, resolution, resolution, controlnet_conditioning_scale)
-    guide = guide_of(
-        guided,
+    guide = guided._guide(
         [prompt],
         scales,
         [size],
