@@ -79,36 +79,43 @@ def main() -> None:
                 print(
                     f"repeat {repeat}: {threads} thread(s), {'busy' if busy else 'quiet'}: {seconds:.1f} s", flush=True
                 )
-    median = {s: statistics.median(t) for s, t in times.items()}
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(report(args, times, load_before))  # after every run: partial results
+    print(report(args, times, load_before))
+
+
+def report(args, times: dict, load_before) -> str:
+    """The markdown table of the runs so far (settings without a run yet show as "-")."""
+    median = {s: statistics.median(t) if t else None for s, t in times.items()}
+    show = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731
+    ratio = lambda a, b: "-" if a is None or b is None else f"{a / b:.2f}"  # noqa: E731
     lines = [
         "# Threads under load: shapes-model training, 1 vs 2 torch threads, quiet vs busy",
         "",
         f"`python -m benchmarks.threads_under_load --steps {args.steps} --repeats {args.repeats}`; "
         f"{os.cpu_count()} CPU cores; load average before the runs {load_before[0]:.1f} (other work on the machine "
         "counts as 'quiet' here: only the burner is ours). Seconds of `train_pair` for "
-        f"{args.steps} steps, median of {args.repeats}:",
+        f"{args.steps} steps, median of the runs done:",
         "",
         "| threads | quiet (s) | busy: a second process loading one core (s) | busy / quiet |",
         "|---|---|---|---|",
     ]
     for threads in (1, 2):
         quiet, busy = median[(threads, False)], median[(threads, True)]
-        lines.append(f"| {threads} | {quiet:.1f} | {busy:.1f} | {busy / quiet:.2f} |")
+        lines.append(f"| {threads} | {show(quiet)} | {show(busy)} | {ratio(busy, quiet)} |")
     lines += [
         "",
-        f"2 threads / 1 thread: quiet {median[(2, False)] / median[(1, False)]:.2f}, "
-        f"busy {median[(2, True)] / median[(1, True)]:.2f}.",
+        f"2 threads / 1 thread: quiet {ratio(median[(2, False)], median[(1, False)])}, "
+        f"busy {ratio(median[(2, True)], median[(1, True)])}.",
         "",
         "All runs: "
         + "; ".join(
-            f"{t} thread(s) {'busy' if b else 'quiet'}: " + ", ".join(f"{x:.1f}" for x in times[(t, b)])
-            for t, b in settings
+            f"{t} thread(s) {'busy' if b else 'quiet'}: " + (", ".join(f"{x:.1f}" for x in v) or "not run")
+            for (t, b), v in times.items()
         )
         + ".",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

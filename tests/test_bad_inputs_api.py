@@ -204,13 +204,13 @@ for styles, words in (
     case("API pipeline", f"pipe(styles={styles!r})", lambda e, s=styles: e.call(styles=s), words)
 CALL_VALUES = {
     "base_adapter": ["nope", 3],
-    "guidance_scale": ["5", None, float("nan"), 1e30],
-    "num_inference_steps": [0, 1.5, "2", None],
+    "guidance_scale": ["5", float("nan"), 1e30],  # None means the family's default
+    "num_inference_steps": [0, 1.5, "2"],
     "height": [33, "32", 1.5, -8],
     "width": [0, [32]],
     "seed": [-1, "1", 1.5],
     "num_images_per_prompt": [0, "1", 100],
-    "style_start_fraction": [1.5, "0.2", None],
+    "style_start_fraction": [1.5, "0.2"],
     "style_end": [0.0, "1", 2.0],
     "style_interval": [0, 1.5],
     "style_reuse": ["linear", 3],
