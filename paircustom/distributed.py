@@ -63,9 +63,11 @@ def check_device(device: str | None) -> str:
 
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str):
+        raise UserError(f"the device must be text such as 'cpu' or 'cuda' (got {device!r:.40}).")
     try:
         kind = torch.device(device).type
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise UserError(f"'{device}' is not a device; use cpu, cuda, cuda:1 or mps.") from None
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not available.get(kind, False):

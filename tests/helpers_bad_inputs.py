@@ -155,3 +155,75 @@ def wider_context(data: dict) -> dict:
         k: torch.zeros(v.shape[0], 768) if ".attn2.to_k.lora_A." in k or ".attn2.to_v.lora_A." in k else v
         for k, v in data.items()
     }
+
+
+# ---- model folders (issue 30: files inside a model folder are not trusted) ----------------------------------------
+
+
+def model_copy(model: Path, target: Path, settings=None, drop=(), pickled: str | None = None) -> Path:
+    """A copy of a model folder (weights hard-linked) with paircustom.json replaced by ``settings`` (text or a
+    JSON value), the components in ``drop`` removed and, with ``pickled``, that component's weights pickled."""
+    import shutil
+
+    shutil.copytree(model, target, copy_function=os.link)
+    for name in drop:
+        shutil.rmtree(target / name)
+    if settings is not None:  # a new file, not the hard-linked original
+        (target / "paircustom.json").unlink(missing_ok=True)
+        text = settings if isinstance(settings, (str, bytes)) else json.dumps(settings)
+        (target / "paircustom.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    if pickled is not None:
+        for weights in (target / pickled).glob("*.safetensors"):
+            weights.unlink()
+        (target / pickled / "pytorch_model.bin").write_bytes(pickle.dumps({"weight": Exploit(target / "pwned")}))
+    return target
+
+
+def only_index(model: Path, target: Path) -> Path:
+    target.mkdir()
+    (target / "model_index.json").write_bytes((model / "model_index.json").read_bytes())
+    return target
+
+
+# ---- checkpoints whose header or tensors lie ---------------------------------------------------------------------
+
+
+def edited_checkpoint(path: Path, header=None, tensors=None) -> Path:
+    """Rewrite a real checkpoint with its header changed by ``header(dict)`` and tensors by ``tensors(dict)``."""
+    data, meta = read_style(path)
+    state = json.loads(meta["paircustom_checkpoint"])
+    if header is not None:
+        state = header(state)
+    if tensors is not None:
+        data = tensors(data)
+    save_file(data, str(path), metadata={"paircustom_checkpoint": json.dumps(state)})
+    return path
+
+
+def set_key(key, value):
+    return lambda state: {**state, key: value}
+
+
+def set_tensor(key, make):
+    """Replace the first tensor whose name starts with ``key`` by ``make(old tensor)``."""
+
+    def change(data):
+        name = next(k for k in sorted(data) if k.startswith(key))
+        return {**data, name: make(data[name])}
+
+    return change
+
+
+# ---- inputs and outputs that are not regular files ---------------------------------------------------------------
+
+
+def fifo(path: Path) -> Path:
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def link_to(path: Path, target: str) -> Path:
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
+    return path

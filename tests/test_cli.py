@@ -1,8 +1,10 @@
 """The command line end to end on a tiny model saved to disk, and every bad input's one-sentence refusal."""
 
+import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,8 +177,8 @@ def _train_args(content, style, model, output, *extra):
         ("not an image", "is not a readable image"),
         ("mismatched sizes", "same aspect ratio"),
         ("ranks too large", "exceeds a layer's input width"),
-        ("zero rank", "ranks must be at least 1"),
-        ("style start after end", "style_start"),
+        ("zero rank", "--rank must be at least 1"),
+        ("style start after end", "--style-start-step (10)"),
         ("output exists", "--overwrite"),
         ("bad model folder", "not a diffusers pipeline folder"),
         ("missing model folder", "the model folder"),
@@ -225,7 +227,7 @@ def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, 
         ("corrupt file", "is not a readable .safetensors file"),
         ("no metadata", "pass suffix="),
         ("nan scale", "must be a finite number"),
-        ("bad style start", "style_start_fraction must lie between 0 and 1"),
+        ("bad style start", "--style-start-fraction must lie between 0 and 1"),
         ("bad size", "multiples of 2"),
     ],
 )
@@ -427,9 +429,15 @@ def test_png_carries_prompt_seed_styles_and_model(trained, model_dirs, tmp_path)
     )
     text = Image.open(out).text
     assert text["prompt"] == "a photo of a cat" and text["seed"] == "7" and text["negative_prompt"] == "blurry"
-    assert text["model"] == model_dirs["sd"], text
-    assert json.loads(text["styles"]) == {"art": {"file": str(style.resolve()), "scale": 2.5}}, text["styles"]
+    assert text["model"] == Path(model_dirs["sd"]).name, text  # names, not the folders of this machine
+    digest = hashlib.sha256(style.read_bytes()).hexdigest()
+    assert json.loads(text["styles"]) == {"art": {"file": style.name, "sha256": digest, "scale": 2.5}}, text["styles"]
+    assert str(tmp_path) not in " ".join(text.values()), "an absolute path went into the PNG"
     assert Image.open(tmp_path / "cat-compare.png").text["layout"] == "base | styled"
+    args = ["-s", f"{style}=2.5", "--steps", "1", "--height", "32", "--width", "32", "--record-paths", "--quiet"]
+    main(["generate", "a photo of a cat", *args, "-o", str(tmp_path / "paths.png")])
+    text = Image.open(tmp_path / "paths.png").text
+    assert text["model"] == model_dirs["sd"] and json.loads(text["styles"])["art"]["path"] == str(style.resolve())
 
 
 def test_style_interval_and_end_reach_the_sampler_and_the_png(trained, tmp_path):

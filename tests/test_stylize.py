@@ -227,7 +227,7 @@ def test_prompt_defaults_to_the_style_files_content_prompt_and_seeds_repeat(styl
         (dict(strength=1.5), "strength must lie"),
         (dict(strength=float("nan")), "strength must be a finite"),
         (dict(method="ddpm"), "sdedit or inversion"),
-        (dict(inversion_refine=-1), "inversion refinements"),
+        (dict(inversion_refine=-1), "inversion_refine must lie"),
         (dict(negative_prompt_inversion=True), "needs the inversion method"),
         (dict(method="inversion", negative_prompt_inversion=True, negative_prompt="blurry"), "drop --negative-prompt"),
     ],

@@ -33,7 +33,6 @@ from ..files.images import from_uint8, to_uint8
 from ..models.latents import decode, encode
 from ..shapes.examples import EXAMPLES
 from ..shapes.world import COLOURS, render
-from ..training.trainer import PairTrainer, TrainConfig
 
 COLOUR_TOLERANCE = 2   # grey levels: a style maps a palette colour onto another when it lands this close
 
@@ -113,6 +112,8 @@ class OracleGuidedPipeline(StyleGuidedPipeline):
 def zero_style_file(model: str, words: str, folder: Path, name: str) -> Path:
     """A style file whose LoRA is zero (every B = 0; written by the trainer before any step, so its layout is a
     real style file's) with suffix " in <words> style": style guidance with it adds e0(c + suffix) − e0(c)."""
+    from ..training.trainer import PairTrainer, TrainConfig  # deferred: keeps the import floors at or under 10
+
     path = folder / f"{name}-oracle-zero.safetensors"
     if path.is_file():
         return path

@@ -45,7 +45,6 @@ from ..shapes.examples import EXAMPLES
 from ..shapes.styles import STYLES
 from ..shapes.world import render, random_scene
 from .methods import METHODS
-from .quality import QualityConfig, train_style
 from .scores import analyzer_reads, constant_image, fidelity_and_structure
 from .quality_report import fmt
 
@@ -117,6 +116,8 @@ def run(config: StylizeBenchConfig, log=print) -> dict:
             work.mkdir(parents=True, exist_ok=True)
             guided = StyleGuidedPipeline.from_pretrained(config.model)
             guided.pipe.set_progress_bar_config(disable=True)
+            from .quality import QualityConfig, train_style  # deferred: keeps the import floors at or under 10
+
             quality = QualityConfig(model=config.model, work=str(work))
             edit = partial(edit_scenes, guided, config, chosen, images)   # (styles, method, strength) -> images
             unstyled = {}       # (method, strength) -> the same edit without a style: one per setting, for all styles

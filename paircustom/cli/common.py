@@ -3,12 +3,14 @@ styles and the control image, the checks of a model family's options, opening th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .. import distributed
 from ..config.generate import GenerateConfig
 from ..config.options import add_options, from_args
 from ..errors import UserError
+from .threads import add_threads_option
 
 
 def inputs(p, names: tuple[str, ...]) -> None:
@@ -32,7 +34,13 @@ def inputs(p, names: tuple[str, ...]) -> None:
     p.add_argument("--controlnet", help="ControlNet folder or hub id, e.g. diffusers/controlnet-canny-sdxl-1.0")
     p.add_argument("--control-image", help="the ControlNet's conditioning image (edges, depth, pose, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace existing images")
+    p.add_argument(
+        "--record-paths",
+        action="store_true",
+        help="record the absolute paths of the model and input files in the PNG text (default: names and SHA-256)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(p)
 
 
 def _parse_style(text: str, default: float) -> tuple[str, float]:
@@ -51,6 +59,7 @@ def read_styles(args):
     """The --style-file list and the config, checked before any model loads: ((path, scale) list, names, metadata,
     resolved ``GenerateConfig``: the model defaults to the first file's base model)."""
     from ..files.style_file import read_adapter, require_suffix
+    from .model_policy import announce, choose_model
 
     config = from_args(GenerateConfig, args)
     styles = [_parse_style(s, config.style_scale) for s in args.style_file]
@@ -66,7 +75,11 @@ def read_styles(args):
     metadata = [read_adapter(path)[1] for path, _ in styles]  # every file checked before the model loads
     for (path, _), meta in zip(styles, metadata):
         require_suffix(path, meta, args.suffix)
-    return styles, names, metadata, config.resolved(metadata[0].base_model if metadata[0] else None)
+    recorded = next(((path, meta.base_model) for (path, _), meta in zip(styles, metadata) if meta), (None, None))
+    model, why = choose_model(config.model, recorded[1], recorded[0])  # the policy of model_policy
+    config = replace(config, model=model).resolved()
+    announce(config.model, why)
+    return styles, names, metadata, config
 
 
 def read_control(args, config: GenerateConfig):
@@ -97,14 +110,22 @@ def open_pipeline(args, config: GenerateConfig, device: str, styles, names):
     """The model (with --controlnet) on ``device`` with every style loaded: (pipeline, {name: scale}, files)."""
     from ..models.registry import DTYPES
     from ..sampling.pipeline import from_pretrained
+    from .provenance import file_record
 
     pipe = from_pretrained(
         config.model, DTYPES[config.dtype], device, variant=config.variant, vae=config.vae, controlnet=args.controlnet
     )
     pipe.pipe.set_progress_bar_config(disable=args.quiet or not distributed.is_main())
     scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
-    files = {name: {"file": str(Path(path).resolve()), "scale": scale} for (path, scale), name in zip(styles, names)}
+    records = [file_record(path, args.record_paths) for path, _ in styles]
+    files = {name: {**record, "scale": scale} for (_, scale), name, record in zip(styles, names, records)}
     return pipe, scales, files
+
+
+def inputs_of(args, styles) -> list[tuple[str, str]]:
+    """The files a generate or stylize run reads, as (role, path): none of them may be an output."""
+    files = [("style file", path) for path, _ in styles] + [("control image", args.control_image)]
+    return files + [("prompts file", getattr(args, "prompts_file", None)), ("image", getattr(args, "image", None))]
 
 
 def check_family_options(args, config: GenerateConfig, plan, metadata) -> bool:

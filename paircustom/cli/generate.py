@@ -11,8 +11,11 @@ from pathlib import Path
 
 from .. import __version__, distributed
 from ..config.generate import GENERATE_OPTIONS, GenerateConfig
+from ..config.validate import check_prompts
 from ..errors import UserError
-from .common import check_family_options, inputs, open_pipeline, read_control, read_styles
+from .common import check_family_options, inputs, inputs_of, open_pipeline, read_control, read_styles
+from .provenance import model_record
+from .threads import threads_for
 
 # What every pipeline call of ``generate`` passes on as it is (the style options go to style guidance only).
 CALL = (
@@ -58,24 +61,33 @@ def run_generate(args) -> None:
     """Generate with style guidance (paper Eq. 10-11): base CFG plus, for each style, scale x (styled prediction -
     base prediction)."""
     from ..files.images import check_writable
+    from ..files.safe_outputs import OutputLock, check_not_input
 
     styles, names, metadata, config = read_styles(args)
     control_image = read_control(args, config)
     work = _generation_jobs(args, config)  # None: one prompt, --num-images images
-    prompts = [args.prompt] if work is None else list(dict.fromkeys(job.prompt for job in work))
+    prompts = check_prompts([args.prompt] if work is None else list(dict.fromkeys(job.prompt for job in work)))
     plan = _checked_inputs(args, config, styles, metadata, prompts)
     flow = check_family_options(args, config, plan, metadata)
     device = distributed.process_device(config.device)
     paths, compares = _output_paths(args, config, work)
-    for path in paths + (compares if args.compare else []):
+    written = paths + (compares if args.compare else [])
+    for path in written:
         check_writable(path, args.overwrite)  # refuse before any work is done
+    check_not_input(written, inputs_of(args, styles))
     state = None
     if distributed.world_size() > 1:
         from accelerate import PartialState
 
         state = PartialState(cpu=device == "cpu")
         state.wait_for_everyone()  # every process has checked the outputs before any is written
+    recheck = lambda: [check_writable(path, args.overwrite) for path in written]  # under the lock
+    with OutputLock(written, recheck), threads_for(args.threads, config.model):
+        _generate(args, config, device, styles, names, flow, control_image, work, paths, compares, state)
 
+
+def _generate(args, config, device, styles, names, flow, control_image, work, paths, compares, state) -> None:
+    """The drawing half of ``run_generate``, under the lock of its outputs."""
     pipe, scales, files = open_pipeline(args, config, device, styles, names)
     common = config.values(CALL + FLOW_CALL * flow)
     if control_image is not None:
@@ -199,7 +211,7 @@ def png_text(args, config: GenerateConfig, styles: dict, prompt: str, seed: int)
     text = {
         "prompt": prompt,
         "seed": str(seed),
-        "model": config.model,
+        "model": model_record(config.model, args.record_paths),
         "styles": json.dumps(styles),
         "steps": str(config.num_inference_steps),
         "guidance_scale": str(config.guidance_scale),

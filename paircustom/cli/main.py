@@ -27,9 +27,11 @@ from .. import distributed
 from ..config.checks import check_folder_writable
 from ..config.options import add_options, from_args
 from ..config.train import TrainConfig
-from ..errors import PairCustomWarning, UserError
+from ..config.validate import cli_names
+from ..errors import PairCustomWarning, UserError, printable
 from .generate import generate_parser, run_generate
 from .stylize import run_stylize, stylize_parser
+from .threads import add_threads_option, threads_for
 
 # Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -50,6 +52,7 @@ def _train_parser(sub) -> None:
         "every step (after the positional pair, if given)",
     )
     add_options(p, TrainConfig)
+    add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -139,7 +142,9 @@ def run_train(args) -> None:
     has small, fast ones), else the paper's."""
     from ..training.trainer import train_pair
 
-    path = train_pair(train_config_of(args))
+    config = train_config_of(args)
+    with threads_for(args.threads, config.model):
+        path = train_pair(config)
     if distributed.is_main():
         print(f"wrote {path}")
 
@@ -158,14 +163,13 @@ def run_info(args) -> None:
     if metadata is None:
         print("no paircustom metadata (made by another tool); pass --suffix when generating")
     else:
-        print(json.dumps(asdict(metadata), indent=2))
+        print(printable(json.dumps(asdict(metadata), indent=2)))
 
 
 def run_export(args) -> None:
-    from safetensors.torch import save_file
-
     from ..files.images import atomic_write, check_writable
     from ..files.layouts import to_kohya
+    from ..files.safe_outputs import OutputLock, saver
     from ..files.style_file import read_style
 
     output = check_writable(args.output, args.overwrite)  # before any work
@@ -173,7 +177,8 @@ def run_export(args) -> None:
         raise UserError(f"the output '{output}' is the style file itself; write the export to another file.")
     style = read_style(args.file)
     tensors, header = to_kohya(style.tensors, style.metadata, style.header)
-    print(f"wrote {atomic_write(output, lambda temp: save_file(tensors, temp, metadata=header))}")
+    with OutputLock([output], recheck=lambda: check_writable(output, args.overwrite)):
+        print(f"wrote {atomic_write(output, saver(tensors, header))}")
 
 
 def run_ui(args) -> None:
@@ -209,7 +214,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Our own warnings as one line (no source line), from process 0 only; everyone else's as Python prints them."""
     if issubclass(category, PairCustomWarning):
         if distributed.is_main():
-            print(f"paircustom: warning: {message}", file=file or sys.stderr)
+            print(f"paircustom: warning: {printable(' '.join(str(message).split()))}", file=file or sys.stderr)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)
 
@@ -257,11 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("train", "generate"):
             distributed.relaunch_if_accelerate_dropped_processes()
-        with _loading_bars(enabled=not getattr(args, "quiet", False)):
+        with cli_names(), _loading_bars(enabled=not getattr(args, "quiet", False)):
             command(args)
     except UserError as error:
         if distributed.prints_errors():  # one line, always; under N processes from the first of each machine
-            print(f"paircustom: error: {' '.join(str(error).split())}", file=sys.stderr)
+            print(f"paircustom: error: {printable(' '.join(str(error).split()))}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -7,8 +7,11 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.generate import STYLIZE_OPTIONS
+from ..config.validate import check_prompts
 from ..errors import UserError
-from .common import check_family_options, inputs, open_pipeline, read_control, read_styles
+from .common import check_family_options, inputs, inputs_of, open_pipeline, read_control, read_styles
+from .provenance import file_record, model_record
+from .threads import threads_for
 
 # the settings handed to StyleGuidedPipeline.stylize
 STYLIZE_CALL = (
@@ -38,7 +41,8 @@ def run_stylize(args) -> None:
     """Stylise an image with style guidance: 'sdedit' noises it to --strength and denoises; 'inversion' inverts it
     by deterministic DDIM under the prompt first, which keeps the layout better. The image is resized and
     centre-cropped as in training."""
-    from ..files.images import check_writable, open_rgb, save_image
+    from ..files.images import check_writable, open_rgb
+    from ..files.safe_outputs import OutputLock, check_not_input
     from ..models.plan import check_generation
     from ..sampling.stylize import check_stylize
 
@@ -55,6 +59,7 @@ def run_stylize(args) -> None:
     prompt = args.prompt if args.prompt is not None else metadata[0].content_prompt if metadata[0] else None
     if prompt is None:
         raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
+    check_prompts(prompt)
     plan = check_generation(
         config.model,
         [prompt],
@@ -74,6 +79,15 @@ def run_stylize(args) -> None:
             "stylising an existing image is not supported for SD3 and Flux models yet; use 'paircustom generate'."
         )
     output = check_writable(args.output, args.overwrite)
+    check_not_input([output], inputs_of(args, styles))
+    with OutputLock([output], lambda: check_writable(output, args.overwrite)), threads_for(args.threads, config.model):
+        _stylize(args, config, styles, names, image, control_image, prompt, output)
+
+
+def _stylize(args, config, styles, names, image, control_image, prompt: str, output: Path) -> None:
+    """The drawing half of ``run_stylize``, under the lock of its output."""
+    from ..files.images import save_image
+
     pipe, scales, files = open_pipeline(args, config, config.device, styles, names)
     styled = pipe.stylize(
         image,
@@ -90,13 +104,13 @@ def run_stylize(args) -> None:
 def _png_text(args, config, prompt: str, files) -> dict[str, str]:
     """What the stylised PNG records about how it was made."""
     return {
-        "image": str(Path(args.image).resolve()),
+        "image": json.dumps(file_record(args.image, args.record_paths)),
         "prompt": prompt,
         "method": f"stylize {config.method}"
         + (" (negative-prompt inversion)" if config.negative_prompt_inversion else ""),
         "strength": str(config.strength),
         "seed": str(args.seed),
-        "model": config.model,
+        "model": model_record(config.model, args.record_paths),
         "styles": json.dumps(files),
         "steps": str(config.num_inference_steps),
         "guidance_scale": str(config.guidance_scale),

@@ -23,9 +23,10 @@ STYLE_REUSE = ("forecast", "hold")  # what a step between style recomputations a
 MAX_IMAGES = 64  # images per prompt in one batch
 
 
-def check_number(name: str, value, low, high, *, integer: bool = False, hint: str = "") -> None:
-    """Refuse ``value`` unless it is a finite number (an integer with ``integer``) in [low, high]."""
-    if value is None:
+def check_number(name: str, value, low, high, *, integer: bool = False, hint: str = "", required: bool = False) -> None:
+    """Refuse ``value`` unless it is a finite number (an integer with ``integer``) in [low, high]; None passes
+    (not given) unless ``required``."""
+    if value is None and not required:
         return
     if integer and (isinstance(value, bool) or not isinstance(value, int)):
         raise UserError(f"{name} must be a whole number (got {value!r}){hint}.")
@@ -55,69 +56,58 @@ def check_sampling(
 ) -> None:
     """The numbers of one generation call; ``factor`` is the VAE's, ``max_steps`` the scheduler's train steps
     (``style_reuse`` None: not checked)."""
-    check_number("the guidance scale", guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5")
+    from .validate import arg  # deferred: this module stays on the lowest import floor
+
+    check_number(arg("guidance_scale"), guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5", required=True)
     for name, scale in style_scales.items():
         check_number(f"the scale of style '{name}'", scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 3")
-    check_number("the LoRA scale", lora_scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
-    check_number("style_start_fraction", style_start_fraction, 0, 1, hint=" (a fraction of the steps)")
-    check_number("style_end", style_end, 0, 1, hint=" (a fraction of the steps)")
+    check_number(arg("lora_scale"), lora_scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
+    start, end = arg("style_start_fraction"), arg("style_end")
+    check_number(start, style_start_fraction, 0, 1, hint=" (a fraction of the steps)", required=True)
+    check_number(end, style_end, 0, 1, hint=" (a fraction of the steps)")
     if style_end is not None and style_end <= style_start_fraction:
         raise UserError(
-            f"style_end ({style_end:g}) must come after style_start_fraction ({style_start_fraction:g}); "
+            f"{end} ({style_end:g}) must come after {start} ({style_start_fraction:g}); "
             "with no style steps left, drop the styles instead."
         )
-    check_number(
-        "style_interval",
-        style_interval,
-        1,
-        MAX_STEPS,
-        integer=True,
-        hint="; 1 recomputes the style terms on every step",
-    )
-    check_number("style_tolerance", style_tolerance, 0, MAX_SCALE, hint="; e.g. 0.1, or omit it")
+    interval_hint = "; 1 recomputes the style terms on every step"
+    check_number(arg("style_interval"), style_interval, 1, MAX_STEPS, integer=True, hint=interval_hint, required=True)
+    check_number(arg("style_tolerance"), style_tolerance, 0, MAX_SCALE, hint="; e.g. 0.1, or omit it")
     if style_reuse is not None and style_reuse not in STYLE_REUSE:
-        raise UserError(f"style_reuse must be {' or '.join(map(repr, STYLE_REUSE))} (got {style_reuse!r}).")
-    check_number(
-        "the number of denoising steps",
-        steps,
-        1,
-        max_steps,
-        integer=True,
-        hint=f"; the scheduler has {max_steps} timesteps",
-    )
+        raise UserError(f"{arg('style_reuse')} must be {' or '.join(map(repr, STYLE_REUSE))} (got {style_reuse!r}).")
+    steps_hint = f"; the scheduler has {max_steps} timesteps"
+    check_number(arg("num_inference_steps"), steps, 1, max_steps, integer=True, hint=steps_hint, required=True)
     for side, value in (("height", height), ("width", width)):
-        check_number(f"the {side}", value, factor, MAX_SIDE, integer=True, hint=" pixels")
+        check_number(arg(side), value, factor, MAX_SIDE, integer=True, hint=" pixels")
         if value is not None and value % factor:
-            raise UserError(f"height and width must be multiples of {factor}; got {side} {value}.")
-    check_number("the seed", seed, 0, MAX_SEED, integer=True)
-    check_number("the number of images", num_images, 1, MAX_IMAGES, integer=True)
+            raise UserError(f"{arg('height')} and {arg('width')} must be multiples of {factor}; got {side} {value}.")
+    check_number(arg("seed"), seed, 0, MAX_SEED, integer=True)
+    check_number(arg("num_images_per_prompt"), num_images, 1, MAX_IMAGES, integer=True, required=True)
 
 
 def check_training_numbers(config) -> None:
     """The numeric settings of a resolved TrainConfig (ranks and style_start_step are checked beside it)."""
-    check_number("alpha", config.alpha, 1e-6, 1e4, hint="; omit it to use the rank")
-    check_number("the learning rate", config.learning_rate, 0, 1, hint="; the paper uses 1e-5")
-    check_number("the weight decay", config.weight_decay, 0, 1, hint="; omit it for the default")
-    for name, value, high in (
-        ("the content rank", config.content_rank, 100_000),
-        ("the style rank", config.style_rank, 100_000),
-        ("max_steps", config.max_steps, MAX_STEPS),
-        ("gradient_accumulation", config.gradient_accumulation, 1024),
-        ("the resolution", config.resolution, MAX_SIDE),  # multiple of 8: beside it
-        ("the seed", config.seed, MAX_SEED),
-        ("the basis seed", config.basis_seed, MAX_BASIS_SEED),
-        ("preview_every", config.preview_every, 2**63 - 1),  # past max_steps: never
-        ("checkpoint_every", config.checkpoint_every, 2**63 - 1),
+    from .validate import arg
+
+    check_number(arg("alpha"), config.alpha, 1e-6, 1e4, hint="; omit it to use the rank")
+    check_number(arg("learning_rate"), config.learning_rate, 0, 1, hint="; the paper uses 1e-5")
+    check_number(arg("weight_decay"), config.weight_decay, 0, 1, hint="; omit it for the default")
+    for name, high in (
+        ("content_rank", 100_000),
+        ("style_rank", 100_000),
+        ("max_steps", MAX_STEPS),
+        ("style_start_step", MAX_STEPS),
+        ("gradient_accumulation", 1024),
+        ("resolution", MAX_SIDE),  # multiple of 8: beside it
+        ("seed", MAX_SEED),
+        ("basis_seed", MAX_BASIS_SEED),
+        ("preview_every", 2**63 - 1),  # past max_steps: never
+        ("checkpoint_every", 2**63 - 1),
+        ("save_every", 2**63 - 1),
     ):
-        check_number(name, value, 0, high, integer=True)
-    check_number(
-        "keep_checkpoints",
-        config.keep_checkpoints,
-        1,
-        10_000,
-        integer=True,
-        hint="; 1 keeps the rolling checkpoint only",
-    )
+        check_number(arg(name), getattr(config, name), 0, high, integer=True)
+    keep_hint = "; 1 keeps the rolling checkpoint only"
+    check_number(arg("keep_checkpoints"), config.keep_checkpoints, 1, 10_000, integer=True, hint=keep_hint)
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -152,9 +142,17 @@ def _can_write_in(folder: Path) -> bool:
 
 def check_writable(path: str | Path, overwrite: bool) -> Path:
     """Refuse an output that exists (unless ``overwrite``), is a folder, or cannot be written; create nothing."""
+    from .validate import special_file
+
     path = Path(path)
     if path.is_dir():
         raise UserError(f"the output '{path}' is a folder; give a file path such as '{path / 'out'}{path.suffix}'.")
+    kind = special_file(path)
+    if kind:
+        raise UserError(
+            f"the output '{path}' is {kind}, which is never replaced, not even with --overwrite; "
+            "choose a regular file path."
+        )
     if path.exists() and not overwrite:
         raise UserError(f"'{path}' already exists; pass --overwrite (overwrite=True) or choose another output path.")
     check_folder_writable(path.parent)

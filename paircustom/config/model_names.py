@@ -5,7 +5,6 @@ command line can check names (and build its parser) at once.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -59,13 +58,18 @@ def resolve_model(model: str) -> tuple[str, dict]:
         if not (MODEL_DIR / "model_index.json").is_file():
             raise UserError(f"the embedded shapes model is missing from {MODEL_DIR}; reinstall paircustom.")
     model = folder_or_hub_id(model, "model", "model_index.json")
+    if Path(model).is_dir():
+        from .model_settings import check_model_folder
+
+        check_model_folder(model)
     return model, folder_settings(model)
 
 
 def folder_settings(folder: str | None) -> dict:
     """The paircustom.json of a model folder ({} for a hub id, or a folder without one)."""
-    settings_file = Path(folder) / "paircustom.json" if folder else None
-    return json.loads(settings_file.read_text()) if settings_file and settings_file.is_file() else {}
+    from .model_settings import read_settings
+
+    return read_settings(folder)
 
 
 def pipeline_settings(pipe) -> dict:

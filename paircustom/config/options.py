@@ -95,10 +95,13 @@ def _help(option: Field) -> str:
 
 def add_options(parser, config_class, names=None) -> None:
     """One option per field of ``config_class`` (in ``names``, if given) that is marked as one."""
+    from .validate import register_flag  # deferred: options stays on the lowest import floor
+
     hints = typing.get_type_hints(config_class)
     for option in options(config_class, names):
         meta, kind = option.metadata, _value_type(hints[option.name])
         flags = [flag_of(option)] + ([meta["short"]] if meta["short"] else [])
+        register_flag(option.name, flags[0])  # refusals name the option (validate.arg)
         if kind is bool:  # a switch: it turns the default around
             parser.add_argument(
                 *flags, dest=option.name, action="store_false" if option.default else "store_true", help=_help(option)

@@ -13,6 +13,7 @@ from .checks import check_training_numbers
 from .model_names import DTYPE_NAMES, is_hub_id, pipeline_settings, resolve_model
 from .options import device_setting, setting, vae_setting, variant_setting
 from .targets import DEFAULT_TARGETS, JOINT_TARGETS
+from .validate import arg, check_train_types
 
 # The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
 PAPER_DEFAULTS = dict(
@@ -136,6 +137,11 @@ class TrainConfig:
     overwrite: bool = setting(False, "replace an existing output file")
     progress: bool = True  # show a progress bar (the command line's --quiet: none)
 
+    def __post_init__(self):
+        """Types first (``validate.check_train_types``): a wrong type is refused here, naming the argument."""
+        for name, path in check_train_types(self).items():
+            object.__setattr__(self, name, path)  # Path objects are kept as text
+
     def with_targets(self, family_targets: tuple[str, ...]) -> TrainConfig:
         """The config with ``target_modules`` given, else the model family's (``family.lora_targets``)."""
         return self if self.target_modules is not None else replace(self, target_modules=tuple(family_targets))
@@ -194,56 +200,55 @@ class TrainConfig:
         return self.alpha or self.style_rank
 
     def validate(self) -> None:
+        """Values after resolution; refusals name the argument as the user gave it (``validate.arg``)."""
         check_training_numbers(self)  # types, finiteness and ranges first
+        rank = "content_rank" if self.content_rank < 1 else "style_rank"
+        rank = "rank" if self.content_rank == self.style_rank else rank
         checks = [
             (
                 self.content_rank >= 1 and self.style_rank >= 1,
-                f"ranks must be at least 1 (got content "
-                f"{self.content_rank}, style {self.style_rank}); use e.g. --rank 64",
+                f"{arg(rank)} must be at least 1 (ranks got content {self.content_rank}, style {self.style_rank}); "
+                f"use e.g. {arg('rank')} 64",
             ),
-            (
-                self.alpha is None or self.alpha > 0,
-                f"alpha must be positive (got {self.alpha}); omit it to use the rank",
-            ),
-            (self.learning_rate > 0, f"the learning rate must be a positive number (got {self.learning_rate})"),
-            (self.max_steps >= 1, f"max_steps must be at least 1 (got {self.max_steps})"),
+            (self.alpha is None or self.alpha > 0, f"{arg('alpha')} must be positive (got {self.alpha})"),
+            (self.learning_rate > 0, f"{arg('learning_rate')} must be a positive number (got {self.learning_rate})"),
+            (self.max_steps >= 1, f"{arg('max_steps')} must be at least 1 (got {self.max_steps})"),
             (
                 0 <= self.style_start_step < self.max_steps,
-                f"style_start_step ({self.style_start_step}) must be at least "
-                f"0 and below max_steps ({self.max_steps}), or the style is never trained",
-            ),
-            (
-                min(self.preview_every, self.checkpoint_every, self.save_every) >= 0,
-                "preview, checkpoint and save intervals must be 0 (never) or a number of steps",
+                f"{arg('style_start_step')} ({self.style_start_step}) must be at least 0 and below "
+                f"{arg('max_steps')} ({self.max_steps}), or the style is never trained",
             ),
             (
                 self.keep_checkpoints == 1 or self.checkpoint_every > 0,
-                f"keeping {self.keep_checkpoints} checkpoints needs checkpoints: add --checkpoint-every N",
+                f"keeping {self.keep_checkpoints} checkpoints needs checkpoints: add {arg('checkpoint_every')} N",
             ),
             (
                 self.gradient_accumulation >= 1,
-                f"gradient_accumulation must be at least 1 (got {self.gradient_accumulation})",
+                f"{arg('gradient_accumulation')} must be at least 1 (got {self.gradient_accumulation})",
             ),
             (
                 self.resolution >= 8 and self.resolution % 8 == 0,
-                f"the resolution must be a multiple of 8 (got {self.resolution})",
+                f"{arg('resolution')} must be a multiple of 8 (got {self.resolution})",
             ),
-            (self.method in METHODS, f"method must be pair, style-only or slider (got {self.method!r})"),
+            (self.method in METHODS, f"{arg('method')} must be pair, style-only or slider (got {self.method!r})"),
             (
                 self.mixed_precision in MIXED_PRECISION,
-                f"mixed_precision must be no, fp16 or bf16 (got {self.mixed_precision!r})",
+                f"{arg('mixed_precision')} must be no, fp16 or bf16 (got {self.mixed_precision!r})",
             ),
-            (self.dtype in DTYPE_NAMES, f"dtype must be one of {', '.join(DTYPE_NAMES)} (got {self.dtype!r})"),
+            (self.dtype in DTYPE_NAMES, f"{arg('dtype')} must be one of {', '.join(DTYPE_NAMES)} (got {self.dtype!r})"),
             (
                 self.save_dtype in DTYPE_NAMES,
-                f"save_dtype must be one of {', '.join(DTYPE_NAMES)} (got {self.save_dtype!r})",
+                f"{arg('save_dtype')} must be one of {', '.join(DTYPE_NAMES)} (got {self.save_dtype!r})",
             ),
             (
                 self.style_prompt.startswith(self.content_prompt),
-                "the style prompt must extend the content prompt "
+                f"{arg('style_prompt')} must extend the content prompt "
                 f"(got {self.style_prompt!r} for {self.content_prompt!r}) so its suffix can be reused at generation",
             ),
-            (str(self.output).endswith(".safetensors"), f"the output must be a .safetensors file (got {self.output})"),
+            (
+                str(self.output).endswith(".safetensors"),
+                f"{arg('output')} must be a .safetensors file (got {self.output})",
+            ),
             (
                 len(self.pair_subjects) in (0, len(self.extra_pairs)),
                 f"give one subject per extra pair ({len(self.extra_pairs)}) or none (got {len(self.pair_subjects)})",

@@ -14,7 +14,8 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from ..config.checks import check_writable  # noqa: F401  (re-exported: the writers import it from here)
-from ..errors import UserError, reason
+from ..config.validate import check_image_arg, check_input_file
+from ..errors import UserError, disk_full, full_disk_error, reason
 
 # Two images of one picture may differ in size, not in shape: aspect ratios within 2% count as equal.
 ASPECT_TOLERANCE = 0.02
@@ -39,10 +40,7 @@ def open_rgb(path: str | Path, role: str) -> Image.Image:
     transparency is composited over white, and images over ``MAX_PIXELS`` are refused before decoding.
     """
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"the {role} '{path}' is a folder; give the path of a PNG or JPEG file.")
-    if not path.is_file():
-        raise UserError(f"the {role} '{path}' does not exist; give the path of a PNG or JPEG file.")
+    check_input_file(path, role, "a PNG or JPEG file")
     bomb = (
         f"the {role} '{path}' declares more than {MAX_PIXELS // 2**20} megapixels, which is refused as a possible "
         f"decompression bomb; give an image of at most {MAX_SIDE_PIXELS}x{MAX_SIDE_PIXELS} pixels."
@@ -63,13 +61,33 @@ def open_rgb(path: str | Path, role: str) -> Image.Image:
         raise UserError(
             f"the {role} '{path}' is not a readable image ({reason(error)}); give a PNG or JPEG file."
         ) from None
+    check_shape(image, role, f"'{path}'")
+    return image
+
+
+def check_shape(image: Image.Image, role: str, where: str = "") -> None:
+    """The size rules of every input picture, for files and PIL images alike (``where``: the file, if any)."""
     width, height = image.size
-    if max(width, height) > MAX_ASPECT * min(width, height):
+    where = f" {where}" if where else ""
+    if width * height > MAX_PIXELS:
         raise UserError(
-            f"the {role} '{path}' is {width}x{height}, more than {MAX_ASPECT} times as long as it is "
+            f"the {role}{where} has more than {MAX_PIXELS // 2**20} megapixels; give an image of at most "
+            f"{MAX_SIDE_PIXELS}x{MAX_SIDE_PIXELS} pixels."
+        )
+    if min(width, height) < 1 or max(width, height) > MAX_ASPECT * min(width, height):
+        raise UserError(
+            f"the {role}{where} is {width}x{height}, more than {MAX_ASPECT} times as long as it is "
             "wide; crop it closer to a square (training uses the centre square)."
         )
-    return image
+
+
+def picture(image, role: str) -> Image.Image:
+    """A path or a PIL image as upright RGB, judged by the same rules (``open_rgb``; numpy arrays refused)."""
+    image = check_image_arg(role.replace(" ", "_"), image)
+    if isinstance(image, str):
+        return open_rgb(image, role)
+    check_shape(image, role)
+    return to_rgb(ImageOps.exif_transpose(image))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -145,25 +163,32 @@ def grid(rows: list[list[Image.Image]], labels: list[str] | None = None, font_si
 
 
 def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(temp_path)`` then rename onto ``path``, so a crash never leaves half a file."""
+    """Call ``write(temp_path)`` then rename onto ``path``, so a crash never leaves half a file; a full disk
+    is one sentence (``errors.full_disk_error``), with the temporary file gone."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves no empty folder
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
+    temp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves no empty folder
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(handle)
         write(temp)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
+        os.chmod(temp, final_mode())  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(temp, path)
+    except Exception as error:
+        if disk_full(error):
+            raise full_disk_error(path, error) from None
+        raise
     finally:
-        if os.path.exists(temp):
+        if temp is not None and os.path.exists(temp):
             os.remove(temp)
     return path
 
 
-def _umask() -> int:
+def final_mode() -> int:
+    """The mode a new file gets under the user's umask."""
     mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def save_image(image: Image.Image, path: str | Path, overwrite: bool, text: dict[str, str] | None = None) -> Path:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
+from ..config.validate import check_input_file, check_path
 from ..errors import UserError, reason
 from .images import atomic_write, check_writable
 from .layouts import DENOISER_PREFIXES, made_for, to_peft_layout
+from .safe_outputs import saver
 
 FORMAT_VERSION = 1
 MAX_WEIGHT = 1e4  # trained LoRA weights are below 10; larger values only come from damage or divergence
@@ -67,6 +68,11 @@ def lora_state_dict(
 
 def save_adapter(path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool) -> Path:
     """Write atomically; refuse to replace an existing file unless ``overwrite``."""
+    return atomic_write(*adapter_writer(path, tensors, metadata, overwrite))
+
+
+def adapter_writer(path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool):
+    """(path, write(temp)) of an adapter file, checked (writable, finite) but not yet written (``safe_outputs``)."""
     path = check_writable(path, overwrite)
     bad = [key for key, tensor in tensors.items() if not torch.isfinite(tensor).all()]
     if bad:  # never write a file that would turn every image black
@@ -75,7 +81,7 @@ def save_adapter(path: str | Path, tensors: dict[str, torch.Tensor], metadata: S
             "retrain with a smaller learning rate."
         )
     header = {METADATA_KEY: json.dumps(asdict(metadata)), "format": "pt"}
-    return atomic_write(path, lambda temp: save_file(tensors, temp, metadata=header))
+    return path, saver(tensors, header)
 
 
 @dataclass(frozen=True)
@@ -94,15 +100,8 @@ def read_style(path: str | Path, unet_config=None) -> StyleFile:
 
     Clear errors for missing, corrupt or odd files.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(
-            f"the style file '{path}' is a folder; give the .safetensors file written by 'paircustom train'."
-        )
-    if not path.is_file():
-        raise UserError(
-            f"the style file '{path}' does not exist; give the .safetensors file written by 'paircustom train'."
-        )
+    path = Path(check_path("path", path))
+    check_input_file(path, "style file", "the .safetensors file written by 'paircustom train'")
     try:
         with safe_open(str(path), framework="pt") as file:
             header = file.metadata() or {}
@@ -123,6 +122,11 @@ def read_style(path: str | Path, unet_config=None) -> StyleFile:
                 f"'{path}' has damaged paircustom metadata ({reason(error)}); retrain it or pass the suffix yourself."
             ) from None
         _check_metadata(path, metadata)
+        if metadata.format_version != FORMAT_VERSION:
+            raise UserError(
+                f"'{path}' is a style file of format version {metadata.format_version}, which this paircustom "
+                f"does not know (it reads version {FORMAT_VERSION}); upgrade paircustom or retrain the style."
+            )
     return StyleFile(converted.tensors, metadata, converted.layout, converted.ignored, header)
 
 

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import torch
 from diffusers import DiffusionPipeline
 
@@ -55,7 +57,8 @@ def load_pipeline(
         pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, variant=variant, **extra)
     except UserError:
         raise
-    except (OSError, ValueError) as error:  # not on the hub, no network, no such variant, an incomplete folder
+    except (OSError, ValueError, pickle.UnpicklingError) as error:  # not on the hub, no network, no such variant,
+        # an incomplete folder, a pickle that weights_only refused
         reason = str(error).strip().splitlines()[0].rstrip(".")
         what = f"the VAE '{vae}' or the model '{model}'" if vae else f"the model '{model}'"
         raise UserError(f"could not load {what} ({reason}); check the name or path.") from None

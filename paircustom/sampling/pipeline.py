@@ -32,6 +32,7 @@ import torch
 from ..adapters.layers import peft_routing
 from ..config.checks import MAX_SCALE, check_number
 from ..config.generate import GENERATE
+from ..config.validate import check_path, check_text, check_texts
 from ..distributed import check_device
 from ..errors import UserError
 from ..models.family import Size
@@ -84,6 +85,7 @@ class StyleGuidedPipeline(LoadedStyles):
         adds a ControlNet.  ``device`` is checked before anything loads.  ``wrap(pipe, controlnet=...)`` makes
         the wrapper (default: ``style_guided``, the class of the model's family, or this class if a subclass).
         """
+        check_path("model", model)
         device = check_device(device) if device else None
         pipe = load_pipeline(model, torch_dtype, variant=variant, vae=vae)
         if isinstance(controlnet, (str, Path)):
@@ -175,9 +177,10 @@ class StyleGuidedPipeline(LoadedStyles):
             dict(schedule, style_reuse=style_reuse),
             unet_only,
         )
+        prompts = self._check_call(prompt, scales, base_adapter)
+        check_texts("negative_prompt", negative_prompt)
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(seed)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
 
         # 2. timesteps, on a private copy of the pipeline's scheduler: its state (Euler's step index, PNDM's
         #    history) stays as the user and a running training left it; 3. the initial latents
@@ -250,6 +253,7 @@ class StyleGuidedPipeline(LoadedStyles):
 
     def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):
         """Baseline: base weights + scale·(style LoRA) with plain CFG, prompting with the style suffix."""
+        check_text("style", style, optional=False)
         self._scales([style], 1.0)
         check_number("the LoRA scale", scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..config.checks import check_sampling
+from ..config.checks import MAX_SCALE, check_number, check_sampling
 from ..config.generate import GENERATE
 from ..errors import UserError
 from ..models.family import Conditioning, Size
@@ -69,6 +69,8 @@ def checked_call(
     steps = first(steps, family.default_steps, GENERATE.num_inference_steps)
     scales = guided._scales(styles, style_scale)
     rescale, end = unet_only["guidance_rescale"], unet_only["denoising_end"]
+    check_number("guidance_rescale", rescale, -MAX_SCALE, MAX_SCALE)  # numbers; their ranges below
+    check_number("denoising_end", end, -MAX_SCALE, MAX_SCALE)
     if not (0.0 <= rescale <= 1.0) or not (end is None or 0.0 < end <= 1.0):
         raise UserError(f"guidance_rescale must lie in [0, 1] (got {rescale}) and denoising_end in (0, 1] (got {end}).")
     factor = pipe.vae_scale_factor * family.patch

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..config.validate import check_path, check_prompts, check_scales, check_text
 from ..errors import PairCustomWarning, UserError
 from ..files.style_file import check_fits, read_style, require_suffix
 
@@ -25,12 +26,15 @@ class LoadedStyles:
         ``suffix`` (e.g. " in digital art style") replaces the file's own; it is
         required for files without paircustom metadata.
         """
+        path = check_path("path", path)
+        check_text("name", name)
+        check_text("suffix", suffix)
         style = read_style(path, self.denoiser.config)
         tensors, metadata = style.tensors, style.metadata
         check_fits(path, tensors, metadata, self.family.name, self.denoiser)
         require_suffix(path, metadata, suffix)
-        name = name or Path(path).stem
-        if not name or "." in name or hasattr(torch.nn.ModuleDict, name):  # peft keeps adapters in ModuleDicts
+        name = Path(path).stem if name is None else name
+        if not name.strip() or "." in name or hasattr(torch.nn.ModuleDict, name):  # peft keeps adapters in ModuleDicts
             raise UserError(
                 f"'{name}' cannot name a style (it is empty, has a '.' or is a torch module attribute); "
                 "give another name (name=..., --name on the command line)."
@@ -62,6 +66,7 @@ class LoadedStyles:
         return name
 
     def _scales(self, styles, style_scale: float) -> dict[str, float]:
+        check_scales(styles)
         if styles is None:
             styles = list(self.suffixes)
         if not isinstance(styles, dict):
@@ -72,9 +77,27 @@ class LoadedStyles:
                     f"no style named '{name}' is loaded (loaded: {', '.join(self.suffixes) or 'none'}); "
                     "call load_style first."
                 )
-            if not math.isfinite(scale):
-                raise UserError(f"the scale of style '{name}' is {scale}; give a finite number such as 3.")
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+                raise UserError(f"the scale of style '{name}' is {scale!r}; give a finite number such as 3.")
         return {name: float(scale) for name, scale in styles.items() if scale != 0}
+
+    def _check_call(self, prompt, scales: dict[str, float], base_adapter: str | None) -> list[str]:
+        """The prompts (text, none empty), each fitting every text encoder with each style's suffix (truncation
+        would silently cut the style words off), and ``base_adapter`` a loaded style; returns the prompts."""
+        from ..models.plan import TOKENIZERS, ModelPlan
+
+        prompts = check_prompts(prompt)
+        if base_adapter is not None and base_adapter not in self.suffixes:
+            raise UserError(
+                f"base_adapter must name a loaded style (loaded: {', '.join(self.suffixes) or 'none'}; "
+                f"got {base_adapter!r}); or leave it None for the base model."
+            )
+        tokenizers = [t for t in (getattr(self.pipe, name, None) for name in TOKENIZERS) if t is not None]
+        plan = ModelPlan(self.family.name, self.denoiser, tokenizers, 1, 1)
+        for each in prompts:
+            for suffix in {"", *(self.suffixes[name] for name in scales)}:
+                plan.check_prompt(each, suffix)
+        return prompts
 
     @contextmanager
     def _adapters_enabled(self):

@@ -39,15 +39,16 @@ so without a style each step is the DDIM step that the inversion undid, and the 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..config.checks import check_number, check_sampling
+from ..config.checks import MAX_SIDE, check_number, check_sampling
 from ..config.generate import GENERATE
+from ..config.validate import arg, check_words
 from ..errors import UserError
-from ..files.images import open_rgb, prepare, to_rgb
+from ..files.images import picture as read_picture
+from ..files.images import prepare
 from ..models.family import Size
 from ..models.latents import encode
 
@@ -58,10 +59,10 @@ def check_stylize(
     strength, method: str, refine: int = 0, negative_prompt_inversion: bool = False, negative_prompt: str | None = None
 ) -> None:
     """The settings only stylising has; refused in one sentence."""
-    check_number("the strength", strength, 0, 1, hint=" (0 keeps the image, 1 redraws it from pure noise)")
-    check_number("the number of inversion refinements", refine, 0, 100, integer=True)
+    check_number(arg("strength"), strength, 0, 1, hint=" (0 keeps the image, 1 redraws it from pure noise)")
+    check_number(arg("inversion_refine"), refine, 0, 100, integer=True)
     if method not in METHODS:
-        raise UserError(f"the stylising method must be sdedit or inversion (got {method!r}).")
+        raise UserError(f"{arg('method')} must be sdedit or inversion (got {method!r}).")
     if negative_prompt_inversion and method != "inversion":
         raise UserError(
             "negative-prompt inversion needs the inversion method; add --method inversion or drop "
@@ -165,6 +166,8 @@ def stylize(
     """
     pipe = guided.pipe
     check_stylize(strength, method, inversion_refine, negative_prompt_inversion, negative_prompt)
+    check_words("prompt", prompt, optional=True)
+    check_number(arg("resolution"), resolution, 8, MAX_SIDE, integer=True, hint=" pixels")
     scales = guided._scales(styles, style_scale)
     factor = pipe.vae_scale_factor
     check_sampling(
@@ -197,7 +200,7 @@ def stylize(
     if generator is None and seed is not None:
         generator = torch.Generator("cpu").manual_seed(seed)
     # 1. the image as in training: shorter side to ``resolution``, centre square; its latent z0
-    picture = open_rgb(image, "image") if isinstance(image, (str, Path)) else to_rgb(image)
+    picture = read_picture(image, "image")
     prepared = prepare(picture, resolution)
     size = Size(prepared.original_size, prepared.crop_top_left, (resolution, resolution))
     if negative_prompt_inversion:  # n = c: the CFG term cancels (module docstring)

@@ -32,13 +32,14 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from .. import distributed
 from ..config.checks import check_writable, remove_stale_temp_files
 from ..config.train import file_name
 from ..errors import PairCustomWarning, UserError, reason
 from ..files.images import atomic_write
+from ..files.safe_outputs import saver
+from .checkpoint_check import check_header, check_tensors
 
 VERSION = 1
 HEADER_KEY = "paircustom_checkpoint"
@@ -203,7 +204,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint, keep: int = 1) -> 
         "num_processes": len(checkpoint.generator_states),
     }
     metadata = {HEADER_KEY: json.dumps(header)}
-    return atomic_write(path, lambda temp: save_file(tensors, temp, metadata=metadata))
+    return atomic_write(path, saver(tensors, metadata))
 
 
 def _link(source: Path, target: Path) -> None:
@@ -231,8 +232,7 @@ def read_header(path: str | Path) -> dict:
             raise ValueError(f"unknown checkpoint version {header.get('version') if isinstance(header, dict) else '?'}")
         if not isinstance(header.get("step"), int) or not isinstance(header.get("settings"), dict):
             raise ValueError("no step or settings")
-        if not isinstance(header.get("num_processes", 1), int) or header.get("num_processes", 1) < 1:
-            raise ValueError("num_processes is not a positive whole number")
+        check_header(header)
     except Exception as error:  # damaged file, foreign file, hand-edited header
         raise unusable_checkpoint(path, reason(error)) from None
     return header
@@ -274,6 +274,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt") as file:
             tensors = {key: file.get_tensor(key) for key in file.keys()}
+        check_tensors(header, tensors)
         params = [tensors[f"param.{i}"] for i in range(sum(k.startswith("param.") for k in tensors))]
         state = join_optimizer_state(tensors, header["optimizer_scalars"])
         generators = [tensors["generator"]] + [

@@ -14,7 +14,8 @@ from ..adapters.layers import Route, pair_routing
 from ..config.train import file_name
 from ..errors import reason
 from ..files.images import atomic_write, grid
-from ..files.style_file import StyleMetadata, lora_state_dict, save_adapter
+from ..files.safe_outputs import write_set
+from ..files.style_file import StyleMetadata, adapter_writer, lora_state_dict
 from ..models.registry import DTYPES
 from ..sampling.pipeline import style_guided
 from .checkpoint import Checkpoint, load_checkpoint, result_settings, save_checkpoint, unusable_checkpoint
@@ -133,7 +134,7 @@ class TrainerOutputs:
             DTYPES[self.config.save_dtype],
             self.family.lora_prefix,
         )
-        path = save_adapter(path or self.config.output, style, self.metadata("style"), overwrite=True)
+        items = [adapter_writer(path or self.config.output, style, self.metadata("style"), overwrite=True)]
         for k in range(len(self.config.pairs)) if self.config.save_content else ():
             adapters = {n: l.content_adapter(k) for n, l in layers.items()}
             content = lora_state_dict(
@@ -143,10 +144,6 @@ class TrainerOutputs:
                 DTYPES[self.config.save_dtype],
                 self.family.lora_prefix,
             )
-            save_adapter(
-                replace(self.config, output=str(path)).content_output(k),
-                content,
-                self.metadata("content"),
-                overwrite=True,
-            )
-        return path
+            output = replace(self.config, output=str(items[0][0])).content_output(k)
+            items.append(adapter_writer(output, content, self.metadata("content"), overwrite=True))
+        return write_set(items)[0]  # the style file and its content files appear together

@@ -16,6 +16,7 @@ from ..errors import PairCustomWarning, UserError
 from ..models.plan import ModelPlan
 from ..models.registry import DTYPES, load_pipeline
 from .checkpoint import check_run_inputs
+from .run_guard import announce_fresh_start, check_run_files
 
 
 def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Path | None]:
@@ -38,7 +39,10 @@ def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Pa
     for content_prompt, _ in config.pair_prompts:
         plan.check_prompt(content_prompt, config.style_suffix)
     plan.check_resolution(config.resolution)
-    return config, pipe, check_run_inputs(config, distributed.world_size())
+    check_run_files(config, distributed.is_main())  # inputs as outputs, earlier checkpoints, interrupted sets
+    resume_from = check_run_inputs(config, distributed.world_size())
+    announce_fresh_start(config, distributed.is_main())
+    return config, pipe, resume_from
 
 
 def accelerator_of(config: TrainConfig, device: str) -> tuple[TrainConfig, object]:

@@ -29,6 +29,7 @@ from ..models.family import Size
 from ..models.registry import DTYPES, family_of, load_pipeline
 from .objective import EncodedPair, RowKind, pair_losses
 from .outputs import TrainerOutputs
+from .run_guard import lock_run, resume_settings
 from .setup import accelerator_of, checked_run, optimizer_class
 
 
@@ -37,10 +38,19 @@ class PairTrainer(TrainerOutputs):
 
     def __init__(self, config: TrainConfig, pipe=None):
         # 1. settings and inputs first, so mistakes are reported before a large model loads
-        self.config = config = config.resolved(pipe)
+        self.config = config = resume_settings(config).resolved(pipe)
         images = [image for content, style in config.pairs for image in load_pair(content, style, config.resolution)]
         config, pipe, resume_from = checked_run(config, pipe)
-        self.config = config
+        self.config, self.resumed = config, resume_from is not None
+        self.lock = lock_run(config, self.resumed).__enter__() if distributed.is_main() else None
+        try:
+            self._load(config, pipe, images, resume_from)
+        except BaseException:
+            self.close()  # lets go of the outputs
+            raise
+
+    def _load(self, config: TrainConfig, pipe, images, resume_from: Path | None) -> None:
+        """The model, the encoded pair, the adapters and the optimizer (after every check passed)."""
         # 2. model; encode the pair once, then the VAE and text encoders leave the device (previews bring them back)
         device = distributed.process_device(distributed.check_device(config.device))
         if pipe is None:
@@ -236,8 +246,11 @@ class PairTrainer(TrainerOutputs):
                 module.to("cpu")
 
     def close(self) -> None:
-        """Give the pipeline its plain denoiser back."""
-        remove_pair_lora(self.accelerator.unwrap_model(self.denoiser), self.layers)
+        """Give the pipeline its plain denoiser back; let go of the outputs."""
+        if self.lock is not None:
+            self.lock.release()
+        if hasattr(self, "layers") and hasattr(self, "denoiser"):
+            remove_pair_lora(self.accelerator.unwrap_model(self.denoiser), self.layers)
 
 
 def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
@@ -255,8 +268,8 @@ def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
             trainer.write_checkpoint()
         if main:
             trainer.save()
-            if not trainer.config.checkpoint_every and trainer.config.checkpoint_path.is_file():
-                trainer.config.checkpoint_path.unlink()  # a resumed run's old checkpoint, now behind the output
+            if not trainer.config.checkpoint_every and trainer.resumed and trainer.config.checkpoint_path.is_file():
+                trainer.config.checkpoint_path.unlink()  # the checkpoint this run resumed from, now behind it
         trainer.accelerator.wait_for_everyone()  # nobody reports success before the file is there
     finally:
         trainer.close()
