@@ -63,11 +63,14 @@ def import_comfyui(root: Path):
 
 def train_shapes_style(path: Path, steps: int = 20) -> Path:
     """A quick style of the bundled pair (trio_posterized) on the shapes model, as 'paircustom demo' trains it."""
+    import torch
+
     from paircustom import TrainConfig, train_pair
     from paircustom.shapes.examples import EXAMPLES, example_paths
 
     example = EXAMPLES["trio_posterized"]
     content, style = example_paths("trio_posterized")
+    torch.set_num_threads(1)          # the tiny model trains fastest on one thread of a shared CPU
     return train_pair(TrainConfig(str(content), str(style), subject=example.subject, style=example.style_prompt,
                                   model="shapes", output=str(path), max_steps=steps, style_start_step=steps // 4,
                                   overwrite=True, progress=False))
