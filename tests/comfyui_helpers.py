@@ -83,7 +83,7 @@ def with_family(source: Path, target: Path, family: str) -> Path:
 
     with safe_open(str(source), framework="pt") as file:
         header = dict(file.metadata())
-        tensors = {key: file.get_tensor(key) for key in file.keys()}
+        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open is no mapping)
     header["paircustom"] = json.dumps({**json.loads(header["paircustom"]), "family": family})
     save_file(tensors, str(target), metadata=header)
     return target
@@ -98,7 +98,11 @@ TINY_SD_LDM = {"num_res_blocks": [1], "channel_mult": [1], "transformer_depth": 
 def tiny_sd_pipeline(seed: int = 0):
     """A StableDiffusionPipeline around that UNet (tiny text encoder 768 wide, tiny VAE), Euler "trailing"."""
     import torch
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
 
     from paircustom.tiny import tiny_text_encoder, tiny_vae, write_clip_tokenizer
 

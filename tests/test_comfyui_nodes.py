@@ -6,17 +6,27 @@ files give one sentence.  Runs in ComfyUI's environment (integrations/comfyui/en
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import sys
 
 import pytest
-
-from comfyui_helpers import (comfy_model_of, import_comfyui, install_copy, random_style, require_comfyui,
-                             tiny_sd_pipeline, train_shapes_style, with_family)
+from comfyui_helpers import (
+    PACK,
+    comfy_model_of,
+    import_comfyui,
+    install_copy,
+    random_style,
+    require_comfyui,
+    tiny_sd_pipeline,
+    train_shapes_style,
+    with_family,
+)
 
 require_comfyui()
 
-import torch  # noqa: E402
+import torch
 
 TOLERANCE = 1e-3          # max |latent difference| between ComfyUI and StyleGuidedPipeline (the issue's bound)
 PROMPT = "a red circle on a black background"
@@ -38,7 +48,7 @@ def shapes(comfy, tmp_path_factory):
     from paircustom import StyleGuidedPipeline
 
     style = train_shapes_style(tmp_path_factory.mktemp("style") / "posterized.safetensors")
-    model, clip, vae = comfy.NODE_CLASS_MAPPINGS["PairCustomShapesModelLoader"]().load()
+    model, clip, _ = comfy.NODE_CLASS_MAPPINGS["PairCustomShapesModelLoader"]().load()
     pipe = StyleGuidedPipeline.from_pretrained("shapes")
     pipe.pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.pipe.scheduler.config)   # ComfyUI's "euler"
     return {"model": model, "clip": clip, "pipe": pipe, "styles": [style], "size": (16, 16), "channels": 8}
@@ -77,7 +87,10 @@ def comfy_sample(comfy, setup, guider, sigmas, seed: int):
     """SamplerCustomAdvanced with euler, the given sigmas and ComfyUI's seeded noise; latents in the model's
     scaled space (as the pipeline returns them with output_type="latent")."""
     import comfy.samplers
-    from comfy_extras.nodes_custom_sampler import Noise_RandomNoise, SamplerCustomAdvanced
+    from comfy_extras.nodes_custom_sampler import (
+        Noise_RandomNoise,
+        SamplerCustomAdvanced,
+    )
 
     latent = {"samples": torch.zeros(1, setup["channels"], *setup["size"])}
     out = SamplerCustomAdvanced().sample(Noise_RandomNoise(seed), guider, comfy.samplers.sampler_object("euler"),
@@ -171,3 +184,19 @@ def test_bad_style_files_give_one_sentence(comfy, shapes, tmp_path):
     sdxl = with_family(shapes["styles"][0], tmp_path / "sdxl.safetensors", "sdxl")
     with pytest.raises(UserError, match=r"trained on a SDXL model .* but this model is SD 1.x/2.x"):
         loader().load(shapes["model"], str(sdxl), 3.0, "")
+
+
+def test_example_workflows_are_current_and_complete(comfy):
+    """The committed workflows are what build_workflows.py makes, and every node gets all its required inputs."""
+    from comfy_extras import nodes_custom_sampler
+
+    spec = importlib.util.spec_from_file_location("build_workflows", PACK / "build_workflows.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    node_classes = {**comfy.NODE_CLASS_MAPPINGS, **nodes_custom_sampler.NODE_CLASS_MAPPINGS}
+    for name, content in build.workflows(node_classes).items():
+        assert json.loads((PACK / name).read_text()) == content, f"{name} is stale: run {PACK / 'build_workflows.py'}"
+        if name.startswith("api_workflows/"):
+            for node_id, node in content.items():
+                required = node_classes[node["class_type"]].INPUT_TYPES().get("required", {})
+                assert set(required) <= set(node["inputs"]), f"{name} node {node_id} lacks {set(required) - set(node['inputs'])}"

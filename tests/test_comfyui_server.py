@@ -20,14 +20,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from comfyui_helpers import (PACK, ROOT, SHAPES_STYLE, install_copy, require_comfyui, train_shapes_style,
-                             with_family)
+from comfyui_helpers import (
+    PACK,
+    ROOT,
+    SHAPES_STYLE,
+    install_copy,
+    require_comfyui,
+    train_shapes_style,
+    with_family,
+)
 
 require_comfyui()
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
 API_WORKFLOWS, UI_WORKFLOWS = PACK / "api_workflows", PACK / "example_workflows"
 STARTUP_SECONDS, RUN_SECONDS = 240, 300
@@ -173,7 +179,7 @@ def _browser(tmp_path):
 
     options = Options()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000",
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1900,1000",
                      f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(driver), options=options)
@@ -182,7 +188,8 @@ def _browser(tmp_path):
 def test_page_shows_the_example_workflow(server, tmp_path):
     workflow = json.loads((UI_WORKFLOWS / "shapes.json").read_text())
     # a fresh ComfyUI greets with its template browser; as after a first visit, start on the canvas
-    assert _request(server["url"] + "/settings/Comfy.TutorialCompleted", True)[0] == 200
+    for setting, value in (("Comfy.TutorialCompleted", True), ("Comfy.Minimap.Visible", False)):
+        assert _request(f"{server['url']}/settings/{setting}", value)[0] == 200
     browser = _browser(tmp_path)
     try:
         browser.set_script_timeout(60)

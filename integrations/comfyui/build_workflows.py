@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))       # this checkout's paircustom, also when it is not installed
+from paircustom.generate_config import GENERATE
+
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 SHAPES_PROMPT = "a red circle on a black background"
 
@@ -24,11 +27,12 @@ def _sampling(model: list, styled_clip: list, text: str, negative: str, cfg: flo
     """The style-guidance graph shared by both examples, from a loader's MODEL and CLIP outputs."""
     return {
         "2": {"class_type": "PairCustomStyleLoader", "inputs": {"model": model, "style_file": style_file,
-                                                                "scale": 3.0, "suffix": ""}},
+                                                                "scale": GENERATE.style_scale, "suffix": ""}},
         "3": {"class_type": "PairCustomStylePrompt", "inputs": {"clip": styled_clip, "text": text, "styles": ["2", 0]}},
         "4": {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": styled_clip}},
         "5": {"class_type": "PairCustomStyleGuider", "inputs": {"model": model, "styled": ["3", 0], "negative": ["4", 0],
-                                                                "cfg": cfg, "style_start": 0.2, "style_end": 1.0}},
+                                                                "cfg": cfg, "style_start": GENERATE.style_start_fraction,
+                                                                "style_end": 1.0}},
         "6": {"class_type": "RandomNoise", "inputs": {"noise_seed": 0}},
         "7": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
         "8": {"class_type": "BasicScheduler", "inputs": {"model": model, "scheduler": scheduler, "steps": steps,
@@ -47,12 +51,13 @@ def shapes_api() -> dict:
     models/loras).  EmptyLatentImage counts 8 pixels per latent cell, the shapes VAE 4: 128 there is 64x64 here.
     The Style Sampler node draws the same picture in one node."""
     graph = {"1": {"class_type": "PairCustomShapesModelLoader", "inputs": {}}}
-    graph.update(_sampling(["1", 0], ["1", 1], SHAPES_PROMPT, "", 5.0, 20, "simple", 128,
+    graph.update(_sampling(["1", 0], ["1", 1], SHAPES_PROMPT, "", GENERATE.guidance_scale, 20, "simple", 128,
                            "trio_posterized-posterized.safetensors", "paircustom_shapes"))
     graph["13"] = {"class_type": "PairCustomStyleSampler", "inputs": {
         "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "styles": ["2", 0], "prompt": SHAPES_PROMPT,
-        "negative_prompt": "", "seed": 0, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "simple",
-        "width": 64, "height": 64, "style_start": 0.2, "style_end": 1.0}}
+        "negative_prompt": "", "seed": 0, "steps": 20, "cfg": GENERATE.guidance_scale, "sampler_name": "euler",
+        "scheduler": "simple", "width": 64, "height": 64, "style_start": GENERATE.style_start_fraction,
+        "style_end": 1.0}}
     graph["14"] = {"class_type": "SaveImage", "inputs": {"images": ["13", 0], "filename_prefix": "paircustom_sampler"}}
     return graph
 
@@ -60,7 +65,7 @@ def shapes_api() -> dict:
 def sdxl_api() -> dict:
     """A template for SDXL: put the checkpoint in models/checkpoints and a style trained on it in models/loras."""
     graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}}}
-    graph.update(_sampling(["1", 0], ["1", 1], "a photo of a dog", "", 5.0, 30, "normal", 1024,
+    graph.update(_sampling(["1", 0], ["1", 1], "a photo of a dog", "", GENERATE.guidance_scale, 30, "normal", 1024,
                            "my_sdxl_style.safetensors", "paircustom_sdxl"))
     return graph
 
@@ -116,7 +121,9 @@ def to_ui(api: dict, node_classes: dict) -> dict:
                             "links": outputs.get((str(node["id"]), i), [])}
                            for i, (name, kind) in enumerate(zip(names, node_class.RETURN_TYPES))]
     return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links), "nodes": nodes,
-            "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+            "links": links, "groups": [], "config": {},
+            "extra": {"ds": {"scale": 0.75, "offset": [10, 10]}},     # the view: zoomed so that the text shows
+            "version": 0.4}
 
 
 def workflows(node_classes: dict) -> dict[str, dict]:

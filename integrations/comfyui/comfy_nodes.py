@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 import comfy.samplers
 import folder_paths
 import nodes
+import torch
 from comfy_extras.nodes_custom_sampler import Noise_RandomNoise, SamplerCustomAdvanced
 
 from paircustom import UserError
@@ -16,7 +15,7 @@ from paircustom.formats import read_style, require_suffix
 from paircustom.generate_config import GENERATE
 
 from .diffusers_model import load_diffusers_sd
-from .guider import StyleGuider, Styled
+from .guider import Styled, StyleGuider
 from .styles import load_style
 
 CATEGORY = "paircustom"
@@ -165,7 +164,7 @@ class StyleSampler:
         return {"required": {
             "model": ("MODEL",), "clip": ("CLIP",), "vae": ("VAE",), "styles": (STYLES,),
             "prompt": ("STRING", {"multiline": True}), "negative_prompt": ("STRING", {"multiline": True}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
             "steps": ("INT", {"default": GENERATE.num_inference_steps, "min": 1, "max": 1000}),
             "cfg": required["cfg"], "sampler_name": (comfy.samplers.SAMPLER_NAMES, {"default": "euler"}),
             "scheduler": (comfy.samplers.SCHEDULER_NAMES, {"default": "simple"}),

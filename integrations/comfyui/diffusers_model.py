@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 import comfy.latent_formats
 import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
 import comfy.supported_models_base
+import torch
 
 UNET_PREFIX = "diffusion_model.unet."     # where the diffusers UNet's parameters live inside ComfyUI's model
 
