@@ -1,12 +1,13 @@
 """What style guidance costs in ComfyUI, against plain CFG, and against paircustom's own batched pipeline.
 
-    python benchmarks/comfyui_guider_cost.py [--comfyui ../shared/comfyui] [--steps 20] [--repeats 3]
+    python benchmarks/comfyui_guider_cost.py [--comfyui ../shared/comfyui] [--steps 20] [--repeats 5]
                                              [--out benchmarks/results]        (in ComfyUI's environment)
 
 On the embedded shapes model, one CPU thread, 64x64 images: the median wall time of one whole sampling run
 with ComfyUI's CFGGuider and with the Style Guider at 1 and 2 styles (SamplerCustomAdvanced, euler, "simple"),
-and the same three settings in ``StyleGuidedPipeline`` (Euler, one batched UNet call per step).  Each time is
-printed as a ratio to its own side's plain CFG, from one run.  The styles are quick 20-step trainings of the
+and the same three settings in ``StyleGuidedPipeline`` (Euler, one batched UNet call per step): the UNet calls
+and rows of one run (counted, so independent of the machine's load) and the time, also as a ratio to its own
+side's plain CFG, from one run.  The styles are quick 20-step trainings of the
 bundled pair (their strength does not change the cost).  Writes ``comfyui-guider-cost.md`` under ``--out``.
 """
 
@@ -26,13 +27,23 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a red circle on a black background"
 
 
-def _median_seconds(run, repeats: int) -> float:
+def _measure(run, unet, repeats: int) -> tuple[float, int, int]:
+    """(median seconds, UNet calls, UNet rows) of one sampling run; calls and rows counted on the first run."""
+    counts = [0, 0]
+
+    def count(module, args, kwargs):
+        counts[0] += 1
+        counts[1] += len(args[0] if args else kwargs["sample"])
+
+    hook = unet.register_forward_pre_hook(count, with_kwargs=True)
     times = []
-    for _ in range(repeats):
+    for repeat in range(repeats):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if repeat == 0:
+            hook.remove()
+    return statistics.median(times), counts[0], counts[1]
 
 
 def _train(folder: Path, name: str, seed: int) -> Path:
@@ -79,9 +90,9 @@ def comfy_times(comfyui: str, styles: list[Path], steps: int, repeats: int) -> d
             styled, _ = mapping["PairCustomStylePrompt"]().encode(clip, PROMPT, chain)
             guider = mapping["PairCustomStyleGuider"]().get_guider(model, styled, negative, 5.0, 0.2, 1.0)[0]
         latent = {"samples": torch.zeros(1, 8, 16, 16)}
-        times[count] = _median_seconds(
+        times[count] = _measure(
             lambda g=guider, x=latent: SamplerCustomAdvanced().sample(Noise_RandomNoise(0), g, sampler, sigmas, x),
-            repeats)
+            model.model.diffusion_model.unet, repeats)
     return times
 
 
@@ -94,8 +105,9 @@ def pipeline_times(styles: list[Path], steps: int, repeats: int) -> dict[int, fl
     pipe.pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.pipe.scheduler.config)
     pipe.pipe.set_progress_bar_config(disable=True)
     names = [pipe.load_style(path, name=f"style{i}") for i, path in enumerate(styles)]
-    return {count: _median_seconds(lambda c=count: pipe(PROMPT, styles={n: 3.0 for n in names[:c]}, seed=0,
-                                                        num_inference_steps=steps, output_type="latent"), repeats)
+    return {count: _measure(lambda c=count: pipe(PROMPT, styles={n: 3.0 for n in names[:c]}, seed=0,
+                                                 num_inference_steps=steps, output_type="latent"), pipe.pipe.unet,
+                            repeats)
             for count in (0, 1, 2)}
 
 
@@ -103,7 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--comfyui", default=str(ROOT.parent / "shared" / "comfyui"))
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -111,11 +123,12 @@ def main() -> None:
         styles = [_train(Path(folder), f"style{seed}", seed) for seed in (0, 1)]
         comfy, ours = comfy_times(args.comfyui, styles, args.steps, args.repeats), pipeline_times(styles, args.steps,
                                                                                                   args.repeats)
-    rows = ["| guidance | ComfyUI (s) | ratio to its CFG | StyleGuidedPipeline (s) | ratio to its CFG |",
-            "|---|---|---|---|---|"]
+    rows = [("| guidance | ComfyUI: UNet calls / rows | ComfyUI: s (ratio to its CFG) | StyleGuidedPipeline: "
+            "UNet calls / rows | StyleGuidedPipeline: s (ratio to its CFG) |"), "|---|---|---|---|---|"]
     for count, label in ((0, "plain CFG"), (1, "1 style"), (2, "2 styles")):
-        rows.append(f"| {label} | {comfy[count]:.2f} | {comfy[count] / comfy[0]:.2f} | {ours[count]:.2f} | "
-                    f"{ours[count] / ours[0]:.2f} |")
+        (c_time, c_calls, c_rows), (o_time, o_calls, o_rows) = comfy[count], ours[count]
+        rows.append(f"| {label} | {c_calls} / {c_rows} | {c_time:.2f} ({c_time / comfy[0][0]:.2f}) | "
+                    f"{o_calls} / {o_rows} | {o_time:.2f} ({o_time / ours[0][0]:.2f}) |")
     report = "\n".join([
         "# Style guidance cost in ComfyUI", "",
         (f"Shapes model, 64x64, {args.steps} steps (style terms on the last 80%), one CPU thread, median of "

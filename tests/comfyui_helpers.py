@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "integrations" / "comfyui"
 COMFYUI = Path(os.environ.get("COMFYUI_PATH", ROOT.parent / "shared" / "comfyui"))
 NEEDS = ("torchvision", "torchsde", "einops", "aiohttp", "av", "alembic", "sqlalchemy", "scipy")
-SHAPES_STYLE = "trio_posterized-posterized.safetensors"    # the name 'paircustom demo' gives the bundled pair's style
 
 
 def require_comfyui() -> None:
@@ -61,15 +60,24 @@ def import_comfyui(root: Path):
     return nodes
 
 
+def build_workflows():
+    """integrations/comfyui/build_workflows.py as a module (the pack is no package of this checkout)."""
+    spec = importlib.util.spec_from_file_location("build_workflows", PACK / "build_workflows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def train_shapes_style(path: Path, steps: int = 20) -> Path:
-    """A quick style of the bundled pair (trio_posterized) on the shapes model, as 'paircustom demo' trains it."""
+    """A quick style of the demo's bundled pair on the shapes model, trained as 'paircustom demo' trains it."""
     import torch
 
     from paircustom import TrainConfig, train_pair
+    from paircustom.demo import DemoConfig
     from paircustom.shapes.examples import EXAMPLES, example_paths
 
-    example = EXAMPLES["trio_posterized"]
-    content, style = example_paths("trio_posterized")
+    example = EXAMPLES[DemoConfig().example]
+    content, style = example_paths(DemoConfig().example)
     torch.set_num_threads(1)          # the tiny model trains fastest on one thread of a shared CPU
     return train_pair(TrainConfig(str(content), str(style), subject=example.subject, style=example.style_prompt,
                                   model="shapes", output=str(path), max_steps=steps, style_start_step=steps // 4,

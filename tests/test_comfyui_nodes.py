@@ -6,7 +6,6 @@ files give one sentence.  Runs in ComfyUI's environment (integrations/comfyui/en
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -14,6 +13,7 @@ import sys
 import pytest
 from comfyui_helpers import (
     PACK,
+    build_workflows,
     comfy_model_of,
     import_comfyui,
     install_copy,
@@ -47,7 +47,7 @@ def shapes(comfy, tmp_path_factory):
 
     from paircustom import StyleGuidedPipeline
 
-    style = train_shapes_style(tmp_path_factory.mktemp("style") / "posterized.safetensors")
+    style = train_shapes_style(tmp_path_factory.mktemp("style") / "demo.safetensors")
     model, clip, _ = comfy.NODE_CLASS_MAPPINGS["PairCustomShapesModelLoader"]().load()
     pipe = StyleGuidedPipeline.from_pretrained("shapes")
     pipe.pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.pipe.scheduler.config)   # ComfyUI's "euler"
@@ -190,9 +190,7 @@ def test_example_workflows_are_current_and_complete(comfy):
     """The committed workflows are what build_workflows.py makes, and every node gets all its required inputs."""
     from comfy_extras import nodes_custom_sampler
 
-    spec = importlib.util.spec_from_file_location("build_workflows", PACK / "build_workflows.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = build_workflows()
     node_classes = {**comfy.NODE_CLASS_MAPPINGS, **nodes_custom_sampler.NODE_CLASS_MAPPINGS}
     for name, content in build.workflows(node_classes).items():
         assert json.loads((PACK / name).read_text()) == content, f"{name} is stale: run {PACK / 'build_workflows.py'}"
@@ -200,3 +198,31 @@ def test_example_workflows_are_current_and_complete(comfy):
             for node_id, node in content.items():
                 required = node_classes[node["class_type"]].INPUT_TYPES().get("required", {})
                 assert set(required) <= set(node["inputs"]), f"{name} node {node_id} lacks {set(required) - set(node['inputs'])}"
+
+
+def test_a_kohya_file_with_a_suffix_guides_as_our_file(comfy, tiny_sd, tmp_path):
+    """Another tool's layout (kohya, as A1111 and ComfyUI write it) loads through the same reader as
+    ``load_style``; without paircustom's metadata it needs the suffix, and then it guides exactly as our file."""
+    from safetensors.torch import save_file
+
+    from paircustom.formats import read_style
+    from paircustom.layouts import to_kohya
+
+    ours = tiny_sd["styles"][0]
+    tensors, header = to_kohya(read_style(ours).tensors, None, {})
+    kohya = tmp_path / "kohya.safetensors"
+    save_file(tensors, str(kohya), metadata=header)
+    loader = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleLoader"]
+    assert "suffix=' in <style> style'" in loader.VALIDATE_INPUTS(str(kohya), "")
+    suffix = read_style(ours).metadata.style_suffix
+    sigmas = diffusers_sigmas(tiny_sd, 4)
+    samples = []
+    for path in (ours, kohya):
+        styles = loader().load(tiny_sd["model"], str(path), 3.0, suffix)[0]
+        assert styles[0].layers == len(tensors) // 3, "every LoRA layer of the file should patch the model"
+        styled, negative = styled_for(comfy, tiny_sd, PROMPT, styles)
+        guider = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleGuider"]().get_guider(tiny_sd["model"], styled, negative,
+                                                                               5.0, 0.0, 1.0)[0]
+        samples.append(comfy_sample(comfy, tiny_sd, guider, sigmas, 4))
+    difference = (samples[0] - samples[1]).abs().max().item()
+    assert difference <= 1e-5, f"the kohya copy guides differently from our file (by {difference:.2e})"

@@ -23,7 +23,7 @@ import pytest
 from comfyui_helpers import (
     PACK,
     ROOT,
-    SHAPES_STYLE,
+    build_workflows,
     install_copy,
     require_comfyui,
     train_shapes_style,
@@ -60,8 +60,8 @@ def server(tmp_path_factory):
     """ComfyUI's main.py on a free port, with a quickly trained style of the bundled pair in models/loras."""
     folder = tmp_path_factory.mktemp("comfyui-server")
     root = install_copy(folder)
-    train_shapes_style(root / "models" / "loras" / SHAPES_STYLE)
-    with_family(root / "models" / "loras" / SHAPES_STYLE, root / "models" / "loras" / "sdxl-style.safetensors", "sdxl")
+    style = train_shapes_style(root / "models" / "loras" / build_workflows().demo_style_file())
+    with_family(style, root / "models" / "loras" / "sdxl-style.safetensors", "sdxl")
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TMPDIR": str(folder)}
     log_path = folder / "server.log"
@@ -80,7 +80,7 @@ def server(tmp_path_factory):
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(1)
-        yield {"url": url, "root": root, "log": log_path}
+        yield {"url": url, "root": root, "log": log_path, "style": style}
     finally:
         process.terminate()
         try:
@@ -136,7 +136,7 @@ def test_api_workflow_draws_the_parity_image(server):
     guided, one_node = _saved(server, entry, "12"), _saved(server, entry, "14")
     assert guided.shape == (64, 64, 3)
     assert np.array_equal(guided, one_node), "the Style Sampler node and the guider graph drew different images"
-    reference = _pipeline_image(api, server["root"] / "models" / "loras" / SHAPES_STYLE)
+    reference = _pipeline_image(api, server["style"])
     difference = np.abs(guided.astype(int) - reference.astype(int))
     # latents agree to ~1e-5, so a pixel may only land on the other side of a quantisation step
     assert difference.max() <= 1 and difference.mean() < 0.01, (

@@ -46,13 +46,22 @@ def _sampling(model: list, styled_clip: list, text: str, negative: str, cfg: flo
     }
 
 
+def demo_style_file() -> str:
+    """The name of the style file 'paircustom demo' trains from its bundled pair."""
+    from paircustom.demo import DemoConfig
+    from paircustom.shapes.examples import EXAMPLES
+
+    example = DemoConfig().example
+    return f"{example}-{EXAMPLES[example].style}.safetensors"
+
+
 def shapes_api() -> dict:
     """The embedded shapes model with the bundled pair's style ('paircustom demo' writes the file; copy it into
     models/loras).  EmptyLatentImage counts 8 pixels per latent cell, the shapes VAE 4: 128 there is 64x64 here.
     The Style Sampler node draws the same picture in one node."""
     graph = {"1": {"class_type": "PairCustomShapesModelLoader", "inputs": {}}}
     graph.update(_sampling(["1", 0], ["1", 1], SHAPES_PROMPT, "", GENERATE.guidance_scale, 20, "simple", 128,
-                           "trio_posterized-posterized.safetensors", "paircustom_shapes"))
+                           demo_style_file(), "paircustom_shapes"))
     graph["13"] = {"class_type": "PairCustomStyleSampler", "inputs": {
         "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "styles": ["2", 0], "prompt": SHAPES_PROMPT,
         "negative_prompt": "", "seed": 0, "steps": 20, "cfg": GENERATE.guidance_scale, "sampler_name": "euler",
