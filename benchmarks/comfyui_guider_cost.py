@@ -1,6 +1,6 @@
 """What style guidance costs in ComfyUI, against plain CFG, and against paircustom's own batched pipeline.
 
-    python benchmarks/comfyui_guider_cost.py [--comfyui ../shared/comfyui] [--steps 20] [--repeats 5]
+    python -m benchmarks.comfyui_guider_cost [--comfyui ../shared/comfyui] [--steps 20] [--repeats 5]
                                              [--out benchmarks/results]        (in ComfyUI's environment)
 
 On the embedded shapes model, one CPU thread, 64x64 images: the median wall time of one whole sampling run
@@ -52,13 +52,25 @@ def _train(folder: Path, name: str, seed: int) -> Path:
 
     example = EXAMPLES["trio_posterized"]
     content, style = example_paths("trio_posterized")
-    return train_pair(TrainConfig(str(content), str(style), subject=example.subject, style=example.style_prompt,
-                                  model="shapes", output=str(folder / f"{name}.safetensors"), max_steps=20,
-                                  style_start_step=5, seed=seed, overwrite=True, progress=False))
+    return train_pair(
+        TrainConfig(
+            str(content),
+            str(style),
+            subject=example.subject,
+            style=example.style_prompt,
+            model="shapes",
+            output=str(folder / f"{name}.safetensors"),
+            max_steps=20,
+            style_start_step=5,
+            seed=seed,
+            overwrite=True,
+            progress=False,
+        )
+    )
 
 
 def comfy_times(comfyui: str, styles: list[Path], steps: int, repeats: int) -> dict[int, float]:
-    sys.dont_write_bytecode = True        # leave the ComfyUI folder as it is
+    sys.dont_write_bytecode = True  # leave the ComfyUI folder as it is
     sys.path.insert(0, comfyui)
     import comfy.cli_args
 
@@ -92,7 +104,9 @@ def comfy_times(comfyui: str, styles: list[Path], steps: int, repeats: int) -> d
         latent = {"samples": torch.zeros(1, 8, 16, 16)}
         times[count] = _measure(
             lambda g=guider, x=latent: SamplerCustomAdvanced().sample(Noise_RandomNoise(0), g, sampler, sigmas, x),
-            model.model.diffusion_model.unet, repeats)
+            model.model.diffusion_model.unet,
+            repeats,
+        )
     return times
 
 
@@ -105,10 +119,16 @@ def pipeline_times(styles: list[Path], steps: int, repeats: int) -> dict[int, fl
     pipe.pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.pipe.scheduler.config)
     pipe.pipe.set_progress_bar_config(disable=True)
     names = [pipe.load_style(path, name=f"style{i}") for i, path in enumerate(styles)]
-    return {count: _measure(lambda c=count: pipe(PROMPT, styles={n: 3.0 for n in names[:c]}, seed=0,
-                                                 num_inference_steps=steps, output_type="latent"), pipe.pipe.unet,
-                            repeats)
-            for count in (0, 1, 2)}
+    return {
+        count: _measure(
+            lambda c=count: pipe(
+                PROMPT, styles=dict.fromkeys(names[:c], 3.0), seed=0, num_inference_steps=steps, output_type="latent"
+            ),
+            pipe.pipe.unet,
+            repeats,
+        )
+        for count in (0, 1, 2)
+    }
 
 
 def main() -> None:
@@ -121,19 +141,37 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         styles = [_train(Path(folder), f"style{seed}", seed) for seed in (0, 1)]
-        comfy, ours = comfy_times(args.comfyui, styles, args.steps, args.repeats), pipeline_times(styles, args.steps,
-                                                                                                  args.repeats)
-    rows = [("| guidance | ComfyUI: UNet calls / rows | ComfyUI: s (ratio to its CFG) | StyleGuidedPipeline: "
-            "UNet calls / rows | StyleGuidedPipeline: s (ratio to its CFG) |"), "|---|---|---|---|---|"]
+        comfy, ours = (
+            comfy_times(args.comfyui, styles, args.steps, args.repeats),
+            pipeline_times(styles, args.steps, args.repeats),
+        )
+    rows = [
+        (
+            "| guidance | ComfyUI: UNet calls / rows | ComfyUI: s (ratio to its CFG) | StyleGuidedPipeline: "
+            "UNet calls / rows | StyleGuidedPipeline: s (ratio to its CFG) |"
+        ),
+        "|---|---|---|---|---|",
+    ]
     for count, label in ((0, "plain CFG"), (1, "1 style"), (2, "2 styles")):
         (c_time, c_calls, c_rows), (o_time, o_calls, o_rows) = comfy[count], ours[count]
-        rows.append(f"| {label} | {c_calls} / {c_rows} | {c_time:.2f} ({c_time / comfy[0][0]:.2f}) | "
-                    f"{o_calls} / {o_rows} | {o_time:.2f} ({o_time / ours[0][0]:.2f}) |")
-    report = "\n".join([
-        "# Style guidance cost in ComfyUI", "",
-        (f"Shapes model, 64x64, {args.steps} steps (style terms on the last 80%), one CPU thread, median of "
-         f"{args.repeats} runs; `python benchmarks/comfyui_guider_cost.py --steps {args.steps} --repeats "
-         f"{args.repeats}`."), "", *rows, ""])
+        rows.append(
+            f"| {label} | {c_calls} / {c_rows} | {c_time:.2f} ({c_time / comfy[0][0]:.2f}) | "
+            f"{o_calls} / {o_rows} | {o_time:.2f} ({o_time / ours[0][0]:.2f}) |"
+        )
+    report = "\n".join(
+        [
+            "# Style guidance cost in ComfyUI",
+            "",
+            (
+                f"Shapes model, 64x64, {args.steps} steps (style terms on the last 80%), one CPU thread, median of "
+                f"{args.repeats} runs; `python -m benchmarks.comfyui_guider_cost --steps {args.steps} --repeats "
+                f"{args.repeats}`."
+            ),
+            "",
+            *rows,
+            "",
+        ]
+    )
     print(report)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

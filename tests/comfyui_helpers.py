@@ -78,10 +78,21 @@ def train_shapes_style(path: Path, steps: int = 20) -> Path:
 
     example = EXAMPLES[DemoConfig().example]
     content, style = example_paths(DemoConfig().example)
-    torch.set_num_threads(1)          # the tiny model trains fastest on one thread of a shared CPU
-    return train_pair(TrainConfig(str(content), str(style), subject=example.subject, style=example.style_prompt,
-                                  model="shapes", output=str(path), max_steps=steps, style_start_step=steps // 4,
-                                  overwrite=True, progress=False))
+    torch.set_num_threads(1)  # the tiny model trains fastest on one thread of a shared CPU
+    return train_pair(
+        TrainConfig(
+            str(content),
+            str(style),
+            subject=example.subject,
+            style=example.style_prompt,
+            model="shapes",
+            output=str(path),
+            max_steps=steps,
+            style_start_step=steps // 4,
+            overwrite=True,
+            progress=False,
+        )
+    )
 
 
 def with_family(source: Path, target: Path, family: str) -> Path:
@@ -99,8 +110,13 @@ def with_family(source: Path, target: Path, family: str) -> Path:
 
 # A UNet ComfyUI detects as SD 1.5 (320 channels, 768-wide cross-attention, 8 heads) but with one level and one
 # resnet per level: 26M parameters; its ldm layout for ComfyUI's detector, in ComfyUI's own words.
-TINY_SD_LDM = {"num_res_blocks": [1], "channel_mult": [1], "transformer_depth": [1],
-               "transformer_depth_output": [1, 1], "transformer_depth_middle": 1}
+TINY_SD_LDM = {
+    "num_res_blocks": [1],
+    "channel_mult": [1],
+    "transformer_depth": [1],
+    "transformer_depth_output": [1, 1],
+    "transformer_depth_middle": 1,
+}
 
 
 def tiny_sd_pipeline(seed: int = 0):
@@ -112,18 +128,34 @@ def tiny_sd_pipeline(seed: int = 0):
         UNet2DConditionModel,
     )
 
-    from paircustom.tiny import tiny_text_encoder, tiny_vae, write_clip_tokenizer
+    from paircustom.tiny.unet import tiny_text_encoder, tiny_vae, write_clip_tokenizer
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(320,),
-                                layers_per_block=1, down_block_types=("CrossAttnDownBlock2D",),
-                                up_block_types=("CrossAttnUpBlock2D",), cross_attention_dim=768, attention_head_dim=8)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(320,),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D",),
+        up_block_types=("CrossAttnUpBlock2D",),
+        cross_attention_dim=768,
+        attention_head_dim=8,
+    )
     tokenizer = write_clip_tokenizer(Path(os.environ.get("TMPDIR", "/tmp")) / f"paircustom-comfy-tok-{os.getpid()}")
-    scheduler = EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                                       timestep_spacing="trailing")
-    return StableDiffusionPipeline(vae=tiny_vae(seed), text_encoder=tiny_text_encoder(len(tokenizer), 768, seed=seed),
-                                   tokenizer=tokenizer, unet=unet, scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    scheduler = EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, timestep_spacing="trailing"
+    )
+    return StableDiffusionPipeline(
+        vae=tiny_vae(seed),
+        text_encoder=tiny_text_encoder(len(tokenizer), 768, seed=seed),
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
 def comfy_model_of(unet):
@@ -131,7 +163,7 @@ def comfy_model_of(unet):
     import comfy.sd
     import comfy.utils
 
-    names = comfy.utils.unet_to_diffusers(TINY_SD_LDM)           # diffusers key -> ldm key
+    names = comfy.utils.unet_to_diffusers(TINY_SD_LDM)  # diffusers key -> ldm key
     state = unet.state_dict()
     assert set(state) <= set(names), "the tiny UNet's layout and TINY_SD_LDM disagree"
     return comfy.sd.load_diffusion_model_state_dict({names[key]: value for key, value in state.items()})
@@ -141,19 +173,45 @@ def random_style(unet, path: Path, rank: int = 4, seed: int = 0, scale: float = 
     """A style file in our format for ``unet``'s attention projections with random A and B (family "sd")."""
     import torch
 
-    from paircustom.formats import StyleMetadata, save_adapter
+    from paircustom.files.style_file import StyleMetadata, save_adapter
 
     generator = torch.Generator().manual_seed(seed)
-    targets = [name for name, module in unet.named_modules()
-               if name.endswith(("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn2.to_q", "attn2.to_k", "attn2.to_v",
-                                 "attn1.to_out.0", "attn2.to_out.0"))]
+    targets = [
+        name
+        for name, module in unet.named_modules()
+        if name.endswith(
+            (
+                "attn1.to_q",
+                "attn1.to_k",
+                "attn1.to_v",
+                "attn2.to_q",
+                "attn2.to_k",
+                "attn2.to_v",
+                "attn1.to_out.0",
+                "attn2.to_out.0",
+            )
+        )
+    ]
     tensors = {}
     for name in targets:
         layer = unet.get_submodule(name)
-        tensors[f"unet.{name}.lora_A.weight"] = torch.randn(rank, layer.in_features, generator=generator) / layer.in_features ** 0.5
+        tensors[f"unet.{name}.lora_A.weight"] = (
+            torch.randn(rank, layer.in_features, generator=generator) / layer.in_features**0.5
+        )
         tensors[f"unet.{name}.lora_B.weight"] = torch.randn(layer.out_features, rank, generator=generator) * scale
-    metadata = StyleMetadata(base_model="tiny-sd15", family="sd", adapter="style", content_rank=rank, style_rank=rank,
-                             alpha=float(rank), target_modules=["to_q", "to_k", "to_v", "to_out.0"], basis_seed=seed,
-                             subject="object", style="random", style_suffix=" in random style",
-                             content_prompt="a photo of a sbu object", style_prompt="a photo of a sbu object in random style")
+    metadata = StyleMetadata(
+        base_model="tiny-sd15",
+        family="sd",
+        adapter="style",
+        content_rank=rank,
+        style_rank=rank,
+        alpha=float(rank),
+        target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        basis_seed=seed,
+        subject="object",
+        style="random",
+        style_suffix=" in random style",
+        content_prompt="a photo of a sbu object",
+        style_prompt="a photo of a sbu object in random style",
+    )
     return save_adapter(path, tensors, metadata, overwrite=True)

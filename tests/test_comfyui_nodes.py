@@ -11,6 +11,7 @@ import math
 import sys
 
 import pytest
+import torch
 from comfyui_helpers import (
     PACK,
     build_workflows,
@@ -26,17 +27,20 @@ from comfyui_helpers import (
 
 require_comfyui()
 
-import torch
-
-TOLERANCE = 1e-3          # max |latent difference| between ComfyUI and StyleGuidedPipeline (the issue's bound)
+TOLERANCE = 1e-3  # max |latent difference| between ComfyUI and StyleGuidedPipeline (the issue's bound)
 PROMPT = "a red circle on a black background"
-NODES = ("PairCustomShapesModelLoader", "PairCustomStyleLoader", "PairCustomStylePrompt", "PairCustomStyleGuider",
-         "PairCustomStyleSampler")
+NODES = (
+    "PairCustomShapesModelLoader",
+    "PairCustomStyleLoader",
+    "PairCustomStylePrompt",
+    "PairCustomStyleGuider",
+    "PairCustomStyleSampler",
+)
 
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory):
-    torch.set_num_threads(1)       # tiny models on a shared CPU: one thread is fastest
+    torch.set_num_threads(1)  # tiny models on a shared CPU: one thread is fastest
     return import_comfyui(install_copy(tmp_path_factory.mktemp("comfyui")))
 
 
@@ -50,7 +54,7 @@ def shapes(comfy, tmp_path_factory):
     style = train_shapes_style(tmp_path_factory.mktemp("style") / "demo.safetensors")
     model, clip, _ = comfy.NODE_CLASS_MAPPINGS["PairCustomShapesModelLoader"]().load()
     pipe = StyleGuidedPipeline.from_pretrained("shapes")
-    pipe.pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.pipe.scheduler.config)   # ComfyUI's "euler"
+    pipe.pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.pipe.scheduler.config)  # ComfyUI's "euler"
     return {"model": model, "clip": clip, "pipe": pipe, "styles": [style], "size": (16, 16), "channels": 8}
 
 
@@ -64,22 +68,30 @@ def tiny_sd(comfy, tmp_path_factory):
     assert type(model.model.model_config).__name__ == "SD15", "ComfyUI should detect the tiny UNet as SD 1.5"
     folder = tmp_path_factory.mktemp("tiny-styles")
     styles = [random_style(pipe.unet, folder / f"style{seed}.safetensors", seed=seed) for seed in (1, 2)]
-    return {"model": model, "clip": None, "pipe": StyleGuidedPipeline(pipe), "styles": styles, "size": (8, 8),
-            "channels": 4}
+    return {
+        "model": model,
+        "clip": None,
+        "pipe": StyleGuidedPipeline(pipe),
+        "styles": styles,
+        "size": (8, 8),
+        "channels": 4,
+    }
 
 
 def styled_for(comfy, setup, prompt: str, styles):
     """The Style Prompt node's output: through ComfyUI's CLIP where the model has one, else from the pipeline's
     own text encoder (the tiny SD has no ComfyUI text encoder)."""
     prompt_node = comfy.NODE_CLASS_MAPPINGS["PairCustomStylePrompt"]
-    Styled = sys.modules[prompt_node.__module__].Styled      # the pack's class, from the module ComfyUI loaded
+    Styled = sys.modules[prompt_node.__module__].Styled  # the pack's class, from the module ComfyUI loaded
     if setup["clip"] is not None:
         styled, _ = prompt_node().encode(setup["clip"], prompt, styles)
         negative = comfy.CLIPTextEncode().encode(setup["clip"], "")[0]
         return styled, negative
     pipe = setup["pipe"].pipe
     cond, uncond = pipe.encode_prompt([prompt], "cpu", 1, True, None)
-    branches = tuple((style, [[pipe.encode_prompt([prompt + style.suffix], "cpu", 1, False)[0], {}]]) for style in styles)
+    branches = tuple(
+        (style, [[pipe.encode_prompt([prompt + style.suffix], "cpu", 1, False)[0], {}]]) for style in styles
+    )
     return Styled([[cond, {}]], branches), [[uncond, {}]]
 
 
@@ -93,8 +105,9 @@ def comfy_sample(comfy, setup, guider, sigmas, seed: int):
     )
 
     latent = {"samples": torch.zeros(1, setup["channels"], *setup["size"])}
-    out = SamplerCustomAdvanced().sample(Noise_RandomNoise(seed), guider, comfy.samplers.sampler_object("euler"),
-                                         sigmas, latent)[0]["samples"]
+    out = SamplerCustomAdvanced().sample(
+        Noise_RandomNoise(seed), guider, comfy.samplers.sampler_object("euler"), sigmas, latent
+    )[0]["samples"]
     return out * setup["model"].model.latent_format.scale_factor
 
 
@@ -106,7 +119,7 @@ def pipeline_sample(setup, scheduler_sigmas, seed: int, **kwargs):
     noise = Noise_RandomNoise(seed).generate_noise({"samples": torch.zeros(1, setup["channels"], *setup["size"])})
     sigma_0 = float(scheduler_sigmas[0])
     sigma_max = float(setup["model"].get_model_object("model_sampling").sigma_max)
-    start = noise * math.sqrt(1 + sigma_0 ** 2) if math.isclose(sigma_max, sigma_0, rel_tol=1e-5) else noise * sigma_0
+    start = noise * math.sqrt(1 + sigma_0**2) if math.isclose(sigma_max, sigma_0, rel_tol=1e-5) else noise * sigma_0
     return setup["pipe"](PROMPT, latents=start / sigma_0, output_type="latent", **kwargs).images
 
 
@@ -132,8 +145,9 @@ def test_guider_matches_pipeline(request, comfy, which, scales, cfg, window, ste
     for index, scale in scales.items():
         styles = loader.load(setup["model"], str(setup["styles"][index]), scale, "", styles)[0]
     styled, negative = styled_for(comfy, setup, PROMPT, styles)
-    guider = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleGuider"]().get_guider(setup["model"], styled, negative, cfg,
-                                                                           *window)[0]
+    guider = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleGuider"]().get_guider(
+        setup["model"], styled, negative, cfg, *window
+    )[0]
     sigmas = diffusers_sigmas(setup, steps)
     ours = comfy_sample(comfy, setup, guider, sigmas, seed)
 
@@ -141,8 +155,16 @@ def test_guider_matches_pipeline(request, comfy, which, scales, cfg, window, ste
     for index, style in zip(scales, styles):
         if style.name not in pipe.suffixes:
             pipe.load_style(setup["styles"][index], name=style.name)
-    reference = pipeline_sample(setup, sigmas, seed, styles={s.name: s.scale for s in styles}, guidance_scale=cfg,
-                                style_start_fraction=window[0], style_end=window[1], num_inference_steps=steps)
+    reference = pipeline_sample(
+        setup,
+        sigmas,
+        seed,
+        styles={s.name: s.scale for s in styles},
+        guidance_scale=cfg,
+        style_start_fraction=window[0],
+        style_end=window[1],
+        num_inference_steps=steps,
+    )
     plain = pipeline_sample(setup, sigmas, seed, styles={}, guidance_scale=cfg, num_inference_steps=steps)
     difference = (ours - reference).abs().max().item()
     assert difference <= TOLERANCE, f"ComfyUI's style guidance differs from StyleGuidedPipeline by {difference:.2e}"
@@ -154,10 +176,13 @@ def test_guider_matches_pipeline(request, comfy, which, scales, cfg, window, ste
 def test_scale_zero_is_comfyui_cfg(request, comfy, which):
     """Scale 0 drops the style term: the result is ComfyUI's own CFGGuider's, exactly."""
     setup = request.getfixturevalue(which)
-    styles = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleLoader"]().load(setup["model"], str(setup["styles"][0]), 0.0, "")[0]
+    styles = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleLoader"]().load(
+        setup["model"], str(setup["styles"][0]), 0.0, ""
+    )[0]
     styled, negative = styled_for(comfy, setup, PROMPT, styles)
-    ours = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleGuider"]().get_guider(setup["model"], styled, negative, 5.0,
-                                                                          0.0, 1.0)[0]
+    ours = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleGuider"]().get_guider(
+        setup["model"], styled, negative, 5.0, 0.0, 1.0
+    )[0]
     from comfy_extras.nodes_custom_sampler import CFGGuider
 
     plain = CFGGuider().get_guider(setup["model"], styled.positive, negative, 5.0)[0]
@@ -197,7 +222,9 @@ def test_example_workflows_are_current_and_complete(comfy):
         if name.startswith("api_workflows/"):
             for node_id, node in content.items():
                 required = node_classes[node["class_type"]].INPUT_TYPES().get("required", {})
-                assert set(required) <= set(node["inputs"]), f"{name} node {node_id} lacks {set(required) - set(node['inputs'])}"
+                assert set(required) <= set(node["inputs"]), (
+                    f"{name} node {node_id} lacks {set(required) - set(node['inputs'])}"
+                )
 
 
 def test_a_kohya_file_with_a_suffix_guides_as_our_file(comfy, tiny_sd, tmp_path):
@@ -205,8 +232,8 @@ def test_a_kohya_file_with_a_suffix_guides_as_our_file(comfy, tiny_sd, tmp_path)
     ``load_style``; without paircustom's metadata it needs the suffix, and then it guides exactly as our file."""
     from safetensors.torch import save_file
 
-    from paircustom.formats import read_style
-    from paircustom.layouts import to_kohya
+    from paircustom.files.layouts import to_kohya
+    from paircustom.files.style_file import read_style
 
     ours = tiny_sd["styles"][0]
     tensors, header = to_kohya(read_style(ours).tensors, None, {})
@@ -221,8 +248,9 @@ def test_a_kohya_file_with_a_suffix_guides_as_our_file(comfy, tiny_sd, tmp_path)
         styles = loader().load(tiny_sd["model"], str(path), 3.0, suffix)[0]
         assert styles[0].layers == len(tensors) // 3, "every LoRA layer of the file should patch the model"
         styled, negative = styled_for(comfy, tiny_sd, PROMPT, styles)
-        guider = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleGuider"]().get_guider(tiny_sd["model"], styled, negative,
-                                                                               5.0, 0.0, 1.0)[0]
+        guider = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleGuider"]().get_guider(
+            tiny_sd["model"], styled, negative, 5.0, 0.0, 1.0
+        )[0]
         samples.append(comfy_sample(comfy, tiny_sd, guider, sigmas, 4))
     difference = (samples[0] - samples[1]).abs().max().item()
     assert difference <= 1e-5, f"the kohya copy guides differently from our file (by {difference:.2e})"

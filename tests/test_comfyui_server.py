@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from comfyui_helpers import (
     PACK,
@@ -29,11 +30,9 @@ from comfyui_helpers import (
     train_shapes_style,
     with_family,
 )
+from PIL import Image
 
 require_comfyui()
-
-import numpy as np
-from PIL import Image
 
 API_WORKFLOWS, UI_WORKFLOWS = PACK / "api_workflows", PACK / "example_workflows"
 STARTUP_SECONDS, RUN_SECONDS = 240, 300
@@ -66,14 +65,21 @@ def server(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TMPDIR": str(folder)}
     log_path = folder / "server.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port)],
-                                   cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             assert process.poll() is None, f"ComfyUI exited; its log ends:\n{log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"ComfyUI did not answer in {STARTUP_SECONDS} s:\n{log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"ComfyUI did not answer in {STARTUP_SECONDS} s:\n{log_path.read_text()[-3000:]}"
+            )
             try:
                 if _request(url + "/object_info/PairCustomStyleGuider")[1]:
                     break
@@ -122,10 +128,16 @@ def _pipeline_image(api: dict, style_file: Path) -> np.ndarray:
     pipe = StyleGuidedPipeline.from_pretrained("shapes")
     pipe.pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.pipe.scheduler.config)
     pipe.load_style(style_file, name="style")
-    image = pipe(prompt["text"], styles={"style": loader["scale"]}, guidance_scale=guider["cfg"],
-                 style_start_fraction=guider["style_start"], style_end=guider["style_end"],
-                 num_inference_steps=api["8"]["inputs"]["steps"], seed=api["6"]["inputs"]["noise_seed"],
-                 output_type="np").images[0]                                     # (H, W, 3) in [0, 1]
+    image = pipe(
+        prompt["text"],
+        styles={"style": loader["scale"]},
+        guidance_scale=guider["cfg"],
+        style_start_fraction=guider["style_start"],
+        style_end=guider["style_end"],
+        num_inference_steps=api["8"]["inputs"]["steps"],
+        seed=api["6"]["inputs"]["noise_seed"],
+        output_type="np",
+    ).images[0]  # (H, W, 3) in [0, 1]
     return np.clip(255.0 * image, 0, 255).astype(np.uint8)
 
 
@@ -140,7 +152,8 @@ def test_api_workflow_draws_the_parity_image(server):
     difference = np.abs(guided.astype(int) - reference.astype(int))
     # latents agree to ~1e-5, so a pixel may only land on the other side of a quantisation step
     assert difference.max() <= 1 and difference.mean() < 0.01, (
-        f"the server's image differs from StyleGuidedPipeline's by up to {difference.max()} levels")
+        f"the server's image differs from StyleGuidedPipeline's by up to {difference.max()} levels"
+    )
 
 
 def test_missing_style_file_is_a_validation_error(server):
@@ -179,8 +192,13 @@ def _browser(tmp_path):
 
     options = Options()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1900,1000",
-                     f"--user-data-dir={tmp_path / 'profile'}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1900,1000",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(driver), options=options)
 
@@ -198,8 +216,11 @@ def test_page_shows_the_example_workflow(server, tmp_path):
         while not browser.execute_script("return !!(window.app && window.app.graph && window.LiteGraph)"):
             assert time.monotonic() < deadline, "ComfyUI's page did not start its app"
             time.sleep(1)
-        browser.execute_async_script("const done = arguments[arguments.length - 1];"
-                                     "window.app.loadGraphData(arguments[0]).then(() => done(true));", workflow)
+        browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.app.loadGraphData(arguments[0]).then(() => done(true));",
+            workflow,
+        )
         time.sleep(2)
         shown = browser.execute_script("return window.app.graph._nodes.map(n => n.type)")
         known = browser.execute_script("return Object.keys(window.LiteGraph.registered_node_types)")

@@ -27,7 +27,7 @@ import comfy.model_patcher
 import comfy.supported_models_base
 import torch
 
-UNET_PREFIX = "diffusion_model.unet."     # where the diffusers UNet's parameters live inside ComfyUI's model
+UNET_PREFIX = "diffusion_model.unet."  # where the diffusers UNet's parameters live inside ComfyUI's model
 
 
 class DiffusersUNet(torch.nn.Module):
@@ -47,23 +47,28 @@ class DiffusersUNet(torch.nn.Module):
 
 
 def _latent_format(channels: int, scale: float):
-    return type("DiffusersLatent", (comfy.latent_formats.LatentFormat,),
-                {"latent_channels": channels, "scale_factor": scale})
+    return type(
+        "DiffusersLatent", (comfy.latent_formats.LatentFormat,), {"latent_channels": channels, "scale_factor": scale}
+    )
 
 
 def model_config(unet, vae, prediction_type: str):
     """A ComfyUI model config for the folder (no detection: it is built, not matched)."""
     base = comfy.supported_models_base.BASE
-    config_class = type("DiffusersSD", (base,), {
-        "unet_config": {"disable_unet_model_creation": True, "in_channels": unet.config.in_channels},
-        "unet_extra_config": {},
-        "latent_format": _latent_format(vae.config.latent_channels, vae.config.scaling_factor),
-        "memory_usage_factor": 1.0,
-        "sampling_settings": {},
-    })
-    return config_class(config_class.unet_config), (comfy.model_base.ModelType.V_PREDICTION
-                                                    if prediction_type == "v_prediction" else
-                                                    comfy.model_base.ModelType.EPS)
+    config_class = type(
+        "DiffusersSD",
+        (base,),
+        {
+            "unet_config": {"disable_unet_model_creation": True, "in_channels": unet.config.in_channels},
+            "unet_extra_config": {},
+            "latent_format": _latent_format(vae.config.latent_channels, vae.config.scaling_factor),
+            "memory_usage_factor": 1.0,
+            "sampling_settings": {},
+        },
+    )
+    return config_class(config_class.unet_config), (
+        comfy.model_base.ModelType.V_PREDICTION if prediction_type == "v_prediction" else comfy.model_base.ModelType.EPS
+    )
 
 
 def noise_table(scheduler_config) -> torch.Tensor:
@@ -73,7 +78,7 @@ def noise_table(scheduler_config) -> torch.Tensor:
 
     euler = EulerDiscreteScheduler.from_config(scheduler_config)
     alphas = euler.alphas_cumprod.double()
-    return ((1 - alphas) / alphas).sqrt().float()                                # (T,)
+    return ((1 - alphas) / alphas).sqrt().float()  # (T,)
 
 
 class DiffusersClip:
@@ -86,14 +91,15 @@ class DiffusersClip:
         return self
 
     def tokenize(self, text: str, return_word_ids: bool = False, **kwargs):
-        ids = self.tokenizer(text, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids                 # (1, T)
+        ids = self.tokenizer(
+            text, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids  # (1, T)
         return {"ids": ids}
 
     @torch.no_grad()
     def encode_from_tokens(self, tokens, return_pooled=False, return_dict=False):
         out = self.text_encoder(tokens["ids"].to(self.text_encoder.device))
-        hidden, pooled = out[0].float().cpu(), out[1].float().cpu()                  # (1, T, D), (1, D)
+        hidden, pooled = out[0].float().cpu(), out[1].float().cpu()  # (1, T, D), (1, D)
         if return_dict:
             return {"cond": hidden, "pooled_output": pooled}
         return (hidden, pooled) if return_pooled else hidden
@@ -119,12 +125,12 @@ class DiffusersVAE:
 
     @torch.no_grad()
     def decode(self, samples):
-        images = self.vae.decode(samples.to(self.vae.dtype), return_dict=False)[0]      # (B, 3, H, W) in [-1, 1]
-        return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()     # (B, H, W, 3) in [0, 1]
+        images = self.vae.decode(samples.to(self.vae.dtype), return_dict=False)[0]  # (B, 3, H, W) in [-1, 1]
+        return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()  # (B, H, W, 3) in [0, 1]
 
     @torch.no_grad()
     def encode(self, pixels):
-        images = pixels[..., :3].permute(0, 3, 1, 2).to(self.vae.dtype) * 2 - 1      # (B, 3, H, W)
+        images = pixels[..., :3].permute(0, 3, 1, 2).to(self.vae.dtype) * 2 - 1  # (B, 3, H, W)
         return self.vae.encode(images).latent_dist.mode().float().cpu()
 
 
@@ -143,6 +149,9 @@ def load_diffusers_sd(folder: str | Path):
     model = comfy.model_base.BaseModel(config, model_type=model_type, device="cpu")
     model.diffusion_model = DiffusersUNet(unet)
     model.model_sampling.set_sigmas(noise_table(scheduler))
-    patcher = comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
-                                               offload_device=comfy.model_management.unet_offload_device())
+    patcher = comfy.model_patcher.ModelPatcher(
+        model,
+        load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device(),
+    )
     return patcher, DiffusersClip(tokenizer, text_encoder), DiffusersVAE(vae)

@@ -22,8 +22,8 @@ from .styles import Style
 class Styled:
     """A prompt encoded for style guidance: c (``positive``) and c + suffix_i for each style (``branches``)."""
 
-    positive: list                      # ComfyUI CONDITIONING of the prompt
-    branches: tuple                     # ((Style, CONDITIONING of prompt + its suffix), ...)
+    positive: list  # ComfyUI CONDITIONING of the prompt
+    branches: tuple  # ((Style, CONDITIONING of prompt + its suffix), ...)
 
 
 def style_window(sigmas, start: float, end: float) -> tuple[float, float]:
@@ -32,7 +32,7 @@ def style_window(sigmas, start: float, end: float) -> tuple[float, float]:
     steps = len(sigmas) - 1
     first, stop = round(start * steps), round(end * steps)
     if first >= stop:
-        return 0.0, 0.0                                        # an empty window
+        return 0.0, 0.0  # an empty window
     return float(sigmas[first]), float(sigmas[stop])
 
 
@@ -52,20 +52,38 @@ class StyleGuider(comfy.samplers.CFGGuider):
         self.window = style_window(sigmas, self.start, self.end)
         return super().sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):   # noqa: B006 (ComfyUI's signature)
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 (ComfyUI's signature)
         active = [i for i, style in enumerate(self.styles) if style.scale != 0]
         high, low = self.window
         sigma = float(timestep.max())
-        if not active or not (low < sigma <= high):       # plain CFG: ComfyUI's own function, bit for bit
-            return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"),
-                                                    self.conds.get("positive"), self.cfg, model_options, seed)
+        if not active or not (low < sigma <= high):  # plain CFG: ComfyUI's own function, bit for bit
+            return comfy.samplers.sampling_function(
+                self.inner_model,
+                x,
+                timestep,
+                self.conds.get("negative"),
+                self.conds.get("positive"),
+                self.cfg,
+                model_options,
+                seed,
+            )
         positive, negative = self.conds.get("positive"), self.conds.get("negative")
         conds = [positive, negative] + [self.conds[f"style_{i}"] for i in active]
         # one model call for the CFG rows, one per style (ComfyUI patches the weights per hook group)
-        d_cond, d_uncond, *d_styles = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep,
-                                                                     model_options)     # (B, C, h, w) each
-        guided = comfy.samplers.cfg_function(self.inner_model, d_cond, d_uncond, self.cfg, x, timestep,
-                                             model_options=model_options, cond=positive, uncond=negative)
+        d_cond, d_uncond, *d_styles = comfy.samplers.calc_cond_batch(
+            self.inner_model, conds, x, timestep, model_options
+        )  # (B, C, h, w) each
+        guided = comfy.samplers.cfg_function(
+            self.inner_model,
+            d_cond,
+            d_uncond,
+            self.cfg,
+            x,
+            timestep,
+            model_options=model_options,
+            cond=positive,
+            uncond=negative,
+        )
         for i, d_style in zip(active, d_styles):
-            guided = guided + self.styles[i].scale * (d_style - d_cond)           # Eq. 11: λ_i (D_i(c_i) − D0(c))
+            guided = guided + self.styles[i].scale * (d_style - d_cond)  # Eq. 11: λ_i (D_i(c_i) − D0(c))
         return guided
