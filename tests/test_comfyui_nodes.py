@@ -138,7 +138,7 @@ PARITY_CASES = [
 
 
 @pytest.mark.parametrize("which, scales, cfg, window, steps, seed", PARITY_CASES)
-def test_guider_matches_pipeline(request, comfy, which, scales, cfg, window, steps, seed):
+def test_guider_matches_pipeline(request, record_property, comfy, which, scales, cfg, window, steps, seed):
     setup = request.getfixturevalue(which)
     loader = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleLoader"]()
     styles = ()
@@ -169,6 +169,8 @@ def test_guider_matches_pipeline(request, comfy, which, scales, cfg, window, ste
     difference = (ours - reference).abs().max().item()
     assert difference <= TOLERANCE, f"ComfyUI's style guidance differs from StyleGuidedPipeline by {difference:.2e}"
     effect = (reference - plain).abs().max().item()
+    record_property("max_latent_difference", difference)  # pytest --junitxml=... keeps the numbers
+    record_property("max_style_effect", effect)
     assert effect > 100 * TOLERANCE, f"the style terms move the latents by only {effect:.2e}; the check is too weak"
 
 
@@ -197,9 +199,9 @@ def test_pack_registers_its_nodes(comfy):
         node.INPUT_TYPES()
 
 
-def test_bad_style_files_give_one_sentence(comfy, shapes, tmp_path):
-    """A missing file fails ComfyUI's input validation; a file of another family fails the load, both with a
-    sentence that names the problem and the fix."""
+def test_bad_style_files_give_one_sentence(comfy, shapes, tiny_sd, tmp_path):
+    """A missing file fails ComfyUI's input validation; a file of another family, or of the same family but
+    another model, fails the load; each with a sentence that names the problem and the fix."""
     from paircustom import UserError
 
     loader = comfy.NODE_CLASS_MAPPINGS["PairCustomStyleLoader"]
@@ -209,6 +211,9 @@ def test_bad_style_files_give_one_sentence(comfy, shapes, tmp_path):
     sdxl = with_family(shapes["styles"][0], tmp_path / "sdxl.safetensors", "sdxl")
     with pytest.raises(UserError, match=r"trained on a SDXL model .* but this model is SD 1.x/2.x"):
         loader().load(shapes["model"], str(sdxl), 3.0, "")
+    other_model = r"does not fit this SD 1.x/2.x model: its layer \S+ is 320 -> 320 but the model's is .*; use the base"
+    with pytest.raises(UserError, match=other_model):
+        loader().load(shapes["model"], str(tiny_sd["styles"][0]), 3.0, "")
 
 
 def test_example_workflows_are_current_and_complete(comfy):
