@@ -8,7 +8,7 @@ with ComfyUI's CFGGuider and with the Style Guider at 1 and 2 styles (SamplerCus
 and the same three settings in ``StyleGuidedPipeline`` (Euler, one batched UNet call per step): the UNet calls
 and rows of one run (counted, so independent of the machine's load) and the time, also as a ratio to its own
 side's plain CFG, from one run.  The styles are quick 20-step trainings of the
-bundled pair (their strength does not change the cost).  Writes ``comfyui-guider-cost.md`` under ``--out``.
+demo's bundled pair (their strength does not change the cost).  Writes ``comfyui-guider-cost.md`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -46,27 +46,30 @@ def _measure(run, unet, repeats: int) -> tuple[float, int, int]:
     return statistics.median(times), counts[0], counts[1]
 
 
-def _train(folder: Path, name: str, seed: int) -> Path:
+def train_example(output: Path, steps: int = 20, seed: int = 0) -> Path:
+    """A quick style of the demo's bundled pair on the shapes model: pair training as 'paircustom demo' runs it,
+    cut to ``steps`` (the ComfyUI tests use it too)."""
     from paircustom import TrainConfig, train_pair
+    from paircustom.demo import DemoConfig
     from paircustom.shapes.examples import EXAMPLES, example_paths
 
-    example = EXAMPLES["trio_posterized"]
-    content, style = example_paths("trio_posterized")
-    return train_pair(
-        TrainConfig(
-            str(content),
-            str(style),
-            subject=example.subject,
-            style=example.style_prompt,
-            model="shapes",
-            output=str(folder / f"{name}.safetensors"),
-            max_steps=20,
-            style_start_step=5,
-            seed=seed,
-            overwrite=True,
-            progress=False,
-        )
+    name = DemoConfig().example
+    content, style = example_paths(name)
+    torch.set_num_threads(1)  # the tiny model trains fastest on one thread of a shared CPU
+    config = TrainConfig(
+        str(content),
+        str(style),
+        subject=EXAMPLES[name].subject,
+        style=EXAMPLES[name].style_prompt,
+        model="shapes",
+        output=str(output),
+        max_steps=steps,
+        style_start_step=steps // 4,
+        seed=seed,
+        overwrite=True,
+        progress=False,
     )
+    return train_pair(config)
 
 
 def comfy_times(comfyui: str, styles: list[Path], steps: int, repeats: int) -> dict[int, float]:
@@ -140,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
-        styles = [_train(Path(folder), f"style{seed}", seed) for seed in (0, 1)]
+        styles = [train_example(Path(folder) / f"style{seed}.safetensors", seed=seed) for seed in (0, 1)]
         comfy, ours = (
             comfy_times(args.comfyui, styles, args.steps, args.repeats),
             pipeline_times(styles, args.steps, args.repeats),

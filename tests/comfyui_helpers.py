@@ -68,31 +68,11 @@ def build_workflows():
     return module
 
 
-def train_shapes_style(path: Path, steps: int = 20) -> Path:
-    """A quick style of the demo's bundled pair on the shapes model, trained as 'paircustom demo' trains it."""
-    import torch
+def train_shapes_style(path: Path) -> Path:
+    """A quick style of the demo's bundled pair on the shapes model (the guider-cost benchmark's)."""
+    from benchmarks.comfyui_guider_cost import train_example
 
-    from paircustom import TrainConfig, train_pair
-    from paircustom.demo import DemoConfig
-    from paircustom.shapes.examples import EXAMPLES, example_paths
-
-    example = EXAMPLES[DemoConfig().example]
-    content, style = example_paths(DemoConfig().example)
-    torch.set_num_threads(1)  # the tiny model trains fastest on one thread of a shared CPU
-    return train_pair(
-        TrainConfig(
-            str(content),
-            str(style),
-            subject=example.subject,
-            style=example.style_prompt,
-            model="shapes",
-            output=str(path),
-            max_steps=steps,
-            style_start_step=steps // 4,
-            overwrite=True,
-            progress=False,
-        )
-    )
+    return train_example(path)
 
 
 def with_family(source: Path, target: Path, family: str) -> Path:
