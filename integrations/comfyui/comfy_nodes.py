@@ -31,11 +31,11 @@ WINDOW_TIPS = {
 GUIDER_COST = (
     " Cost: each step inside the style window runs the model once on the CFG rows (prompt and negative) and once "
     "more per style, because ComfyUI patches LoRA weights into the model per conditioning group and cannot give "
-    "each row of one batch its own adapter; with several styles ComfyUI keeps a patched copy of the LoRA layers per "
-    "style in memory. Steps outside the window cost what plain CFG costs. paircustom's style_interval, tolerance and "
-    "forecast are not offered: ComfyUI calls a guider once per model evaluation with only the noise level, and "
-    "multi-stage samplers (heun, dpmpp_2s, uni_pc, ...) evaluate between steps, so a cached style term cannot be "
-    "tied to a step."
+    "each row of one batch its own adapter; with several styles ComfyUI caches the patched LoRA layers of each "
+    "style while free memory allows. Steps outside the window cost what plain CFG costs. paircustom's "
+    "style_interval, tolerance and forecast are not offered: ComfyUI calls a guider once per model evaluation "
+    "with only the noise level, and multi-stage samplers (heun, dpmpp_2s, uni_pc, ...) evaluate between steps, "
+    "so a cached style term cannot be tied to a step."
 )
 
 
