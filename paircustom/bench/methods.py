@@ -23,6 +23,8 @@ METHODS = {
     "prompt-only": Method("control: the style words alone (base model, style prompt, LoRA scale 0)", (), "lora",
                           (0.0,)),
     "pair-sg": Method("Pair Customization, style guidance", (), "guidance"),
+    "pair-sg-word": Method("Pair Customization with the style word's embedding learned too (pivotal tuning, "
+                           "issue 28), style guidance", (("learn_style_word", True),), "guidance"),
     "pair-lora": Method("Pair Customization, LoRA scale", (), "lora"),
     "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),
     "db-lora": Method("DreamBooth-LoRA (baseline), LoRA scale", (("method", "style-only"),), "lora"),

@@ -159,6 +159,12 @@ def run_info(args) -> None:
         print("no paircustom metadata (made by another tool); pass --suffix when generating")
     else:
         print(json.dumps(asdict(metadata), indent=2))
+    if style.word:  # a learned style word (docs/style-word.md)
+        from ..files.style_word import read_word
+
+        word = read_word(args.file, style.header, style.word)
+        shapes = ", ".join(f"{name} {len(v)} x {v.shape[1]}" for name, v in word["vectors"].items())
+        print(f"learned style word {word['token']} ({shapes})")
 
 
 def run_export(args) -> None:
@@ -167,13 +173,17 @@ def run_export(args) -> None:
     from ..files.images import atomic_write, check_writable
     from ..files.layouts import to_kohya
     from ..files.style_file import read_style
+    from ..files.style_word import WORD_HEADER
 
     output = check_writable(args.output, args.overwrite)  # before any work
     if Path(args.file).resolve() == output.resolve():
         raise UserError(f"the output '{output}' is the style file itself; write the export to another file.")
     style = read_style(args.file)
-    tensors, header = to_kohya(style.tensors, style.metadata, style.header)
+    header = {key: value for key, value in style.header.items() if key != WORD_HEADER}
+    tensors, header = to_kohya(style.tensors, style.metadata, header)
     print(f"wrote {atomic_write(output, lambda temp: save_file(tensors, temp, metadata=header))}")
+    if style.word:
+        print("the learned style word stays in the style file: load it from there (docs/style-word.md)")
 
 
 def run_ui(args) -> None:

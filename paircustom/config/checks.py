@@ -97,6 +97,7 @@ def check_training_numbers(config) -> None:
     """The numeric settings of a resolved TrainConfig (ranks and style_start_step are checked beside it)."""
     check_number("alpha", config.alpha, 1e-6, 1e4, hint="; omit it to use the rank")
     check_number("the learning rate", config.learning_rate, 0, 1, hint="; the paper uses 1e-5")
+    check_number("the style word learning rate", config.style_word_lr, 0, 1, hint="; omit it to use --lr")
     check_number("the weight decay", config.weight_decay, 0, 1, hint="; omit it for the default")
     for name, value, high in (
         ("the content rank", config.content_rank, 100_000),

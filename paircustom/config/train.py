@@ -119,6 +119,8 @@ class TrainConfig:
         cli=False,
     )
     orthogonal: bool = setting(True, "False: ordinary trainable random A's (ablation of Sec. 3.2)", cli=False)
+    learn_style_word: bool = setting(False, "also train the style words' embedding (docs/style-word.md)")
+    style_word_lr: float | None = setting(None, "learning rate of the learned style word", default_text="--lr")
     preview_every: int = setting(0, "write a base-vs-styled preview PNG every N steps (0: never)")
     checkpoint_every: int = setting(
         0,

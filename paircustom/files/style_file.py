@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from ..errors import UserError, reason
 from .images import atomic_write, check_writable
 from .layouts import DENOISER_PREFIXES, made_for, to_peft_layout
+from .style_word import WORD_PREFIX
 
 FORMAT_VERSION = 1
 MAX_WEIGHT = 1e4  # trained LoRA weights are below 10; larger values only come from damage or divergence
@@ -65,8 +66,11 @@ def lora_state_dict(
     return tensors
 
 
-def save_adapter(path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool) -> Path:
-    """Write atomically; refuse to replace an existing file unless ``overwrite``."""
+def save_adapter(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool, extra_header=None
+) -> Path:
+    """Write atomically; refuse to replace an existing file unless ``overwrite``; ``extra_header``: more header
+    entries (a learned style word's, ``style_word``)."""
     path = check_writable(path, overwrite)
     bad = [key for key, tensor in tensors.items() if not torch.isfinite(tensor).all()]
     if bad:  # never write a file that would turn every image black
@@ -74,7 +78,7 @@ def save_adapter(path: str | Path, tensors: dict[str, torch.Tensor], metadata: S
             f"refusing to write '{path}': {bad[0]} holds non-finite values (training diverged); "
             "retrain with a smaller learning rate."
         )
-    header = {METADATA_KEY: json.dumps(asdict(metadata)), "format": "pt"}
+    header = {METADATA_KEY: json.dumps(asdict(metadata)), "format": "pt", **(extra_header or {})}
     return atomic_write(path, lambda temp: save_file(tensors, temp, metadata=header))
 
 
@@ -87,6 +91,7 @@ class StyleFile:
     layout: str  # the file's own layout: "peft", "old diffusers" or "kohya"
     ignored: int  # text-encoder tensors set aside
     header: dict[str, str]  # the safetensors header as stored
+    word: dict[str, torch.Tensor] = field(default_factory=dict)  # a learned style word's tensors (style_word)
 
 
 def read_style(path: str | Path, unet_config=None) -> StyleFile:
@@ -111,6 +116,7 @@ def read_style(path: str | Path, unet_config=None) -> StyleFile:
         raise UserError(
             f"'{path}' is not a readable .safetensors file ({reason(error)}); retrain it or copy it again."
         ) from None
+    word = {key: tensors.pop(key) for key in [k for k in tensors if k.startswith(WORD_PREFIX)]}
     converted = to_peft_layout(path, tensors, unet_config)
     _check_tensors(path, converted.tensors)
     metadata = None
@@ -123,7 +129,7 @@ def read_style(path: str | Path, unet_config=None) -> StyleFile:
                 f"'{path}' has damaged paircustom metadata ({reason(error)}); retrain it or pass the suffix yourself."
             ) from None
         _check_metadata(path, metadata)
-    return StyleFile(converted.tensors, metadata, converted.layout, converted.ignored, header)
+    return StyleFile(converted.tensors, metadata, converted.layout, converted.ignored, header, word)
 
 
 def read_adapter(path: str | Path, unet_config=None) -> tuple[dict[str, torch.Tensor], StyleMetadata | None]:

@@ -16,6 +16,7 @@ from ..errors import PairCustomWarning, UserError
 from ..models.plan import ModelPlan
 from ..models.registry import DTYPES, load_pipeline
 from .checkpoint import check_run_inputs
+from .style_word import check_style_word_run
 
 
 def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Path | None]:
@@ -38,6 +39,7 @@ def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Pa
     for content_prompt, _ in config.pair_prompts:
         plan.check_prompt(content_prompt, config.style_suffix)
     plan.check_resolution(config.resolution)
+    check_style_word_run(config, plan.family, distributed.world_size())
     return config, pipe, check_run_inputs(config, distributed.world_size())
 
 
