@@ -19,17 +19,18 @@ from tests.conftest import quick_config, write_pair
 CONTENT = "a photo of a sbu dog"
 WORDS = "digital art"  # two tokens in the tiny tokenizer: the word has two vectors, "<s0>" and "<s0>_1"
 KEY = "style_word_lora.text_encoder"
+FEW_STEPS = {"max_steps": 4, "style_start_step": 1}  # the style row (and the word) train from the second step
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """{family: (trainer after 6 steps, its style file)}: the tiny SD and SDXL pipelines, one pair."""
+    """{family: (trainer after 4 steps, the last 3 with the style row; its style file)}: tiny SD and SDXL."""
     folder = tmp_path_factory.mktemp("style-word")
     content, style = write_pair(folder)
     runs = {}
     for family in ("sd", "sdxl"):
         trainer = PairTrainer(
-            quick_config(content, style, folder / f"{family}.safetensors", learn_style_word=True),
+            quick_config(content, style, folder / f"{family}.safetensors", learn_style_word=True, **FEW_STEPS),
             build_tiny_pipeline(family),
         )
         trainer.initial = {name: v.detach().clone() for name, v in trainer.style_word.vectors.items()}
@@ -191,11 +192,11 @@ def test_style_scale_zero_with_a_learned_word_is_plain_cfg(family, trained):
 
 
 def test_resume_carries_the_word(pair, tmp_path):
-    """3 steps + resume to 6 == 6 steps straight: the word, the LoRA and the optimizer state all come back."""
-    config = quick_config(*pair, tmp_path / "a.safetensors", learn_style_word=True, checkpoint_every=3)
+    """2 steps + resume to 4 == 4 steps straight: the word, the LoRA and the optimizer state all come back."""
+    config = quick_config(*pair, tmp_path / "a.safetensors", learn_style_word=True, checkpoint_every=2, **FEW_STEPS)
     straight = load_file(train_pair(config, build_tiny_pipeline("sd")))
     split = replace(config, output=str(tmp_path / "b.safetensors"))
-    train_pair(replace(split, max_steps=3), build_tiny_pipeline("sd"))
+    train_pair(replace(split, max_steps=2), build_tiny_pipeline("sd"))
     resumed = load_file(train_pair(replace(split, resume=True), build_tiny_pipeline("sd")))
     assert straight.keys() == resumed.keys() and KEY in straight
     worst = max((straight[k] - resumed[k]).abs().max().item() for k in straight)
