@@ -27,6 +27,8 @@ METHODS = {
                      "'image', f on the current estimate; see paircustom.bench.oracle), style guidance", (), "guidance",
                      oracle=True),
     "pair-sg": Method("Pair Customization, style guidance", (), "guidance"),
+    "pair-sg-word": Method("Pair Customization with the style word's embedding learned too (pivotal tuning, "
+                           "issue 28), style guidance", (("learn_style_word", True),), "guidance"),
     "pair-lora": Method("Pair Customization, LoRA scale", (), "lora"),
     "no-orth-sg": Method("no orthogonality (ablation), style guidance", (("orthogonal", False),), "guidance"),
     "db-lora": Method("DreamBooth-LoRA (baseline), LoRA scale", (("method", "style-only"),), "lora"),

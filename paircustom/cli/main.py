@@ -164,6 +164,12 @@ def run_info(args) -> None:
         print("no paircustom metadata (made by another tool); pass --suffix when generating")
     else:
         print(printable(json.dumps(asdict(metadata), indent=2)))
+    if style.word:  # a learned style word (docs/style-word.md)
+        from ..files.style_word import read_word
+
+        word = read_word(args.file, style.header, style.word)
+        shapes = ", ".join(f"{name} {len(v)} x {v.shape[1]}" for name, v in word["vectors"].items())
+        print(printable(f"learned style word {word['token']} ({shapes})"))
 
 
 def run_export(args) -> None:
@@ -171,14 +177,18 @@ def run_export(args) -> None:
     from ..files.layouts import to_kohya
     from ..files.safe_outputs import OutputLock, saver
     from ..files.style_file import read_style
+    from ..files.style_word import WORD_HEADER
 
     output = check_writable(args.output, args.overwrite)  # before any work
     if Path(args.file).resolve() == output.resolve():
         raise UserError(f"the output '{output}' is the style file itself; write the export to another file.")
     style = read_style(args.file)
-    tensors, header = to_kohya(style.tensors, style.metadata, style.header)
+    header = {key: value for key, value in style.header.items() if key != WORD_HEADER}
+    tensors, header = to_kohya(style.tensors, style.metadata, header)
     with OutputLock([output], recheck=lambda: check_writable(output, args.overwrite)):
         print(f"wrote {atomic_write(output, saver(tensors, header))}")
+    if style.word:
+        print("the learned style word stays in the style file: load it from there (docs/style-word.md)")
 
 
 def run_ui(args) -> None:

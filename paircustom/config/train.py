@@ -120,6 +120,8 @@ class TrainConfig:
         cli=False,
     )
     orthogonal: bool = setting(True, "False: ordinary trainable random A's (ablation of Sec. 3.2)", cli=False)
+    learn_style_word: bool = setting(False, "also train the style words' embedding (docs/style-word.md)")
+    style_word_lr: float | None = setting(None, "learning rate of the learned style word", default_text="--lr")
     preview_every: int = setting(0, "write a base-vs-styled preview PNG every N steps (0: never)")
     checkpoint_every: int = setting(
         0,
@@ -151,8 +153,7 @@ class TrainConfig:
 
         The model's defaults are those of its paircustom.json: of ``model`` (then stored as found: an absolute
         folder or a hub id, so the style file works anywhere), or, when training runs on a ``pipe`` passed in,
-        of the folder that pipeline was loaded from (none for one built in code).
-        """
+        of the folder that pipeline was loaded from (none for one built in code)."""
         config = self
         if pipe is None:
             path, settings = resolve_model(self.model)

@@ -24,6 +24,7 @@ from ..errors import UserError, reason
 from .images import atomic_write, check_writable
 from .layouts import DENOISER_PREFIXES, made_for, to_peft_layout
 from .safe_outputs import saver
+from .style_word import WORD_PREFIX
 
 FORMAT_VERSION = 1
 MAX_WEIGHT = 1e4  # trained LoRA weights are below 10; larger values only come from damage or divergence
@@ -66,12 +67,17 @@ def lora_state_dict(
     return tensors
 
 
-def save_adapter(path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool) -> Path:
-    """Write atomically; refuse to replace an existing file unless ``overwrite``."""
-    return atomic_write(*adapter_writer(path, tensors, metadata, overwrite))
+def save_adapter(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool, extra_header=None
+) -> Path:
+    """Write atomically; refuse to replace an existing file unless ``overwrite``; ``extra_header``: more header
+    entries (a learned style word's)."""
+    return atomic_write(*adapter_writer(path, tensors, metadata, overwrite, extra_header))
 
 
-def adapter_writer(path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool):
+def adapter_writer(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata, overwrite: bool, extra_header=None
+):
     """(path, write(temp)) of an adapter file, checked (writable, finite) but not yet written (``safe_outputs``)."""
     path = check_writable(path, overwrite)
     bad = [key for key, tensor in tensors.items() if not torch.isfinite(tensor).all()]
@@ -80,7 +86,7 @@ def adapter_writer(path: str | Path, tensors: dict[str, torch.Tensor], metadata:
             f"refusing to write '{path}': {bad[0]} holds non-finite values (training diverged); "
             "retrain with a smaller learning rate."
         )
-    header = {METADATA_KEY: json.dumps(asdict(metadata)), "format": "pt"}
+    header = {METADATA_KEY: json.dumps(asdict(metadata)), "format": "pt", **(extra_header or {})}
     return path, saver(tensors, header)
 
 
@@ -93,6 +99,7 @@ class StyleFile:
     layout: str  # the file's own layout: "peft", "old diffusers" or "kohya"
     ignored: int  # text-encoder tensors set aside
     header: dict[str, str]  # the safetensors header as stored
+    word: dict[str, torch.Tensor] = field(default_factory=dict)  # a learned style word's tensors (style_word)
 
 
 def read_style(path: str | Path, unet_config=None) -> StyleFile:
@@ -110,6 +117,7 @@ def read_style(path: str | Path, unet_config=None) -> StyleFile:
         raise UserError(
             f"'{path}' is not a readable .safetensors file ({reason(error)}); retrain it or copy it again."
         ) from None
+    word = {key: tensors.pop(key) for key in [k for k in tensors if k.startswith(WORD_PREFIX)]}
     converted = to_peft_layout(path, tensors, unet_config)
     _check_tensors(path, converted.tensors)
     metadata = None
@@ -127,7 +135,7 @@ def read_style(path: str | Path, unet_config=None) -> StyleFile:
                 f"'{path}' is a style file of format version {metadata.format_version}, which this paircustom "
                 f"does not know (it reads version {FORMAT_VERSION}); upgrade paircustom or retrain the style."
             )
-    return StyleFile(converted.tensors, metadata, converted.layout, converted.ignored, header)
+    return StyleFile(converted.tensors, metadata, converted.layout, converted.ignored, header, word)
 
 
 def read_adapter(path: str | Path, unet_config=None) -> tuple[dict[str, torch.Tensor], StyleMetadata | None]:

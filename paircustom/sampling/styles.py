@@ -13,6 +13,7 @@ import torch
 from ..config.validate import check_path, check_prompts, check_scales, check_text
 from ..errors import PairCustomWarning, UserError
 from ..files.style_file import check_fits, read_style, require_suffix
+from ..files.style_word import add_word, check_word, read_word
 
 
 class LoadedStyles:
@@ -33,6 +34,9 @@ class LoadedStyles:
         tensors, metadata = style.tensors, style.metadata
         check_fits(path, tensors, metadata, self.family.name, self.denoiser)
         require_suffix(path, metadata, suffix)
+        word = read_word(path, style.header, style.word)  # a learned style word (docs/style-word.md), checked first
+        if word is not None:
+            check_word(path, word, self.pipe)
         name = Path(path).stem if name is None else name
         if not name.strip() or "." in name or hasattr(torch.nn.ModuleDict, name):  # peft keeps adapters in ModuleDicts
             raise UserError(
@@ -53,6 +57,8 @@ class LoadedStyles:
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             self.denoiser.load_lora_adapter(tensors, prefix=self.family.lora_prefix, adapter_name=name)
         self.suffixes[name] = suffix if suffix is not None else metadata.style_suffix
+        if word is not None:  # its token here (<s0>, or <s1>, ... if taken) stands where the file's token stood
+            self.suffixes[name] = self.suffixes[name].replace(word["token"], add_word(self.pipe, word))
         self.content_prompts[name] = metadata.content_prompt if metadata is not None else None
         if metadata is not None and metadata.adapter != "style":
             warnings.warn(

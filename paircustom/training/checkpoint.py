@@ -5,7 +5,8 @@ numbers and text, never code.  The header also records the settings that shape
 the result, so ``--resume`` with other settings is refused with what changed.
 
     param.<i>                the trainable tensors in optimizer order: the content adapters' B's, then the style
-                             adapter's (with orthogonal=False also their A's, which train there)
+                             adapter's (with orthogonal=False also their A's, which train there), then a
+                             learned style word's vectors (--learn-style-word)
     optimizer.<i>.<key>      tensor entries of the optimizer state (AdamW: step, exp_avg, exp_avg_sq)
     generator                the noise generator's state (uint8) of process 0 ...
     generator.<r>            ... and of process r of a run under several processes
@@ -15,8 +16,7 @@ the result, so ``--resume`` with other settings is refused with what changed.
 With ``keep`` > 1 (--keep-checkpoints) each checkpoint is also kept under a numbered name,
 ``<stem>.checkpoint-step00250.safetensors``, and the newest ``keep`` of those stay; the rolling
 ``<stem>.checkpoint.safetensors`` is a hard link to the newest (no extra space) and is what
-``--resume`` reads.  To go back, copy a numbered file over the rolling name.
-"""
+``--resume`` reads.  To go back, copy a numbered file over the rolling name."""
 
 from __future__ import annotations
 
@@ -66,9 +66,17 @@ RESULT_SETTINGS = (
     "style_prompt",
     "scale_lr",
     "pair_subjects",
+    "learn_style_word",
+    "style_word_lr",
 )
 # What a checkpoint written before a setting existed meant by it.
-LEGACY_SETTINGS = {"scale_lr": False, "extra_pairs_sha256": [], "pair_subjects": []}
+LEGACY_SETTINGS = {
+    "scale_lr": False,
+    "extra_pairs_sha256": [],
+    "pair_subjects": [],
+    "learn_style_word": False,
+    "style_word_lr": None,
+}
 
 
 def result_settings(config) -> dict:

@@ -5,6 +5,7 @@ trainer's state (``config``, ``layers``, ``step``, ``history``, ``optimizer``, `
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..errors import reason
 from ..files.images import atomic_write, grid
 from ..files.safe_outputs import write_set
 from ..files.style_file import StyleMetadata, adapter_writer, lora_state_dict
+from ..files.style_word import with_token
 from ..models.registry import DTYPES
 from ..sampling.pipeline import style_guided
 from .checkpoint import Checkpoint, load_checkpoint, result_settings, save_checkpoint, unusable_checkpoint
@@ -36,7 +38,8 @@ class TrainerOutputs:
 
         guided = style_guided(self.pipe, routing=routing, routed_styles={"style": self.config.style_suffix})
         size = dict(height=self.config.resolution, width=self.config.resolution, num_inference_steps=steps, seed=0)
-        with self.encoders_on_device():
+        word = self.style_word.applied() if self.style_word else nullcontext()  # the styled rows' learned word
+        with self.encoders_on_device(), word:
             base = guided(self.config.content_prompt, styles={}, **size).images[0]
             styled = guided(self.config.content_prompt, styles=["style"], **size).images[0]  # the default style scale
         return atomic_write(self.preview_path(self.step), lambda temp: grid([[base, styled]]).save(temp, format="PNG"))
@@ -55,7 +58,7 @@ class TrainerOutputs:
                 self.step,
                 result_settings(self.config),
                 self.history,
-                self.content_params + self.style_params,
+                self.trained_params,
                 optimizer,
                 generators,
             ),
@@ -68,7 +71,7 @@ class TrainerOutputs:
         state = load_checkpoint(path)
         try:
             with torch.no_grad():
-                for param, value in zip(self.content_params + self.style_params, state.params, strict=True):
+                for param, value in zip(self.trained_params, state.params, strict=True):
                     param.copy_(value)
             groups = self.optimizer.state_dict()["param_groups"]
             self.optimizer.load_state_dict({"state": state.optimizer_state, "param_groups": groups})
@@ -105,6 +108,10 @@ class TrainerOutputs:
             training["scale_lr"], training["effective_learning_rate"] = True, self.learning_rate
         if self.history:
             training["final_losses"] = list(self.history[-1][1:])
+        styled = lambda text: text  # noqa: E731
+        if self.style_word:  # a learned style word is called up by its token: " in <s0> style" (style_word)
+            training["style_word_lr"] = c.style_word_lr or c.learning_rate
+            styled = lambda text: with_token(text, c.style)  # noqa: E731
         alpha = c.style_alpha if adapter == "style" else c.content_alpha
         return StyleMetadata(
             base_model=c.model,
@@ -117,9 +124,9 @@ class TrainerOutputs:
             basis_seed=c.basis_seed,
             subject=c.subject,
             style=c.style,
-            style_suffix=c.style_suffix,
+            style_suffix=styled(c.style_suffix),
             content_prompt=c.content_prompt,
-            style_prompt=c.style_prompt,
+            style_prompt=styled(c.style_prompt),
             training=training,
             dtype=c.save_dtype,
         )
@@ -134,7 +141,14 @@ class TrainerOutputs:
             DTYPES[self.config.save_dtype],
             self.family.lora_prefix,
         )
-        items = [adapter_writer(path or self.config.output, style, self.metadata("style"), overwrite=True)]
+        word = self.style_word
+        if word:
+            style.update(word.tensors(DTYPES[self.config.save_dtype]))
+        items = [
+            adapter_writer(
+                path or self.config.output, style, self.metadata("style"), True, word.header() if word else None
+            )
+        ]
         for k in range(len(self.config.pairs)) if self.config.save_content else ():
             adapters = {n: l.content_adapter(k) for n, l in layers.items()}
             content = lora_state_dict(

@@ -17,6 +17,7 @@ from ..models.plan import ModelPlan
 from ..models.registry import DTYPES, load_pipeline
 from .checkpoint import check_run_inputs
 from .run_guard import announce_fresh_start, check_run_files
+from .style_word import check_style_word_run
 
 
 def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Path | None]:
@@ -40,6 +41,7 @@ def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Pa
         plan.check_prompt(content_prompt, config.style_suffix)
     plan.check_resolution(config.resolution)
     check_run_files(config, distributed.is_main())  # inputs as outputs, earlier checkpoints, interrupted sets
+    check_style_word_run(config, plan.family, distributed.world_size())
     resume_from = check_run_inputs(config, distributed.world_size())
     announce_fresh_start(config, distributed.is_main())
     return config, pipe, resume_from

@@ -8,8 +8,7 @@ detached in the style loss and Δs is absent from the content loss, the fused
 gradient is exactly (∇_Bc L_content, ∇_Bs L_style); the only difference is that
 the style loss sees Δc *before* this step's content update rather than after
 it — a lag of one step of a slowly changing adapter, for half the UNet calls
-and no second optimizer step.
-"""
+and no second optimizer step."""
 
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ from .objective import EncodedPair, RowKind, pair_losses
 from .outputs import TrainerOutputs
 from .run_guard import lock_run, resume_settings
 from .setup import accelerator_of, checked_run, optimizer_class
+from .style_word import StyleWord
 
 
 class PairTrainer(TrainerOutputs):
@@ -71,13 +71,20 @@ class PairTrainer(TrainerOutputs):
                 sizes,
                 device,
             )
+        # beyond the paper: the style words' embedding, trained in the style rows only (style_word)
+        self.style_word = None
+        if config.learn_style_word:
+            prompts = [style for _, style in config.pair_prompts]
+            self.style_word = StyleWord(pipe, self.family, config.style, prompts, sizes[1::2], device)
         # 3. adapters: frozen denoiser, frozen A's, trainable zero B's
         denoiser = self._add_adapters(self.family.denoiser(pipe).requires_grad_(False).to(device))
         # 4. optimizer, and the adapters this step trains (DDP holds only those)
         self.learning_rate = config.learning_rate * (self.processes if config.scale_lr else 1)
-        optimizer = optimizer_class(config)(
-            self.content_params + self.style_params, lr=self.learning_rate, weight_decay=config.weight_decay
-        )
+        groups = [{"params": self.content_params + self.style_params}]
+        if self.style_word:  # its own learning rate, no weight decay (which would pull it to zero)
+            groups.append({"params": self.style_word.params, "lr": config.style_word_lr or config.learning_rate})
+            groups[-1]["weight_decay"] = 0.0
+        optimizer = optimizer_class(config)(groups, lr=self.learning_rate, weight_decay=config.weight_decay)
         self.denoiser = denoiser
         self._train_only(self.kinds(0))
         self.denoiser, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
@@ -111,6 +118,17 @@ class PairTrainer(TrainerOutputs):
         self.content_params = [p for l in self.layers.values() for p in (l.content_A, l.content_B) if p.requires_grad]
         self.style_params = [p for l in self.layers.values() for p in (l.style_A, l.style_B) if p.requires_grad]
         return denoiser
+
+    @property
+    def trained_params(self) -> list[torch.nn.Parameter]:
+        """Every trained tensor in optimizer order: content B's, style B's, then a learned style word's vectors."""
+        return self.content_params + self.style_params + (self.style_word.params if self.style_word else [])
+
+    def encoded_pair(self, kinds: tuple[RowKind, ...]) -> EncodedPair:
+        """The pair as encoded once, or with a learned style word its style rows encoded anew (with gradient)."""
+        if self.style_word is None or not any(kind.prompt for kind in kinds):
+            return self.pair
+        return self.style_word.pair(self.pair)
 
     def kinds(self, step: int) -> tuple[RowKind, ...]:
         """The loss terms of a step: content only during the style warm-up, then content and style."""
@@ -164,8 +182,9 @@ class PairTrainer(TrainerOutputs):
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(config.gradient_accumulation):
             with self.accelerator.accumulate(self.denoiser), self.accelerator.autocast():
+                pair = self.encoded_pair(kinds)
                 losses = pair_losses(
-                    self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds, self.generator, self.family
+                    self.denoiser, self.layers, self.noise_scheduler, pair, kinds, self.generator, self.family
                 )
                 self.accelerator.backward(sum(losses.values()))
                 self.optimizer.step()
@@ -197,7 +216,13 @@ class PairTrainer(TrainerOutputs):
         totals = dict.fromkeys(kinds, 0.0)
         for _ in range(draws):
             for kind, loss in pair_losses(
-                self.denoiser, self.layers, self.noise_scheduler, self.pair, kinds, generator, self.family
+                self.denoiser,
+                self.layers,
+                self.noise_scheduler,
+                self.encoded_pair(kinds),
+                kinds,
+                generator,
+                self.family,
             ).items():
                 totals[kind] += loss.item() / draws
         return self._as_pair(totals)
@@ -257,8 +282,7 @@ def train_pair(config: TrainConfig, pipe=None, on_step=None) -> Path:
     """Train a style from a content/style pair and write the style LoRA; return its path.
 
     Under several processes every process trains and returns the path; only process 0 writes.
-    ``on_step(trainer)`` is called after every step (``trainer.step``, ``trainer.history``, ``preview_path``).
-    """
+    ``on_step(trainer)`` is called after every step (``trainer.step``, ``trainer.history``, ``preview_path``)."""
     trainer = PairTrainer(config, pipe)
     main = trainer.accelerator.is_main_process
     try:
