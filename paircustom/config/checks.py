@@ -57,7 +57,8 @@ def check_sampling(
     (``style_reuse`` None: not checked)."""
     check_number("the guidance scale", guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5")
     for name, scale in style_scales.items():
-        check_number(f"the scale of style '{name}'", scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 3")
+        for value in scale if isinstance(scale, tuple) else (scale,):  # a tuple: one per prompt
+            check_number(f"the scale of style '{name}'", value, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 3")
     check_number("the LoRA scale", lora_scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
     check_number("style_start_fraction", style_start_fraction, 0, 1, hint=" (a fraction of the steps)")
     check_number("style_end", style_end, 0, 1, hint=" (a fraction of the steps)")
