@@ -21,7 +21,7 @@ import pytest
 import paircustom
 from paircustom.shapes.examples import EXAMPLES, example_paths
 
-STEPS = 4                     # training steps: style loss from step 2 on the embedded model's schedule
+STEPS = 4  # training steps: style loss from step 2 on the embedded model's schedule
 STATUS = re.compile(rf"step {STEPS}/{STEPS} · content loss \d+\.\d{{4}} · style loss \d+\.\d{{4}} · done")
 
 
@@ -34,8 +34,10 @@ def _browser(tmp_path):
         except ImportError:
             missing.append(module)
     if missing:
-        message = (f"the browser test needs {', '.join(missing)}: apt-get install chromium chromium-driver and "
-                   "pip install -e '.[ui]'")
+        message = (
+            f"the browser test needs {', '.join(missing)}: apt-get install chromium chromium-driver and "
+            "pip install -e '.[ui]'"
+        )
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must run this test, not skip it)")
         pytest.skip(message)
@@ -47,14 +49,16 @@ def _browser(tmp_path):
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1650"):
         options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")    # the browser's profile stays in tmp_path
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")  # the browser's profile stays in tmp_path
     log = tmp_path / "chromedriver.log"
     service = Service(driver, log_output=str(log), service_args=["--verbose"])
     try:
         return webdriver.Chrome(service=service, options=options)
     except Exception as error:
-        pytest.fail(f"Chromium did not start ({type(error).__name__}); the driver's log ends:\n"
-                    + "\n".join(log.read_text().splitlines()[-30:]))
+        pytest.fail(
+            f"Chromium did not start ({type(error).__name__}); the driver's log ends:\n"
+            + "\n".join(log.read_text().splitlines()[-30:])
+        )
 
 
 def _free_port() -> int:
@@ -65,12 +69,22 @@ def _free_port() -> int:
 
 def _serve(tmp_path, port):
     (tmp_path / "server-tmp").mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONPATH": str(Path(paircustom.__file__).parents[1]),        # this checkout, from any folder
-           "TMPDIR": str(tmp_path / "server-tmp"), "GRADIO_TEMP_DIR": str(tmp_path / "server-tmp" / "gradio")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": str(Path(paircustom.__file__).parents[1]),  # this checkout, from any folder
+        "TMPDIR": str(tmp_path / "server-tmp"),
+        "GRADIO_TEMP_DIR": str(tmp_path / "server-tmp" / "gradio"),
+    }
     log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "paircustom", "ui", "--port", str(port), "--workdir",
-                               str(tmp_path / "work")], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "paircustom", "ui", "--port", str(port), "--workdir", str(tmp_path / "work")],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert server.poll() is None, f"the server exited: {(tmp_path / 'server.log').read_text()}"
@@ -101,7 +115,7 @@ def _upload(driver, element_id, path: Path):
     from selenium.webdriver.common.by import By
 
     field = driver.find_element(By.CSS_SELECTOR, f"#{element_id} input[type=file]")
-    driver.execute_script("arguments[0].style.display = 'block';", field)    # Gradio hides it behind a drop zone
+    driver.execute_script("arguments[0].style.display = 'block';", field)  # Gradio hides it behind a drop zone
     field.send_keys(str(path))
 
 
@@ -112,16 +126,28 @@ def _blend_in_the_browser(driver, tmp_path, size):
 
     _upload(driver, "style-file", next((tmp_path / "work").glob("*.safetensors")))
     driver.find_element(By.ID, "load").click()
-    WebDriverWait(driver, 60).until(lambda d: "loaded '" in _text(d, "message"), message="the second style did not load")
+    WebDriverWait(driver, 60).until(
+        lambda d: "loaded '" in _text(d, "message"), message="the second style did not load"
+    )
     chosen = "return document.querySelector('#blend-b input').value;"
     WebDriverWait(driver, 30).until(lambda d: d.execute_script(chosen).endswith("-2"), message="style B is not set")
     for button, output, cells in (("blend", "blend-grid", 3), ("strip", "strip-image", 5)):
         driver.find_element(By.ID, button).click()
         image = WebDriverWait(driver, 180).until(
-            lambda d: next((img for img in d.find_elements(By.CSS_SELECTOR, f"#{output} img")
-                            if d.execute_script(size, img)[0] > 0), None), message=f"no {output} appeared")
+            lambda d, output=output: next(
+                (
+                    img
+                    for img in d.find_elements(By.CSS_SELECTOR, f"#{output} img")
+                    if d.execute_script(size, img)[0] > 0
+                ),
+                None,
+            ),
+            message=f"no {output} appeared",
+        )
         width, height = driver.execute_script(size, image)
-        assert width > cells * 128 and height > 128, f"the {output} is {width}x{height}, not {cells} labelled cells wide"
+        assert width > cells * 128 and height > 128, (
+            f"the {output} is {width}x{height}, not {cells} labelled cells wide"
+        )
         assert not _text(driver, "blend-message").startswith("paircustom: error"), _text(driver, "blend-message")
 
 
@@ -152,8 +178,9 @@ def test_train_and_generate_in_the_browser(tmp_path):
         _type(driver, "style-words", pair.style_prompt)
         _type(driver, "steps", str(STEPS))
         driver.find_element(By.ID, "train").click()
-        WebDriverWait(driver, 300).until(lambda d: STATUS.search(_text(d, "status")),
-                                         message="training did not finish with a loss readout")
+        WebDriverWait(driver, 300).until(
+            lambda d: STATUS.search(_text(d, "status")), message="training did not finish with a loss readout"
+        )
         assert driver.find_elements(By.CSS_SELECTOR, "#preview img"), "no training preview in the page"
         assert driver.find_elements(By.CSS_SELECTOR, "#download a"), "no download link for the trained file"
         wait.until(lambda d: d.find_element(By.ID, "scale-0").is_displayed())
@@ -163,11 +190,16 @@ def test_train_and_generate_in_the_browser(tmp_path):
         driver.find_element(By.ID, "generate").click()
         size = "return [arguments[0].naturalWidth, arguments[0].naturalHeight];"
         styled = WebDriverWait(driver, 180).until(
-            lambda d: next((img for img in d.find_elements(By.CSS_SELECTOR, "#styled img")
-                            if d.execute_script(size, img)[0] > 0), None), message="no styled image appeared")
+            lambda d: next(
+                (img for img in d.find_elements(By.CSS_SELECTOR, "#styled img") if d.execute_script(size, img)[0] > 0),
+                None,
+            ),
+            message="no styled image appeared",
+        )
         assert driver.execute_script(size, styled) == [64, 64], "the styled image is not the model's 64x64"
-        assert driver.find_elements(By.CSS_SELECTOR, "#base img") and driver.find_elements(By.CSS_SELECTOR,
-                                                                                            "#compare img")
+        assert driver.find_elements(By.CSS_SELECTOR, "#base img") and driver.find_elements(
+            By.CSS_SELECTOR, "#compare img"
+        )
         assert not _text(driver, "message").startswith("paircustom: error"), _text(driver, "message")
         _blend_in_the_browser(driver, tmp_path, size)
         driver.save_screenshot(str(tmp_path / "ui.png"))

@@ -14,8 +14,9 @@ from paircustom.ui.studio import Studio
 from tests.conftest import RESOLUTION
 from tests.test_layouts import kohya, with_text_encoder
 
-TINY_DEFAULTS = dict(rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1,
-                     resolution=RESOLUTION)
+TINY_DEFAULTS = dict(
+    rank=4, learning_rate=1e-2, max_steps=3, style_start=1, gradient_accumulation=1, resolution=RESOLUTION
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,15 @@ def studio(model, tmp_path):
     return Studio(str(model), tmp_path / "work", device="cpu")
 
 
-@pytest.mark.parametrize("case, match", [
-    ("no images", "give a content image and a style image"),
-    ("no words", "give the subject word"),
-    ("text as image", "is not a readable image"),
-    ("aspect", "same aspect ratio"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("no images", "give a content image and a style image"),
+        ("no words", "give the subject word"),
+        ("text as image", "is not a readable image"),
+        ("aspect", "same aspect ratio"),
+    ],
+)
 def test_bad_uploads_get_the_clis_sentence_and_start_nothing(case, match, studio, pair, tmp_path):
     content, style = pair
     subject, words = "dog", "digital art"
@@ -92,25 +96,26 @@ def test_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
 
     from paircustom.cli import main
 
-    monkeypatch.setitem(sys.modules, "gradio", None)       # import gradio now raises ImportError
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
     with pytest.raises(SystemExit) as refused:
         main(["ui"])
     assert refused.value.code == 2
-    assert capsys.readouterr().err == ("paircustom: error: the web app needs Gradio; install it with pip install "
-                                       "'paircustom[ui]'.\n")
+    assert capsys.readouterr().err == (
+        "paircustom: error: the web app needs Gradio; install it with pip install 'paircustom[ui]'.\n"
+    )
 
 
 def test_blend_view_draws_a_labelled_grid_and_strip(studio, style_files):
     from paircustom.ui.app import build
     from paircustom.ui.blend import blend_grid, strength_strip
 
-    build(studio)                                   # the page, blend view included, wires up
+    build(studio)  # the page, blend view included, wires up
     a = studio.load(style_files["sd"])
     with pytest.raises(UserError, match="two different styles"):
         blend_grid(studio, "a cat", a, a, 3.0, 3.0, steps=2)
     b = studio.load(style_files["sd"])
     grid = blend_grid(studio, "a cat", a, b, 3.0, 2.0, steps=2)
     strip = strength_strip(studio, "a cat", a, 4.0, steps=2)
-    cell = 128                                      # the tiny model's 32 pixels, enlarged
+    cell = 128  # the tiny model's 32 pixels, enlarged
     assert grid.width > 3 * cell and 3 * cell < grid.height < 4 * cell, f"grid {grid.size}: not 3x3 labelled cells"
     assert strip.width > 5 * cell and cell < strip.height < 2 * cell, f"strip {strip.size}: not 5 labelled cells"
