@@ -13,7 +13,7 @@ from ..config.generate import GENERATE, MODEL_OPTIONS, GenerateConfig
 from ..config.options import add_options
 from ..config.sweep import MAX_STYLES, parse_range
 from ..errors import UserError
-from .common import open_pipeline, read_styles
+from .common import naming, open_pipeline, read_styles
 from .generate import CALL, STYLE
 
 # The strengths of a style given without its own: 0 to twice the default style scale, five values.
@@ -66,13 +66,7 @@ def sweep_parser(sub) -> None:
         type=int,
         help="grid cells drawn by one batched call (default: a grid row; 1: cell by cell, least memory)",
     )
-    p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
-    p.add_argument(
-        "--name",
-        action="append",
-        default=[],
-        help="name of each --style-file, in order (default: the file's stem); the axis titles show it",
-    )
+    naming(p, "the axis titles show it")
     add_options(p, GenerateConfig, SWEEP_OPTIONS)
     p.add_argument(
         "--output", "-o", default="sweep.png", help="grid PNG; the GIF and JSON get its stem (default: %(default)s)"
