@@ -1,5 +1,6 @@
 """``paircustom ui`` end to end in headless Chromium: a bad click, the bundled pair uploaded, a few training
-steps with live progress, a generation, and the page read back (result size, loss readout, a screenshot).
+steps with live progress, a generation, a blend grid and strength strip, and the page read back (result size,
+loss readout, a screenshot).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``ui`` extra (gradio, selenium).  In CI
 (``CI`` set) their absence fails the test; elsewhere it skips, saying what to install.
@@ -118,6 +119,38 @@ def _upload(driver, element_id, path: Path):
     field.send_keys(str(path))
 
 
+def _blend_in_the_browser(driver, tmp_path, size):
+    """The blend view: the trained file loaded a second time (two styles), then the blend grid and the strip."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _upload(driver, "style-file", next((tmp_path / "work").glob("*.safetensors")))
+    driver.find_element(By.ID, "load").click()
+    WebDriverWait(driver, 60).until(
+        lambda d: "loaded '" in _text(d, "message"), message="the second style did not load"
+    )
+    chosen = "return document.querySelector('#blend-b input').value;"
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(chosen).endswith("-2"), message="style B is not set")
+    for button, output, cells in (("blend", "blend-grid", 3), ("strip", "strip-image", 5)):
+        driver.find_element(By.ID, button).click()
+        image = WebDriverWait(driver, 180).until(
+            lambda d, output=output: next(
+                (
+                    img
+                    for img in d.find_elements(By.CSS_SELECTOR, f"#{output} img")
+                    if d.execute_script(size, img)[0] > 0
+                ),
+                None,
+            ),
+            message=f"no {output} appeared",
+        )
+        width, height = driver.execute_script(size, image)
+        assert width > cells * 128 and height > 128, (
+            f"the {output} is {width}x{height}, not {cells} labelled cells wide"
+        )
+        assert not _text(driver, "blend-message").startswith("paircustom: error"), _text(driver, "blend-message")
+
+
 def test_train_and_generate_in_the_browser(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -168,6 +201,7 @@ def test_train_and_generate_in_the_browser(tmp_path):
             By.CSS_SELECTOR, "#compare img"
         )
         assert not _text(driver, "message").startswith("paircustom: error"), _text(driver, "message")
+        _blend_in_the_browser(driver, tmp_path, size)
         driver.save_screenshot(str(tmp_path / "ui.png"))
         assert (tmp_path / "ui.png").stat().st_size > 10_000, "the screenshot is (nearly) empty"
         print(f"browser test: {time.monotonic() - start:.0f} s after the page came up")

@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from paircustom.errors import UserError
-from paircustom.tiny.unet import build_tiny_pipeline
+from paircustom.tiny import build_tiny_pipeline
 from paircustom.ui.studio import Studio
 from tests.conftest import RESOLUTION
 from tests.test_layouts import kohya, with_text_encoder
@@ -94,7 +94,7 @@ def test_files_from_other_tools_need_a_suffix_and_their_text_encoder_is_noted(st
 def test_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     import sys
 
-    from paircustom.cli.main import main
+    from paircustom.cli import main
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
     with pytest.raises(SystemExit) as refused:
@@ -103,3 +103,19 @@ def test_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     assert capsys.readouterr().err == (
         "paircustom: error: the web app needs Gradio; install it with pip install 'paircustom[ui]'.\n"
     )
+
+
+def test_blend_view_draws_a_labelled_grid_and_strip(studio, style_files):
+    from paircustom.ui.app import build
+    from paircustom.ui.blend import blend_grid, strength_strip
+
+    build(studio)  # the page, blend view included, wires up
+    a = studio.load(style_files["sd"])
+    with pytest.raises(UserError, match="two different styles"):
+        blend_grid(studio, "a cat", a, a, 3.0, 3.0, steps=2)
+    b = studio.load(style_files["sd"])
+    grid = blend_grid(studio, "a cat", a, b, 3.0, 2.0, steps=2)
+    strip = strength_strip(studio, "a cat", a, 4.0, steps=2)
+    cell = 128  # the tiny model's 32 pixels, enlarged
+    assert grid.width > 3 * cell and 3 * cell < grid.height < 4 * cell, f"grid {grid.size}: not 3x3 labelled cells"
+    assert strip.width > 5 * cell and cell < strip.height < 2 * cell, f"strip {strip.size}: not 5 labelled cells"

@@ -23,13 +23,7 @@ def inputs(p, names: tuple[str, ...]) -> None:
         metavar="FILE[=SCALE]",
         help="style file, optionally with its own scale; repeat to combine styles",
     )
-    p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
-    p.add_argument(
-        "--name",
-        action="append",
-        default=[],
-        help="name of each --style-file, in order (default: the file's stem); needed when stems repeat",
-    )
+    naming(p, "needed when stems repeat")
     add_options(p, GenerateConfig, names)
     p.add_argument("--controlnet", help="ControlNet folder or hub id, e.g. diffusers/controlnet-canny-sdxl-1.0")
     p.add_argument("--control-image", help="the ControlNet's conditioning image (edges, depth, pose, ...)")
@@ -41,6 +35,17 @@ def inputs(p, names: tuple[str, ...]) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_option(p)
+
+
+def naming(p, use: str) -> None:
+    """--suffix and --name: what a style file without metadata is called in prompts, and each file's name."""
+    p.add_argument("--suffix", help='style prompt suffix for files without metadata, e.g. " in painting style"')
+    p.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        help=f"name of each --style-file, in order (default: the file's stem); {use}",
+    )
 
 
 def _parse_style(text: str, default: float) -> tuple[str, float]:

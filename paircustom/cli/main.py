@@ -4,6 +4,7 @@
     paircustom train --pair c1.png s1.png --pair c2.png s2.png --subject dog --style "digital art"
     paircustom generate "a photo of a cat" --style-file dog-digital-art.safetensors --compare
     paircustom stylize photo.png -s dog-digital-art.safetensors=3 -o photo-art.png
+    paircustom sweep "a photo of a cat" -s dog-digital-art.safetensors=0:6:4 --lora-scales 0:1.5:4
     paircustom info dog-digital-art.safetensors
     paircustom export dog-digital-art.safetensors --format kohya -o dog-digital-art-kohya.safetensors
     paircustom demo
@@ -31,6 +32,7 @@ from ..config.validate import cli_names
 from ..errors import PairCustomWarning, UserError, printable
 from .generate import generate_parser, run_generate
 from .stylize import run_stylize, stylize_parser
+from .sweep import run_sweep, sweep_parser
 from .threads import add_threads_option, threads_for
 
 # Optional-dependency notices (e.g. "requires torchvision") are noise on a command line.
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     generate_parser(sub)
     stylize_parser(sub)
+    sweep_parser(sub)
     info = sub.add_parser("info", help="print a style file's metadata")
     info.add_argument("file", help="a .safetensors style file")
     export = sub.add_parser(
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "info": run_info,
         "export": run_export,
         "ui": run_ui,
+        "sweep": run_sweep,
     }
     if args.command == "demo":
         from ..demo import run_demo

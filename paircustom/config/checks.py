@@ -60,7 +60,8 @@ def check_sampling(
 
     check_number(arg("guidance_scale"), guidance_scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 5", required=True)
     for name, scale in style_scales.items():
-        check_number(f"the scale of style '{name}'", scale, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 3")
+        for value in scale if isinstance(scale, tuple) else (scale,):  # a tuple: one per prompt
+            check_number(f"the scale of style '{name}'", value, -MAX_SCALE, MAX_SCALE, hint="; the paper uses 3")
     check_number(arg("lora_scale"), lora_scale, -MAX_SCALE, MAX_SCALE, hint="; 1 applies the style as trained")
     start, end = arg("style_start_fraction"), arg("style_end")
     check_number(start, style_start_fraction, 0, 1, hint=" (a fraction of the steps)", required=True)

@@ -201,8 +201,9 @@ def check_prompts(prompt, name: str = "prompt") -> list[str]:
     return list(prompts)
 
 
-def check_scales(styles) -> None:
-    """``styles`` of a pipeline call: None, a list of names, or {name: scale} with numbers as scales."""
+def check_scales(styles, per_prompt: bool = False) -> None:
+    """``styles`` of a pipeline call: None, a list of names, or {name: scale} with numbers as scales (with
+    ``per_prompt``, a scale may also be a list of numbers, one per prompt: ``pipe.sweep``'s rows)."""
     if styles is None:
         return
     if isinstance(styles, str) or not isinstance(styles, (dict, list, tuple)):
@@ -215,7 +216,8 @@ def check_scales(styles) -> None:
             raise UserError(f"{arg('styles')} names styles by text (got {show(name)}).")
     if isinstance(styles, dict):
         for name, scale in styles.items():
-            if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            values = scale if per_prompt and isinstance(scale, (list, tuple)) else [scale]
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
                 raise UserError(f"the scale of style '{name}' must be a number (got {show(scale)}); e.g. 3.")
 
 

@@ -17,12 +17,22 @@ def style_guidance(e_uncond, e_cond, style_deltas, guidance_scale: float, style_
     """Paper Eq. 10 (one style) and Eq. 11 (several): CFG plus one term per style.
 
     eps = e0(∅) + λ_cfg (e0(c) − e0(∅)) + Σ_i λ_i (e_i(c_i) − e0(c)); every tensor (B, C, h, w).
-    ``style_deltas[i]`` is the bracket e_i(c_i) − e0(c), of this step or cached from an earlier one.
+    ``style_deltas[i]`` is the bracket e_i(c_i) − e0(c), of this step or cached from an earlier one; each λ_i
+    a number or a (B, 1, 1, 1) tensor, one per row (``row_scales``: the cells of a sweep).
     """
     guided = e_uncond + guidance_scale * (e_cond - e_uncond)
     for delta, scale in zip(style_deltas, style_scales, strict=True):
         guided = guided + scale * delta
     return guided
+
+
+def row_scales(scale: float | tuple[float, ...], repeat: int, like: torch.Tensor):
+    """λ_i as ``style_guidance`` takes it: a number, or one per prompt as a (B, 1, 1, 1) tensor (each prompt's
+    value repeated for its ``repeat`` images, rows prompt-major) in the dtype and device of ``like``."""
+    if not isinstance(scale, tuple):
+        return scale
+    values = torch.tensor(scale, dtype=like.dtype, device=like.device).repeat_interleave(repeat)  # (B,)
+    return values[:, None, None, None]  # (B, 1, 1, 1)
 
 
 @dataclass

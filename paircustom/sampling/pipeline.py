@@ -83,8 +83,7 @@ class StyleGuidedPipeline(LoadedStyles):
         ``variant`` ("fp16") picks weight files; ``vae`` (folder or hub id) replaces the VAE, e.g.
         "madebyollin/sdxl-vae-fp16-fix" for SDXL in fp16; ``controlnet`` (ControlNetModel, folder or hub id)
         adds a ControlNet.  ``device`` is checked before anything loads.  ``wrap(pipe, controlnet=...)`` makes
-        the wrapper (default: ``style_guided``, the class of the model's family, or this class if a subclass).
-        """
+        the wrapper (default: ``style_guided``, the class of the model's family, or this class if a subclass)."""
         check_path("model", model)
         device = check_device(device) if device else None
         pipe = load_pipeline(model, torch_dtype, variant=variant, vae=vae)
@@ -130,7 +129,8 @@ class StyleGuidedPipeline(LoadedStyles):
     ):
         """Generate; returns the wrapped pipeline's own output type (``.images``).
 
-        ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles.
+        ``styles``: {name: scale}, a list of names (each at ``style_scale``), or None for all loaded styles; a
+        scale may also be a list with one number per prompt (``sweep`` draws a grid row in one call so).
         Style terms act from ``style_start_fraction`` up to ``style_end`` (fractions of the steps; None: to the end).
         ``style_interval=k`` recomputes the style deltas e_i(c_i) − e0(c) every k style steps and reuses them
         in between (only the CFG rows are computed there); ``style_tolerance`` also recomputes them early when
@@ -150,6 +150,7 @@ class StyleGuidedPipeline(LoadedStyles):
         (Over 60 lines: diffusers' argument list, its documentation here, and calls written one argument a line.)
         """
         pipe, family = self.pipe, self.family
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         # 1. check inputs; the family's defaults
         schedule = dict(style_end=style_end, style_interval=style_interval, style_tolerance=style_tolerance)
         unet_only = dict(
@@ -176,6 +177,7 @@ class StyleGuidedPipeline(LoadedStyles):
             true_cfg_scale,
             dict(schedule, style_reuse=style_reuse),
             unet_only,
+            rows=len(prompts),
         )
         prompts = self._check_call(prompt, scales, base_adapter)
         check_texts("negative_prompt", negative_prompt)
@@ -250,6 +252,12 @@ class StyleGuidedPipeline(LoadedStyles):
     def _style_texts(self, texts: list[str] | None, name: str) -> list[str] | None:
         """The prompts c_i of style ``name``'s rows (Eq. 10): each text + the style's suffix."""
         return None if texts is None else [text + self.suffixes[name] for text in texts]
+
+    def sweep(self, prompt, styles: dict, seeds=(0,), lora_scales=None, cells_per_call: int | None = None, **kwargs):
+        """A strength sweep ({name: strengths}) or blend grid (2-3 styles) with labelled axes; see ``sweep``."""
+        from .sweep import sweep
+
+        return sweep(self, prompt, styles, seeds, lora_scales, cells_per_call, **kwargs)
 
     def lora_scale(self, prompt, style: str, scale: float = 1.0, **kwargs):
         """Baseline: base weights + scale·(style LoRA) with plain CFG, prompting with the style suffix."""

@@ -11,7 +11,7 @@ from ..config.checks import MAX_SCALE, check_number, check_sampling
 from ..config.generate import GENERATE
 from ..errors import UserError
 from ..models.family import Conditioning, Size
-from .guide import Guide
+from .guide import Guide, row_scales
 
 # What only the UNet families' call takes: the value that means "not used" (SD3 and Flux refuse any other).
 UNSUPPORTED = {
@@ -55,6 +55,7 @@ def checked_call(
     true_cfg_scale,
     schedule: dict,
     unet_only: dict,
+    rows: int | None = None,
 ):
     """Step 1 of ``StyleGuidedPipeline.__call__``: refuse what the family does not take (``unet_only``: the
     options only SD / SDXL take), fill in the family's defaults, check the numbers.  Returns (style scales,
@@ -67,7 +68,7 @@ def checked_call(
     guidance_scale = first(guidance_scale, family.default_guidance, GENERATE.guidance_scale)
     start = first(style_start_fraction, family.default_style_start_fraction, GENERATE.style_start_fraction)
     steps = first(steps, family.default_steps, GENERATE.num_inference_steps)
-    scales = guided._scales(styles, style_scale)
+    scales = guided._scales(styles, style_scale, rows)  # ``rows`` prompts: a scale may be one per prompt
     rescale, end = unet_only["guidance_rescale"], unet_only["denoising_end"]
     check_number("guidance_rescale", rescale, -MAX_SCALE, MAX_SCALE)  # numbers; their ranges below
     check_number("denoising_end", end, -MAX_SCALE, MAX_SCALE)
@@ -157,7 +158,7 @@ def guide_of(
     return Guide(
         cond_of,
         [base_adapter] * plain + list(scales),
-        list(scales.values()),
+        [row_scales(scale, num_images_per_prompt, blocks[0].hidden) for scale in scales.values()],
         cfg,
         plain=plain,
         guidance_rescale=guidance_rescale,

@@ -71,21 +71,32 @@ class LoadedStyles:
         self.denoiser.disable_lora()  # the wrapped pipeline, called directly, stays the base model
         return name
 
-    def _scales(self, styles, style_scale: float) -> dict[str, float]:
-        check_scales(styles)
+    def _scales(self, styles, style_scale: float, rows: int | None = None) -> dict[str, float | tuple[float, ...]]:
+        """{name: scale} of the styles that act; with ``rows`` (prompts) a scale may be a list, one per prompt."""
+        check_scales(styles, per_prompt=rows is not None)
         if styles is None:
             styles = list(self.suffixes)
         if not isinstance(styles, dict):
             styles = dict.fromkeys(styles, style_scale)
+        scales = {}
         for name, scale in styles.items():
             if name not in self.suffixes:
                 raise UserError(
                     f"no style named '{name}' is loaded (loaded: {', '.join(self.suffixes) or 'none'}); "
                     "call load_style first."
                 )
-            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-                raise UserError(f"the scale of style '{name}' is {scale!r}; give a finite number such as 3.")
-        return {name: float(scale) for name, scale in styles.items() if scale != 0}
+            many = isinstance(scale, (list, tuple))
+            if many and len(scale) != rows:
+                raise UserError(
+                    f"style '{name}' has {len(scale)} scales; give one number"
+                    + (f", or one per prompt ({rows})." if rows else " (this call takes one per style).")
+                )
+            values = [float(value) for value in scale] if many else [float(scale)]
+            if not all(map(math.isfinite, values)):
+                raise UserError(f"the scale of style '{name}' is {scale}; give a finite number such as 3.")
+            if any(values):  # a style at 0 everywhere drops out
+                scales[name] = tuple(values) if len(set(values)) > 1 else values[0]
+        return scales
 
     def _check_call(self, prompt, scales: dict[str, float], base_adapter: str | None) -> list[str]:
         """The prompts (text, none empty), each fitting every text encoder with each style's suffix (truncation

@@ -2,7 +2,8 @@
 
 Layout, top to bottom: the pair (upload or an example), subject and style words, Train; the live progress
 line, the latest preview and the trained file; style files to load; prompt, one slider per loaded style, and
-base | styled results.  All work goes through ``Studio``; its ``UserError`` sentences appear in the page.
+base | styled results; the blend view (``blend``: two styles' grid, one style's strength strip).  All work goes
+through ``Studio``; its ``UserError`` sentences appear in the page.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import gradio as gr
 
 from ..config.generate import GENERATE
 from ..errors import UserError
+from .blend import blend_view
 from .studio import Studio
 
 MAX_STYLES = 6  # sliders on the page; styles loaded beyond these stay at scale 0
@@ -85,6 +87,7 @@ def build(studio: Studio) -> gr.Blocks:
             base = gr.Image(label="base", format="png", interactive=False, height=200, elem_id="base")
             styled = gr.Image(label="styled", format="png", interactive=False, height=200, elem_id="styled")
             compare = gr.Image(label="base | styled", format="png", interactive=False, height=200, elem_id="compare")
+        blend_view(studio, prompt, seed, sample_steps)
         seen = gr.State((0, None, None))  # (styles with sliders, preview, trained file) the page shows
         timer = gr.Timer(1.0)
 
