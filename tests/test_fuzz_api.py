@@ -19,7 +19,7 @@ from paircustom.tiny.unet import build_tiny_pipeline
 from tests.conftest import write_pair
 
 FUZZ = settings(
-    max_examples=40,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     database=None,
