@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from paircustom.errors import UserError
-from paircustom.tiny import build_tiny_pipeline
+from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.ui.studio import Studio
 from tests.conftest import RESOLUTION
 from tests.test_layouts import kohya, with_text_encoder
