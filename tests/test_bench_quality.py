@@ -254,7 +254,7 @@ def test_scale_sweeps_are_command_line_flags(monkeypatch):
 
     seen = []
     monkeypatch.setattr(quality, "run", lambda config, log: seen.append(config))
-    quality.main(["--styles", "inverted", "--style-scales", "1,8", "--lora-scales", "2"])
+    quality.main(["--section", "new-words", "--styles", "inverted", "--style-scales", "1,8", "--lora-scales", "2"])
     assert (seen[0].style_scales, seen[0].lora_scales, seen[0].styles) == ((1.0, 8.0), (2.0,), ("inverted",))
-    quality.main([])
+    quality.main(["--section", "new-words"])
     assert (seen[1].style_scales, seen[1].lora_scales) == (QualityConfig.style_scales, QualityConfig.lora_scales)

@@ -422,5 +422,5 @@ def test_command_line_refuses_a_damaged_flux_folder_in_one_sentence_before_loadi
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1, f"exit {exit_info.value.code}, stderr {err}"
-    assert err[0].startswith("paircustom: error: ") and "incomplete or damaged" in err[0], err[0]
+    assert err[0].startswith("paircustom: error: ") and "lacks transformer/" in err[0], err[0]
     assert not list(tmp_path.glob("out*")), "nothing may be written"

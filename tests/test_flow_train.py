@@ -96,7 +96,9 @@ def test_train_and_generate_on_the_command_line(model, pair, tmp_path, capsys):
         ],
         capsys,
     )
-    assert code in (0, None) and out == [f"wrote {image}", f"wrote {image.with_name('cat-compare.png')}"], (out, err)
+    wrote = [f"wrote {image}", f"wrote {image.with_name('cat-compare.png')}"]
+    # without --model, one line first says which model the style file chose and why (docs/reliability.md)
+    assert code in (0, None) and out[0].startswith("model: ") and out[1:] == wrote, (out, err)
 
 
 @pytest.mark.parametrize(

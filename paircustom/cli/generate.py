@@ -82,7 +82,11 @@ def run_generate(args) -> None:
         state = PartialState(cpu=device == "cpu")
         state.wait_for_everyone()  # every process has checked the outputs before any is written
     recheck = lambda: [check_writable(path, args.overwrite) for path in written]  # under the lock
-    with OutputLock(written, recheck), threads_for(args.threads, config.model):
+    # one run, one lock: under several processes the main process holds it for all of them
+    lock = OutputLock(written, recheck) if state is None or state.is_main_process else nullcontext()
+    with lock, threads_for(args.threads, config.model):
+        if state is not None:
+            state.wait_for_everyone()  # the lock is held before any process writes
         _generate(args, config, device, styles, names, flow, control_image, work, paths, compares, state)
 
 

@@ -97,6 +97,7 @@ class OutputLock:
             _held[lock][1] += 1
             self.taken.append(lock)
             return
+        os.makedirs(os.path.dirname(lock) or ".", exist_ok=True)  # the outputs' folder, now that all is checked
         while True:
             handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
             try:

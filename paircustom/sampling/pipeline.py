@@ -32,7 +32,7 @@ import torch
 from ..adapters.layers import peft_routing
 from ..config.checks import MAX_SCALE, check_number
 from ..config.generate import GENERATE
-from ..config.validate import check_path, check_text, check_texts
+from ..config.validate import check_path, check_prompts, check_text, check_texts
 from ..distributed import check_device
 from ..errors import UserError
 from ..models.family import Size
@@ -150,7 +150,7 @@ class StyleGuidedPipeline(LoadedStyles):
         (Over 60 lines: diffusers' argument list, its documentation here, and calls written one argument a line.)
         """
         pipe, family = self.pipe, self.family
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = check_prompts(prompt)
         # 1. check inputs; the family's defaults
         schedule = dict(style_end=style_end, style_interval=style_interval, style_tolerance=style_tolerance)
         unet_only = dict(

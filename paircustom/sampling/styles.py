@@ -86,6 +86,8 @@ class LoadedStyles:
                     "call load_style first."
                 )
             many = isinstance(scale, (list, tuple))
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (scale if many else [scale])):
+                raise UserError(f"the scale of style '{name}' must be a number (got {scale!r}); e.g. 3.")
             if many and len(scale) != rows:
                 raise UserError(
                     f"style '{name}' has {len(scale)} scales; give one number"
