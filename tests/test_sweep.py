@@ -160,12 +160,15 @@ def test_cli_strength_sweep_writes_grid_animation_and_settings(model_dir, style_
     assert capsys.readouterr().out.count("wrote") == 3
     settings = json.loads((tmp_path / "sweep.json").read_text())
     assert settings["axes"][0]["values"] == [0.0, 3.0] and settings["lora_scales"] == [0.0, 1.0]
-    assert settings["styles"]["sd"]["file"] == str(style_files["sd"].resolve()) and settings["seeds"] == [0, 1]
+    assert settings["styles"]["sd"]["file"] == style_files["sd"].name  # names, not paths (docs/reliability.md)
+    assert settings["seeds"] == [0, 1]
     with Image.open(tmp_path / "sweep.gif") as gif:
         assert gif.n_frames == 2
     with Image.open(tmp_path / "sweep.png") as png:
         assert json.loads(png.text["sweep"])["axes"] == settings["axes"]
-        assert png.width > 3 * 128 and png.height > 2 * 2 * 128, "two panels of two rows of 128-pixel cells"
+        assert png.width > 2 * 128 and png.height > 2 * 2 * 128, (
+            "two strengths; two panels of two rows of 128-pixel cells"
+        )
 
 
 BAD = {

@@ -94,7 +94,7 @@ def test_files_from_other_tools_need_a_suffix_and_their_text_encoder_is_noted(st
 def test_ui_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     import sys
 
-    from paircustom.cli import main
+    from paircustom.cli.main import main
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
     with pytest.raises(SystemExit) as refused:

@@ -122,7 +122,7 @@ def open_pipeline(args, config: GenerateConfig, device: str, styles, names):
     )
     pipe.pipe.set_progress_bar_config(disable=args.quiet or not distributed.is_main())
     scales = {pipe.load_style(path, name=name, suffix=args.suffix): scale for (path, scale), name in zip(styles, names)}
-    records = [file_record(path, args.record_paths) for path, _ in styles]
+    records = [file_record(path, getattr(args, "record_paths", False)) for path, _ in styles]
     files = {name: {**record, "scale": scale} for (_, scale), name, record in zip(styles, names, records)}
     return pipe, scales, files
 

@@ -93,7 +93,9 @@ def check_training_numbers(config) -> None:
     check_number(arg("alpha"), config.alpha, 1e-6, 1e4, hint="; omit it to use the rank")
     check_number(arg("learning_rate"), config.learning_rate, 0, 1, hint="; the paper uses 1e-5")
     if config.style_word_lr is not None:
-        check_number(arg("style_word_lr"), config.style_word_lr, 0, 1, hint="; omit it to use --lr")
+        check_number(
+            "the style word learning rate (--style-word-lr)", config.style_word_lr, 0, 1, hint="; omit it to use --lr"
+        )
     check_number(arg("weight_decay"), config.weight_decay, 0, 1, hint="; omit it for the default")
     for name, high in (
         ("content_rank", 100_000),

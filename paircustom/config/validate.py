@@ -61,8 +61,8 @@ def arg(name: str) -> str:
 
 
 def show(value, width: int = 60) -> str:
-    """A value as it appears in a refusal: repr, shortened, control characters escaped."""
-    text = repr(value)
+    """A value as it appears in a refusal: repr on one line (an array's rows joined), shortened."""
+    text = " ".join(repr(value).split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
