@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .styles import Style, _edges
+from .styles import Style, _edges, pixelate
 from .world import COLOURS, SIZE
 
 
@@ -48,14 +48,6 @@ def outline(image: np.ndarray, width: int, colour: str) -> np.ndarray:
     """Every colour edge (largest-channel |dx| + |dy| above 60) drawn ``width`` pixels wide in ``colour``."""
     mask = _dilate(_edges(image) > 60, width)  # (H, W)
     return np.where(mask[..., None], np.asarray(COLOURS[colour], np.uint8), image)
-
-
-def blocks(image: np.ndarray, block: int) -> np.ndarray:
-    """Each ``block`` x ``block`` tile replaced by its mean colour."""
-    h, w, c = image.shape
-    tiles = image.reshape(h // block, block, w // block, block, c).astype(np.float32)
-    means = np.rint(tiles.mean(axis=(1, 3))).astype(np.uint8)  # (H / block, W / block, 3)
-    return np.repeat(np.repeat(means, block, axis=0), block, axis=1)
 
 
 def quantize(image: np.ndarray, levels: int) -> np.ndarray:
@@ -129,7 +121,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("tinted", tint, (("colour", _HUES),)),
     Family("outlined", outline, (("width", (("thin", 2), ("thick", 4))), ("colour", (("black", "black"),
                                                                                       ("white", "white"))))),
-    Family("blocky", blocks, (("block", (("fine", 4), ("medium", 8), ("coarse", 16))),)),
+    Family("blocky", pixelate, (("block", (("fine", 4), ("medium", 8), ("coarse", 16))),)),
     Family("quantized", quantize, (("levels", (("two", 2), ("three", 3), ("four", 4))),)),
     Family("banded", bands, (("period", (("thin", 12), ("thick", 24))),
                              ("angle", (("horizontal", "horizontal"), ("vertical", "vertical"),

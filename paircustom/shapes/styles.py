@@ -55,12 +55,12 @@ def posterize(image: np.ndarray) -> np.ndarray:
     return np.where(image >= 128, 255, 0).astype(np.uint8)
 
 
-def pixelate(image: np.ndarray) -> np.ndarray:
-    """Each 16x16 block replaced by its mean colour."""
+def pixelate(image: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """Each ``block`` x ``block`` tile (16 by default) replaced by its mean colour."""
     h, w, c = image.shape
-    blocks = image.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, c).astype(np.float32)
-    means = np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)  # (H / 16, W / 16, 3)
-    return np.repeat(np.repeat(means, BLOCK, axis=0), BLOCK, axis=1)
+    tiles = image.reshape(h // block, block, w // block, block, c).astype(np.float32)
+    means = np.rint(tiles.mean(axis=(1, 3))).astype(np.uint8)  # (H / block, W / block, 3)
+    return np.repeat(np.repeat(means, block, axis=0), block, axis=1)
 
 
 def line_sketch(image: np.ndarray) -> np.ndarray:
