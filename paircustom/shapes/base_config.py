@@ -43,6 +43,7 @@ class BaseTrainConfig:
     filler_share: float = 0.3  # of the pool's captions, with a FILLER_WORDS word where pair training puts V*
     family_share: float = 0.0  # of the pool's unstyled scenes, drawn as a random member of a style family
     member_caption_share: float = 0.5  # of those, captioned with the member's words, the rest with the family word
+    family_focus: str = ""  # comma-separated families drawn 3x as often as the others (e.g. those not yet learned)
     unet_batch: int = 128
     unet_lr: float = 6e-4  # UNet and text encoder
     warmup_steps: int = 100

@@ -317,7 +317,7 @@ def main(argv=None) -> None:
         value, flag = getattr(defaults, field.name), f"--{field.name.replace('_', '-')}"
         if isinstance(value, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        elif isinstance(value, (int, float)):
+        elif isinstance(value, (int, float, str)):
             parser.add_argument(flag, type=type(value), default=value)
         elif isinstance(value, tuple):  # channel widths, e.g. --unet-channels 32,64,128
             parser.add_argument(flag, type=lambda text: tuple(int(v) for v in text.split(",")), default=value,
