@@ -1,6 +1,6 @@
 """Is style guidance a smoother strength knob than LoRA scale, and do blended styles land between? (issue 32)
 
-    python -m paircustom.bench.smoothness [--steps 20] [--prompts 4] [--seeds 0 1] [--work DIR]
+    python -m paircustom.bench.smoothness [--steps 20] [--prompts 4] [--seeds 0 1] [--threads 1] [--work DIR]
                                           [--out benchmarks/results] [--pictures docs]
 
 On the embedded shapes model, each example style is trained from its bundled pair as ``paircustom demo`` does
@@ -182,12 +182,12 @@ def report(config: SmoothnessConfig, rows: list[dict], blend: list[dict], second
         "# Smoothness of style guidance vs LoRA scale (issue 32)",
         "",
         f"    python -m paircustom.bench.smoothness --steps {config.steps} --prompts {config.prompts} "
-        f"--seeds {' '.join(map(str, config.seeds))}",
+        f"--seeds {' '.join(map(str, config.seeds))} --threads {config.threads}",
         "",
         f"Shapes model, styles trained from the bundled pairs as `paircustom demo` does; {config.prompts} held-out "
         f"captions x {len(config.seeds)} seeds, {config.steps} DDIM steps, {k} strengths per sweep, same noise "
         f"for every strength and method; LoRA range calibrated to style guidance's visible change "
-        f"(see `paircustom/bench/smoothness.py`). {seconds / 60:.1f} CPU minutes.",
+        f"(see `paircustom/bench/smoothness.py`). {seconds / 60:.1f} minutes wall clock, training included.",
         "",
         f"## Strength sweeps (largest step: 1/(k-1) = {1 / (k - 1):.2f} is perfectly even)",
         "",
@@ -258,6 +258,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--prompts", type=int, default=defaults.prompts)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds))
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
     parser.add_argument("--work", default=None, help="folder of the trained style files (reused when present)")
     parser.add_argument("--out", default=defaults.out)
     parser.add_argument("--pictures", default=None, help="also write the docs pictures into this folder")
@@ -268,6 +269,7 @@ def main(argv=None) -> None:
                 steps=args.steps,
                 prompts=args.prompts,
                 seeds=tuple(args.seeds),
+                threads=args.threads,
                 work=args.work,
                 out=args.out,
                 pictures=args.pictures,
