@@ -21,11 +21,13 @@ sample, with d the RMS pixel distance (0-255) and x_0 .. x_{k-1} the images alon
                    strength-0 image reads; styles whose output the analyzer can read, as in ``quality``)
 
 All three are means over samples.  2-D: a blend grid of two styles at (λ_a, λ_b) in {0, λ/2, λ}², from the base
-image x = (0, 0) and the single styles A = (λ, 0), B = (0, λ); each blended cell's mean absolute pixel error
-(0-255) to the ground truth compositions f_b(f_a(x)) and f_a(f_b(x)), to the pixel mix (f_a(x) + f_b(x)) / 2 and to
-A and B, and where it lies against the segment A -> B: t (its projection, 0 at A, 1 at B) and its distance from
-the segment as a share of d(A, B).  Writes ``smoothness.md`` and ``smoothness.json`` under ``--out``; with
-``--pictures``, the docs' strength sweep (style guidance above LoRA scale) and blend grid.
+image x = (0, 0) and the single styles A = (λ, 0), B = (0, λ); each cell's mean absolute pixel error (0-255) to
+the single styles' ground truths f_a(x) and f_b(x), to the compositions f_b(f_a(x)) and f_a(f_b(x)), to the pixel
+mix (f_a(x) + f_b(x)) / 2 and to A and B, and where it lies against the segment A -> B: t (its projection, 0 at A,
+1 at B) and its distance from the segment as a share of d(A, B).  The base, A and B rows come first: how far the
+single styles themselves are from their ground truths, against which the blended cells are read.  Writes
+``smoothness.md`` and ``smoothness.json`` under ``--out``; with ``--pictures``, the docs' strength sweep (style
+guidance above LoRA scale) and blend grid.
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ def two_styles(sweeps: Sweeps, a: str, b: str) -> list[dict]:
     f_a, f_b = STYLES[a].apply, STYLES[b].apply
     x_a, x_b = np.stack([f_a(x) for x in base]), np.stack([f_b(x) for x in base])
     targets = {
+        "f_a(x)": x_a,
+        "f_b(x)": x_b,
         "f_b(f_a(x))": np.stack([f_b(x) for x in x_a]),
         "f_a(f_b(x))": np.stack([f_a(x) for x in x_b]),
         "pixel mix": (x_a.astype(np.float32) + x_b) / 2,
@@ -206,8 +210,9 @@ def report(config: SmoothnessConfig, rows: list[dict], blend: list[dict], second
         f"## Blend grid: a = {a}, b = {b}, cells (λ_a, λ_b); A = ({config.blend_scale:g}, 0), "
         f"B = (0, {config.blend_scale:g})",
         "",
-        "Mean absolute pixel error (0-255) of each blended cell to the ground truths and to A and B; t: its "
-        "projection on A -> B (0 at A, 1 at B); off: its distance from that segment as a share of d(A, B).",
+        "Mean absolute pixel error (0-255) of each cell to the ground truths (x: the base image of the same seed) "
+        "and to A and B; t: its projection on A -> B (0 at A, 1 at B); off: its distance from that segment as a "
+        "share of d(A, B). The base, A and B rows are the references.",
         "",
         "| cell | " + " | ".join(keys) + " | t | off |",
         "|---" * (len(keys) + 3) + "|",
