@@ -191,7 +191,8 @@ def report(config: SmoothnessConfig, rows: list[dict], blend: list[dict], second
         f"Shapes model, styles trained from the bundled pairs as `paircustom demo` does; {config.prompts} held-out "
         f"captions x {len(config.seeds)} seeds, {config.steps} DDIM steps, {k} strengths per sweep, same noise "
         f"for every strength and method; LoRA range calibrated to style guidance's visible change "
-        f"(see `paircustom/bench/smoothness.py`). {seconds / 60:.1f} minutes wall clock, training included.",
+        f"(see `paircustom/bench/smoothness.py`). {seconds / 60:.1f} minutes wall clock, training the styles "
+        "included unless `--work` held them.",
         "",
         f"## Strength sweeps (largest step: 1/(k-1) = {1 / (k - 1):.2f} is perfectly even)",
         "",
