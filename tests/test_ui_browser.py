@@ -1,6 +1,6 @@
 """``paircustom ui`` end to end in headless Chromium: a bad click, the bundled pair uploaded, a few training
-steps with live progress, a generation, a blend grid and strength strip, and the page read back (result size,
-loss readout, a screenshot).
+steps with live progress, a generation, and the page read back (result size, loss readout, a screenshot); and,
+on a tiny model, the blend view: two style files loaded, the blend grid and strength strip drawn and read back.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``ui`` extra (gradio, selenium).  In CI
 (``CI`` set) their absence fails the test; elsewhere it skips, saying what to install.
@@ -67,7 +67,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve(tmp_path, port):
+def _serve(tmp_path, port, *options):
     (tmp_path / "server-tmp").mkdir()
     env = {
         **os.environ,
@@ -79,7 +79,7 @@ def _serve(tmp_path, port):
     }
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "paircustom", "ui", "--port", str(port), "--workdir", str(tmp_path / "work")],
+        [sys.executable, "-m", "paircustom", "ui", "--port", str(port), "--workdir", str(tmp_path / "work"), *options],
         cwd=tmp_path,
         env=env,
         stdout=log,
@@ -117,38 +117,6 @@ def _upload(driver, element_id, path: Path):
     field = driver.find_element(By.CSS_SELECTOR, f"#{element_id} input[type=file]")
     driver.execute_script("arguments[0].style.display = 'block';", field)  # Gradio hides it behind a drop zone
     field.send_keys(str(path))
-
-
-def _blend_in_the_browser(driver, tmp_path, size):
-    """The blend view: the trained file loaded a second time (two styles), then the blend grid and the strip."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    _upload(driver, "style-file", next((tmp_path / "work").glob("*.safetensors")))
-    driver.find_element(By.ID, "load").click()
-    WebDriverWait(driver, 60).until(
-        lambda d: "loaded '" in _text(d, "message"), message="the second style did not load"
-    )
-    chosen = "return document.querySelector('#blend-b input').value;"
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script(chosen).endswith("-2"), message="style B is not set")
-    for button, output, cells in (("blend", "blend-grid", 3), ("strip", "strip-image", 5)):
-        driver.find_element(By.ID, button).click()
-        image = WebDriverWait(driver, 180).until(
-            lambda d, output=output: next(
-                (
-                    img
-                    for img in d.find_elements(By.CSS_SELECTOR, f"#{output} img")
-                    if d.execute_script(size, img)[0] > 0
-                ),
-                None,
-            ),
-            message=f"no {output} appeared",
-        )
-        width, height = driver.execute_script(size, image)
-        assert width > cells * 128 and height > 128, (
-            f"the {output} is {width}x{height}, not {cells} labelled cells wide"
-        )
-        assert not _text(driver, "blend-message").startswith("paircustom: error"), _text(driver, "blend-message")
 
 
 def test_train_and_generate_in_the_browser(tmp_path):
@@ -201,7 +169,6 @@ def test_train_and_generate_in_the_browser(tmp_path):
             By.CSS_SELECTOR, "#compare img"
         )
         assert not _text(driver, "message").startswith("paircustom: error"), _text(driver, "message")
-        _blend_in_the_browser(driver, tmp_path, size)
         driver.save_screenshot(str(tmp_path / "ui.png"))
         assert (tmp_path / "ui.png").stat().st_size > 10_000, "the screenshot is (nearly) empty"
         print(f"browser test: {time.monotonic() - start:.0f} s after the page came up")
@@ -210,3 +177,114 @@ def test_train_and_generate_in_the_browser(tmp_path):
         server.terminate()
         server.wait(30)
     assert list((tmp_path / "work").glob("*.safetensors")), "no style file was trained"
+
+
+def _page_image(driver, element_id, size, timeout=180):
+    """The PIL image an output of the page shows, once it has one (its file fetched from the server)."""
+    import base64
+    import io
+
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    image = WebDriverWait(driver, timeout).until(
+        lambda d: next(
+            (img for img in d.find_elements(By.CSS_SELECTOR, f"#{element_id} img") if d.execute_script(size, img)[0]),
+            None,
+        ),
+        message=f"no image appeared in #{element_id}",
+    )
+    source = image.get_attribute("src")
+    if source.startswith("data:"):
+        data = base64.b64decode(source.split(",", 1)[1])
+    else:
+        data = urllib.request.urlopen(source, timeout=30).read()
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny SD model saved to disk (32-pixel images, grids enlarge them to 128) and two style files for it."""
+    import json
+
+    from PIL import Image
+
+    from paircustom.tiny.unet import build_tiny_pipeline
+    from paircustom.training.trainer import train_pair
+    from tests.conftest import quick_config, write_pair
+    from tests.test_ui_studio import TINY_DEFAULTS
+
+    folder = tmp_path_factory.mktemp("blend-ui")
+    build_tiny_pipeline("sd").save_pretrained(folder / "tiny")
+    (folder / "tiny" / "paircustom.json").write_text(json.dumps({"train_defaults": TINY_DEFAULTS}))
+    content, inverted = write_pair(folder / "pair")
+    grey = folder / "pair" / "grey.png"
+    Image.open(content).convert("L").convert("RGB").save(grey)  # a second style: greyscale
+    files = []
+    for name, style in (("inverted", inverted), ("grey", grey)):
+        files.append(
+            Path(train_pair(quick_config(content, style, folder / f"{name}.safetensors"), build_tiny_pipeline("sd")))
+        )
+    return folder / "tiny", files
+
+
+def test_blend_view_in_the_browser(tmp_path, tiny_model):
+    """Two style files loaded through the page; the blend grid and A's strip drawn, read back from the page and
+    compared with the same grids drawn here (``ui.blend``); the labels are part of the compared pixels."""
+    import numpy as np
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from paircustom.config.generate import GENERATE
+    from paircustom.ui.blend import blend_grid, strength_strip
+    from paircustom.ui.studio import Studio
+
+    model, files = tiny_model
+    driver = _browser(tmp_path)
+    port = _free_port()
+    server = _serve(tmp_path, port, "--model", str(model), "--device", "cpu")
+    prompt, steps, size = "a photo of a dog", 5, "return [arguments[0].naturalWidth, arguments[0].naturalHeight];"
+    try:
+        driver.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "blend"))
+        for file in files:
+            _upload(driver, "style-file", file)
+            driver.find_element(By.ID, "load").click()
+            WebDriverWait(driver, 60).until(
+                lambda d, file=file: f"loaded '{file.stem}'" in _text(d, "message"), message=f"{file.name} not loaded"
+            )
+            driver.find_element(By.CSS_SELECTOR, "#style-file button[aria-label='Clear']").click()  # room for the next
+        chosen = "return document.querySelector('#blend-b input').value;"
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script(chosen) == "grey", message="style B is not set")
+        _type(driver, "prompt", prompt)
+        _type(driver, "sample-steps", str(steps))
+        driver.find_element(By.ID, "blend").click()
+        grid = _page_image(driver, "blend-grid", size)
+        driver.find_element(By.ID, "strip").click()
+        strip = _page_image(driver, "strip-image", size)
+        assert not _text(driver, "blend-message"), _text(driver, "blend-message")
+        driver.execute_script("arguments[0].scrollIntoView();", driver.find_element(By.ID, "blend-grid"))
+        driver.save_screenshot(str(tmp_path / "blend.png"))
+        assert (tmp_path / "blend.png").stat().st_size > 10_000, "the screenshot is (nearly) empty"
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait(30)
+
+    cell = 128  # the tiny model's 32 pixels, enlarged
+    assert 3 * cell < grid.width < 4 * cell and 3 * cell < grid.height < 4 * cell, f"grid {grid.size}: not 3x3 cells"
+    assert 5 * cell < strip.width < 6 * cell and cell < strip.height < 2 * cell, f"strip {strip.size}: not 5 cells"
+    studio = Studio(str(model), tmp_path / "here", device="cpu")
+    a, b = (studio.load(file) for file in files)
+    scale = GENERATE.style_scale  # the sliders' starting value
+    expected = {
+        "grid": (grid, blend_grid(studio, prompt, a, b, scale, scale, 0, steps)),
+        "strip": (strip, strength_strip(studio, prompt, a, scale, 0, steps)),
+    }
+    for name, (shown, drawn) in expected.items():
+        assert shown.size == drawn.size, f"the page's {name} is {shown.size}, drawn here {drawn.size}"
+        difference = np.abs(np.asarray(shown, np.int16) - np.asarray(drawn, np.int16))
+        assert difference.max() <= 8 and difference.mean() < 0.5, (
+            f"the page's {name} differs from the one drawn here: max {difference.max()}, mean {difference.mean():.3f}"
+        )

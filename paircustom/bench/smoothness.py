@@ -1,6 +1,6 @@
 """Is style guidance a smoother strength knob than LoRA scale, and do blended styles land between? (issue 32)
 
-    python -m paircustom.bench.smoothness [--steps 20] [--prompts 4] [--seeds 0 1] [--work DIR]
+    python -m paircustom.bench.smoothness [--steps 20] [--prompts 4] [--seeds 0 1] [--threads 1] [--work DIR]
                                           [--out benchmarks/results] [--pictures docs]
 
 On the embedded shapes model, each example style is trained from its bundled pair as ``paircustom demo`` does
@@ -21,11 +21,13 @@ sample, with d the RMS pixel distance (0-255) and x_0 .. x_{k-1} the images alon
                    strength-0 image reads; styles whose output the analyzer can read, as in ``quality``)
 
 All three are means over samples.  2-D: a blend grid of two styles at (λ_a, λ_b) in {0, λ/2, λ}², from the base
-image x = (0, 0) and the single styles A = (λ, 0), B = (0, λ); each blended cell's mean absolute pixel error
-(0-255) to the ground truth compositions f_b(f_a(x)) and f_a(f_b(x)), to the pixel mix (f_a(x) + f_b(x)) / 2 and to
-A and B, and where it lies against the segment A -> B: t (its projection, 0 at A, 1 at B) and its distance from
-the segment as a share of d(A, B).  Writes ``smoothness.md`` and ``smoothness.json`` under ``--out``; with
-``--pictures``, the docs' strength sweep (style guidance above LoRA scale) and blend grid.
+image x = (0, 0) and the single styles A = (λ, 0), B = (0, λ); each cell's mean absolute pixel error (0-255) to
+the single styles' ground truths f_a(x) and f_b(x), to the compositions f_b(f_a(x)) and f_a(f_b(x)), to the pixel
+mix (f_a(x) + f_b(x)) / 2 and to A and B, and where it lies against the segment A -> B: t (its projection, 0 at A,
+1 at B) and its distance from the segment as a share of d(A, B).  The base, A and B rows come first: how far the
+single styles themselves are from their ground truths, against which the blended cells are read.  Writes
+``smoothness.md`` and ``smoothness.json`` under ``--out``; with ``--pictures``, the docs' strength sweep (style
+guidance above LoRA scale) and blend grid.
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ def two_styles(sweeps: Sweeps, a: str, b: str) -> list[dict]:
     f_a, f_b = STYLES[a].apply, STYLES[b].apply
     x_a, x_b = np.stack([f_a(x) for x in base]), np.stack([f_b(x) for x in base])
     targets = {
+        "f_a(x)": x_a,
+        "f_b(x)": x_b,
         "f_b(f_a(x))": np.stack([f_b(x) for x in x_a]),
         "f_a(f_b(x))": np.stack([f_a(x) for x in x_b]),
         "pixel mix": (x_a.astype(np.float32) + x_b) / 2,
@@ -182,12 +186,13 @@ def report(config: SmoothnessConfig, rows: list[dict], blend: list[dict], second
         "# Smoothness of style guidance vs LoRA scale (issue 32)",
         "",
         f"    python -m paircustom.bench.smoothness --steps {config.steps} --prompts {config.prompts} "
-        f"--seeds {' '.join(map(str, config.seeds))}",
+        f"--seeds {' '.join(map(str, config.seeds))} --threads {config.threads}",
         "",
         f"Shapes model, styles trained from the bundled pairs as `paircustom demo` does; {config.prompts} held-out "
         f"captions x {len(config.seeds)} seeds, {config.steps} DDIM steps, {k} strengths per sweep, same noise "
         f"for every strength and method; LoRA range calibrated to style guidance's visible change "
-        f"(see `paircustom/bench/smoothness.py`). {seconds / 60:.1f} CPU minutes.",
+        f"(see `paircustom/bench/smoothness.py`). {seconds / 60:.1f} minutes wall clock, training the styles "
+        "included unless `--work` held them.",
         "",
         f"## Strength sweeps (largest step: 1/(k-1) = {1 / (k - 1):.2f} is perfectly even)",
         "",
@@ -206,8 +211,9 @@ def report(config: SmoothnessConfig, rows: list[dict], blend: list[dict], second
         f"## Blend grid: a = {a}, b = {b}, cells (λ_a, λ_b); A = ({config.blend_scale:g}, 0), "
         f"B = (0, {config.blend_scale:g})",
         "",
-        "Mean absolute pixel error (0-255) of each blended cell to the ground truths and to A and B; t: its "
-        "projection on A -> B (0 at A, 1 at B); off: its distance from that segment as a share of d(A, B).",
+        "Mean absolute pixel error (0-255) of each cell to the ground truths (x: the base image of the same seed) "
+        "and to A and B; t: its projection on A -> B (0 at A, 1 at B); off: its distance from that segment as a "
+        "share of d(A, B). The base, A and B rows are the references.",
         "",
         "| cell | " + " | ".join(keys) + " | t | off |",
         "|---" * (len(keys) + 3) + "|",
@@ -258,6 +264,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--prompts", type=int, default=defaults.prompts)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds))
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
     parser.add_argument("--work", default=None, help="folder of the trained style files (reused when present)")
     parser.add_argument("--out", default=defaults.out)
     parser.add_argument("--pictures", default=None, help="also write the docs pictures into this folder")
@@ -268,6 +275,7 @@ def main(argv=None) -> None:
                 steps=args.steps,
                 prompts=args.prompts,
                 seeds=tuple(args.seeds),
+                threads=args.threads,
                 work=args.work,
                 out=args.out,
                 pictures=args.pictures,

@@ -39,12 +39,11 @@ def path_metrics(path: np.ndarray, readable: bool) -> dict:
 
 
 def blend_metrics(cells: dict, targets: dict) -> list[dict]:
-    """Each blended cell (λ_a, λ_b > 0) against the ground truths and the segment from A to B."""
+    """Each cell (the base image, the single styles A and B, then the blended ones) against the ground truths and
+    the segment from A to B; the first three rows are the references the blended cells are read against."""
     a, b = cells["A"], cells["B"]
     rows = []
     for name, x in cells.items():
-        if name in ("A", "B", "base"):
-            continue
         ab = b - a
         t = ((x - a) * ab).sum(axis=(-3, -2, -1)) / np.maximum((ab**2).sum(axis=(-3, -2, -1)), 1e-6)  # (N,)
         off = rms(x, a + np.clip(t, 0, 1)[:, None, None, None] * ab) / np.maximum(rms(a, b), 1e-6)
