@@ -31,8 +31,10 @@ def test_the_docs_snippet_gives_the_image_of_our_pipeline_without_style(tmp_path
         exec(compile(ours, "docs/diffusers.md (paircustom)", "exec"), {})
     finally:
         torch.set_num_threads(threads)
-    a, b = (np.asarray(Image.open(tmp_path / name), dtype=np.int16) for name in ("red-circle.png",
-                                                                                 "red-circle-paircustom.png"))
+    a, b = (
+        np.asarray(Image.open(tmp_path / name), dtype=np.int16)
+        for name in ("red-circle.png", "red-circle-paircustom.png")
+    )
     assert a.shape == (64, 64, 3), a.shape
     assert a.std() > 5, "the plain-diffusers image is flat: the model did not draw"
     difference = np.abs(a - b).max()

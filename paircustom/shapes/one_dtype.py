@@ -43,7 +43,7 @@ def load_in_one_dtype(folder: str | Path) -> list[Path]:
             continue
         config.update(dict.fromkeys(present, DEFAULT_DTYPE))
         text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-        atomic_write(path, lambda temp: Path(temp).write_text(text))
+        atomic_write(path, lambda temp, text=text: Path(temp).write_text(text))
         changed.append(path)
     return changed
 
