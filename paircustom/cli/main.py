@@ -28,6 +28,7 @@ from ..config.checks import check_folder_writable
 from ..config.options import add_options, from_args
 from ..config.train import TrainConfig
 from ..errors import PairCustomWarning, UserError
+from . import interrupt
 from .generate import generate_parser, run_generate
 from .stylize import run_stylize, stylize_parser
 
@@ -139,7 +140,10 @@ def run_train(args) -> None:
     has small, fast ones), else the paper's."""
     from ..training.trainer import train_pair
 
-    path = train_pair(train_config_of(args))
+    def note_step(trainer):
+        interrupt.note_training_step(trainer.step, trainer.config.max_steps, trainer.config.checkpoint_every)
+
+    path = train_pair(train_config_of(args), on_step=note_step)
     if distributed.is_main():
         print(f"wrote {path}")
 
@@ -235,6 +239,12 @@ def _loading_bars(enabled: bool):
 
 
 def main(argv: list[str] | None = None) -> int:
+    with interrupt.handling():  # Ctrl-C: exit 130 with one line, whatever is running
+        _run(argv)
+    return 0
+
+
+def _run(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     distributed.die_with_launcher()
@@ -263,6 +273,3 @@ def main(argv: list[str] | None = None) -> int:
         if distributed.prints_errors():  # one line, always; under N processes from the first of each machine
             print(f"paircustom: error: {' '.join(str(error).split())}", file=sys.stderr)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    return 0
