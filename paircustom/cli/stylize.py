@@ -28,9 +28,14 @@ STYLIZE_CALL = (
 def stylize_parser(sub) -> None:
     p = sub.add_parser("stylize", help="apply learned styles to an existing image", description=run_stylize.__doc__)
     p.add_argument("image", help="the image to stylise (PNG/JPEG)")
-    p.add_argument("--prompt", help="what the image shows (default: the first style file's content prompt)")
+    p.add_argument(
+        "--prompt",
+        help="what the image shows (default: on the embedded shapes model, the scene the image shows, read by its "
+        "analyzer; else the first style file's content prompt)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sdedit noise (default: %(default)s)")
     p.add_argument("--output", "-o", default="stylized.png", help="image file (default: %(default)s)")
+    p.add_argument("--compare", action="store_true", help="also write <output>-compare.png: input | stylised, labelled")
     inputs(p, STYLIZE_OPTIONS)
 
 
@@ -38,7 +43,7 @@ def run_stylize(args) -> None:
     """Stylise an image with style guidance: 'sdedit' noises it to --strength and denoises; 'inversion' inverts it
     by deterministic DDIM under the prompt first, which keeps the layout better. The image is resized and
     centre-cropped as in training."""
-    from ..files.images import check_writable, open_rgb, save_image
+    from ..files.images import check_writable, grid, open_rgb, save_image
     from ..models.plan import check_generation
     from ..sampling.stylize import check_stylize
 
@@ -52,9 +57,7 @@ def run_stylize(args) -> None:
     )
     image = open_rgb(args.image, "image")
     control_image = read_control(args, config)
-    prompt = args.prompt if args.prompt is not None else metadata[0].content_prompt if metadata[0] else None
-    if prompt is None:
-        raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
+    prompt = args.prompt if args.prompt is not None else default_prompt(image, config.model, styles, metadata)
     plan = check_generation(
         config.model,
         [prompt],
@@ -74,6 +77,9 @@ def run_stylize(args) -> None:
             "stylising an existing image is not supported for SD3 and Flux models yet; use 'paircustom generate'."
         )
     output = check_writable(args.output, args.overwrite)
+    compare = output.with_name(f"{output.stem}-compare{output.suffix}")
+    if args.compare:
+        check_writable(compare, args.overwrite)  # refused before any work
     pipe, scales, files = open_pipeline(args, config, config.device, styles, names)
     styled = pipe.stylize(
         image,
@@ -85,6 +91,36 @@ def run_stylize(args) -> None:
     ).images[0]
     text = _png_text(args, config, prompt, files)
     print(f"wrote {save_image(styled, output, args.overwrite, text=text)}")
+    if args.compare:
+        sheet = grid([[_as_stylised(image, styled.size), styled]], labels=["input", "stylised"])
+        print(f"wrote {save_image(sheet, compare, args.overwrite, text={**text, 'layout': 'input | stylised'})}")
+
+
+def default_prompt(image, model: str, styles, metadata) -> str:
+    """The prompt when --prompt is not given, said in one line: on the shapes model the caption the analyzer reads
+    from the image; else the first style file's content prompt (its training prompt, which may name other things
+    than the image shows)."""
+    from ..config.model_names import resolve_model
+    from ..shapes.caption import caption_of, is_shapes_model
+
+    caption = caption_of(image) if is_shapes_model(resolve_model(model)[1]) else None
+    if caption is not None:
+        print(f'prompt: "{caption}" (read from the image; give --prompt to describe it otherwise)')
+        return caption
+    if metadata[0] is None or not metadata[0].content_prompt:
+        raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
+    print(
+        f'prompt: "{metadata[0].content_prompt}" (the style\'s training prompt; give --prompt saying what the image '
+        "shows to keep its objects)"
+    )
+    return metadata[0].content_prompt
+
+
+def _as_stylised(image, size: tuple[int, int]):
+    """The input as stylising sees it: its centre square at the stylised image's size."""
+    from PIL import Image, ImageOps
+
+    return ImageOps.fit(image, size, Image.Resampling.BICUBIC)
 
 
 def _png_text(args, config, prompt: str, files) -> dict[str, str]:
