@@ -116,6 +116,8 @@ def check_run_inputs(config, processes: int = 1) -> Path | None:
             remove_stale_temp_files(written)
         for _, stale in numbered_checkpoints(path, temporary=True):
             stale.unlink(missing_ok=True)
+    if config.resume and not resuming:
+        warnings.warn(f"--resume found no checkpoint '{path}'; training from step 0.", PairCustomWarning, stacklevel=2)
     return path if resuming else None
 
 
