@@ -205,7 +205,7 @@ CASES = {
     **numbers(train, "--resolution", "resolution", out_of_range=("100000",)),
     "train resolution 12": (train("--resolution", "12"), None, "multiple of 8"),
     "train resolution 0": (train("--resolution", "0"), None, "multiple of 8"),
-    "train steps 0": (train("--steps", "0"), None, "max_steps must"),
+    "train steps 0": (train("--steps", "0"), None, "training steps (--steps, max_steps) must be at least 1"),
     "train style start past end": (train("--style-start-step", "10"), None, "style_start_step (10)"),
     "train style start -1": (train("--style-start-step=-1"), None, "style_start_step (-1)"),
     "train accumulation 0": (train("--accumulation", "0"), None, "gradient_accumulation must"),
@@ -466,7 +466,7 @@ CASES = {
         "/nonexistent/model",
     ),
     "generate unknown family": (generate(style=BAD), bad_style("family", family="kandinsky"), "unknown model family"),
-    "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), "trained on a sdxl model"),
+    "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), "trained on an SDXL model"),
     "generate damaged metadata": (
         generate(style=BAD),
         bad_style("json", metadata={"paircustom": "{oops"}),
