@@ -29,6 +29,7 @@ from ..config.options import add_options, from_args
 from ..config.train import TrainConfig
 from ..errors import PairCustomWarning, UserError
 from . import interrupt
+from .examples import EXAMPLES
 from .generate import generate_parser, run_generate
 from .stylize import run_stylize, stylize_parser
 
@@ -37,7 +38,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="learn a style from a content/style image pair", description=run_train.__doc__)
+    p = sub.add_parser(
+        "train",
+        help="learn a style from a content/style image pair",
+        description=run_train.__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("content_image", nargs="?", help="photo of the subject (PNG/JPEG); or give pairs with --pair")
     p.add_argument("style_image", nargs="?", help="the same picture in the target style, same aspect ratio")
     p.add_argument(
@@ -67,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paircustom",
         description="Pair Customization: learn a style from one "
         "content/style image pair and apply it with style guidance.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
