@@ -121,7 +121,10 @@ def test_stylize_compare_writes_input_and_stylised_side_by_side(style_file, tmp_
     strip = pixels[:LABEL_HEIGHT]
     assert (strip[:, :RESOLUTION] < 128).any() and (strip[:, RESOLUTION:] < 128).any(), "a column has no label"
 
-    assert main([*argv, "--prompt", "a photo of a dog"]) == 2, "--compare overwrote without --overwrite"
+    (tmp_path / "other-compare.png").write_bytes(b"")
+    with pytest.raises(SystemExit) as refused:  # an existing comparison sheet is refused before any work
+        main([*argv[:-3], str(tmp_path / "other.png"), "--compare", "--quiet"])
+    assert refused.value.code == 2 and not (tmp_path / "other.png").exists()
     assert "already exists" in capsys.readouterr().err
 
 
