@@ -4,6 +4,9 @@ for --resume without a checkpoint and for resized pairs, the loading bars, and t
 import io
 import json
 import os
+import re
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +215,37 @@ def test_loading_bars_show_only_for_large_models_on_a_terminal(case, model, tmp_
     load_pipeline(folder)
     shown = "Loading pipeline components" in stream.getvalue()
     assert shown == (case == "large folder"), f"{case}: bars shown={shown}: {stream.getvalue()[-300:]!r}"
+
+
+# ---- 7. examples with your own pair on the embedded model ----------------------------------------------------
+OWN_PAIR = Path(__file__).resolve().parents[1] / "docs" / "own-pair.md"
+
+
+def test_own_pair_page_draws_a_pair_the_embedded_model_reads(tmp_path, monkeypatch):
+    (block,) = re.findall(r"```python\n(.*?)```", OWN_PAIR.read_text(), flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/own-pair.md", "exec"), {})
+    scene, styled = Image.open("my-scene.png"), Image.open("my-scene-outlined.png")
+    assert scene.size == styled.size == (64, 64)
+    assert caption_of(scene) == "a photo of a red circle and a yellow square on a blue background"
+    assert np.abs(np.asarray(scene, np.int16) - np.asarray(styled, np.int16)).max() > 100, "no visible style"
+
+
+@pytest.mark.parametrize("where", ["docs/own-pair.md", "paircustom --help", "paircustom train --help"])
+def test_examples_run_on_the_embedded_model_and_name_its_style_words(where, capsys):
+    from paircustom.cli.main import build_parser
+    from paircustom.shapes.families import FAMILIES
+
+    if where.endswith("--help"):
+        with pytest.raises(SystemExit):
+            main(where.split()[1:])
+        text = capsys.readouterr().out
+    else:
+        text = OWN_PAIR.read_text()
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("paircustom train my-scene")]
+    assert commands, f"{where} has no example with your own pair"
+    args = build_parser().parse_args(shlex.split(commands[0])[1:])
+    assert args.model == "shapes", "the own-pair example is not on the embedded model"
+    missing = [word for word in FAMILIES if word not in text]
+    assert not missing, f"{where} does not name the style words {missing}"
+    assert "64x64" in text and "flat-colour" in text, f"{where} does not say what the embedded model draws"
