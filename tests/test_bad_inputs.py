@@ -205,7 +205,7 @@ CASES = {
     **numbers(train, "--resolution", "resolution", out_of_range=("100000",)),
     "train resolution 12": (train("--resolution", "12"), None, "multiple of 8"),
     "train resolution 0": (train("--resolution", "0"), None, "multiple of 8"),
-    "train steps 0": (train("--steps", "0"), None, "training steps (--steps, max_steps) must be at least 1"),
+    "train steps 0": (train("--steps", "0"), None, "--steps (max_steps) must be at least 1"),
     "train style start past end": (train("--style-start-step", "10"), None, "style_start_step (10)"),
     "train style start -1": (train("--style-start-step=-1"), None, "style_start_step (-1)"),
     "train accumulation 0": (train("--accumulation", "0"), None, "gradient_accumulation must"),

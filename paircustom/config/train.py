@@ -206,10 +206,7 @@ class TrainConfig:
                 f"alpha must be positive (got {self.alpha}); omit it to use the rank",
             ),
             (self.learning_rate > 0, f"the learning rate must be a positive number (got {self.learning_rate})"),
-            (
-                self.max_steps >= 1,
-                f"the number of training steps (--steps, max_steps) must be at least 1 (got {self.max_steps})",
-            ),
+            (self.max_steps >= 1, f"--steps (max_steps) must be at least 1 (got {self.max_steps})"),
             (
                 0 <= self.style_start_step < self.max_steps,
                 f"style_start_step ({self.style_start_step}) must be at least "
