@@ -19,8 +19,7 @@ from paircustom.shapes.caption import caption_of
 from paircustom.shapes.world import Scene, Thing, render
 from paircustom.tiny.unet import build_tiny_pipeline
 from tests.conftest import RESOLUTION, write_pair
-
-FAST = ["--rank", "4", "--lr", "1e-2", "--steps", "2", "--style-start-step", "1", "--resolution", str(RESOLUTION)]
+from tests.test_cli import _train_args
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +30,8 @@ def model(tmp_path_factory):
 
 
 def _train(content, style, model, output, *extra):
-    return main(
-        [
-            "train",
-            str(content),
-            str(style),
-            "--subject",
-            "dog",
-            "--style",
-            "art",
-            "--model",
-            model,
-            "-o",
-            str(output),
-            *FAST,
-            "--quiet",
-            *extra,
-        ]
-    )
+    """The CLI's training on the tiny model, in test_cli's fast settings."""
+    return main(_train_args(content, style, model, output, *extra))
 
 
 @pytest.fixture(scope="module")
