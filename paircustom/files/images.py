@@ -15,7 +15,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..config.checks import check_writable  # noqa: F401  (re-exported: the writers import it from here)
 from ..config.validate import check_image_arg, check_input_file
-from ..errors import UserError, disk_full, full_disk_error, reason
+from ..errors import PairCustomWarning, UserError, disk_full, full_disk_error, reason
 
 # Two images of one picture may differ in size, not in shape: aspect ratios within 2% count as equal.
 ASPECT_TOLERANCE = 0.02
@@ -129,7 +129,22 @@ def load_pair(content: str | Path, style: str | Path, resolution: int) -> tuple[
             f"the content image is {cw}x{ch} but the style image is {sw}x{sh}: the two must show the same "
             "picture at the same aspect ratio; crop them to match."
         )
+    _say_resized([("content image", content, content_image.size), ("style image", style, style_image.size)], resolution)
     return prepare(content_image, resolution), prepare(style_image, resolution)
+
+
+def _say_resized(images: list[tuple[str, str | Path, tuple[int, int]]], resolution: int) -> None:
+    """One warning line naming each image of ``images`` ((role, path, (width, height))) that training resizes."""
+    resized = [(role, Path(path).name, w, h) for role, path, (w, h) in images if (w, h) != (resolution, resolution)]
+    if not resized:
+        return
+    cropped = " and centre-cropped" if any(w != h for *_, w, h in resized) else ""
+    what = " and ".join(f"the {role} {name} ({w}x{h})" for role, name, w, h in resized)
+    warnings.warn(
+        f"resizing {what} to {resolution}x{resolution}{cropped}, the training resolution (--resolution).",
+        PairCustomWarning,
+        stacklevel=1,
+    )
 
 
 def from_uint8(images: np.ndarray) -> torch.Tensor:
