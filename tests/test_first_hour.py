@@ -111,29 +111,56 @@ def test_stylize_compare_writes_input_and_stylised_side_by_side(style_file, tmp_
     with pytest.raises(SystemExit) as refused:  # an existing comparison sheet is refused before any work
         main([*argv[:-3], str(tmp_path / "other.png"), "--compare", "--quiet"])
     assert refused.value.code == 2 and not (tmp_path / "other.png").exists()
-    assert "already exists" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "already exists" in printed.err and "prompt:" not in printed.out, f"said before the refusal: {printed.out!r}"
 
 
-def test_stylize_on_the_shapes_model_prompts_with_the_image_caption(tmp_path, capsys):
+def test_stylize_on_the_shapes_model_prompts_with_the_image_caption(tmp_path):
     from paircustom.cli import stylize
 
     scene = SCENES["three objects"]
     photo = tmp_path / "scene.png"
     Image.fromarray(render(scene)).save(photo)
-    assert stylize.default_prompt(Image.open(photo), "shapes", [("x.safetensors", 3.0)], [None]) == scene.layout.caption
-    assert f'prompt: "{scene.layout.caption}" (read from the image' in capsys.readouterr().out
+    prompt, note = stylize.default_prompt(Image.open(photo), "shapes", [("x.safetensors", 3.0)], [None])
+    assert prompt == scene.layout.caption
+    assert note.startswith(f'prompt: "{scene.layout.caption}" (read from the image'), note
 
 
-# ---- 4. --resume with no checkpoint says it starts over; 8. resized pairs say so -----------------------------
-def test_resume_without_a_checkpoint_says_it_starts_from_step_0(model, tmp_path, capsys):
-    content, style = write_pair(tmp_path, size=(RESOLUTION, RESOLUTION))
+# ---- 4. --resume with no checkpoint says it starts over; 8. resized pairs say so, after every refusal -----------
+def test_resume_without_a_checkpoint_says_it_starts_from_step_0_then_the_resize(model, tmp_path, capsys):
+    content, style = write_pair(tmp_path, size=(RESOLUTION, RESOLUTION), style_size=(2 * RESOLUTION,) * 2)
     output = tmp_path / "out.safetensors"
     assert _train(content, style, model, output, "--resume") == 0
     lines = _warnings(capsys.readouterr().err)
     assert lines == [
         f"paircustom: warning: --resume found no checkpoint '{tmp_path / 'out.checkpoint.safetensors'}'; "
-        "training starts from step 0."
+        "training starts from step 0.",
+        "paircustom: warning: resizing the style image style.png (64x64) to 32x32, the training resolution "
+        "(--resolution).",
     ], lines
+
+
+REFUSED = {  # a resized pair whose run is refused: (files left beside the output, extra options, the refusal's words)
+    "earlier checkpoint": (("out.checkpoint.safetensors",), (), "is the checkpoint of an earlier run"),
+    "output exists": (("out.safetensors",), (), "already exists"),
+    "resume, no checkpoint, output exists": (("out.safetensors",), ("--resume",), "found no checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_refusal_comes_before_the_resize_notice(case, model, tmp_path, capsys):
+    """The pair is read (and may be refused) first, but says it is resized only once the run's checks passed: a
+    refused run prints its one sentence and nothing else."""
+    left, extra, words = REFUSED[case]
+    content, style = write_pair(tmp_path, size=(RESOLUTION, RESOLUTION), style_size=(2 * RESOLUTION,) * 2)
+    for name in left:
+        (tmp_path / name).write_bytes(b"from an earlier run")
+    with pytest.raises(SystemExit) as refused:
+        _train(content, style, model, tmp_path / "out.safetensors", *extra)
+    printed = capsys.readouterr()
+    lines = printed.err.splitlines()
+    assert refused.value.code == 2 and printed.out == "", (refused.value.code, printed.out)
+    assert len(lines) == 1 and lines[0].startswith("paircustom: error:") and words in lines[0], lines
 
 
 RESIZES = {  # (content size, style size) -> the warning line's text after "resizing ", or None for no line

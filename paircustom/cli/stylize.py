@@ -61,7 +61,9 @@ def run_stylize(args) -> None:
     )
     image = open_rgb(args.image, "image")
     control_image = read_control(args, config)
-    prompt = args.prompt if args.prompt is not None else default_prompt(image, config.model, styles, metadata)
+    prompt, note = (
+        (args.prompt, None) if args.prompt is not None else default_prompt(image, config.model, styles, metadata)
+    )
     check_prompts(prompt)
     plan = check_generation(
         config.model,
@@ -84,6 +86,8 @@ def run_stylize(args) -> None:
     output = check_writable(args.output, args.overwrite)
     written = [output] + ([check_writable(_compare_path(output), args.overwrite)] if args.compare else [])
     check_not_input(written, inputs_of(args, styles))
+    if note is not None:
+        print(note)  # after every refusal: nothing is printed before one
     recheck = lambda: [check_writable(path, args.overwrite) for path in written]  # under the lock
     with OutputLock(written, recheck), threads_for(args.threads, config.model):
         _stylize(args, config, styles, names, image, control_image, prompt, written)
@@ -114,23 +118,21 @@ def _stylize(args, config, styles, names, image, control_image, prompt: str, wri
         print(f"wrote {save_image(sheet, written[1], args.overwrite, text={**text, 'layout': 'input | stylised'})}")
 
 
-def default_prompt(image, model: str, styles, metadata) -> str:
-    """The prompt when --prompt is not given, said in one line: on the shapes model the caption the analyzer reads
-    from the image; else the first style file's content prompt (its training prompt, which may name other things
-    than the image shows)."""
+def default_prompt(image, model: str, styles, metadata) -> tuple[str, str]:
+    """The prompt when --prompt is not given and the one line that says so: on the shapes model the caption the
+    analyzer reads from the image; else the first style file's content prompt (its training prompt, which may name
+    other things than the image shows)."""
     from ..config.model_names import resolve_model
     from ..shapes.caption import caption_of, is_shapes_model
 
     caption = caption_of(image) if is_shapes_model(resolve_model(model)[1]) else None
     if caption is not None:
-        print(f'prompt: "{caption}" (read from the image; give --prompt to describe it otherwise)')
-        return caption
+        return caption, f'prompt: "{caption}" (read from the image; give --prompt to describe it otherwise)'
     if metadata[0] is None or not metadata[0].content_prompt:
         raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
     prompt = metadata[0].content_prompt
     why = "the style's training prompt; give --prompt saying what the image shows to keep its objects"
-    print(f'prompt: "{prompt}" ({why})')
-    return prompt
+    return prompt, f'prompt: "{prompt}" ({why})'
 
 
 def _as_stylised(image, size: tuple[int, int]):

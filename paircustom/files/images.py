@@ -22,6 +22,7 @@ ASPECT_TOLERANCE = 0.02
 MAX_SIDE_PIXELS = 8192
 MAX_PIXELS = MAX_SIDE_PIXELS**2  # larger images are refused before decoding (a 68-byte PNG can declare 400 MP)
 MAX_ASPECT = 8  # longest side / shortest side
+ROLES = ("content image", "style image")  # the images of a pair, as refusals and notices name them
 
 
 @dataclass(frozen=True)
@@ -129,22 +130,26 @@ def load_pair(content: str | Path, style: str | Path, resolution: int) -> tuple[
             f"the content image is {cw}x{ch} but the style image is {sw}x{sh}: the two must show the same "
             "picture at the same aspect ratio; crop them to match."
         )
-    _say_resized([("content image", content, content_image.size), ("style image", style, style_image.size)], resolution)
     return prepare(content_image, resolution), prepare(style_image, resolution)
 
 
-def _say_resized(images: list[tuple[str, str | Path, tuple[int, int]]], resolution: int) -> None:
-    """One warning line naming each image of ``images`` ((role, path, (width, height))) that training resizes."""
-    resized = [(role, Path(path).name, w, h) for role, path, (w, h) in images if (w, h) != (resolution, resolution)]
-    if not resized:
-        return
-    cropped = " and centre-cropped" if any(w != h for *_, w, h in resized) else ""
-    what = " and ".join(f"the {role} {name} ({w}x{h})" for role, name, w, h in resized)
-    warnings.warn(
-        f"resizing {what} to {resolution}x{resolution}{cropped}, the training resolution (--resolution).",
-        PairCustomWarning,
-        stacklevel=1,
-    )
+def say_resized(pairs, images: list[PreparedImage], resolution: int) -> None:
+    """One warning line per pair naming each of its images that training resizes; said once every refusal of the
+    run is past (``pairs``: (content, style) paths; ``images``: ``load_pair``'s images, content then style)."""
+    for paths, prepared in zip(pairs, zip(images[0::2], images[1::2])):
+        sizes = [
+            (role, Path(path).name, image.original_size[::-1]) for role, path, image in zip(ROLES, paths, prepared)
+        ]
+        resized = [(role, name, w, h) for role, name, (w, h) in sizes if (w, h) != (resolution, resolution)]
+        if not resized:
+            continue
+        cropped = " and centre-cropped" if any(w != h for *_, w, h in resized) else ""
+        what = " and ".join(f"the {role} {name} ({w}x{h})" for role, name, w, h in resized)
+        warnings.warn(
+            f"resizing {what} to {resolution}x{resolution}{cropped}, the training resolution (--resolution).",
+            PairCustomWarning,
+            stacklevel=2,
+        )
 
 
 def from_uint8(images: np.ndarray) -> torch.Tensor:
