@@ -4,9 +4,9 @@ Python turns SIGINT into a ``KeyboardInterrupt`` in whatever the main thread run
 whose exceptions are ignored (a ``ThreadPoolExecutor``'s weakref callback while a model loads its weights), the
 interrupt is printed as "Exception ignored in ..." and the run carries on.  So the handler here also starts a
 watchdog: if the process is still alive ``GRACE_SECONDS`` after Ctrl-C, it prints the line and ends the process
-with code 130.  Files are written under temporary names and renamed (``atomic_write``), so no output is left
-half-written either way; a second Ctrl-C, or one while the modules import (nothing to unwind yet), ends the
-process at once.
+with code 130, letting go of its output locks first.  Files are written under temporary names and renamed
+(``atomic_write``), so no output is left half-written either way; a second Ctrl-C, or one while the modules
+import (nothing to unwind yet), ends the process at once.
 
 Only the command line installs this (``install_for_program``, ``handling``); the Python API keeps Python's
 default handling.
@@ -68,6 +68,9 @@ def _bar_on_screen() -> bool:
 
 def _end_now() -> None:
     report()
+    outputs = sys.modules.get("paircustom.files.safe_outputs")  # not imported yet: no lock to let go of
+    if outputs is not None:
+        outputs.release_held_locks()  # os._exit unwinds nothing: the output locks' files would stay
     os._exit(EXIT_CODE)
 
 
