@@ -78,3 +78,32 @@ def test_remap_embedding_moves_rows_by_token_text(tmp_path):
     for word in ("red</w>", "circle</w>", "<|endoftext|>"):
         assert torch.equal(rows[new_tok.get_vocab()[word]], old[old_tok.get_vocab()[word]]), word
     assert torch.equal(rows[new_tok.get_vocab()["tinted</w>"]], fresh[0])
+
+
+def _family_counts(focus: str) -> dict[str, int]:
+    from paircustom.shapes.base_config import BaseTrainConfig
+    from paircustom.shapes.data import training_pool
+
+    _, captions = training_pool(BaseTrainConfig(pool_size=1200, family_share=1.0, family_focus=focus))
+    return {name: sum(f" {name} style" in caption for caption in captions) for name in fam.FAMILIES}
+
+
+def test_family_focus_draws_named_families_three_times_as_often():
+    counts = _family_counts("outlined,banded")
+    focused = (counts["outlined"] + counts["banded"]) / 2
+    others = sum(counts[name] for name in fam.FAMILIES if name not in ("outlined", "banded")) / 4
+    assert 2.3 < focused / others < 3.9, counts  # expected 3; ~170 draws per family of the others
+
+
+@pytest.mark.parametrize("focus, message", [("sketchy", "unknown family 'sketchy'"), ("tinted,nope", "'nope'")])
+def test_family_focus_refuses_unknown_names(focus, message):
+    from paircustom.shapes.data import family_weights
+
+    with pytest.raises(ValueError, match=message):
+        family_weights(focus)
+
+
+def test_family_focus_empty_keeps_the_uniform_pool():
+    from paircustom.shapes.data import family_weights
+
+    assert family_weights("") is None and family_weights(" , ") is None
