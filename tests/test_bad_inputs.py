@@ -477,7 +477,7 @@ CASES = {
         "/nonexistent/model",
     ),
     "generate unknown family": (generate(style=BAD), bad_style("family", family="kandinsky"), "unknown model family"),
-    "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), "trained on a sdxl model"),
+    "generate other family": (generate(style=BAD), bad_style("family", family="sdxl"), "trained on an SDXL model"),
     "generate damaged metadata": (
         generate(style=BAD),
         bad_style("json", metadata={"paircustom": "{oops"}),

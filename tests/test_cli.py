@@ -223,7 +223,7 @@ def test_bad_training_input_is_refused_in_one_sentence(case, match, model_dirs, 
 @pytest.mark.parametrize(
     "case, match",
     [
-        ("wrong family", "was trained on a sd model"),
+        ("wrong family", "was trained on an SD 1.x/2.x model"),
         ("corrupt file", "is not a readable .safetensors file"),
         ("no metadata", "pass suffix="),
         ("nan scale", "must be a finite number"),

@@ -1,6 +1,8 @@
-"""``paircustom ui`` end to end in headless Chromium: a bad click, the bundled pair uploaded, a few training
-steps with live progress, a generation, and the page read back (result size, loss readout, a screenshot); and,
-on a tiny model, the blend view: two style files loaded, the blend grid and strength strip drawn and read back.
+"""``paircustom ui`` end to end in headless Chromium: a bad click (its refusal beside Train), the bundled pair
+uploaded and shown enlarged, an example pair picked (each field filled with its own text), a few training steps
+under Gradio's progress bar (a screenshot mid-training), a generation, and the page read back (result size, loss
+readout, a screenshot); and, on a tiny model, the blend view: two style files loaded, the blend grid and strength
+strip drawn and read back.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``ui`` extra (gradio, selenium).  In CI
 (``CI`` set) their absence fails the test; elsewhere it skips, saying what to install.
@@ -21,7 +23,7 @@ import pytest
 import paircustom
 from paircustom.shapes.examples import EXAMPLES, example_paths
 
-STEPS = 4  # training steps: style loss from step 2 on the embedded model's schedule
+STEPS = 9  # training steps: style loss from step 3 on the embedded model's schedule; previews at 3, 6 and 9
 STATUS = re.compile(rf"step {STEPS}/{STEPS} · content loss \d+\.\d{{4}} · style loss \d+\.\d{{4}} · done")
 
 
@@ -119,6 +121,84 @@ def _upload(driver, element_id, path: Path):
     field.send_keys(str(path))
 
 
+def _rect(driver, element_id) -> dict:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id).rect
+
+
+def _value(driver, element_id) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f"#{element_id} textarea, #{element_id} input").get_attribute("value")
+
+
+def _pick(driver, element_id, option: str):
+    """Choose ``option`` in a Gradio dropdown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.CSS_SELECTOR, f"#{element_id} input").click()
+    item = WebDriverWait(driver, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"li[role=option][aria-label='{option}']"),
+        message=f"no option {option!r} in #{element_id}",
+    )[0]
+    item.click()
+
+
+# Rendered width and height, natural width, and CSS image-rendering of an image.
+IMAGE = (
+    "const r = arguments[0].getBoundingClientRect();"
+    "return [r.width, r.height, arguments[0].naturalWidth, getComputedStyle(arguments[0]).imageRendering];"
+)
+# Gradio's progress bar while training, if shown: [its fill's class, the fill's width, the track's width].
+PROGRESS = (
+    "const fill = document.querySelector('#train-progress .progress-level-inner');"
+    "if (!fill || !fill.checkVisibility() || fill.getBoundingClientRect().width == 0) return null;"
+    "return [fill.className, fill.getBoundingClientRect().width, fill.parentElement.getBoundingClientRect().width];"
+)
+
+
+def _enlarged(driver, selector: str) -> list:
+    """The images under ``selector`` that are not shown enlarged with square pixels ([] when all are)."""
+    from selenium.webdriver.common.by import By
+
+    images = [driver.execute_script(IMAGE, img) for img in driver.find_elements(By.CSS_SELECTOR, selector)]
+    assert images, f"no image under {selector}"
+    return [i for i in images if not (i[0] >= 2.5 * i[2] and i[3] == "pixelated")]
+
+
+def _refusal_beside_train(driver, wait):
+    """A click without images: the CLI's one sentence, right under the Train button (not under Generate)."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "train").click()
+    wait.until(lambda d: "paircustom: error:" in _text(d, "train-message"))
+    assert "give a content image and a style image" in _text(driver, "train-message")
+    below = _rect(driver, "train-message")["y"] - _rect(driver, "train")["y"]
+    assert 0 < below < 120, f"the refusal is {below:.0f} px below the Train button, not beside it"
+    assert not _text(driver, "message"), "the refusal also appears under Generate"
+
+
+def _pair_enlarged_and_example_picked(driver, wait):
+    """The bundled pair uploaded and shown enlarged; then the same example picked, each field filled with its own
+    kind of text (the caption goes to the prompt)."""
+    from selenium.webdriver.common.by import By
+
+    name = next(iter(EXAMPLES))
+    pair = EXAMPLES[name]
+    content, style = example_paths(name)
+    _upload(driver, "content", content)
+    _upload(driver, "style", style)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#content img, #style img")) == 2)
+    small = _enlarged(driver, "#content img, #style img")
+    assert not small, f"images not enlarged with square pixels ([shown w, h, natural w, rendering]): {small}"
+    _pick(driver, "example", name)
+    wait.until(lambda d: _value(d, "prompt") == pair.caption)
+    assert _value(driver, "subject") == pair.subject and _value(driver, "style-words") == pair.style_prompt
+    assert "what the content image shows" in _text(driver, "subject"), "the subject field's label"
+
+
 def test_train_and_generate_in_the_browser(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -131,21 +211,22 @@ def test_train_and_generate_in_the_browser(tmp_path):
         driver.get(f"http://127.0.0.1:{port}/")
         wait = WebDriverWait(driver, 60)
         wait.until(lambda d: d.find_elements(By.ID, "train"))
-        # a click without images: the CLI's one sentence, in the page
-        driver.find_element(By.ID, "train").click()
-        wait.until(lambda d: "paircustom: error:" in _text(d, "message"))
-        assert "give a content image and a style image" in _text(driver, "message")
-
-        name = next(iter(EXAMPLES))
-        pair = EXAMPLES[name]
-        content, style = example_paths(name)
-        _upload(driver, "content", content)
-        _upload(driver, "style", style)
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#content img, #style img")) == 2)
-        _type(driver, "subject", pair.caption.removeprefix("a photo of a "))
-        _type(driver, "style-words", pair.style_prompt)
+        _refusal_beside_train(driver, wait)
+        _pair_enlarged_and_example_picked(driver, wait)
         _type(driver, "steps", str(STEPS))
         driver.find_element(By.ID, "train").click()
+        mid = WebDriverWait(driver, 300).until(
+            lambda d: (
+                (bar := d.execute_script(PROGRESS)) and re.search(r"step [1-9]\d*/", _text(d, "status") + " ") and bar
+            ),
+            message="no progress bar while training",
+        )
+        WebDriverWait(driver, 300).until(  # for the docs' screenshot: a preview beside the bar, if training lasts
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#preview img") or STATUS.search(_text(d, "status"))
+        )
+        bar = driver.execute_script(PROGRESS)
+        driver.save_screenshot(str(tmp_path / "ui-training.png"))
+        print(f"progress bar mid-training: {mid}; at the screenshot {tmp_path / 'ui-training.png'}: {bar}")
         WebDriverWait(driver, 300).until(
             lambda d: STATUS.search(_text(d, "status")), message="training did not finish with a loss readout"
         )
@@ -153,7 +234,6 @@ def test_train_and_generate_in_the_browser(tmp_path):
         assert driver.find_elements(By.CSS_SELECTOR, "#download a"), "no download link for the trained file"
         wait.until(lambda d: d.find_element(By.ID, "scale-0").is_displayed())
 
-        _type(driver, "prompt", pair.caption)
         _type(driver, "sample-steps", "10")
         driver.find_element(By.ID, "generate").click()
         size = "return [arguments[0].naturalWidth, arguments[0].naturalHeight];"
@@ -168,10 +248,14 @@ def test_train_and_generate_in_the_browser(tmp_path):
         assert driver.find_elements(By.CSS_SELECTOR, "#base img") and driver.find_elements(
             By.CSS_SELECTOR, "#compare img"
         )
+        assert not _enlarged(driver, "#base img, #styled img"), "results not enlarged with square pixels"
         assert not _text(driver, "message").startswith("paircustom: error"), _text(driver, "message")
         driver.save_screenshot(str(tmp_path / "ui.png"))
         assert (tmp_path / "ui.png").stat().st_size > 10_000, "the screenshot is (nearly) empty"
         print(f"browser test: {time.monotonic() - start:.0f} s after the page came up")
+    except Exception:
+        (tmp_path / "page.html").write_text(driver.page_source)
+        raise
     finally:
         driver.quit()
         server.terminate()

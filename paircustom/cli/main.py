@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import warnings
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,6 +29,9 @@ from ..config.options import add_options, from_args
 from ..config.train import TrainConfig
 from ..config.validate import cli_names
 from ..errors import PairCustomWarning, UserError, printable
+from ..models.loading_bars import loading_bars
+from . import interrupt
+from .examples import EXAMPLES
 from .generate import generate_parser, run_generate
 from .stylize import run_stylize, stylize_parser
 from .sweep import run_sweep, sweep_parser
@@ -40,7 +42,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="learn a style from a content/style image pair", description=run_train.__doc__)
+    p = sub.add_parser(
+        "train",
+        help="learn a style from a content/style image pair",
+        description=run_train.__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("content_image", nargs="?", help="photo of the subject (PNG/JPEG); or give pairs with --pair")
     p.add_argument("style_image", nargs="?", help="the same picture in the target style, same aspect ratio")
     p.add_argument(
@@ -71,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paircustom",
         description="Pair Customization: learn a style from one "
         "content/style image pair and apply it with style guidance.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
@@ -145,9 +155,12 @@ def run_train(args) -> None:
     has small, fast ones), else the paper's."""
     from ..training.trainer import train_pair
 
+    def note_step(trainer):
+        interrupt.note_training_step(trainer.step, trainer.config.max_steps, trainer.config.checkpoint_every)
+
     config = train_config_of(args)
     with threads_for(args.threads, config.model):
-        path = train_pair(config)
+        path = train_pair(config, on_step=note_step)
     if distributed.is_main():
         print(f"wrote {path}")
 
@@ -235,24 +248,13 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _python_show_warning = warnings.showwarning
 
 
-@contextmanager
-def _loading_bars(enabled: bool):
-    """--quiet also hides diffusers' and transformers' model-loading bars (as they were, afterwards)."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    libraries = [diffusers_logging, transformers_logging]
-    before = [library.is_progress_bar_enabled() for library in libraries]
-    for library in libraries:
-        library.enable_progress_bar() if enabled else library.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for library, was in zip(libraries, before):
-            library.enable_progress_bar() if was else library.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
+    with interrupt.handling():  # Ctrl-C: exit 130 with one line, whatever is running
+        _run(argv)
+    return 0
+
+
+def _run(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     distributed.die_with_launcher()
@@ -276,12 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("train", "generate"):
             distributed.relaunch_if_accelerate_dropped_processes()
-        with cli_names(), _loading_bars(enabled=not getattr(args, "quiet", False)):
+        with cli_names(), loading_bars(enabled=not getattr(args, "quiet", False)):
             command(args)
     except UserError as error:
         if distributed.prints_errors():  # one line, always; under N processes from the first of each machine
             print(f"paircustom: error: {printable(' '.join(str(error).split()))}", file=sys.stderr)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    return 0

@@ -31,9 +31,14 @@ STYLIZE_CALL = (
 def stylize_parser(sub) -> None:
     p = sub.add_parser("stylize", help="apply learned styles to an existing image", description=run_stylize.__doc__)
     p.add_argument("image", help="the image to stylise (PNG/JPEG)")
-    p.add_argument("--prompt", help="what the image shows (default: the first style file's content prompt)")
+    p.add_argument(
+        "--prompt",
+        help="what the image shows (default: on the embedded shapes model, the scene the image shows, read by its "
+        "analyzer; else the first style file's content prompt)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sdedit noise (default: %(default)s)")
     p.add_argument("--output", "-o", default="stylized.png", help="image file (default: %(default)s)")
+    p.add_argument("--compare", action="store_true", help="also write <output>-compare.png: input | stylised, labelled")
     inputs(p, STYLIZE_OPTIONS)
 
 
@@ -56,9 +61,9 @@ def run_stylize(args) -> None:
     )
     image = open_rgb(args.image, "image")
     control_image = read_control(args, config)
-    prompt = args.prompt if args.prompt is not None else metadata[0].content_prompt if metadata[0] else None
-    if prompt is None:
-        raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
+    prompt, note = (
+        (args.prompt, None) if args.prompt is not None else default_prompt(image, config.model, styles, metadata)
+    )
     check_prompts(prompt)
     plan = check_generation(
         config.model,
@@ -79,14 +84,23 @@ def run_stylize(args) -> None:
             "stylising an existing image is not supported for SD3 and Flux models yet; use 'paircustom generate'."
         )
     output = check_writable(args.output, args.overwrite)
-    check_not_input([output], inputs_of(args, styles))
-    with OutputLock([output], lambda: check_writable(output, args.overwrite)), threads_for(args.threads, config.model):
-        _stylize(args, config, styles, names, image, control_image, prompt, output)
+    written = [output] + ([check_writable(_compare_path(output), args.overwrite)] if args.compare else [])
+    check_not_input(written, inputs_of(args, styles))
+    if note is not None:
+        print(note)  # after every refusal: nothing is printed before one
+    recheck = lambda: [check_writable(path, args.overwrite) for path in written]  # under the lock
+    with OutputLock(written, recheck), threads_for(args.threads, config.model):
+        _stylize(args, config, styles, names, image, control_image, prompt, written)
 
 
-def _stylize(args, config, styles, names, image, control_image, prompt: str, output: Path) -> None:
-    """The drawing half of ``run_stylize``, under the lock of its output."""
-    from ..files.images import save_image
+def _compare_path(output: Path) -> Path:
+    """Where --compare writes its sheet: <output>-compare.png beside the output."""
+    return output.with_name(f"{output.stem}-compare{output.suffix}")
+
+
+def _stylize(args, config, styles, names, image, control_image, prompt: str, written: list[Path]) -> None:
+    """The drawing half of ``run_stylize``, under the lock of its outputs (the image, then its --compare sheet)."""
+    from ..files.images import grid, save_image
 
     pipe, scales, files = open_pipeline(args, config, config.device, styles, names)
     styled = pipe.stylize(
@@ -98,7 +112,34 @@ def _stylize(args, config, styles, names, image, control_image, prompt: str, out
         **config.values(STYLIZE_CALL),
     ).images[0]
     text = _png_text(args, config, prompt, files)
-    print(f"wrote {save_image(styled, output, args.overwrite, text=text)}")
+    print(f"wrote {save_image(styled, written[0], args.overwrite, text=text)}")
+    if args.compare:
+        sheet = grid([[_as_stylised(image, styled.size), styled]], labels=["input", "stylised"])
+        print(f"wrote {save_image(sheet, written[1], args.overwrite, text={**text, 'layout': 'input | stylised'})}")
+
+
+def default_prompt(image, model: str, styles, metadata) -> tuple[str, str]:
+    """The prompt when --prompt is not given and the one line that says so: on the shapes model the caption the
+    analyzer reads from the image; else the first style file's content prompt (its training prompt, which may name
+    other things than the image shows)."""
+    from ..config.model_names import resolve_model
+    from ..shapes.caption import caption_of, is_shapes_model
+
+    caption = caption_of(image) if is_shapes_model(resolve_model(model)[1]) else None
+    if caption is not None:
+        return caption, f'prompt: "{caption}" (read from the image; give --prompt to describe it otherwise)'
+    if metadata[0] is None or not metadata[0].content_prompt:
+        raise UserError(f"'{styles[0][0]}' records no content prompt (a file from another tool); give --prompt.")
+    prompt = metadata[0].content_prompt
+    why = "the style's training prompt; give --prompt saying what the image shows to keep its objects"
+    return prompt, f'prompt: "{prompt}" ({why})'
+
+
+def _as_stylised(image, size: tuple[int, int]):
+    """The input as stylising sees it: its centre square at the stylised image's size."""
+    from PIL import Image, ImageOps
+
+    return ImageOps.fit(image, size, Image.Resampling.BICUBIC)
 
 
 def _png_text(args, config, prompt: str, files) -> dict[str, str]:

@@ -15,13 +15,14 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..config.checks import check_writable  # noqa: F401  (re-exported: the writers import it from here)
 from ..config.validate import check_image_arg, check_input_file
-from ..errors import UserError, disk_full, full_disk_error, reason
+from ..errors import PairCustomWarning, UserError, disk_full, full_disk_error, reason
 
 # Two images of one picture may differ in size, not in shape: aspect ratios within 2% count as equal.
 ASPECT_TOLERANCE = 0.02
 MAX_SIDE_PIXELS = 8192
 MAX_PIXELS = MAX_SIDE_PIXELS**2  # larger images are refused before decoding (a 68-byte PNG can declare 400 MP)
 MAX_ASPECT = 8  # longest side / shortest side
+ROLES = ("content image", "style image")  # the images of a pair, as refusals and notices name them
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,25 @@ def load_pair(content: str | Path, style: str | Path, resolution: int) -> tuple[
             "picture at the same aspect ratio; crop them to match."
         )
     return prepare(content_image, resolution), prepare(style_image, resolution)
+
+
+def say_resized(pairs, images: list[PreparedImage], resolution: int) -> None:
+    """One warning line per pair naming each of its images that training resizes; said once every refusal of the
+    run is past (``pairs``: (content, style) paths; ``images``: ``load_pair``'s images, content then style)."""
+    for paths, prepared in zip(pairs, zip(images[0::2], images[1::2])):
+        sizes = [
+            (role, Path(path).name, image.original_size[::-1]) for role, path, image in zip(ROLES, paths, prepared)
+        ]
+        resized = [(role, name, w, h) for role, name, (w, h) in sizes if (w, h) != (resolution, resolution)]
+        if not resized:
+            continue
+        cropped = " and centre-cropped" if any(w != h for *_, w, h in resized) else ""
+        what = " and ".join(f"the {role} {name} ({w}x{h})" for role, name, w, h in resized)
+        warnings.warn(
+            f"resizing {what} to {resolution}x{resolution}{cropped}, the training resolution (--resolution).",
+            PairCustomWarning,
+            stacklevel=2,
+        )
 
 
 def from_uint8(images: np.ndarray) -> torch.Tensor:

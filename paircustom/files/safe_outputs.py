@@ -135,6 +135,17 @@ class OutputLock:
         self.taken = []
 
 
+def release_held_locks() -> None:
+    """Let go of every output lock this process holds, removing their files: for a process about to end without
+    unwinding (``os._exit`` after Ctrl-C), which would otherwise leave them behind."""
+    for lock, (handle, _) in list(_held.items()):
+        del _held[lock]
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        with contextlib.suppress(OSError):
+            os.close(handle)
+
+
 def lock_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(f".{path.name}.lock")

@@ -213,6 +213,7 @@ def _check_metadata(path, metadata: StyleMetadata) -> None:
 
 
 FAMILY_WORDS = {"sd": "SD 1.x/2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "Flux"}
+A_FAMILY = {"sd": "an SD 1.x/2.x", "sdxl": "an SDXL", "sd3": "an SD3", "flux": "a Flux"}  # with the spoken article
 
 
 def check_fits(path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata | None, family: str, unet) -> None:
@@ -223,8 +224,9 @@ def check_fits(path, tensors: dict[str, torch.Tensor], metadata: StyleMetadata |
     """
     if metadata is not None and metadata.family != family:
         raise UserError(
-            f"'{path}' was trained on a {metadata.family} model ({metadata.base_model}) but this pipeline "
-            f"is {family}; load it into a {metadata.family} pipeline or train a style for this model."
+            f"'{path}' was trained on {A_FAMILY[metadata.family]} model ({metadata.base_model}) but this pipeline "
+            f"is {FAMILY_WORDS[family]}; load it into {A_FAMILY[metadata.family]} pipeline or train a style for this "
+            "model."
         )
     for key, A in sorted(tensors.items()):
         if ".lora_A." not in key:

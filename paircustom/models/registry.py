@@ -15,6 +15,7 @@ from ..config.model_names import DTYPE_NAMES, folder_or_hub_id, resolve_model
 from ..errors import UserError
 from .family import Family
 from .flow import Flux, StableDiffusion3
+from .loading_bars import loading_bars_for
 from .unet import StableDiffusion, StableDiffusionXL
 
 DTYPES = dict(zip(DTYPE_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
@@ -54,7 +55,8 @@ def load_pipeline(
             from diffusers import AutoencoderKL
 
             extra["vae"] = AutoencoderKL.from_pretrained(vae_path, dtype=dtype)
-        pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, variant=variant, **extra)
+        with loading_bars_for(path):
+            pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, variant=variant, **extra)
     except UserError:
         raise
     except (OSError, ValueError, pickle.UnpicklingError) as error:  # not on the hub, no network, no such variant,

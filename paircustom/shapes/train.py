@@ -43,6 +43,7 @@ from .data import encode_pool, step_rng, training_pool, vae_images
 from .evaluate import eval_layouts, format_ceilings, generate, save_grid, score, vae_ceilings
 from .networks import build_models
 from .families import FAMILY_WORDS
+from .one_dtype import load_in_one_dtype
 from .styles import STYLE_WORDS
 from .world import SIZE, WORLD_WORDS
 
@@ -188,9 +189,11 @@ def check(pipe: StableDiffusionPipeline, ema: torch.nn.ModuleList, config: BaseT
 
 
 def save(pipe: StableDiffusionPipeline, target: Path) -> None:
-    """Save ``pipe`` in fp16 with its paircustom.json (the pipeline itself is left in fp32)."""
+    """Save ``pipe`` in fp16 with its paircustom.json (the pipeline itself is left in fp32); every component
+    loads in fp32 by default (``one_dtype``)."""
     pipe.to(torch.float16).save_pretrained(target)
     pipe.to(torch.float32)
+    load_in_one_dtype(target)
     (target / "paircustom.json").write_text(json.dumps(
         {"family": "sd", "name": "shapes", "version": 2, "train_defaults": TRAIN_DEFAULTS}, indent=2) + "\n")
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())

@@ -13,6 +13,7 @@ import torch
 from .. import distributed
 from ..config.train import TrainConfig
 from ..errors import PairCustomWarning, UserError
+from ..files.images import say_resized
 from ..models.plan import ModelPlan
 from ..models.registry import DTYPES, load_pipeline
 from .checkpoint import check_run_inputs
@@ -20,10 +21,11 @@ from .run_guard import announce_fresh_start, check_run_files
 from .style_word import check_style_word_run
 
 
-def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Path | None]:
+def checked_run(config: TrainConfig, images, pipe=None) -> tuple[TrainConfig, object, Path | None]:
     """Check a run's settings against the model (from its config files, or ``pipe``) before the weights load:
     (the config with the family's targets, the pipeline if it had to load to tell its family, the checkpoint to
-    resume from)."""
+    resume from).  Its notices come after every refusal: --resume starting over, then the pair's ``images``
+    (``load_pair``'s) that training resizes."""
     if config.checkpoint_every and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
         raise UserError(
             "checkpoints (--checkpoint-every) are not supported under DeepSpeed, whose optimizer keeps "
@@ -44,6 +46,7 @@ def checked_run(config: TrainConfig, pipe=None) -> tuple[TrainConfig, object, Pa
     check_style_word_run(config, plan.family, distributed.world_size())
     resume_from = check_run_inputs(config, distributed.world_size())
     announce_fresh_start(config, distributed.is_main())
+    say_resized(config.pairs, images, config.resolution)
     return config, pipe, resume_from
 
 

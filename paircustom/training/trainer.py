@@ -40,7 +40,7 @@ class PairTrainer(TrainerOutputs):
         # 1. settings and inputs first, so mistakes are reported before a large model loads
         self.config = config = resume_settings(config).resolved(pipe)
         images = [image for content, style in config.pairs for image in load_pair(content, style, config.resolution)]
-        config, pipe, resume_from = checked_run(config, pipe)
+        config, pipe, resume_from = checked_run(config, images, pipe)
         self.config, self.resumed = config, resume_from is not None
         self.lock = lock_run(config, self.resumed).__enter__() if distributed.is_main() else None
         try:

@@ -1,12 +1,15 @@
 """The Gradio page of ``paircustom ui``: pair in, style trained in the background, styles applied by guidance.
 
-Layout, top to bottom: the pair (upload or an example), subject and style words, Train; the live progress
-line, the latest preview and the trained file; style files to load; prompt, one slider per loaded style, and
-base | styled results; the blend view (``blend``: two styles' grid, one style's strength strip).  All work goes
-through ``Studio``; its ``UserError`` sentences appear in the page.
+Layout, top to bottom: the pair (upload or an example), subject and style words, Train and its refusals; the
+Gradio's progress bar and the live progress line, the latest preview and the trained file; style files to load;
+prompt, one slider per loaded style, and base | styled results; the blend view (``blend``: two styles' grid, one
+style's strength strip).  Images are shown enlarged with square pixels.  All work goes through ``Studio``; its
+``UserError`` sentences appear in the page.
 """
 
 from __future__ import annotations
+
+import time
 
 import gradio as gr
 
@@ -17,6 +20,13 @@ from .studio import Studio
 
 MAX_STYLES = 6  # sliders on the page; styles loaded beyond these stay at scale 0
 SLIDER_RANGE = (-10.0, 10.0)
+POLL_SECONDS = 0.5  # how often the training progress bar follows the run
+# Images fill their boxes, enlarged with square pixels (the embedded model's are 64x64 in 200 px boxes).
+CSS = """
+#content img, #style img, #preview img, #base img, #styled img, #compare img {
+    image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;
+}
+"""
 
 
 def _error(error: UserError) -> str:
@@ -51,12 +61,16 @@ def build(studio: Studio) -> gr.Blocks:
             style = gr.Image(type="filepath", label="style image", format="png", height=220, elem_id="style")
             with gr.Column():
                 example = gr.Dropdown(list(EXAMPLES), value=None, label="or an example pair", elem_id="example")
-                subject = gr.Textbox(label="subject word", placeholder="dog", elem_id="subject")
+                subject = gr.Textbox(
+                    label="subject: what the content image shows", placeholder="dog", elem_id="subject"
+                )
                 words = gr.Textbox(label="style words", placeholder="digital art", elem_id="style-words")
                 steps = gr.Number(steps_default, precision=0, minimum=1, label="training steps", elem_id="steps")
                 train = gr.Button("Train", variant="primary", elem_id="train")
+                train_message = gr.Markdown(elem_id="train-message")  # refusals, beside the button
         with gr.Row():
             with gr.Column():
+                bar = gr.Markdown(min_height=50, elem_id="train-progress")  # Gradio's progress bar while training
                 status = gr.Markdown(studio.progress.text(), elem_id="status")
                 download = gr.File(label="trained style file", interactive=False, elem_id="download")
             preview = gr.Image(
@@ -105,6 +119,15 @@ def build(studio: Studio) -> gr.Blocks:
                 return _error(error), studio.progress.text()
             return "", studio.progress.text()
 
+        def follow(progress=gr.Progress()):  # noqa: B008  (Gradio finds the progress bar by this default)
+            """Gradio's progress bar while the run lasts (in its own box: the timer's updates of the status line
+            would end a progress display there every second)."""
+            while studio.progress.running:
+                now = studio.progress
+                progress((now.step, now.total or None), desc="training", unit="steps")
+                time.sleep(POLL_SECONDS)
+            return ""
+
         def poll(seen):
             """Every second: the progress line, and whatever changed since the last tick."""
             progress = studio.progress
@@ -141,7 +164,7 @@ def build(studio: Studio) -> gr.Blocks:
             return "", *images
 
         example.change(pick_example, example, [content, style, subject, words, prompt])
-        train.click(start, [content, style, subject, words, steps], [message, status])
+        train.click(start, [content, style, subject, words, steps], [train_message, status]).then(follow, None, bar)
         timer.tick(poll, seen, [status, preview, download, seen, *sliders])
         load.click(load_file, [upload, suffix], [message, seen, *sliders])
         generate.click(draw, [prompt, seed, sample_steps, *sliders], [message, base, styled, compare])
@@ -156,6 +179,7 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int | None = None) -> 
     try:  # served files: the trained styles and previews, and the example pairs
         page.queue().launch(
             server_name=host,
+            css=CSS,
             server_port=port,
             allowed_paths=[str(studio.workdir), str(EXAMPLES_DIR)],
             quiet=True,
