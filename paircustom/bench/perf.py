@@ -43,7 +43,7 @@ from . import CHEAP_GUIDANCE
 from .memory import run_probe
 from .models import SPECS, ModelSpec, build_pipeline, make_trainer, parameter_count, shapes_available, write_random_styles
 from .perf_report import NOTES, Row, machine_info, table, verdict
-from .reference import AdapterState, SequentialTrainer
+from .reference import AdapterState, SequentialTrainer, per_term
 
 PROMPT = "a photo of a sbu dog"
 STYLE_START = GENERATE.style_start_fraction     # fraction of sampling steps with plain CFG (the paper's setting)
@@ -142,10 +142,12 @@ def bench_sampling(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, ste
                 "1 style, one call per term": (names[:1], False, {}), "3 styles, one call per term": (names, False, {}),
                 **{variant: (names[:count], True, options) for variant, (count, options) in CACHED.items()}}
 
+    pipelines = {True: guided, False: per_term(guided)}         # batched: one UNet call per step, or per term
+
     def sample(styles, batched, options, n):
-        return guided(PROMPT, styles=styles, style_start_fraction=STYLE_START, num_inference_steps=n,
-                      height=spec.resolution, width=spec.resolution, seed=0, output_type="latent", batched=batched,
-                      **options).images
+        return pipelines[batched](PROMPT, styles=styles, style_start_fraction=STYLE_START, num_inference_steps=n,
+                                  height=spec.resolution, width=spec.resolution, seed=0, output_type="latent",
+                                  **options).images
 
     for styles, batched, options in variants.values():          # warm-up: every code path once, untimed
         for _ in range(config.warmup):

@@ -119,7 +119,7 @@ def ddim_invert(
             a_next = alphas[int(t)]
             at = x  # where e0 is evaluated: x, then x_next
             for _ in range(1 + refine):
-                output = guided._predict(at.to(latents.dtype), t, cond, [guide.names[1]], True, guide.control)
+                output = guided._predict(at.to(latents.dtype), t, cond, [guide.names[1]], guide.control)
                 eps = _to_eps(output.to(torch.float64), at, a_next, kind)
                 x0 = (x - (1 - a_cur).sqrt() * eps) / a_cur.sqrt()
                 at = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
@@ -147,7 +147,6 @@ def stylize(
     generator=None,
     output_type: str = "pil",
     eta: float = 0.0,
-    batched: bool = True,
     control_image=None,
     controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
     inversion_refine: int = GENERATE.inversion_refine,
@@ -218,7 +217,6 @@ def stylize(
         prompt_2,
         negative_prompt_2,
         first_styled=round(style_start_fraction * len(timesteps)),
-        batched=batched,
         control=control,
     )
     dtype = guide.cond_of[2].hidden.dtype
