@@ -413,7 +413,7 @@ def test_embedded_model_reads_past_an_inserted_token():
     filler captions, did not: loss 0.28 against 0.10).  An unknown style suffix may disturb it a little more: the
     family-trained model has learned that "in <word> style" asks for a styled image (measured: 1.16x the caption's
     loss, against 1.0x on the model trained without families), but not as much as a wrong scene would."""
-    from benchmarks import style_denoising_probe
+    from experiments import style_denoising_probe
     from paircustom.sampling.pipeline import StyleGuidedPipeline
 
     loss = style_denoising_probe.token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
@@ -423,7 +423,7 @@ def test_embedded_model_reads_past_an_inserted_token():
 
 def test_identifiability_probe_recovers_a_latent_affine_map():
     """The probe's fit returns the map that made the styled latents, and a zero map leaves latents unchanged."""
-    from benchmarks import style_identifiability
+    from experiments import style_identifiability
 
     probe = style_identifiability
     generator = torch.Generator().manual_seed(0)
@@ -467,7 +467,7 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     u + g(e_s - u)), i.e. the base model prompted with the style words."""
     from safetensors.torch import load_file
 
-    from benchmarks import known_style_ceiling
+    from experiments import known_style_ceiling
     from paircustom.sampling.pipeline import StyleGuidedPipeline
     from paircustom.shapes.styles import KNOWN_STYLES, styled_caption
 
