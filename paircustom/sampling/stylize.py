@@ -127,6 +127,20 @@ def ddim_invert(
     return x.to(latents.dtype)
 
 
+def recorded_prompt(guided, scales: dict[str, float]) -> str:
+    """The content prompt recorded in the first of these styles' files (all loaded styles without ``scales``)."""
+    prompt = next(
+        (guided.content_prompts.get(name) for name in (scales or guided.suffixes) if guided.content_prompts.get(name)),
+        None,
+    )
+    if prompt is None:
+        raise UserError(
+            "no style file here records a content prompt (files from other tools do not); give the "
+            "prompt that describes the image."
+        )
+    return prompt
+
+
 @torch.no_grad()
 def stylize(
     guided,
@@ -181,20 +195,7 @@ def stylize(
         factor,
         pipe.scheduler.config.get("num_train_timesteps", 1000),
     )
-    if prompt is None:
-        prompt = next(
-            (
-                guided.content_prompts.get(name)
-                for name in (scales or guided.suffixes)
-                if guided.content_prompts.get(name)
-            ),
-            None,
-        )
-        if prompt is None:
-            raise UserError(
-                "no style file here records a content prompt (files from other tools do not); give the "
-                "prompt that describes the image."
-            )
+    prompt = prompt if prompt is not None else recorded_prompt(guided, scales)
     resolution = resolution or pipe.unet.config.sample_size * factor
     if generator is None and seed is not None:
         generator = torch.Generator("cpu").manual_seed(seed)
