@@ -112,16 +112,8 @@ def _predict_per_term(guided, model_input, t, cond, names, control=None):
     out = []
     for start, stop in [(0, 2)] + [(k, k + 1) for k in range(2, len(names))]:
         part = list(range(start * rows, stop * rows))
-        if residuals is not None:
-            down, mid = residuals
-            part_residuals = ([d[part] for d in down], mid[part])
-        else:
-            part_residuals = None
-        with guided.routing(per_row[start * rows : stop * rows]):
-            out.append(
-                guided.pipe.unet(
-                    model_input[part], t, **cond.select(part).unet_kwargs(), **residuals_kwargs(part_residuals),
-                    return_dict=False,
-                )[0]
-            )
+        selected = None if residuals is None else ([d[part] for d in residuals[0]], residuals[1][part])
+        kwargs = {**cond.select(part).unet_kwargs(), **residuals_kwargs(selected)}
+        with guided.routing(per_row[start * rows:stop * rows]):
+            out.append(guided.pipe.unet(model_input[part], t, **kwargs, return_dict=False)[0])
     return torch.cat(out)
