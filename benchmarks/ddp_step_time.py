@@ -36,8 +36,9 @@ def worker(args) -> None:
     if args.variant == "find_unused":  # the way before: every adapter stays in DDP, which searches for unused ones
         import accelerate
 
-        kwargs = accelerate.DistributedDataParallelKwargs
-        accelerate.DistributedDataParallelKwargs = lambda **_: kwargs(find_unused_parameters=True)
+        search = accelerate.DistributedDataParallelKwargs(find_unused_parameters=True)
+        accelerator = accelerate.Accelerator  # paircustom's setup builds its Accelerator without DDP options
+        accelerate.Accelerator = lambda **options: accelerator(**options, kwargs_handlers=[search])
         PairTrainer._train_only = lambda self, kinds: None
     with tempfile.TemporaryDirectory() as folder:
         trainer = PairTrainer(

@@ -225,7 +225,7 @@ def test_image_oracle_term_times_its_scale_lands_on_the_styled_estimate(shapes_o
     cond = guided.family.encode(guided.pipe, ["a photo of a red circle on a blue background"] * 3, "cpu")[0]
     t = torch.tensor(500)
     with torch.no_grad():
-        _, e_cond, row = guided._predict(x_t.repeat(3, 1, 1, 1), t, cond, [None, None, name], True).chunk(3)
+        _, e_cond, row = guided._predict(x_t.repeat(3, 1, 1, 1), t, cond, [None, None, name]).chunk(3)
     target = guided.image_prediction(x_t, t, e_cond, STYLES["pixelated"].apply)
     assert torch.allclose(3.0 * (row - e_cond), target - e_cond, atol=1e-4), (
         (3.0 * (row - e_cond) - target + e_cond).abs().max()

@@ -9,12 +9,6 @@ import pytest
 from tools import import_graph
 
 ROOT = Path(__file__).resolve().parents[1]
-# Modules of the shapes world and the benchmarks that are still over the limit; they are being changed for another
-# issue and split there.  Remove a name once its module is under MAX_LINES.
-LONG_FOR_NOW = {
-    "paircustom.bench.perf",
-    "paircustom.shapes.train",
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +45,7 @@ def test_at_most_ten_import_floors(graph):
 
 def test_no_module_is_over_300_lines(graph):
     long = import_graph.long_modules(graph)
-    assert set(long) <= LONG_FOR_NOW, f"modules over {import_graph.MAX_LINES} lines: {long}"
-    shrunk = LONG_FOR_NOW - set(long)
-    assert not shrunk, f"{sorted(shrunk)} are now short enough: drop them from LONG_FOR_NOW"
+    assert long == {}, f"modules over {import_graph.MAX_LINES} lines: {long}"
 
 
 def test_no_function_is_over_60_lines_unless_its_docstring_says_why(graph):

@@ -19,7 +19,7 @@ README = ROOT / "README.md"
 README_MAX_LINES = 250
 FIRST_SCREEN = 40  # lines a newcomer sees before scrolling
 # The pages whose links and paths must hold; docs/research/ is a dated log and keeps the paths of its day.
-PAGES = [README, ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [README, ROOT / "CHANGELOG.md", ROOT / "experiments" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def section(path: Path, heading: str) -> str:
@@ -220,7 +220,9 @@ def test_relative_links_lead_somewhere(page):
 def test_repository_paths_named_exist(page):
     """A path such as `benchmarks/results/perf.md` or `paircustom/shapes/world.py` in backticks is a file or
     folder of this repository (paths with placeholders such as {md,json} or <output> are left out)."""
-    named = re.findall(r"`((?:paircustom|benchmarks|tests|docs|configs|tools|\.ci)/[^`\s{}<>*]*)`", page.read_text())
+    named = re.findall(
+        r"`((?:paircustom|benchmarks|experiments|tests|docs|configs|tools|\.ci)/[^`\s{}<>*]*)`", page.read_text()
+    )
     if page.name == "CHANGELOG.md":  # history names paths that have moved on purpose
         named = [path for path in named if "RESULTS.md" not in path]
     missing = sorted({path for path in named if not (ROOT / path).exists()})

@@ -1,10 +1,10 @@
-"""Why shapes fall short: benchmarks/shape_words.py (fill cue, shape-word swap losses, text states) and
+"""Why shapes fall short: experiments/shape_words.py (fill cue, shape-word swap losses, text states) and
 shapes.evaluate --by-shape (which shape is read for each prompted one); tiny runs on the shipped model."""
 
 import numpy as np
 import pytest
 
-from benchmarks import shape_words
+from experiments import shape_words
 from paircustom.shapes.world import SHAPES, Scene, Thing, render
 
 

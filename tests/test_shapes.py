@@ -216,7 +216,7 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
     import torch.nn.functional as F
 
     from paircustom.files.images import from_uint8
-    from paircustom.shapes import train as base
+    from paircustom.shapes import stages
     from paircustom.shapes.data import vae_images
     from paircustom.shapes.networks import build_models
 
@@ -227,7 +227,7 @@ def test_vae_stage_keeps_the_output_conv_orthogonal_and_ties_the_latent_to_the_m
         rows = vae.decoder.conv_out.weight.flatten(1).clone()  # (3, C*k*k)
         gram = rows @ rows.T / rows.norm(dim=1).mean() ** 2
         torch.testing.assert_close(gram, torch.eye(3), atol=1e-5, rtol=0, msg="output rows not orthonormal")
-        base.train_vae(vae, config, tmp_path / str(weight))
+        stages.train_vae(vae, config, tmp_path / str(weight))
         assert torch.equal(vae.decoder.conv_out.weight.flatten(1), rows), "the output conv trained"
         images = from_uint8(vae_images(np.random.default_rng(3), 8, config))
         with torch.no_grad():
@@ -252,6 +252,7 @@ def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path,
     from diffusers import StableDiffusionPipeline
 
     from paircustom.models.forward import training_scheduler
+    from paircustom.shapes import stages
     from paircustom.shapes import train as base
     from paircustom.shapes.networks import shapes_scheduler
     from paircustom.tiny.unet import sd_scheduler
@@ -265,7 +266,7 @@ def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path,
         atol=0,
         msg="the rescaled schedule should start near SD's",
     )
-    targets, original = [], base.prediction_target
+    targets, original = [], stages.prediction_target
 
     def recording(scheduler, x0, noise, t):
         target = original(scheduler, x0, noise, t)
@@ -274,8 +275,8 @@ def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path,
         targets.append(t)
         return target
 
-    monkeypatch.setattr(base, "prediction_target", recording)
-    monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)
+    monkeypatch.setattr(stages, "prediction_target", recording)
+    monkeypatch.setattr(stages, "check", lambda *args, **kwargs: None)
     base.train(_tiny_base_config(decoder_steps=1), tmp_path)
     assert len(targets) == _tiny_base_config().unet_steps, "every UNet step goes through the v target"
     saved = training_scheduler(StableDiffusionPipeline.from_pretrained(tmp_path / "pipeline").scheduler)
@@ -284,26 +285,27 @@ def test_base_unet_trains_on_v_targets_of_a_zero_terminal_snr_schedule(tmp_path,
 
 def test_base_training_resumes_in_stages_to_the_same_model(tmp_path, monkeypatch):
     """Stopped between stages and inside the UNet stage, then started again: equal to an uninterrupted run, bitwise."""
+    from paircustom.shapes import stages
     from paircustom.shapes import train as base
 
-    monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)  # the held-out check is slow and optional
+    monkeypatch.setattr(stages, "check", lambda *args, **kwargs: None)  # the held-out check is slow and optional
     config = _tiny_base_config()
     base.train(config, tmp_path / "straight")
     stopped = tmp_path / "stopped"
     assert base.train(config, stopped, stop_after="vae") is None
     assert (stopped / "vae" / "config.json").is_file() and not (stopped / "unet").exists()
-    saver = base.Checkpoint.save
+    saver = stages.Checkpoint.save
 
     def stop_after_first_unet_checkpoint(self, step):
         saver(self, step)
         if self.path.name.startswith("unet"):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(base.Checkpoint, "save", stop_after_first_unet_checkpoint)
+    monkeypatch.setattr(stages.Checkpoint, "save", stop_after_first_unet_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         base.train(config, stopped)
     assert json.loads((stopped / "unet_checkpoint.json").read_text())["step"] == 2
-    monkeypatch.setattr(base.Checkpoint, "save", saver)
+    monkeypatch.setattr(stages.Checkpoint, "save", saver)
     base.train(config, stopped)
     for part in (
         "unet/diffusion_pytorch_model.safetensors",
@@ -340,9 +342,10 @@ def test_training_pool_puts_filler_words_where_pair_training_puts_its_token():
 def test_unet_stage_can_continue_a_finished_pipeline(tmp_path, monkeypatch):
     """--unet-from loads a finished pipeline's UNet and text encoder before the UNet stage (here with 0 steps:
     the result is that pipeline's weights); another architecture is refused with a message."""
+    from paircustom.shapes import stages
     from paircustom.shapes import train as base
 
-    monkeypatch.setattr(base, "check", lambda *args, **kwargs: None)
+    monkeypatch.setattr(stages, "check", lambda *args, **kwargs: None)
     config = _tiny_base_config()
     base.train(config, tmp_path / "first")
     base.train(
@@ -410,7 +413,7 @@ def test_embedded_model_reads_past_an_inserted_token():
     filler captions, did not: loss 0.28 against 0.10).  An unknown style suffix may disturb it a little more: the
     family-trained model has learned that "in <word> style" asks for a styled image (measured: 1.16x the caption's
     loss, against 1.0x on the model trained without families), but not as much as a wrong scene would."""
-    from benchmarks import style_denoising_probe
+    from experiments import style_denoising_probe
     from paircustom.sampling.pipeline import StyleGuidedPipeline
 
     loss = style_denoising_probe.token_losses(StyleGuidedPipeline.from_pretrained("shapes"), draws=32)
@@ -420,7 +423,7 @@ def test_embedded_model_reads_past_an_inserted_token():
 
 def test_identifiability_probe_recovers_a_latent_affine_map():
     """The probe's fit returns the map that made the styled latents, and a zero map leaves latents unchanged."""
-    from benchmarks import style_identifiability
+    from experiments import style_identifiability
 
     probe = style_identifiability
     generator = torch.Generator().manual_seed(0)
@@ -464,7 +467,7 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     u + g(e_s - u)), i.e. the base model prompted with the style words."""
     from safetensors.torch import load_file
 
-    from benchmarks import known_style_ceiling
+    from experiments import known_style_ceiling
     from paircustom.sampling.pipeline import StyleGuidedPipeline
     from paircustom.shapes.styles import KNOWN_STYLES, styled_caption
 

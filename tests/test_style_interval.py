@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from paircustom.adapters.layers import peft_routing
+from paircustom.bench.reference import per_term
 from paircustom.errors import UserError
 from paircustom.sampling.guide import StyleSchedule
 from paircustom.sampling.pipeline import StyleGuidedPipeline
@@ -119,7 +120,7 @@ def test_forecast_steps_continue_the_line_through_the_last_two_deltas(guided, in
     assert (got - held).abs().max() > 1e-4, "the forecast equals holding the delta: the test would not see a bug"
 
 
-def _rows_per_step(guided, steps, batched=True, **call):
+def _rows_per_step(guided, steps, **call):
     """The batch size of every UNet forward, grouped by denoising step (a wrapper around the forward)."""
     calls, per_step = [], []
     hook = guided.pipe.unet.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
@@ -133,7 +134,6 @@ def _rows_per_step(guided, steps, batched=True, **call):
             num_inference_steps=steps,
             output_type="latent",
             seed=0,
-            batched=batched,
             callback_on_step_end=end_of_step,
             **SIZE,
             **call,
@@ -156,9 +156,8 @@ def test_reuse_steps_call_the_denoiser_with_the_cfg_rows_only(guided):
     assert per_step == [(4,), (4,), (8,), (4,), (4,), (8,), (4,), (4,), (8,), (4,)], per_step
     # one call per term: the CFG pair together, then each style alone; reuse steps make the CFG call only
     per_step = _rows_per_step(
-        guided,
+        per_term(guided),
         6,
-        batched=False,
         prompt=PROMPT,
         styles={"art": 3.0, "ink": -1.0},
         style_start_fraction=0.0,

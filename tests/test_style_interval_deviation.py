@@ -1,6 +1,6 @@
 """The trained-style deviation benchmark of issue 14 runs and reports every setting (tiny run, no timing)."""
 
-from benchmarks import style_interval_deviation
+from experiments import style_interval_deviation
 
 
 def test_deviation_benchmark_reports_every_setting(tmp_path):

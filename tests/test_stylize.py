@@ -98,8 +98,8 @@ def _x_independent_unet(pipe):
     predict, alphas = pipe._predict, pipe.pipe.scheduler.alphas_cumprod
     v_model = pipe.pipe.scheduler.config.prediction_type == "v_prediction"
 
-    def fake(model_input, t, cond, names, batched, control=None):
-        out = predict(model_input, t, cond, names, batched, control)
+    def fake(model_input, t, cond, names, control=None):
+        out = predict(model_input, t, cond, names, control)
         eps = torch.sin(torch.arange(out[0].numel(), dtype=out.dtype).view(out[0].shape) * 0.1 + float(t) * 0.01)
         if not v_model:
             return eps.expand_as(out).clone()

@@ -63,3 +63,44 @@ def test_a_mutant_flips_exactly_its_operator(mutants, index, line):
     original = SOURCE.splitlines()
     assert changed[mutant.line - 1] == line
     assert [a for a, b in zip(changed, original) if a != b] == [line], "only the mutant's line may change"
+
+
+# tools/param_walk.py on a package of three files: a setting given to ``use.main`` is built into a ``Settings``
+# (validated in cfg.py), handed to run.py, and reaches cfg.py once more only by a default argument (no move).
+WALK_FILES = {
+    "__init__.py": "",
+    "cfg.py": (
+        "from dataclasses import dataclass\n\n\n@dataclass\nclass Settings:\n    start: float = 0.0\n\n"
+        "    def __post_init__(self):\n        check_start(self.start)\n\n\n"
+        "def check_start(start):\n    assert 0 <= start < 1\n\n\n"
+        "def fallback(start=0.3137):\n    return None\n"
+    ),
+    "use.py": (
+        "from . import run\nfrom .cfg import Settings\n\n\n"
+        "def main(start):\n    settings = Settings(start)\n    return run.go(settings)\n"
+    ),
+    "run.py": (
+        "from .cfg import fallback\n\n\n"
+        "def go(settings):\n    fallback()\n    return twice(settings.start)\n\n\n"
+        "def twice(value):\n    return 2 * value\n"
+    ),
+}
+
+
+def test_param_walk_counts_files_moves_checks_and_carriers(tmp_path, monkeypatch):
+    from tools import param_walk
+
+    for name, text in WALK_FILES.items():
+        (tmp_path / "walkpkg").mkdir(exist_ok=True)
+        (tmp_path / "walkpkg" / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    use = importlib.import_module("walkpkg.use")
+    try:
+        tracer = param_walk.Tracer(tmp_path / "walkpkg", lambda value: type(value) is float and value == 0.3137)
+        found = param_walk.traced(tracer, lambda: use.main(0.3137))
+    finally:
+        for module in [m for m in sys.modules if m.startswith("walkpkg")]:
+            del sys.modules[module]
+    assert found["file_list"] == ["cfg.py", "run.py", "use.py"], found
+    assert found["move_list"] == [("use.py", "cfg.py"), ("use.py", "run.py")], found  # the default moves nothing
+    assert (found["checks"], found["carriers"]) == (["cfg.py:check_start"], ["Settings"]), found

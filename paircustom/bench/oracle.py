@@ -82,8 +82,8 @@ class OracleGuidedPipeline(StyleGuidedPipeline):
             return super()._style_texts(texts, name)
         return [self.caption_maps[name](text) for text in texts]
 
-    def _predict(self, model_input, t, cond, names, batched, control=None):
-        out = super()._predict(model_input, t, cond, names, batched, control)
+    def _predict(self, model_input, t, cond, names, control=None):
+        out = super()._predict(model_input, t, cond, names, control)
         if not any(name in self.image_styles for name in names):
             return out
         blocks = list(out.chunk(len(names)))                                   # (B, C, h, w) each

@@ -27,9 +27,7 @@ algorithms / all variants interleaved in the same process, ``torch.set_num_threa
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,7 +42,8 @@ from ..sampling.pipeline import StyleGuidedPipeline
 from . import CHEAP_GUIDANCE
 from .memory import run_probe
 from .models import SPECS, ModelSpec, build_pipeline, make_trainer, parameter_count, shapes_available, write_random_styles
-from .reference import AdapterState, SequentialTrainer
+from .perf_report import NOTES, Row, machine_info, table, verdict
+from .reference import AdapterState, SequentialTrainer, per_term
 
 PROMPT = "a photo of a sbu dog"
 STYLE_START = GENERATE.style_start_fraction     # fraction of sampling steps with plain CFG (the paper's setting)
@@ -78,25 +77,6 @@ class BenchConfig:
 
 
 QUICK = BenchConfig(models=("tiny",), repeats=2, steps=5, match_steps=4, eval_draws=2, memory_steps=1)
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the results table."""
-
-    measurement: str
-    model: str
-    variant: str
-    median: str
-    ratio: str = ""
-    target: str = ""
-    result: str = ""          # "met", "MISSED" or "" (no target)
-    rows: str = ""            # sampling: UNet rows computed per sample (batch rows summed over the calls)
-    deviation: str = ""       # cheaper sampling: mean |z - z_full| / mean |z_full - z_CFG| of the final latents
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 def _timed(function, device: str, clock: str = "wall") -> float:
@@ -136,14 +116,14 @@ def bench_training(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, big
     rows = [Row("training step", spec.label, "ours: fused pass, cached latents", f"{ours:.3f} s", "1.00x"),
             Row("training step", spec.label, "sequential reference (research algorithm)", f"{seq:.3f} s",
                 f"{speedup:.2f}x ours faster", f">= {TRAIN_SPEEDUP_TARGET}x" if big else "",
-                _verdict(speedup >= TRAIN_SPEEDUP_TARGET) if big else "")]
+                verdict(speedup >= TRAIN_SPEEDUP_TARGET) if big else "")]
     for i, loss in enumerate(("content", "style")):
         a, b = evaluations["ours"][i], evaluations["seq"][i]
         difference = abs(a - b) / abs(b)
         rows.append(Row(f"loss match after {n} steps", spec.label,
                         f"eval {loss} loss: start {initial[i]:.5f} -> ours {a:.5f} / seq {b:.5f}",
                         f"{difference:.3%} apart", "", f"<= {config.loss_tolerance:.0%}",
-                        _verdict(difference <= config.loss_tolerance)))
+                        verdict(difference <= config.loss_tolerance)))
     return rows
 
 
@@ -162,10 +142,12 @@ def bench_sampling(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, ste
                 "1 style, one call per term": (names[:1], False, {}), "3 styles, one call per term": (names, False, {}),
                 **{variant: (names[:count], True, options) for variant, (count, options) in CACHED.items()}}
 
+    pipelines = {True: guided, False: per_term(guided)}         # batched: one UNet call per step, or per term
+
     def sample(styles, batched, options, n):
-        return guided(PROMPT, styles=styles, style_start_fraction=STYLE_START, num_inference_steps=n,
-                      height=spec.resolution, width=spec.resolution, seed=0, output_type="latent", batched=batched,
-                      **options).images
+        return pipelines[batched](PROMPT, styles=styles, style_start_fraction=STYLE_START, num_inference_steps=n,
+                                  height=spec.resolution, width=spec.resolution, seed=0, output_type="latent",
+                                  **options).images
 
     for styles, batched, options in variants.values():          # warm-up: every code path once, untimed
         for _ in range(config.warmup):
@@ -196,14 +178,14 @@ def bench_sampling(spec: ModelSpec, pipe, config: BenchConfig, folder: Path, ste
             moved = (full - latents["plain CFG"]).abs().mean()
             row = replace(row, deviation=f"{((latents[variant] - full).abs().mean() / moved).item():.3f}")
             if len(styles) == 1:
-                row = replace(row, target=f"<= {CACHED_TARGET:.2f}x", result=_verdict(ratio <= CACHED_TARGET))
+                row = replace(row, target=f"<= {CACHED_TARGET:.2f}x", result=verdict(ratio <= CACHED_TARGET))
         elif styles and batched:
             row = replace(row, target=f"floor {floor:.2f}x, <= {FLOOR_SLACK * floor:.2f}x",
-                          result=_verdict(ratio <= FLOOR_SLACK * floor))
+                          result=verdict(ratio <= FLOOR_SLACK * floor))
         elif styles:
             batched_time = median[variant.split(",")[0]]
             row = replace(row, target=f"batched ({batched_time:.3f} s) no slower",
-                          result=_verdict(batched_time <= median[variant]))
+                          result=verdict(batched_time <= median[variant]))
         rows.append(row)
     return rows
 
@@ -220,7 +202,7 @@ def bench_memory(spec: ModelSpec, config: BenchConfig, big: bool) -> list[Row]:
                   f"whole process {probe['whole'] / gib:.2f} GiB; above loaded model {extra / gib:.3f} GiB "
                   f"(model loaded {probe['baseline'] / gib:.2f} GiB)", f"{ratio:.2f}x of no ckpt (above model)")
         if checkpointing and big:
-            row = replace(row, target=f"<= {CHECKPOINT_MEMORY_TARGET:.2f}x", result=_verdict(ratio <= CHECKPOINT_MEMORY_TARGET))
+            row = replace(row, target=f"<= {CHECKPOINT_MEMORY_TARGET:.2f}x", result=verdict(ratio <= CHECKPOINT_MEMORY_TARGET))
         rows.append(row)
     return rows
 
@@ -255,47 +237,6 @@ def run(config: BenchConfig, log=print) -> list[Row]:
             log(f"[{time.strftime('%H:%M:%S')}] {spec.label}: memory")
             rows += bench_memory(spec, config, big)
     return rows
-
-
-NOTES = """\
-- training step: median wall time of one optimizer step (gradient_accumulation 1, style loss on from step 0);
-  "x ours faster" = sequential seconds per step / ours = ratio of steps/s. The loss match trains both from the
-  same zero adapters with the same seed and draws, then compares the mean evaluation loss over fixed draws.
-- sampling: median time (wall, or process CPU with --clock cpu) of the denoising loop (prompt encoding included,
-  VAE decode excluded); the floor is
-  the number of denoiser row-evaluations relative to plain CFG, (s*2 + (1-s)*(2+N))/2 at style_start_fraction s (the
-  default style scale and style_start_fraction of GenerateConfig).
-  "UNet rows": batch rows the UNet computed for one sample, counted by a hook on its forward (plain CFG: 2 per
-  step). The cheaper settings (issue 14) reuse the style deltas between recompute steps, where only the 2 CFG rows
-  run; their "deviation from full" is mean |z - z_full| / mean |z_full - z_CFG| over the final latents of the
-  same seed (z_full: full style guidance with as many styles; 0: identical, 1: as far from it as plain CFG is).
-  The styles here are random LoRAs, so this measures how closely the shortcut follows full guidance, not quality.
-- peak training memory: each configuration in its own process. "whole process" = RSS high-water mark of the
-  process (model building included); "above loaded model" = highest RSS during the training steps minus the RSS
-  once the model, adapters and encoded pair are loaded (GPU: torch.cuda.max_memory_allocated instead of RSS).
-"""
-
-
-def machine_info(config: BenchConfig, load_before: tuple[float, ...]) -> str:
-    """Markdown bullet list: date, machine, versions, threads, run settings, CPU load around the run."""
-    gpu = torch.cuda.get_device_name() if config.device == "cuda" else "none"
-    return (f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
-            f"- machine: {platform.processor() or platform.machine()}, os.cpu_count() = {os.cpu_count()}, GPU: {gpu}\n"
-            f"- torch {torch.__version__}, torch.set_num_threads({config.threads}), python {platform.python_version()}\n"
-            f"- clock: {'process CPU time (time.process_time)' if config.clock == 'cpu' else 'wall time'}\n"
-            f"- medians of {config.repeats} timed runs after {config.warmup} warm-up run(s); sampling steps: "
-            f"{config.steps} (small models), {config.big_steps} (mid-size / SDXL), style_start_fraction {STYLE_START}\n"
-            f"- 1-minute load average before / after the run: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
-            f"(about {config.threads:.0f} when nothing else runs)\n")
-
-
-def table(rows: list[Row]) -> str:
-    header = ("measurement", "model", "variant", "median", "ratio", "UNet rows", "deviation from full",
-              "target / floor", "result")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join((r.measurement, r.model, r.variant, r.median, r.ratio, r.rows, r.deviation,
-                                 r.target, r.result)) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def parse_args(argv=None) -> tuple[BenchConfig, str | None, str]:

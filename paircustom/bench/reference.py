@@ -1,4 +1,5 @@
-"""The research code's training step, re-implemented as the benchmark's baseline.
+"""The research code's training step, re-implemented as the benchmark's baseline; and its sampling, one UNet call
+per term (``per_term``).
 
 Per optimisation step the reference algorithm
 
@@ -18,13 +19,18 @@ sees Δc after this step's content update instead of before it.
 
 from __future__ import annotations
 
+import copy
+import types
+
 import torch
 import torch.nn.functional as F
 
 from ..adapters.layers import set_route
+from ..errors import UserError
 from ..files.images import load_pair
-from ..training.objective import RowKind
 from ..models.forward import forward_process
+from ..sampling.control import residuals_kwargs
+from ..training.objective import RowKind
 
 
 class AdapterState:
@@ -84,3 +90,30 @@ class SequentialTrainer:
             set_route(trainer.layers, None, self.device)
             losses.append(loss.item())
         return losses[0], losses[1]
+
+
+def per_term(guided):
+    """A copy of the ``StyleGuidedPipeline`` ``guided`` (sharing its pipeline and loaded styles) whose denoising
+    steps make one UNet call per term, as the research code samples: unconditional and conditional rows together,
+    then each style's rows alone.  The result equals the batched call's up to float summation order; ``perf``
+    times the two against each other and the tests compare them.  SD and SDXL only."""
+    if guided.family.flow:
+        raise UserError("one UNet call per term is the SD / SDXL reference; use an SD or SDXL pipeline.")
+    twin = copy.copy(guided)
+    twin._predict = types.MethodType(_predict_per_term, twin)
+    return twin
+
+
+def _predict_per_term(guided, model_input, t, cond, names, control=None):
+    """``loop.predict`` with one UNet call per term: rows (k·B, C, h, w) in blocks of B, one adapter name each."""
+    rows = len(model_input) // len(names)
+    per_row = [name for name in names for _ in range(rows)]
+    residuals = control.residuals(model_input, t, cond) if control is not None else None  # once, all rows
+    out = []
+    for start, stop in [(0, 2)] + [(k, k + 1) for k in range(2, len(names))]:
+        part = list(range(start * rows, stop * rows))
+        selected = None if residuals is None else ([d[part] for d in residuals[0]], residuals[1][part])
+        kwargs = {**cond.select(part).unet_kwargs(), **residuals_kwargs(selected)}
+        with guided.routing(per_row[start * rows:stop * rows]):
+            out.append(guided.pipe.unet(model_input[part], t, **kwargs, return_dict=False)[0])
+    return torch.cat(out)

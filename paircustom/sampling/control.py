@@ -113,11 +113,9 @@ class Control:
         return list(down), mid
 
 
-def residuals_kwargs(residuals, rows: list[int] | None = None) -> dict:
-    """The UNet keyword arguments carrying ``residuals`` (None: none), restricted to ``rows`` if given."""
+def residuals_kwargs(residuals) -> dict:
+    """The UNet keyword arguments carrying ``residuals`` (None: none)."""
     if residuals is None:
         return {}
     down, mid = residuals
-    if rows is not None:
-        down, mid = [d[rows] for d in down], mid[rows]
     return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}

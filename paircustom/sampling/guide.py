@@ -118,5 +118,4 @@ class Guide:
     style_tolerance: float | None = None  # ... or once e0(c) has moved by this relative L1 change
     style_reuse: str = GENERATE.style_reuse  # what reuse steps add: the last deltas ("hold") or a "forecast"
     guidance_rescale: float = GENERATE.guidance_rescale
-    batched: bool = True  # one UNet call per step (False: one per term, for comparison)
     control: Control | None = None  # ControlNet image and scale

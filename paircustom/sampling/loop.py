@@ -37,9 +37,8 @@ def denoise(
             active = blocks if schedule.fresh(i) else guide.plain
             model_input = scale_input(latents, t).repeat(active, 1, 1, 1)  # (k·B, C, h, w)
             # b. one batched denoiser call of those rows
-            e = guided._predict(
-                model_input, t, guide.cond_of[active], guide.names[:active], guide.batched, guide.control
-            ).chunk(active)
+            cond, names = guide.cond_of[active], guide.names[:active]
+            e = guided._predict(model_input, t, cond, names, guide.control).chunk(active)
             e_uncond, e_cond = (e[0], e[1]) if guide.plain == 2 else (e[0], e[0])
             # c. style deltas e_i(c_i) − e0(c): this step's, cached ones, or none outside the style steps
             deltas = schedule.update(i, e_cond, list(e[guide.plain :]))
@@ -54,8 +53,8 @@ def denoise(
     return latents
 
 
-def predict(guided, model_input, t, cond: Conditioning, names: list[str | None], batched: bool, control=None):
-    """Denoiser predictions for all row blocks (one adapter name per block): one call, or one call per term.
+def predict(guided, model_input, t, cond: Conditioning, names: list[str | None], control=None):
+    """Denoiser predictions for all row blocks (one adapter name per block), in one call.
 
     With a ControlNet its residuals are computed once, in one call on all rows, and handed to the UNet.
     """
@@ -65,25 +64,9 @@ def predict(guided, model_input, t, cond: Conditioning, names: list[str | None],
         with guided.routing(per_row):
             return guided.family.predict(guided.denoiser, model_input, t.expand(len(model_input)), cond)
     residuals = control.residuals(model_input, t, cond) if control is not None else None
-    if batched:
-        with guided.routing(per_row):
-            return guided.pipe.unet(
-                model_input, t, **cond.unet_kwargs(), **residuals_kwargs(residuals), return_dict=False
-            )[0]
-    out = []  # the reference algorithm: unconditional + conditional together, then each style alone
-    for start, stop in [(0, 2)] + [(k, k + 1) for k in range(2, len(names))]:
-        part = list(range(start * rows, stop * rows))
-        with guided.routing(per_row[start * rows : stop * rows]):
-            out.append(
-                guided.pipe.unet(
-                    model_input[part],
-                    t,
-                    **cond.select(part).unet_kwargs(),
-                    **residuals_kwargs(residuals, part),
-                    return_dict=False,
-                )[0]
-            )
-    return torch.cat(out)
+    kwargs = {**cond.unet_kwargs(), **residuals_kwargs(residuals)}
+    with guided.routing(per_row):
+        return guided.pipe.unet(model_input, t, **kwargs, return_dict=False)[0]
 
 
 def decode(guided, latents, output_type: str, generator):

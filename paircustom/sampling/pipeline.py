@@ -116,7 +116,6 @@ class StyleGuidedPipeline(LoadedStyles):
         output_type: str = "pil",
         num_images_per_prompt: int = GENERATE.num_images_per_prompt,
         eta: float = 0.0,
-        batched: bool = True,
         base_adapter: str | None = None,
         prompt_2: str | list[str] | None = GENERATE.prompt_2,
         negative_prompt_2: str | None = GENERATE.negative_prompt_2,
@@ -136,7 +135,6 @@ class StyleGuidedPipeline(LoadedStyles):
         in between (only the CFG rows are computed there); ``style_tolerance`` also recomputes them early when
         the base prediction has moved by more than that relative L1 change; ``style_reuse="forecast"`` adds a
         straight-line extrapolation of the last two deltas on those steps instead (see ``StyleSchedule``).
-        ``batched=False`` makes one UNet call per term instead of one per step (same result, for comparison).
         ``base_adapter``: the adapter behind e0 (None: base weights; ``lora_scale`` sets it).
         Defaults that depend on the family (None): ``guidance_scale`` (SD3's CFG scale 7, Flux's distilled
         guidance value 3.5), ``style_start_fraction`` (Flux: 6/28, as the research code), ``num_inference_steps``
@@ -159,7 +157,6 @@ class StyleGuidedPipeline(LoadedStyles):
             guidance_rescale=guidance_rescale,
             control_image=control_image,
             eta=eta,
-            batched=batched,
             denoising_end=denoising_end,
             callback_on_step_end=callback_on_step_end,
         )
@@ -207,7 +204,6 @@ class StyleGuidedPipeline(LoadedStyles):
             style_interval=style_interval,
             style_tolerance=style_tolerance,
             style_reuse=style_reuse,
-            batched=batched,
             control=self._control(control_image, height, width, controlnet_conditioning_scale),
         )
         latents = initial_latents(self, scheduler, shape, latents, generator, guide.cond_of[guide.plain].hidden.dtype)

@@ -21,7 +21,6 @@ UNSUPPORTED = {
     "control_image": None,
     "controlnet": None,
     "eta": 0.0,
-    "batched": True,
     "denoising_end": None,
     "callback_on_step_end": None,
 }

@@ -119,12 +119,26 @@ def ddim_invert(
             a_next = alphas[int(t)]
             at = x  # where e0 is evaluated: x, then x_next
             for _ in range(1 + refine):
-                output = guided._predict(at.to(latents.dtype), t, cond, [guide.names[1]], True, guide.control)
+                output = guided._predict(at.to(latents.dtype), t, cond, [guide.names[1]], guide.control)
                 eps = _to_eps(output.to(torch.float64), at, a_next, kind)
                 x0 = (x - (1 - a_cur).sqrt() * eps) / a_cur.sqrt()
                 at = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
             x = at
     return x.to(latents.dtype)
+
+
+def recorded_prompt(guided, scales: dict[str, float]) -> str:
+    """The content prompt recorded in the first of these styles' files (all loaded styles without ``scales``)."""
+    prompt = next(
+        (guided.content_prompts.get(name) for name in (scales or guided.suffixes) if guided.content_prompts.get(name)),
+        None,
+    )
+    if prompt is None:
+        raise UserError(
+            "no style file here records a content prompt (files from other tools do not); give the "
+            "prompt that describes the image."
+        )
+    return prompt
 
 
 @torch.no_grad()
@@ -147,7 +161,6 @@ def stylize(
     generator=None,
     output_type: str = "pil",
     eta: float = 0.0,
-    batched: bool = True,
     control_image=None,
     controlnet_conditioning_scale: float = GENERATE.controlnet_conditioning_scale,
     inversion_refine: int = GENERATE.inversion_refine,
@@ -182,20 +195,7 @@ def stylize(
         factor,
         pipe.scheduler.config.get("num_train_timesteps", 1000),
     )
-    if prompt is None:
-        prompt = next(
-            (
-                guided.content_prompts.get(name)
-                for name in (scales or guided.suffixes)
-                if guided.content_prompts.get(name)
-            ),
-            None,
-        )
-        if prompt is None:
-            raise UserError(
-                "no style file here records a content prompt (files from other tools do not); give the "
-                "prompt that describes the image."
-            )
+    prompt = prompt if prompt is not None else recorded_prompt(guided, scales)
     resolution = resolution or pipe.unet.config.sample_size * factor
     if generator is None and seed is not None:
         generator = torch.Generator("cpu").manual_seed(seed)
@@ -218,7 +218,6 @@ def stylize(
         prompt_2,
         negative_prompt_2,
         first_styled=round(style_start_fraction * len(timesteps)),
-        batched=batched,
         control=control,
     )
     dtype = guide.cond_of[2].hidden.dtype

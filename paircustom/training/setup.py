@@ -52,21 +52,19 @@ def checked_run(config: TrainConfig, images, pipe=None) -> tuple[TrainConfig, ob
 
 def accelerator_of(config: TrainConfig, device: str) -> tuple[TrainConfig, object]:
     """(the config, without mixed precision off a GPU; the Accelerator of this process).  Several processes:
-    parameters a step does not use are left out of DDP (``PairTrainer._train_only``), so DDP need not search the
-    graph for unused ones."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    parameters a step does not use are left out of DDP (``PairTrainer._train_only``), so DDP keeps its default of not
+    searching the graph for unused ones."""
+    from accelerate import Accelerator
 
     if config.mixed_precision != "no" and not device.startswith("cuda"):
         warnings.warn(f"mixed precision needs a GPU; training without it on {device}.", PairCustomWarning, stacklevel=3)
         config = replace(config, mixed_precision="no")
     if device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(device))  # the Accelerator takes the current GPU
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation,
         cpu=device == "cpu",
-        kwargs_handlers=[ddp],
     )
     return config, accelerator
 

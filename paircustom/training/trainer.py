@@ -143,11 +143,11 @@ class PairTrainer(TrainerOutputs):
     def _train_only(self, kinds: tuple[RowKind, ...]) -> None:
         """Make exactly the parameters that ``kinds`` uses trainable; rebuild DDP when that set changes.
 
-        DDP (find_unused_parameters=False) expects a gradient for every parameter it holds in every step, and the
-        style B's get none during the style warm-up (nor the content B's in style-only or slider training), so
-        they are frozen and left out of DDP until used: DDP is built for the warm-up without them and rebuilt
-        once, at style_start_step, with them. The optimizer skips parameters without a gradient either way, so the
-        result is the same; a single process (no DDP) leaves every adapter trainable."""
+        DDP (which by default does not search for unused parameters) expects a gradient for every parameter it holds
+        in every step, and the style B's get none during the style warm-up (nor the content B's in style-only or
+        slider training), so they are frozen and left out of DDP until used: DDP is built for the warm-up without
+        them and rebuilt once, at style_start_step, with them. The optimizer skips parameters without a gradient
+        either way, so the result is the same; a single process (no DDP) leaves every adapter trainable."""
         from accelerate.utils import DistributedType
 
         if self.processes == 1 or self.accelerator.distributed_type in (

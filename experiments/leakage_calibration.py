@@ -1,6 +1,6 @@
 """Calibration of the quality benchmark's leakage metric (``paircustom.bench.leakage``), old and new side by side.
 
-    python benchmarks/leakage_calibration.py [--model shapes] [--held-out 4] [--seeds 2] [--out FILE]
+    python -m experiments.leakage_calibration [--model shapes] [--held-out 4] [--seeds 2] [--out FILE]
 
 A metric of leakage must score ~0 on samples that never saw the training pair and ~1 on copies of it.  Rows, all
 scored against the trio pair of each style (its content and style image):
@@ -18,7 +18,6 @@ For the new metric and for the one it replaced (foreground intersection over uni
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -26,14 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's paircustom, wherever the script is run from
-
-from paircustom.bench.leakage import leakage  # noqa: E402
-from paircustom.bench.oracle import OracleGuidedPipeline, load_oracle  # noqa: E402
-from paircustom.bench.quality import QualityConfig, evaluation_set, generate  # noqa: E402
-from paircustom.bench.scores import foreground, iou  # noqa: E402
-from paircustom.bench.sections import bench_style, pair_images  # noqa: E402
+from paircustom.bench.leakage import leakage
+from paircustom.bench.oracle import OracleGuidedPipeline, load_oracle
+from paircustom.bench.quality import QualityConfig, evaluation_set, generate
+from paircustom.bench.scores import foreground, iou
+from paircustom.bench.sections import bench_style, pair_images
 
 CASES = (
     ("new-words", "inverted"),
@@ -97,7 +93,7 @@ def main(argv=None) -> None:
         lines = rows(config, guided, sample, Path(work), lambda line: print(line, flush=True))
     if args.out:
         args.out.write_text(
-            f"# Leakage calibration\n\n`python benchmarks/leakage_calibration.py --model "
+            f"# Leakage calibration\n\n`python -m experiments.leakage_calibration --model "
             f"{args.model} --held-out {args.held_out} --seeds {args.seeds}` "
             f"({len(sample.prompts)} held-out samples per row)\n\n" + "\n".join(header + lines) + "\n"
         )

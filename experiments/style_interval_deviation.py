@@ -1,6 +1,6 @@
 """How far the cheaper style guidance of issue 14 lands from full style guidance, with a TRAINED style.
 
-    python -m benchmarks.style_interval_deviation [--seeds 2] [--steps 50] [--train-steps N] [--example NAME] [--out F]
+    python -m experiments.style_interval_deviation [--seeds 2] [--steps 50] [--train-steps N] [--example NAME] [--out F]
 
 Trains the style of an example pair (default ``trio``, inverted colours: the demo's pair until 2026-11-28, which
 the committed results used) on the embedded shapes model with its default steps, then draws the demo's six
@@ -102,7 +102,7 @@ def report(rows, args, minutes: float) -> str:
     lines += [f"| {label} | {deviation:.3f} | {kept:.3f} |" for label, deviation, kept in rows]
     return (
         f"# Cheaper style guidance: deviation from full guidance with a trained style\n\n"
-        f"Command: `python -m benchmarks.style_interval_deviation {' '.join(sys.argv[1:])}`\n\n"
+        f"Command: `python -m experiments.style_interval_deviation {' '.join(sys.argv[1:])}`\n\n"
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, {minutes:.1f} min, "
         f"torch.set_num_threads(1), os.cpu_count() = {os.cpu_count()}\n"
         f"- embedded shapes model, world v{world_version()}; the {args.example} pair's style, style scale "
@@ -120,7 +120,7 @@ def main(argv=None) -> list:
     parser.add_argument("--steps", type=int, default=GENERATE.num_inference_steps, help="DDIM sampling steps")
     parser.add_argument("--train-steps", type=int, default=None, help="pair-training steps (default: the model's)")
     parser.add_argument("--example", default="trio", choices=sorted(EXAMPLES), help="the example pair to train")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "style-interval-deviation.md"))
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "style-interval-deviation.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """How far does text-conditioned styling get on the shapes model when the style is one it already knows?
 
-    python -m benchmarks.known_style_ceiling [--model shapes] [--quick] [--threads 1] [--out FILE]
+    python -m experiments.known_style_ceiling [--model shapes] [--quick] [--threads 1] [--out FILE]
 
 The quality benchmark (``paircustom.bench.quality``) scores a pair-trained style against the exact answer
 f(x_base). This script asks what the same score gives for styles that need no learning: the base model's known
@@ -173,7 +173,7 @@ def main(argv=None) -> None:
     styled = stylize_rows(guided, oracles, readable, args.quick)
     if args.out:
         text = (
-            f"`python -m benchmarks.known_style_ceiling{' --quick' if args.quick else ''}` "
+            f"`python -m experiments.known_style_ceiling{' --quick' if args.quick else ''}` "
             f"({(time.time() - started) / 60:.1f} min). Generation: {len(config.seeds)} seeds per caption, "
             f"{config.steps} DDIM steps, CFG {config.guidance_scale:g}, style start "
             f"{config.style_start_fraction:g}; pooled fidelity against f(x_base) as in the quality benchmark. "

@@ -1,6 +1,6 @@
 """Does one pair determine the style? (issue 9's "identifiability", measured in the shapes model's latent space)
 
-    python -m benchmarks.style_identifiability [--model shapes] [--scenes 64] [--fit-scenes 256] [--threads 2]
+    python -m experiments.style_identifiability [--model shapes] [--scenes 64] [--fit-scenes 256] [--threads 2]
                                                [--out FILE]
 
 Each benchmark style f is a fixed image function. Here we ask whether, in the model's VAE latent space, f is a
@@ -114,7 +114,7 @@ def main(argv=None) -> None:
         print(lines[-1], flush=True)
     if args.out:
         header = (
-            f"`python -m benchmarks.style_identifiability --model {args.model} --scenes {args.scenes} "
+            f"`python -m experiments.style_identifiability --model {args.model} --scenes {args.scenes} "
             f"--fit-scenes {args.fit_scenes}`: pooled fidelity on {args.scenes} held-out rendered scenes.\n\n"
         )
         tmp = args.out.with_suffix(".tmp")

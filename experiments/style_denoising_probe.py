@@ -1,6 +1,6 @@
 """Does a style LoRA learned from one pair generalise as a denoiser? (issue 9's diagnosis on the shapes model)
 
-    python -m benchmarks.style_denoising_probe [--styles inverted,grayscale] [--scenes 64] [--train KEY=VALUE,...]
+    python -m experiments.style_denoising_probe [--styles inverted,grayscale] [--scenes 64] [--train KEY=VALUE,...]
                                                [--model shapes] [--threads 2] [--out FILE]
 
 Trains each style on ``paircustom.bench.quality``'s pair (the trio scene and f(trio); the model's default
