@@ -258,3 +258,26 @@ def test_scale_sweeps_are_command_line_flags(monkeypatch):
     assert (seen[0].style_scales, seen[0].lora_scales, seen[0].styles) == ((1.0, 8.0), (2.0,), ("inverted",))
     quality.main(["--section", "new-words"])
     assert (seen[1].style_scales, seen[1].lora_scales) == (QualityConfig.style_scales, QualityConfig.lora_scales)
+
+
+@pytest.mark.parametrize(
+    "word_fidelities, verdict, count",
+    [
+        ((0.2, 0.2, 0.2, 0.2, 0.0, 0.0), "GAIN", 4),  # better on exactly 4 of 6: a gain
+        ((0.2, 0.2, 0.2, 0.1, 0.0, 0.0), "NO GAIN", 3),  # a tie is not better
+        ((0.0,) * 6, "NO GAIN", 0),
+    ],
+)
+def test_learned_word_gain_needs_four_of_six_styles(word_fidelities, verdict, count):
+    from paircustom.bench.quality_gates import word_gain_lines
+
+    styles = ("a", "b", "c", "d", "e", "f")
+    records = [
+        {**_record(style, method, fidelity, 0.0), "split": "held-out"}
+        for style, word in zip(styles, word_fidelities)
+        for method, fidelity in (("pair-sg", 0.1), ("pair-sg-word", word))
+    ]
+    config = dict(styles=styles, methods=("pair-sg", "pair-sg-word"), style_scales=(3.0,))
+    lines = word_gain_lines(dict(config=config, records=records))
+    assert lines[0].startswith(f"- {verdict} at λ = 3:") and f"on {count} of 6 styles (need 4)" in lines[0], lines
+    assert word_gain_lines(dict(config={**config, "methods": ("pair-sg",)}, records=records)) == []

@@ -13,6 +13,9 @@ families on the first gate; every λ's counts are printed too):
     3. pair-sg leakage <= 5% on every family;
     4. pair-sg Pareto-better than DreamBooth-LoRA and the visual slider (held-out fidelity / leakage over their
        scale sweeps, ``pareto_verdict``) on at least 5 of 6.
+
+New-word section: the learned style word (``pair-sg-word``) counts as a gain over the plain method at a λ when its
+held-out fidelity is higher on at least 4 of 6 styles (``word_gain_lines``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 
 MIN_ORACLE = 0.05
 FIDELITY, ORACLE_SHARE, ABOVE_PROMPT, LEAKAGE, SHARE = 0.6, 0.8, 0.25, 0.05, 5 / 6   # the gates; never lowered
+WORD_SHARE = 4 / 6   # a learned style word counts as a gain when it beats the plain method on 4 of 6 styles
 BASELINES = ("db-lora", "slider")   # the paper's project-page baselines (issue 9: Pareto-better than both)
 
 
@@ -115,6 +119,24 @@ def pareto_wins(results: dict, method: str = "pair-sg", split: str = "held-out")
             points.setdefault((r["style"], r["method"]), []).append((r["fidelity"], r["leakage"]))
     return [s for s in results["config"]["styles"]
             if all(pareto_verdict(points[s, method], points[s, b]) == "ours" for b in BASELINES)]
+
+
+def word_gain_lines(results: dict, method: str = "pair-sg-word", plain: str = "pair-sg") -> list[str]:
+    """Per style scale: the styles where ``method`` (the learned style word) beats ``plain`` on held-out fidelity,
+    and whether that holds on at least 4 of 6 (issue 28's rule for a gain); [] when either method is missing."""
+    config = results["config"]
+    if not {method, plain} <= set(config["methods"]):
+        return []
+    index, styles = _index(results), config["styles"]
+    need = math.ceil(WORD_SHARE * len(styles) - 1e-9)
+    lines = []
+    for scale in config["style_scales"]:
+        pairs = [(s, _held_out(index, s, method, scale), _held_out(index, s, plain, scale)) for s in styles]
+        better = [s for s, ours, theirs in pairs if ours and theirs and ours["fidelity"] > theirs["fidelity"]]
+        lines.append(f"- {'GAIN' if len(better) >= need else 'NO GAIN'} at λ = {scale:g}: {method} above {plain} "
+                     f"(held-out fidelity) on {len(better)} of {len(styles)} styles (need {need}): "
+                     f"{', '.join(better) or 'none'}")
+    return lines
 
 
 def _percent(value: float | None) -> str:

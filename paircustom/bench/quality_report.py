@@ -16,7 +16,8 @@ from PIL import Image
 
 from ..files.images import atomic_write, grid
 from .methods import METHODS
-from .quality_gates import BASELINES, efficiency, efficiency_table, gate_lines, pareto_verdict  # noqa: F401
+from .quality_gates import (BASELINES, efficiency, efficiency_table, gate_lines, pareto_verdict,  # noqa: F401
+                            word_gain_lines)
 from .quality_plot import plot
 
 READING_MARK = "<!-- reading: written by hand below this line; kept when the benchmark is re-run -->"
@@ -166,8 +167,10 @@ def _shortcut_section(results: dict) -> str:
 
 
 def _gates_section(results: dict) -> str:
-    lines = gate_lines(results)
-    return "" if not lines else "## Gates of issue 28 (family section)\n\n" + "\n".join(lines) + "\n\n"
+    lines, words = gate_lines(results), word_gain_lines(results)
+    text = "" if not lines else "## Gates of issue 28 (family section)\n\n" + "\n".join(lines) + "\n\n"
+    return text + ("" if not words else "## The learned style word against the plain method\n\n" + "\n".join(words)
+                   + "\n\n")
 
 
 def _efficiency_section(results: dict) -> str:
