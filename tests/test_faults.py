@@ -49,7 +49,7 @@ def world(tmp_path_factory):
     """A tiny SD folder, a pair and a style file trained on them."""
     root = tmp_path_factory.mktemp("faults")
     build_tiny_pipeline("sd").save_pretrained(root / "model")
-    content, style = write_pair(root / "pair")
+    content, style = write_pair(root / "pair", size=(RESOLUTION, RESOLUTION))  # at the training size: no resize notice
     train_pair(
         quick_config(
             content, style, root / "art.safetensors", model=str(root / "model"), max_steps=2, style_start_step=1

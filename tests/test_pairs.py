@@ -166,7 +166,7 @@ def test_each_pair_can_have_its_own_subject(pair, tmp_path):
 
 def test_cli_pair_subject_goes_to_its_pair(pair, tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(training, "train_pair", lambda config: seen.append(config) or config.output)
+    monkeypatch.setattr(training, "train_pair", lambda config, **_: seen.append(config) or config.output)
     content, style = map(str, pair)
     common = ["--subject", "dog", "--style", "art", "-o", str(tmp_path / "x.safetensors"), "--quiet"]
     main(["train", "--pair", content, style, "--pair", content, style, "cat", *common])
