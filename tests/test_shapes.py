@@ -487,3 +487,18 @@ def test_known_style_oracle_is_the_base_models_own_style_term(tmp_path):
     assert abs(styled - prompted).max() < 1e-4, (
         f"oracle guidance differs from prompting by {abs(styled - prompted).max()}"
     )
+
+
+def test_saved_base_model_carries_no_local_paths(tmp_path):
+    """A component loaded from a folder (--vae-from) keeps that folder in its config; save() drops it, so the
+    shipped model names no path of the machine it was trained on."""
+    from paircustom.shapes.train import save
+    from paircustom.tiny.unet import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline("sd")
+    pipe.vae.save_pretrained(tmp_path / "vae-stage")
+    pipe.vae = type(pipe.vae).from_pretrained(tmp_path / "vae-stage")
+    assert str(pipe.vae.config._name_or_path) == str(tmp_path / "vae-stage"), "the premise: loading records the folder"
+    save(pipe, tmp_path / "pipeline")
+    leaked = [p.parent.name for p in (tmp_path / "pipeline").glob("*/config.json") if "_name_or_path" in p.read_text()]
+    assert leaked == [], f"configs naming a local folder: {leaked}"

@@ -45,10 +45,20 @@ def save(pipe: StableDiffusionPipeline, target: Path) -> None:
     pipe.to(torch.float16).save_pretrained(target)
     pipe.to(torch.float32)
     load_in_one_dtype(target)
+    forget_local_paths(target)
     (target / "paircustom.json").write_text(json.dumps(
         {"family": "sd", "name": "shapes", "version": 2, "train_defaults": TRAIN_DEFAULTS}, indent=2) + "\n")
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     print(f"saved {target} ({size / 1e6:.1f} MB)", flush=True)
+
+
+def forget_local_paths(target: Path) -> None:
+    """Drop ``_name_or_path`` from the components' config.json: a component loaded from a folder (``--vae-from``)
+    would otherwise carry that folder's path on this machine into the shipped model."""
+    for config in target.glob("*/config.json"):
+        settings = json.loads(config.read_text())
+        if settings.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def start_from(pipe: StableDiffusionPipeline, folder: Path) -> None:
