@@ -25,6 +25,12 @@ def write_pair(folder: Path, size=(48, 48), style_size=None) -> tuple[Path, Path
     return folder / "content.png", folder / "style.png"
 
 
+def fast_flags(steps: int) -> list[str]:
+    """The command line's flags for a quick tiny-model training run of ``steps`` steps (style from step 1)."""
+    return ["--rank", "4", "--lr", "1e-2", "--steps", str(steps), "--style-start-step", "1", "--accumulation", "1",
+            "--resolution", str(RESOLUTION), "--quiet"]  # fmt: skip
+
+
 def quick_config(content, style, output, **overrides) -> TrainConfig:
     """A few fast steps with a large learning rate so the adapters move visibly."""
     settings = dict(

@@ -14,7 +14,7 @@ from PIL import Image
 from paircustom.cli.main import main
 from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.training.trainer import PairTrainer, train_pair
-from tests.conftest import RESOLUTION, quick_config, write_pair
+from tests.conftest import fast_flags, quick_config, write_pair
 from tests.helpers_bad_inputs import (
     edited_checkpoint,
     edited_style,
@@ -38,21 +38,7 @@ from tests.helpers_bad_inputs import (
 )
 from tests.test_layouts import kohya
 
-FAST = [
-    "--rank",
-    "4",
-    "--lr",
-    "1e-2",
-    "--steps",
-    "3",
-    "--style-start-step",
-    "1",
-    "--accumulation",
-    "1",
-    "--resolution",
-    str(RESOLUTION),
-    "--quiet",
-]
+FAST = fast_flags(3)
 LONG = " ".join(["painting"] * 80)  # past the 77-token limit of the tiny text encoder
 
 

@@ -14,23 +14,9 @@ from PIL import Image
 from paircustom.cli.main import main
 from paircustom.files.images import LABEL_HEIGHT
 from paircustom.tiny.unet import build_tiny_pipeline
-from tests.conftest import RESOLUTION, write_pair
+from tests.conftest import RESOLUTION, fast_flags, write_pair
 
-FAST = [
-    "--rank",
-    "4",
-    "--lr",
-    "1e-2",
-    "--steps",
-    "3",
-    "--style-start-step",
-    "1",
-    "--accumulation",
-    "1",
-    "--resolution",
-    str(RESOLUTION),
-    "--quiet",
-]
+FAST = fast_flags(3)
 
 
 @pytest.fixture(scope="module")

@@ -23,25 +23,11 @@ from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.training.checkpoint import check_run_inputs
 from paircustom.training.run_guard import check_run_files
 from paircustom.training.trainer import PairTrainer, train_pair
-from tests.conftest import RESOLUTION, quick_config, write_pair
+from tests.conftest import RESOLUTION, fast_flags, quick_config, write_pair
 from tests.helpers_bad_inputs import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = [
-    "--rank",
-    "4",
-    "--lr",
-    "1e-2",
-    "--steps",
-    "2",
-    "--style-start-step",
-    "1",
-    "--accumulation",
-    "1",
-    "--resolution",
-    str(RESOLUTION),
-    "--quiet",
-]
+FAST = fast_flags(2)
 
 
 @pytest.fixture(scope="module")

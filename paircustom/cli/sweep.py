@@ -114,7 +114,7 @@ def run_sweep(args) -> None:
     plan = check_generation(
         config.model,
         prompts,
-        [(path, values) for path, values in zip(files, ranges)],
+        list(zip(files, ranges)),
         args.suffix,
         None,
         **config.values(STYLE),
