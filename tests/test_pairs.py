@@ -17,7 +17,7 @@ from paircustom.models.forward import prediction_target
 from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.training.objective import RowKind
 from paircustom.training.trainer import PairTrainer
-from tests.conftest import quick_config
+from tests.conftest import fast_flags, quick_config
 
 
 def single_pair_losses(unet, layers, scheduler, pair, kinds, generator, family):
@@ -107,27 +107,7 @@ def test_two_pairs_train_one_style_and_two_content_loras(pair, tmp_path):
 def test_cli_pair_option_equals_positional_pair_and_takes_several(pair, tmp_path):
     model = tmp_path / "model"
     build_tiny_pipeline("sd").save_pretrained(model)
-    fast = [
-        "--subject",
-        "dog",
-        "--style",
-        "art",
-        "--model",
-        str(model),
-        "--rank",
-        "4",
-        "--lr",
-        "1e-2",
-        "--steps",
-        "2",
-        "--style-start-step",
-        "1",
-        "--accumulation",
-        "1",
-        "--resolution",
-        "32",
-        "--quiet",
-    ]
+    fast = ["--subject", "dog", "--style", "art", "--model", str(model), *fast_flags(2)]
     content, style = map(str, pair)
     assert main(["train", content, style, "-o", str(tmp_path / "a.safetensors"), *fast]) == 0
     assert main(["train", "--pair", content, style, "-o", str(tmp_path / "b.safetensors"), *fast]) == 0
