@@ -128,3 +128,20 @@ def test_wrapping_and_unwrapping_a_unet_keeps_its_output():
     assert torch.allclose(unet(sample, t, text).sample, before, atol=TOLERANCE)  # B = 0 and no route
     remove_pair_lora(unet, layers)
     assert not any(isinstance(m, PairLoRALinear) for m in unet.modules())
+
+
+def test_every_layer_of_a_width_gets_that_widths_rows_from_one_qr_and_owns_them(monkeypatch):
+    from paircustom.adapters import basis
+
+    unet = build_tiny_pipeline("sd").unet
+    calls = []
+    real = basis.orthonormal_basis
+    monkeypatch.setattr(basis, "orthonormal_basis", lambda width, seed: calls.append(width) or real(width, seed))
+    layers = add_pair_lora(unet, 4, 4, 4, 4, seed=3)
+    widths = {layer.base.in_features for layer in layers.values()}
+    assert sorted(calls) == sorted(widths), f"one QR per input width {sorted(widths)}, got calls {sorted(calls)}"
+    for name, layer in layers.items():
+        content_A, style_A = split_rows(layer.base.in_features, 4, 4, 3)
+        assert torch.equal(layer.content_A, content_A) and torch.equal(layer.style_A, style_A), name
+    pointers = [layer.content_A.data_ptr() for layer in layers.values()]
+    assert len(set(pointers)) == len(pointers), "layers must not share A's storage (safetensors refuses shared)"

@@ -176,10 +176,14 @@ def add_pair_lora(
     ``pairs`` > 1: one content adapter per pair (``basis.split_rows``), one shared style adapter.
     """
     layers, generator = {}, torch.Generator().manual_seed(seed)
+    rows = {}  # input width -> (A_c, A_s): one QR per width, since every layer of a width shares its basis
     for name in target_names(unet, targets):
         base = unet.get_submodule(name).requires_grad_(False)
         if orthogonal:
-            content_A, style_A = split_rows(base.in_features, content_rank, style_rank, seed, pairs)
+            width = base.in_features
+            if width not in rows:
+                rows[width] = split_rows(width, content_rank, style_rank, seed, pairs)
+            content_A, style_A = (A.clone() for A in rows[width])  # each layer owns its buffers
         else:
             content_A = random_rows(base.in_features, content_rank * pairs, generator)
             style_A = random_rows(base.in_features, style_rank, generator)
