@@ -357,3 +357,25 @@ def test_evaluate_is_the_mean_over_its_draws(pair, tmp_path, monkeypatch):
     content, _ = trainer.evaluate(draws=3)
     trainer.close()
     assert len(draws) == 3 and content == pytest.approx(sum(draws) / 3, rel=1e-6), (content, draws)
+
+
+def test_the_fused_adamw_on_the_cpu_trains_as_the_per_tensor_one(pair, tmp_path, monkeypatch):
+    """The trainer's AdamW is fused on a CPU (one kernel for every adapter); the same B's as the per-tensor loop."""
+    from paircustom.training import trainer as trainer_module
+
+    weights = {}
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(trainer_module, "optimizer_class", lambda config, device: torch.optim.AdamW)
+        trainer = PairTrainer(
+            quick_config(*pair, tmp_path / f"{fused}.safetensors", max_steps=4, style_start_step=1),
+            build_tiny_pipeline("sd"),
+        )
+        assert trainer.optimizer.optimizer.param_groups[0]["fused"] is (fused or None), "fused AdamW on the CPU"
+        trainer.fit()
+        weights[fused] = _snapshot(trainer)
+        trainer.close()
+    for kind in ("content_B", "style_B"):
+        moved = max(b.abs().max().item() for b in weights[False][kind])
+        assert moved > 1e-3, f"{kind} did not train"
+        assert _changed(weights[True][kind], weights[False][kind]) < 1e-5 * max(moved, 1.0), kind

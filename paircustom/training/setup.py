@@ -3,6 +3,7 @@ of this process and the optimizer class."""
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import replace
@@ -69,10 +70,11 @@ def accelerator_of(config: TrainConfig, device: str) -> tuple[TrainConfig, objec
     return config, accelerator
 
 
-def optimizer_class(config: TrainConfig):
-    """AdamW, or bitsandbytes' 8-bit AdamW with ``use_8bit_adam``."""
+def optimizer_class(config: TrainConfig, device="cpu"):
+    """AdamW, fused on a CPU or CUDA device (one kernel updates every adapter, not a Python loop over the
+    tensors); or bitsandbytes' 8-bit AdamW with ``use_8bit_adam``."""
     if not config.use_8bit_adam:
-        return torch.optim.AdamW
+        return functools.partial(torch.optim.AdamW, fused=torch.device(device).type in ("cpu", "cuda"))
     try:
         import bitsandbytes
     except ImportError:

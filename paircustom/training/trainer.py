@@ -84,7 +84,7 @@ class PairTrainer(TrainerOutputs):
         if self.style_word:  # its own learning rate, no weight decay (which would pull it to zero)
             groups.append({"params": self.style_word.params, "lr": config.style_word_lr or config.learning_rate})
             groups[-1]["weight_decay"] = 0.0
-        optimizer = optimizer_class(config)(groups, lr=self.learning_rate, weight_decay=config.weight_decay)
+        optimizer = optimizer_class(config, device)(groups, lr=self.learning_rate, weight_decay=config.weight_decay)
         self.denoiser = denoiser
         self._train_only(self.kinds(0))
         self.denoiser, self.optimizer = self.accelerator.prepare(denoiser, optimizer)
