@@ -1,5 +1,6 @@
 """What ``paircustom generate`` and ``paircustom stylize`` share: the style-file and model options, reading the
-styles and the control image, the checks of a model family's options, opening the pipeline."""
+styles and the control image, the checks made before the model loads (``check_generation``, also ``sweep``'s, and
+a model family's options), opening the pipeline."""
 
 from __future__ import annotations
 
