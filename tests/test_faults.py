@@ -20,8 +20,7 @@ import paircustom.files.safe_outputs as outputs
 from paircustom.cli.main import main
 from paircustom.errors import UserError
 from paircustom.tiny.unet import build_tiny_pipeline
-from paircustom.training.checkpoint import check_run_inputs
-from paircustom.training.run_guard import check_run_files
+from paircustom.training.setup import check_run_files, check_run_inputs
 from paircustom.training.trainer import PairTrainer, train_pair
 from tests.conftest import RESOLUTION, fast_flags, quick_config, write_pair
 from tests.helpers_bad_inputs import snapshot

@@ -1,5 +1,6 @@
 """What ``paircustom generate`` and ``paircustom stylize`` share: the style-file and model options, reading the
-styles and the control image, the checks of a model family's options, opening the pipeline."""
+styles and the control image, the checks made before the model loads (``check_generation``, also ``sweep``'s, and
+a model family's options), opening the pipeline."""
 
 from __future__ import annotations
 
@@ -131,6 +132,33 @@ def inputs_of(args, styles) -> list[tuple[str, str]]:
     """The files a generate or stylize run reads, as (role, path): none of them may be an output."""
     files = [("style file", path) for path, _ in styles] + [("control image", args.control_image)]
     return files + [("prompts file", getattr(args, "prompts_file", None)), ("image", getattr(args, "image", None))]
+
+
+def check_generation(
+    model: str,
+    prompt: str | list[str],
+    styles: list[tuple[str, float]],
+    suffix: str | None,
+    lora_scale: float | None,
+    **sampling,
+):
+    """Everything ``paircustom generate`` is given (one prompt or a list), against the model's configs;
+    ``sampling`` as ``check_sampling``.  Returns the model's plan (None: a hub id whose configs did not download)."""
+    from ..config.checks import check_sampling
+    from ..files.style_file import check_fits, read_adapter
+    from ..models.plan import ModelPlan
+
+    plan = ModelPlan.of_model(model)
+    limits = dict(factor=plan.pixel_multiple, max_steps=plan.train_timesteps) if plan else {}
+    check_sampling(style_scales=dict(styles), lora_scale=lora_scale, **sampling, **limits)
+    for path, _ in styles:
+        tensors, metadata = read_adapter(path, plan.denoiser.config if plan else None)
+        if plan is not None:
+            check_fits(path, tensors, metadata, plan.family, plan.denoiser)
+            style_suffix = suffix if suffix is not None else metadata.style_suffix if metadata else ""
+            for each in [prompt] if isinstance(prompt, str) else prompt:
+                plan.check_prompt(each, style_suffix)
+    return plan
 
 
 def check_family_options(args, config: GenerateConfig, plan, metadata) -> bool:

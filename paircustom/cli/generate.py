@@ -13,7 +13,7 @@ from .. import __version__, distributed
 from ..config.generate import GENERATE_OPTIONS, GenerateConfig
 from ..config.validate import check_prompts
 from ..errors import UserError
-from .common import check_family_options, inputs, inputs_of, open_pipeline, read_control, read_styles
+from .common import check_family_options, check_generation, inputs, inputs_of, open_pipeline, read_control, read_styles
 from .provenance import model_record
 from .threads import threads_for
 
@@ -122,8 +122,6 @@ def _generate(args, config, device, styles, names, flow, control_image, work, pa
 
 def _checked_inputs(args, config: GenerateConfig, styles, metadata, prompts: list[str]):
     """The settings checked against each other and the model's config files, before it loads; the model's plan."""
-    from ..models.plan import check_generation
-
     if (config.prompt_2 or config.negative_prompt_2) and {m.family for m in metadata if m} == {"sd"}:
         raise UserError(
             "--prompt-2 and --negative-prompt-2 feed SDXL's second text encoder; these styles are for "

@@ -9,7 +9,7 @@ from .. import __version__
 from ..config.generate import STYLIZE_OPTIONS
 from ..config.validate import check_prompts
 from ..errors import UserError
-from .common import check_family_options, inputs, inputs_of, open_pipeline, read_control, read_styles
+from .common import check_family_options, check_generation, inputs, inputs_of, open_pipeline, read_control, read_styles
 from .provenance import file_record, model_record
 from .threads import threads_for
 
@@ -48,7 +48,6 @@ def run_stylize(args) -> None:
     centre-cropped as in training."""
     from ..files.images import check_writable, open_rgb
     from ..files.safe_outputs import OutputLock, check_not_input
-    from ..models.plan import check_generation
     from ..sampling.stylize import check_stylize
 
     styles, names, metadata, config = read_styles(args)

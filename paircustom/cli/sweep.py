@@ -13,7 +13,7 @@ from ..config.generate import GENERATE, MODEL_OPTIONS, GenerateConfig
 from ..config.options import add_options
 from ..config.sweep import MAX_STYLES, parse_range
 from ..errors import UserError
-from .common import naming, open_pipeline, read_styles
+from .common import check_generation, naming, open_pipeline, read_styles
 from .generate import CALL, STYLE
 
 # The strengths of a style given without its own: 0 to twice the default style scale, five values.
@@ -97,7 +97,6 @@ def run_sweep(args) -> None:
     from ..config.checks import check_number
     from ..config.sweep import MAX_CELLS, check_grid
     from ..files.sweep_files import check_outputs
-    from ..models.plan import check_generation
     from .batch import parse_seeds, read_prompts
 
     files, ranges, lora = _read_ranges(args)

@@ -86,35 +86,6 @@ def check_sampling(
     check_number(arg("num_images_per_prompt"), num_images, 1, MAX_IMAGES, integer=True, required=True)
 
 
-def check_training_numbers(config) -> None:
-    """The numeric settings of a resolved TrainConfig (ranks and style_start_step are checked beside it)."""
-    from .validate import arg
-
-    check_number(arg("alpha"), config.alpha, 1e-6, 1e4, hint="; omit it to use the rank")
-    check_number(arg("learning_rate"), config.learning_rate, 0, 1, hint="; the paper uses 1e-5")
-    if config.style_word_lr is not None:
-        check_number(
-            "the style word learning rate (--style-word-lr)", config.style_word_lr, 0, 1, hint="; omit it to use --lr"
-        )
-    check_number(arg("weight_decay"), config.weight_decay, 0, 1, hint="; omit it for the default")
-    for name, high in (
-        ("content_rank", 100_000),
-        ("style_rank", 100_000),
-        ("max_steps", MAX_STEPS),
-        ("style_start_step", MAX_STEPS),
-        ("gradient_accumulation", 1024),
-        ("resolution", MAX_SIDE),  # multiple of 8: beside it
-        ("seed", MAX_SEED),
-        ("basis_seed", MAX_BASIS_SEED),
-        ("preview_every", 2**63 - 1),  # past max_steps: never
-        ("checkpoint_every", 2**63 - 1),
-        ("save_every", 2**63 - 1),
-    ):
-        check_number(arg(name), getattr(config, name), 0, high, integer=True)
-    keep_hint = "; 1 keeps the rolling checkpoint only"
-    check_number(arg("keep_checkpoints"), config.keep_checkpoints, 1, 10_000, integer=True, hint=keep_hint)
-
-
 def _existing_ancestor(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path != path.parent:

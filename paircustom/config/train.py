@@ -9,18 +9,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError
-from .checks import check_training_numbers
 from .model_names import DTYPE_NAMES, is_hub_id, pipeline_settings, resolve_model
 from .options import device_setting, setting, vae_setting, variant_setting
 from .targets import DEFAULT_TARGETS, JOINT_TARGETS
-from .validate import arg, check_train_types
+from .train_checks import METHODS, MIXED_PRECISION, check_train_types, check_train_values
 
 # The paper's settings (SDXL); a model folder's paircustom.json "train_defaults" overrides them for that model.
 PAPER_DEFAULTS = dict(
     learning_rate=1e-5, max_steps=750, style_start_step=250, rank=64, resolution=512, gradient_accumulation=4
 )
-MIXED_PRECISION = ("no", "fp16", "bf16")
-METHODS = ("pair", "style-only", "slider")
 
 
 # Files keep the names that fields had when the files were first written (paircustom.json's "train_defaults",
@@ -140,7 +137,7 @@ class TrainConfig:
     progress: bool = True  # show a progress bar (the command line's --quiet: none)
 
     def __post_init__(self):
-        """Types first (``validate.check_train_types``): a wrong type is refused here, naming the argument."""
+        """Types first (``train_checks.check_train_types``): a wrong type is refused here, naming the argument."""
         for name, path in check_train_types(self).items():
             object.__setattr__(self, name, path)  # Path objects are kept as text
 
@@ -201,63 +198,8 @@ class TrainConfig:
         return self.alpha or self.style_rank
 
     def validate(self) -> None:
-        """Values after resolution; refusals name the argument as the user gave it (``validate.arg``)."""
-        check_training_numbers(self)  # types, finiteness and ranges first
-        rank = "content_rank" if self.content_rank < 1 else "style_rank"
-        rank = "rank" if self.content_rank == self.style_rank else rank
-        checks = [
-            (
-                self.content_rank >= 1 and self.style_rank >= 1,
-                f"{arg(rank)} must be at least 1 (ranks got content {self.content_rank}, style {self.style_rank}); "
-                f"use e.g. {arg('rank')} 64",
-            ),
-            (self.alpha is None or self.alpha > 0, f"{arg('alpha')} must be positive (got {self.alpha})"),
-            (self.learning_rate > 0, f"{arg('learning_rate')} must be a positive number (got {self.learning_rate})"),
-            (self.max_steps >= 1, f"{arg('max_steps')} must be at least 1 (got {self.max_steps})"),
-            (
-                0 <= self.style_start_step < self.max_steps,
-                f"{arg('style_start_step')} ({self.style_start_step}) must be at least 0 and below "
-                f"{arg('max_steps')} ({self.max_steps}), or the style is never trained",
-            ),
-            (
-                self.keep_checkpoints == 1 or self.checkpoint_every > 0,
-                f"keeping {self.keep_checkpoints} checkpoints needs checkpoints: add {arg('checkpoint_every')} N",
-            ),
-            (
-                self.gradient_accumulation >= 1,
-                f"{arg('gradient_accumulation')} must be at least 1 (got {self.gradient_accumulation})",
-            ),
-            (
-                self.resolution >= 8 and self.resolution % 8 == 0,
-                f"{arg('resolution')} must be a multiple of 8 (got {self.resolution})",
-            ),
-            (self.method in METHODS, f"{arg('method')} must be pair, style-only or slider (got {self.method!r})"),
-            (
-                self.mixed_precision in MIXED_PRECISION,
-                f"{arg('mixed_precision')} must be no, fp16 or bf16 (got {self.mixed_precision!r})",
-            ),
-            (self.dtype in DTYPE_NAMES, f"{arg('dtype')} must be one of {', '.join(DTYPE_NAMES)} (got {self.dtype!r})"),
-            (
-                self.save_dtype in DTYPE_NAMES,
-                f"{arg('save_dtype')} must be one of {', '.join(DTYPE_NAMES)} (got {self.save_dtype!r})",
-            ),
-            (
-                self.style_prompt.startswith(self.content_prompt),
-                f"{arg('style_prompt')} must extend the content prompt "
-                f"(got {self.style_prompt!r} for {self.content_prompt!r}) so its suffix can be reused at generation",
-            ),
-            (
-                str(self.output).endswith(".safetensors"),
-                f"{arg('output')} must be a .safetensors file (got {self.output})",
-            ),
-            (
-                len(self.pair_subjects) in (0, len(self.extra_pairs)),
-                f"give one subject per extra pair ({len(self.extra_pairs)}) or none (got {len(self.pair_subjects)})",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message + ".")
+        """Values after resolution (``train_checks.check_train_values``)."""
+        check_train_values(self)
 
     @property
     def pairs(self) -> list[tuple[str, str]]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import os
-import typing
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 
 from ..errors import UserError
@@ -123,72 +121,6 @@ def check_flag(name: str, value) -> None:
 def check_choice(name: str, value, choices) -> None:
     if not isinstance(value, str) or value not in choices:
         raise UserError(f"{arg(name)} must be one of {', '.join(map(str, choices))} (got {show(value)}).")
-
-
-def _field_kind(annotation):
-    """(base type, optional) of a field annotation such as ``int | None``."""
-    if typing.get_origin(annotation) is tuple:
-        return tuple, False
-    args = typing.get_args(annotation)
-    optional = type(None) in args
-    kinds = [a for a in args if a is not type(None)] or [annotation]
-    return (tuple if typing.get_origin(kinds[0]) is tuple else kinds[0]), optional
-
-
-PATH_FIELDS = ("content_image", "style_image", "output", "model")
-WORD_FIELDS = ("subject", "style", "token")
-
-
-def check_train_types(config) -> dict:
-    """Every field of a TrainConfig has its declared type (before any default is filled in); returns the path
-    fields as text, for the config to keep (``Path`` objects are welcome)."""
-    hints = typing.get_type_hints(type(config))
-    paths = {name: check_path(name, getattr(config, name)) for name in PATH_FIELDS}
-    for name in WORD_FIELDS:
-        check_words(name, getattr(config, name))
-    for field in fields(config):
-        name, value = field.name, getattr(config, field.name)
-        kind, optional = _field_kind(hints[name])
-        if name in PATH_FIELDS + WORD_FIELDS or (value is None and optional):
-            continue
-        if kind is bool:
-            check_flag(name, value)
-        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise UserError(f"{arg(name)} must be a whole number (got {show(value)}).")
-        elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise UserError(f"{arg(name)} must be a number (got {show(value)}).")
-        elif kind is str:
-            check_words(name, value)
-    _check_word_lists(config)
-    return paths
-
-
-def _check_word_lists(config) -> None:
-    for name in ("content_prompt", "style_prompt"):
-        check_words(name, getattr(config, name), optional=True)
-    if config.target_modules is not None:
-        if isinstance(config.target_modules, str) or not isinstance(config.target_modules, (tuple, list)):
-            raise UserError(
-                f"{arg('target_modules')} must be a list of layer names such as ('to_q', 'to_k') "
-                f"(got {show(config.target_modules)})."
-            )
-        for target in config.target_modules:
-            check_words("target_modules", target)
-    if not isinstance(config.extra_pairs, (tuple, list)):
-        raise UserError(
-            f"{arg('extra_pairs')} must be a list of (content, style) image pairs (got {show(config.extra_pairs)})."
-        )
-    for pair in config.extra_pairs:
-        if isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise UserError(
-                f"each of {arg('extra_pairs')} must be a (content, style) pair of image paths (got {show(pair)})."
-            )
-        for image in pair:
-            check_path("extra_pairs", image)
-    if isinstance(config.pair_subjects, str) or not isinstance(config.pair_subjects, (tuple, list)):
-        raise UserError(f"{arg('pair_subjects')} must be a list of subject words (got {show(config.pair_subjects)}).")
-    for subject in config.pair_subjects:
-        check_words("pair_subjects", subject)
 
 
 def check_prompts(prompt, name: str = "prompt") -> list[str]:

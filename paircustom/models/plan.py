@@ -149,29 +149,3 @@ class ModelPlan:
                     f"the text encoder reads only {limit} (start and end included), so the style words "
                     "would be cut off; shorten the prompt."
                 )
-
-
-def check_generation(
-    model: str,
-    prompt: str | list[str],
-    styles: list[tuple[str, float]],
-    suffix: str | None,
-    lora_scale: float | None,
-    **sampling,
-) -> ModelPlan | None:
-    """Everything ``paircustom generate`` is given (one prompt or a list), against the model's configs;
-    ``sampling`` as ``check_sampling``.  Returns the model's plan (None: a hub id whose configs did not download)."""
-    from ..config.checks import check_sampling
-    from ..files.style_file import check_fits, read_adapter
-
-    plan = ModelPlan.of_model(model)
-    limits = dict(factor=plan.pixel_multiple, max_steps=plan.train_timesteps) if plan else {}
-    check_sampling(style_scales=dict(styles), lora_scale=lora_scale, **sampling, **limits)
-    for path, _ in styles:
-        tensors, metadata = read_adapter(path, plan.denoiser.config if plan else None)
-        if plan is not None:
-            check_fits(path, tensors, metadata, plan.family, plan.denoiser)
-            style_suffix = suffix if suffix is not None else metadata.style_suffix if metadata else ""
-            for each in [prompt] if isinstance(prompt, str) else prompt:
-                plan.check_prompt(each, style_suffix)
-    return plan

@@ -33,8 +33,6 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from .. import distributed
-from ..config.checks import check_writable, remove_stale_temp_files
 from ..config.train import file_name
 from ..errors import PairCustomWarning, UserError, reason
 from ..files.images import atomic_write
@@ -87,45 +85,6 @@ def result_settings(config) -> dict:
         settings[role + "_sha256"] = digest(getattr(config, role))
     settings["extra_pairs_sha256"] = [[digest(content), digest(style)] for content, style in config.extra_pairs]
     return json.loads(json.dumps(settings))  # tuples become lists, as they come back from the file
-
-
-def check_run_inputs(config, processes: int = 1) -> Path | None:
-    """Outputs and resume state of a resolved TrainConfig run by ``processes`` processes, before any model loads.
-
-    Returns the checkpoint to resume from (None: start from step 0); deletes temporary files
-    that a killed earlier run left beside the outputs once everything else is in order.
-    """
-    path, output = config.checkpoint_path, Path(config.output)
-    legacy = output.with_suffix(".checkpoint.pt")  # versions before 0.2 pickled it: never loaded, unpickling runs code
-    resuming = config.resume and path.is_file()
-    if config.resume and not resuming and legacy.is_file():
-        raise UserError(
-            f"'{legacy}' is a checkpoint of an older paircustom, written with pickle, which is never "
-            "loaded because unpickling a file can run code; delete it and train from the start."
-        )
-    if config.resume and not resuming and output.exists() and not config.overwrite:
-        raise UserError(
-            f"--resume found no checkpoint '{path}' and '{output}' already exists; pass --overwrite to "
-            "train it again from the start, or choose another output."
-        )
-    for written in config.outputs():
-        check_writable(written, overwrite=config.overwrite or resuming or written == path)
-    if resuming:
-        header = read_header(path)
-        written_by = header.get("num_processes", 1)
-        if written_by != processes:
-            raise UserError(
-                f"the checkpoint '{path}' was written by a run of {written_by} process"
-                f"{'es' * (written_by != 1)} and this run has {processes}; resume with {written_by} "
-                "(each process continues its own noise draws), or delete the checkpoint to start over."
-            )
-        check_same_settings(path, header, result_settings(config))
-    if distributed.is_main():  # only process 0 writes, or deletes
-        for written in config.outputs():
-            remove_stale_temp_files(written)
-        for _, stale in numbered_checkpoints(path, temporary=True):
-            stale.unlink(missing_ok=True)
-    return path if resuming else None
 
 
 @dataclass

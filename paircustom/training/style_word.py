@@ -34,24 +34,6 @@ def last_match(row: list[int], ids: list[int]) -> int | None:
     return next((i for i in range(len(row) - n, -1, -1) if row[i : i + n] == ids), None)
 
 
-def check_style_word_run(config, family: str, processes: int) -> None:
-    """The settings of a run with (or without) a learned style word, before the model loads."""
-    if not config.learn_style_word:
-        if config.style_word_lr is not None:
-            raise UserError("a style word learning rate needs --learn-style-word; add it, or drop --style-word-lr.")
-        return
-    if config.method == "slider" or f" {config.style} " not in f"{config.style_suffix} ":
-        raise UserError(
-            f"--learn-style-word learns the style words ({config.style!r}), so they must stand in the style "
-            f"prompt's suffix ({config.style_suffix!r}) and the method must use it (not the slider)."
-        )
-    if family not in ("sd", "sdxl") or processes > 1:
-        raise UserError(
-            f"--learn-style-word trains SD and SDXL models in one process (this is {family} in {processes}); "
-            "drop the option, or run it without accelerate launch."
-        )
-
-
 class StyleWord:
     """The trainable style-word embeddings of a run, and the style rows of the pair encoded with them."""
 

@@ -23,13 +23,11 @@ from .. import distributed
 from ..adapters.layers import add_pair_lora, remove_pair_lora
 from ..config.train import TrainConfig  # noqa: F401  (re-exported: callers import it from here)
 from ..errors import UserError
-from ..files.images import load_pair
 from ..models.family import Size
 from ..models.registry import DTYPES, family_of, load_pipeline
 from .objective import EncodedPair, RowKind, pair_losses
 from .outputs import TrainerOutputs
-from .run_guard import lock_run, resume_settings
-from .setup import accelerator_of, checked_run, optimizer_class
+from .setup import accelerator_of, checked_run, lock_run, optimizer_class
 from .style_word import StyleWord
 
 
@@ -38,9 +36,7 @@ class PairTrainer(TrainerOutputs):
 
     def __init__(self, config: TrainConfig, pipe=None):
         # 1. settings and inputs first, so mistakes are reported before a large model loads
-        self.config = config = resume_settings(config).resolved(pipe)
-        images = [image for content, style in config.pairs for image in load_pair(content, style, config.resolution)]
-        config, pipe, resume_from = checked_run(config, images, pipe)
+        config, pipe, images, resume_from = checked_run(config, pipe)
         self.config, self.resumed = config, resume_from is not None
         self.lock = lock_run(config, self.resumed).__enter__() if distributed.is_main() else None
         try:
