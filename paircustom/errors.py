@@ -6,7 +6,11 @@ everything else is a bug and keeps its traceback.
 
 
 class UserError(ValueError):
-    """Bad input: the message says what is wrong and how to fix it."""
+    """Bad input: the message says what is wrong and how to fix it, on one line (a value shown in it, such as an
+    array's repr, may span several)."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(" ".join(str(message).split()))
 
 
 class PairCustomWarning(UserWarning):

@@ -501,3 +501,20 @@ def test_bad_api_input_is_one_user_error(name, world, tmp_path):
     assert match in message, f"refused for another reason than expected ({match!r}): {message}"
     assert snapshot(root) == before_root, "a shared file changed"
     assert not list(tmp_path.glob(".*")), f"left behind: {list(tmp_path.glob('.*'))}"
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"strength": np.zeros((2, 2))}, "strength must be a finite number"),
+        ({"method": np.zeros((2, 2))}, "must be sdedit or inversion"),
+        ({"resolution": np.zeros((2, 2))}, "resolution must be a whole number"),
+    ],
+)
+def test_an_array_where_a_setting_goes_is_refused_in_one_line(kwargs, words):
+    """An array's repr spans lines; the refusal that shows it must not (found by test_fuzz_api)."""
+    guided = StyleGuidedPipeline(build_tiny_pipeline("sd"))
+    with pytest.raises(UserError) as refused:
+        guided.stylize(Image.new("RGB", (16, 16)), prompt="a dog", num_inference_steps=2, **kwargs)
+    message = str(refused.value)
+    assert words in message and "\n" not in message, message

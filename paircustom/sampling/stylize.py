@@ -61,7 +61,7 @@ def check_stylize(
     """The settings only stylising has; refused in one sentence."""
     check_number(arg("strength"), strength, 0, 1, hint=" (0 keeps the image, 1 redraws it from pure noise)")
     check_number(arg("inversion_refine"), refine, 0, 100, integer=True)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise UserError(f"{arg('method')} must be sdedit or inversion (got {method!r}).")
     if negative_prompt_inversion and method != "inversion":
         raise UserError(
