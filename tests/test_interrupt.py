@@ -3,6 +3,7 @@ while the modules import, while the model loads (also when a library swallows th
 ThreadPoolExecutor callback once did), and during training (where the line says how to keep the work)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,6 +99,12 @@ def _maps(pid) -> str:
         return ""
 
 
+def _steps_shown(stderr: bytes) -> int:
+    """The last step count the progress bar printed (it may skip some: tqdm redraws at most every 0.1 s)."""
+    counts = re.findall(rb"pair training:[^|]*\|[^|]*\| *(\d+)/300", stderr)
+    return int(counts[-1]) if counts else 0
+
+
 def _start(moment, tmp_path) -> Child:
     """The child, stopped (or about to be) at ``moment``."""
     argv = _train_argv(tmp_path)
@@ -111,7 +118,7 @@ def _start(moment, tmp_path) -> Child:
         child.wait_for(lambda: "libtorch" in _maps(child.process.pid), "the import of torch")
     else:
         child = Child([sys.executable, "-m", "paircustom", *argv], tmp_path)
-        child.wait_for(lambda: b"pair training" in child.stderr and b" 2/300" in child.stderr, "training step 2")
+        child.wait_for(lambda: _steps_shown(child.stderr) >= 2, "training step 2")
     return child
 
 
