@@ -1,5 +1,6 @@
 """Shared fixtures: tiny random pipelines, a synthetic image pair and trained style files (all offline)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,10 @@ from PIL import Image
 
 from paircustom.tiny.unet import build_tiny_pipeline
 from paircustom.training.trainer import TrainConfig, train_pair
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core (pyproject's addopts): one thread each, children too
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 RESOLUTION = 32  # pixels; the tiny VAE halves it to 16x16 latents
 SHARED_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "pairs"
