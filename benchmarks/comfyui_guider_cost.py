@@ -49,26 +49,13 @@ def _measure(run, unet, repeats: int) -> tuple[float, int, int]:
 def train_example(output: Path, steps: int = 20, seed: int = 0) -> Path:
     """A quick style of the demo's bundled pair on the shapes model: pair training as 'paircustom demo' runs it,
     cut to ``steps`` (the ComfyUI tests use it too)."""
-    from paircustom import TrainConfig, train_pair
+    from paircustom import train_pair
     from paircustom.demo import DemoConfig
-    from paircustom.shapes.examples import EXAMPLES, example_paths
+    from paircustom.shapes.examples import example_config
 
-    name = DemoConfig().example
-    content, style = example_paths(name)
     torch.set_num_threads(1)  # the tiny model trains fastest on one thread of a shared CPU
-    config = TrainConfig(
-        str(content),
-        str(style),
-        subject=EXAMPLES[name].subject,
-        style=EXAMPLES[name].style_prompt,
-        model="shapes",
-        output=str(output),
-        max_steps=steps,
-        style_start_step=steps // 4,
-        seed=seed,
-        overwrite=True,
-        progress=False,
-    )
+    config = example_config(DemoConfig().example, output, max_steps=steps, style_start_step=steps // 4, seed=seed,
+                            overwrite=True, progress=False)  # fmt: skip
     return train_pair(config)
 
 

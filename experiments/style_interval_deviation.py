@@ -33,8 +33,8 @@ from paircustom.config.generate import GENERATE
 from paircustom.demo import DemoConfig
 from paircustom.sampling.pipeline import StyleGuidedPipeline
 from paircustom.shapes import world_version
-from paircustom.shapes.examples import EXAMPLES, example_paths
-from paircustom.training.trainer import TrainConfig, train_pair
+from paircustom.shapes.examples import EXAMPLES, example_config
+from paircustom.training.trainer import train_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,23 +50,10 @@ def measure(
 ) -> list[tuple[str, float, float]]:
     """(setting, deviation, style kept) for every setting; the first is full guidance itself (0, 1)."""
     demo = DemoConfig()
-    example = EXAMPLES[example_name]
-    content, style = example_paths(example_name)
     with tempfile.TemporaryDirectory(prefix="paircustom-deviation-") as folder:
         start = time.perf_counter()
-        path = train_pair(
-            TrainConfig(
-                str(content),
-                str(style),
-                subject=example.subject,
-                style=example.style_prompt,
-                model="shapes",
-                output=str(Path(folder) / "style.safetensors"),
-                max_steps=train_steps,
-                overwrite=True,
-                progress=False,
-            )
-        )
+        output = Path(folder) / "style.safetensors"
+        path = train_pair(example_config(example_name, output, max_steps=train_steps, overwrite=True, progress=False))
         log(f"trained the {example_name} style in {time.perf_counter() - start:.0f} s")
         guided = StyleGuidedPipeline.from_pretrained("shapes")
         guided.pipe.set_progress_bar_config(disable=True)

@@ -20,10 +20,10 @@ import torch
 from PIL import Image
 
 from .config.generate import GENERATE
-from .sampling.pipeline import StyleGuidedPipeline
 from .files.images import atomic_write, grid
+from .sampling.pipeline import StyleGuidedPipeline
 from .shapes.world import Layout
-from .training.trainer import TrainConfig, train_pair
+from .training.trainer import train_pair
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ COLUMNS = ("base model", "style from the pair", "exact member", "family word alo
 
 
 def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
-    from .shapes.examples import EXAMPLES, example_paths
+    from .shapes.examples import EXAMPLES, example_config, example_paths
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,10 +60,9 @@ def run_demo(args, config: DemoConfig = DemoConfig()) -> Path:
     torch.set_num_threads(1)
     start = time.perf_counter()
     print(f"1/3 training the '{example.style}' style from {content.name} and {style.name} ...")
-    style_file = train_pair(TrainConfig(
-        str(content), str(style), subject=example.subject, style=example.style_prompt, model="shapes",
-        output=str(out / f"{config.example}-{example.style}.safetensors"), max_steps=config.train_steps,
-        overwrite=True, progress=not args.quiet))
+    output = out / f"{config.example}-{example.style}.safetensors"
+    style_file = train_pair(example_config(config.example, output, max_steps=config.train_steps, overwrite=True,
+                                           progress=not args.quiet))
     prompts = [layout.caption for layout in config.layouts]
     print(f"    {time.perf_counter() - start:.0f} s")
     print(f"2/3 generating {len(prompts)} prompts: base, with the style, and with the style words alone ...")

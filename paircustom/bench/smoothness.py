@@ -46,9 +46,9 @@ from ..config.generate import GENERATE
 from ..sampling.pipeline import StyleGuidedPipeline
 from ..sampling.sweep import initial_noise
 from ..shapes.evaluate import eval_layouts
-from ..shapes.examples import EXAMPLES, example_paths
+from ..shapes.examples import EXAMPLES, example_config
 from ..shapes.styles import STYLES
-from ..training.trainer import TrainConfig, train_pair
+from ..training.trainer import train_pair
 from .scores import analyzer_reads
 from .smoothness_metrics import blend_metrics, path_metrics, rms
 
@@ -78,19 +78,8 @@ def train_styles(config: SmoothnessConfig, work: Path) -> dict[str, Path]:
         pair = EXAMPLES[key]
         output = work / f"{key}-{pair.style}.safetensors"
         if not output.is_file():
-            content, style = example_paths(key)
             start = time.perf_counter()
-            train_pair(
-                TrainConfig(
-                    str(content),
-                    str(style),
-                    subject=pair.subject,
-                    style=pair.style_prompt,
-                    model="shapes",
-                    output=str(output),
-                    progress=False,
-                )
-            )
+            train_pair(example_config(key, output, progress=False))
             print(f"trained {pair.style} in {time.perf_counter() - start:.0f} s")
         files[pair.style] = output
     return files

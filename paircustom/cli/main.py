@@ -282,5 +282,5 @@ def _run(argv: list[str] | None) -> None:
             command(args)
     except UserError as error:
         if distributed.prints_errors():  # one line, always; under N processes from the first of each machine
-            print(f"paircustom: error: {printable(' '.join(str(error).split()))}", file=sys.stderr)
+            print(f"paircustom: error: {printable(str(error))}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -99,6 +99,16 @@ def example_paths(name: str) -> tuple[Path, Path]:
     return EXAMPLES_DIR / f"{name}_content.png", EXAMPLES_DIR / f"{name}_{pair.style}.png"
 
 
+def example_config(name: str, output: str | Path, **settings):
+    """The ``TrainConfig`` that trains example ``name``'s style on the embedded model, as ``paircustom demo`` does;
+    ``settings`` are its other fields (steps, progress, ...)."""
+    from ..config.train import TrainConfig
+
+    pair, (content, style) = EXAMPLES[name], example_paths(name)
+    return TrainConfig(str(content), str(style), subject=pair.subject, style=pair.style_prompt, model="shapes",
+                       output=str(output), **settings)  # fmt: skip
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=EXAMPLES_DIR)

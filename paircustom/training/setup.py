@@ -135,7 +135,7 @@ def check_run_inputs(config: TrainConfig, processes: int = 1) -> Path | None:
     that a killed earlier run left beside the outputs once everything else is in order.
     """
     path, output = config.checkpoint_path, Path(config.output)
-    legacy = output.with_suffix(".checkpoint.pt")  # versions before 0.2 pickled it: never loaded, unpickling runs code
+    legacy = output.with_suffix(".checkpoint.pt")  # a pickled checkpoint: refused, never loaded (unpickling runs code)
     resuming = config.resume and path.is_file()
     if config.resume and not resuming and legacy.is_file():
         raise UserError(
@@ -147,8 +147,7 @@ def check_run_inputs(config: TrainConfig, processes: int = 1) -> Path | None:
             f"--resume found no checkpoint '{path}' and '{output}' already exists; pass --overwrite to "
             "train it again from the start, or choose another output."
         )
-    for written in config.outputs():
-        check_writable(written, overwrite=config.overwrite or resuming or written == path)
+    check_outputs_writable(config, resuming)
     if resuming:
         header = read_header(path)
         written_by = header.get("num_processes", 1)
@@ -167,14 +166,16 @@ def check_run_inputs(config: TrainConfig, processes: int = 1) -> Path | None:
     return path if resuming else None
 
 
+def check_outputs_writable(config: TrainConfig, resuming: bool) -> None:
+    """Every output of the run may be written: new, or replaced with --overwrite; a resumed run replaces its own
+    outputs, and the checkpoint is always its run's own."""
+    for written in config.outputs():
+        check_writable(written, overwrite=config.overwrite or resuming or written == config.checkpoint_path)
+
+
 def lock_run(config: TrainConfig, resuming: bool) -> OutputLock:
     """Hold the outputs of a run (enter it); what another run wrote meanwhile is refused under the lock."""
-
-    def recheck():
-        for written in config.outputs():
-            check_writable(written, overwrite=config.overwrite or resuming or written == config.checkpoint_path)
-
-    return OutputLock([Path(config.output)], recheck)
+    return OutputLock([Path(config.output)], lambda: check_outputs_writable(config, resuming))
 
 
 def accelerator_of(config: TrainConfig, device: str) -> tuple[TrainConfig, object]:

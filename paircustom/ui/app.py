@@ -30,7 +30,7 @@ CSS = """
 
 
 def _error(error: UserError) -> str:
-    return f"paircustom: error: {' '.join(str(error).split())}"
+    return f"paircustom: error: {error}"  # one line: UserError folds its message
 
 
 def _sliders(studio: Studio) -> list:

@@ -96,7 +96,7 @@ def blend_view(studio: Studio, prompt, seed, sample_steps) -> None:
                 return "", blend_grid(studio, prompt, a, b, top_a, top_b, seed or 0, steps), gr.skip()
             return "", gr.skip(), strength_strip(studio, prompt, a, top_a, seed or 0, steps)
         except UserError as error:
-            return f"paircustom: error: {' '.join(str(error).split())}", gr.skip(), gr.skip()
+            return f"paircustom: error: {error}", gr.skip(), gr.skip()
 
     inputs = [prompt, style_a, style_b, top_a, top_b, seed, sample_steps]
     timer.tick(choices, seen, [style_a, style_b, seen])

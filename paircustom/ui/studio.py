@@ -120,7 +120,7 @@ class Studio:
             name = self.load(path)
             self.progress = replace(self.progress, output=path, style_name=name)
         except UserError as error:
-            self.progress = replace(self.progress, error=" ".join(str(error).split()))
+            self.progress = replace(self.progress, error=str(error))
         except Exception as error:  # a bug: keep the traceback for the terminal, one sentence for the page
             traceback.print_exc(file=sys.stderr)
             self.progress = replace(self.progress, error=f"training failed unexpectedly ({reason(error)}).")
